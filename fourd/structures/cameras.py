@@ -24,7 +24,8 @@ _ORTHO_TOL = 1e-3
 
 
 def _as_float(x, name: str, dtype=None) -> Tensor:
-    t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
+    # arrays and lists become float32 (the default); tensors keep float32/float64
+    t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
     if not t.is_floating_point():
         t = t.float()
     if dtype is not None:
@@ -138,7 +139,7 @@ class Cameras:
         return Cameras(f(self.K), f(self.R), f(self.T), self.H.to(device), self.W.to(device), f(self.D), list(self.names))
 
     def __getitem__(self, idx) -> "Cameras":
-        if isinstance(idx, int):
+        if isinstance(idx, (int, str)):
             idx = [idx]
         if isinstance(idx, slice):
             idx = list(range(len(self)))[idx]
@@ -302,10 +303,7 @@ class Cameras:
 
     def opencv_K(self, index: int) -> np.ndarray:
         """K of one camera in OpenCV's integer-pixel-centre convention (for cv2 calls)."""
-        K = self.K[index].detach().double().cpu().numpy().copy()
-        K[0, 2] -= 0.5
-        K[1, 2] -= 0.5
-        return K
+        return K_to_opencv(self.K[index].detach().double().cpu().numpy())
 
     def undistort_image(self, image: np.ndarray, index: int, interpolation: int | None = None) -> np.ndarray:
         """Remove lens distortion from one camera's image; the result fits ``self.undistorted()[index]``."""
@@ -390,3 +388,19 @@ def undistort_points(xy_d: Tensor, D: Tensor, iterations: int = 20) -> Tensor:
         x = (xy_d[..., 0] - dx) / radial
         y = (xy_d[..., 1] - dy) / radial
     return torch.stack([x, y], -1)
+
+
+def K_from_opencv(K) -> np.ndarray:
+    """Intrinsics from a file in OpenCV's convention (pixel centres at integers) → fourd's (+0.5)."""
+    K = np.array(K, dtype=np.float64).reshape(3, 3)
+    K[0, 2] += 0.5
+    K[1, 2] += 0.5
+    return K
+
+
+def K_to_opencv(K) -> np.ndarray:
+    """fourd intrinsics → OpenCV's convention, for writing calibration files other tools read."""
+    K = np.array(K, dtype=np.float64).reshape(3, 3)
+    K[0, 2] -= 0.5
+    K[1, 2] -= 0.5
+    return K

@@ -1,0 +1,45 @@
+"""The one console: rich output on stderr, progress bars for long work, a switch for quiet runs."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True, highlight=False)
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    global _quiet
+    _quiet = quiet
+    console.quiet = quiet
+
+
+def log(*args, **kwargs) -> None:
+    console.print(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int):
+    """``with progress("carving", n) as advance: ... advance()`` — a bar with count, rate and ETA."""
+    if _quiet or not sys.stderr.isatty() and total <= 1:
+        yield lambda n=1: None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        console=console, transient=False,
+    )
+    with bar:
+        task = bar.add_task(description, total=total, rate="")
+
+        def advance(n: int = 1) -> None:
+            bar.advance(task, n)
+            t = bar.tasks[0]
+            if t.speed:
+                bar.update(task, rate=f"{t.speed:.1f}/s")
+
+        yield advance

@@ -1,0 +1,282 @@
+"""One API over synchronized multi-view video: (frame, camera) → image, mask, camera.
+
+Subclasses only say where encoded bytes live (:meth:`MultiViewVideo.image_bytes`,
+:meth:`MultiViewVideo.mask_bytes`); decoding, validation, caching, undistortion, cropping to
+the mask and downscaling are shared here. Images are RGB uint8, masks bool, both top row first.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fourd.errors import DataError
+from fourd.structures.cameras import Cameras
+
+
+@dataclass
+class View:
+    """One (frame, camera) sample ready for training or display."""
+
+    image: np.ndarray  # [H, W, 3] uint8 RGB
+    mask: np.ndarray | None  # [H, W] bool
+    camera: Cameras  # one camera matching image (after undistortion, crop and resize)
+    frame: int
+    name: str
+    box: tuple[int, int, int, int]  # (x0, y0, w, h) of the crop in the full-resolution image
+
+
+def check_encoded(data: bytes, where: str) -> None:
+    """Catch truncated JPEG/PNG files that decoders would otherwise half-decode silently."""
+    if len(data) < 8:
+        raise DataError("image file is empty or truncated", where, "re-export or re-copy this image")
+    if data[:2] == b"\xff\xd8" and data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+        raise DataError("JPEG is truncated (no end-of-image marker)", where, "re-export or re-copy this image")
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-16:]:
+        raise DataError("PNG is truncated (no IEND chunk)", where, "re-export or re-copy this image")
+
+
+def encoded_size(data: bytes, where: str) -> tuple[int, int]:
+    """(H, W) of a PNG or JPEG from its header, without decoding the pixels."""
+    check_encoded(data, where)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            break
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+        i += 2 + length
+    img = decode_image(data, where)
+    return img.shape[0], img.shape[1]
+
+
+def decode_image(data: bytes, where: str, grayscale: bool = False) -> np.ndarray:
+    import cv2
+
+    check_encoded(data, where)
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise DataError("image cannot be decoded (corrupt or unsupported format)", where, "re-export it as JPEG or PNG")
+    if arr.dtype == np.uint16:
+        arr = (arr // 257).astype(np.uint8)
+    if grayscale:
+        return arr if arr.ndim == 2 else arr[..., :3].max(-1)  # masks: max over channels
+    if arr.ndim == 2:
+        return np.repeat(arr[..., None], 3, -1)
+    return np.ascontiguousarray(arr[..., 2::-1])  # BGR(A) → RGB
+
+
+def encode_image(img: np.ndarray, ext: str, jpeg_quality: int = 95) -> bytes:
+    import cv2
+
+    if img.ndim == 3:
+        img = img[..., ::-1]
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(img), params)
+    if not ok:
+        raise RuntimeError(f"cannot encode image as {ext}")
+    return buf.tobytes()
+
+
+def image_ext(data: bytes) -> str:
+    return ".png" if data[:8] == b"\x89PNG\r\n\x1a\n" else ".jpg"
+
+
+class _ByteLRU:
+    """A thread-safe LRU cache bounded by the bytes of the arrays it holds."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.used = 0
+        self._d: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+        return None
+
+    def put(self, key, value: np.ndarray | None) -> None:
+        size = 0 if value is None else value.nbytes
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._d:
+                return
+            self._d[key] = value
+            self.used += size
+            while self.used > self.max_bytes and self._d:
+                _, old = self._d.popitem(last=False)
+                self.used -= 0 if old is None else old.nbytes
+
+
+class MultiViewVideo(ABC):
+    """A synchronized multi-view capture with a static camera rig.
+
+    ``cameras`` may carry lens distortion; :meth:`view` undistorts by default.
+    ``held_out`` names cameras kept for evaluation. ``fps`` is the capture frame rate.
+    """
+
+    layout: str = "?"
+
+    def __init__(self, path: str | Path, cameras: Cameras, frames: list[int], held_out: list[str] | None = None,
+                 fps: float = 30.0, cache_bytes: int = 512 << 20):
+        self.path = Path(path)
+        self.cameras = cameras
+        self.frames = sorted(int(f) for f in frames)
+        self.held_out = [str(h) for h in (held_out or [])]
+        unknown = [h for h in self.held_out if h not in cameras.names]
+        if unknown:
+            raise DataError(f"held-out cameras {unknown} are not in the capture", self.path)
+        self.fps = float(fps)
+        self._cache = _ByteLRU(cache_bytes)
+        if not self.frames:
+            raise DataError("the capture has no frames", self.path, "check that the image folders are not empty")
+
+    # ---------------------------------------------------------- subclasses
+    @abstractmethod
+    def image_bytes(self, frame: int, cam: str) -> tuple[bytes, str]:
+        """Encoded image and a description of where it came from (a path, for errors)."""
+
+    @abstractmethod
+    def mask_bytes(self, frame: int, cam: str) -> tuple[bytes, str] | None:
+        """Encoded mask (any channel count, foreground > 127) or None if the capture has none."""
+
+    @property
+    def has_masks(self) -> bool:
+        return self.mask_bytes(self.frames[0], self.cameras.names[0]) is not None
+
+    # ----------------------------------------------------------- shared
+    @property
+    def camera_names(self) -> list[str]:
+        return list(self.cameras.names)
+
+    @property
+    def train_cameras(self) -> list[str]:
+        return [n for n in self.cameras.names if n not in self.held_out]
+
+    def __len__(self) -> int:
+        return len(self.frames) * len(self.cameras)
+
+    def _cam(self, cam: int | str) -> tuple[int, str]:
+        if isinstance(cam, (int, np.integer)):
+            return int(cam), self.cameras.names[int(cam)]
+        try:
+            return self.cameras.index(cam), str(cam)
+        except KeyError as e:
+            raise DataError(str(e.args[0]), self.path) from None
+
+    def _check_frame(self, frame: int) -> int:
+        frame = int(frame)
+        if frame not in self.frames:
+            raise DataError(f"frame {frame} is not in the capture (frames {self.frames[0]}..{self.frames[-1]})", self.path)
+        return frame
+
+    def image(self, frame: int, cam: int | str) -> np.ndarray:
+        """[H, W, 3] uint8 RGB, as stored (distorted if the lens is)."""
+        i, name = self._cam(cam)
+        frame = self._check_frame(frame)
+        key = ("img", frame, name)
+        img = self._cache.get(key)
+        if img is None:
+            data, where = self.image_bytes(frame, name)
+            img = decode_image(data, where)
+            H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
+            if img.shape[:2] != (H, W):
+                raise DataError(f"image is {img.shape[1]}×{img.shape[0]} but camera '{name}' says {W}×{H}", where,
+                                "fix H/W in the calibration or re-export the image at the calibrated size")
+            self._cache.put(key, img)
+        return img
+
+    def mask(self, frame: int, cam: int | str) -> np.ndarray | None:
+        """[H, W] bool foreground mask, or None when the capture has no masks."""
+        i, name = self._cam(cam)
+        frame = self._check_frame(frame)
+        key = ("mask", frame, name)
+        m = self._cache.get(key)
+        if m is None:
+            got = self.mask_bytes(frame, name)
+            if got is None:
+                return None
+            data, where = got
+            m = decode_image(data, where, grayscale=True) > 127
+            H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
+            if m.shape != (H, W):
+                raise DataError(f"mask is {m.shape[1]}×{m.shape[0]} but camera '{name}' images are {W}×{H}", where,
+                                "re-export masks at the image resolution")
+            self._cache.put(key, m)
+        return m
+
+    def view(self, frame: int, cam: int | str, scale: float = 1.0, crop_to_mask: bool = False,
+             undistort: bool = True, margin: int = 8) -> View:
+        """One sample: undistorted, optionally cropped to the mask's bounding box (+margin) and resized."""
+        import cv2
+
+        i, name = self._cam(cam)
+        camera = self.cameras[i]
+        img, m = self.image(frame, i), self.mask(frame, i)
+        if undistort and camera.has_distortion:
+            img = camera.undistort_image(img, 0)
+            if m is not None:
+                m = camera.undistort_image(m.astype(np.uint8) * 255, 0, cv2.INTER_LINEAR) > 127
+            camera = camera.undistorted()
+        H, W = img.shape[:2]
+        box = (0, 0, W, H)
+        if crop_to_mask and m is not None and m.any():
+            ys, xs = np.nonzero(m)
+            x0, y0 = max(int(xs.min()) - margin, 0), max(int(ys.min()) - margin, 0)
+            x1, y1 = min(int(xs.max()) + 1 + margin, W), min(int(ys.max()) + 1 + margin, H)
+            box = (x0, y0, x1 - x0, y1 - y0)
+            img, m = img[y0:y1, x0:x1], m[y0:y1, x0:x1]
+            camera = camera.crop(x0, y0, x1 - x0, y1 - y0)
+        if scale != 1.0:
+            h, w = max(1, round(img.shape[0] * scale)), max(1, round(img.shape[1] * scale))
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            if m is not None:
+                m = cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.5
+            camera = camera.resize(h, w)
+        return View(np.ascontiguousarray(img), m, camera, int(frame), name, box)
+
+    # --------------------------------------------------------- summaries
+    def info(self, coverage_frames: int = 3) -> dict:
+        """Summary: layout, cameras, frames, size, held-out cameras and mean mask coverage."""
+        Hs, Ws = self.cameras.H.tolist(), self.cameras.W.tolist()
+        cov = None
+        if self.has_masks:
+            fr = self.frames[:: max(1, len(self.frames) // coverage_frames)][:coverage_frames]
+            cov = float(np.mean([self.mask(f, c).mean() for f in fr for c in range(len(self.cameras))]))
+        return {
+            "layout": self.layout, "path": str(self.path), "cameras": len(self.cameras), "frames": len(self.frames),
+            "width": int(max(Ws)), "height": int(max(Hs)), "sizes_differ": len(set(zip(Hs, Ws))) > 1,
+            "first_frame": self.frames[0], "last_frame": self.frames[-1], "fps": self.fps,
+            "held_out": self.held_out, "mask_coverage": cov, "distorted": self.cameras.has_distortion,
+        }
+
+
+class InMemoryCapture(MultiViewVideo):
+    """A capture held as encoded bytes in memory (synthesis writes through it)."""
+
+    layout = "memory"
+
+    def __init__(self, cameras: Cameras, frames: list[int], images: dict, masks: dict | None = None,
+                 held_out: list[str] | None = None, fps: float = 30.0):
+        self._images, self._masks = images, masks
+        super().__init__("<memory>", cameras, frames, held_out, fps)
+
+    def image_bytes(self, frame, cam):
+        return self._images[(frame, cam)], f"<memory frame {frame} camera {cam}>"
+
+    def mask_bytes(self, frame, cam):
+        if self._masks is None:
+            return None
+        return self._masks[(frame, cam)], f"<memory mask frame {frame} camera {cam}>"

@@ -1,0 +1,91 @@
+"""Contact sheet of a capture: frames × cameras thumbnails with mask outlines, beside a
+top-down drawing of the camera rig (held-out cameras in red)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fourd.datasets.base import MultiViewVideo
+from fourd.io import atomic_write_bytes
+
+
+def _evenly(items: list, n: int) -> list:
+    if len(items) <= n:
+        return list(items)
+    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
+    return [items[i] for i in idx]
+
+
+def rig_plot(video: MultiViewVideo, size: int) -> np.ndarray:
+    """Top-down view (looking against the rig's mean up direction) of camera centres and view directions."""
+    import cv2
+
+    cams = video.cameras
+    C = cams.centers.double().cpu().numpy()
+    fwd = cams.R[:, 2].double().cpu().numpy()  # camera z axis in world
+    up = -cams.R[:, 1].double().cpu().numpy().mean(0)  # mean of the cameras' "up" (−y) axes
+    up /= max(np.linalg.norm(up), 1e-9)
+    a = np.cross(up, [1.0, 0, 0] if abs(up[0]) < 0.9 else [0, 0, 1.0])
+    a /= np.linalg.norm(a)
+    b = np.cross(up, a)
+    P = np.stack([C @ a, C @ b], 1)
+    D = np.stack([fwd @ a, fwd @ b], 1)
+    lo, hi = P.min(0), P.max(0)
+    span = max(float((hi - lo).max()), 1e-6)
+    pad = 0.12 * size
+    to_px = lambda q: (pad + (q - lo - (hi - lo) / 2) / span * (size - 2 * pad) + (size - 2 * pad) / 2).astype(int)  # noqa: E731
+    img = np.full((size, size, 3), 24, np.uint8)
+    cv2.putText(img, "camera rig (top view)", (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 200, 200), 1, cv2.LINE_AA)
+    held = set(video.held_out)
+    for n, p, d in zip(cams.names, P, D):
+        q = to_px(p)
+        q2 = to_px(p + d * span * 0.08)
+        col = (230, 60, 60) if n in held else (90, 200, 120)
+        cv2.arrowedLine(img, tuple(map(int, q)), tuple(map(int, q2)), col, 1, cv2.LINE_AA, tipLength=0.3)
+        cv2.circle(img, tuple(map(int, q)), 3, col, -1, cv2.LINE_AA)
+        cv2.putText(img, n, (int(q[0]) + 4, int(q[1]) - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.3, col, 1, cv2.LINE_AA)
+    cv2.putText(img, "green: train  red: held out", (8, size - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                (200, 200, 200), 1, cv2.LINE_AA)
+    return img
+
+
+def contact_sheet(video: MultiViewVideo, out: str | Path, max_cameras: int = 24, max_frames: int = 4,
+                  thumb: int = 112, columns: int = 12) -> Path:
+    """Write a PNG: left the rig plot, right a grid with one block of rows per frame
+    (cameras in order, ``columns`` to a row)."""
+    import cv2
+
+    names = _evenly(video.camera_names, max_cameras)
+    frames = _evenly(video.frames, max_frames)
+    label_h = 16
+    cols = min(columns, len(names))
+    rows_per_frame = -(-len(names) // cols)
+    grid = np.full((len(frames) * rows_per_frame * (thumb + label_h) + 6 * len(frames), cols * thumb, 3), 12, np.uint8)
+    for fi, f in enumerate(frames):
+        for k, n in enumerate(names):
+            r, c = fi * rows_per_frame + k // cols, k % cols
+            v = video.view(f, n)
+            h, w = v.image.shape[:2]
+            s = thumb / max(h, w)
+            tw, th = max(1, round(w * s)), max(1, round(h * s))
+            t = cv2.resize(v.image, (tw, th), interpolation=cv2.INTER_AREA)
+            if v.mask is not None:
+                m = cv2.resize(v.mask.astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST)
+                contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+                cv2.drawContours(t, contours, -1, (60, 220, 255), 1)
+            y0 = r * (thumb + label_h) + label_h + 6 * fi
+            x0 = c * thumb + (thumb - tw) // 2
+            grid[y0:y0 + th, x0:x0 + tw] = t
+            col = (230, 90, 90) if n in video.held_out else (200, 200, 200)
+            cv2.putText(grid, f"cam {n} f{f}", (c * thumb + 3, y0 - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, col, 1,
+                        cv2.LINE_AA)
+    side = max(256, min(grid.shape[0], 480))
+    plot = rig_plot(video, side)
+    H = max(grid.shape[0], side)
+    sheet = np.full((H, side + 8 + grid.shape[1], 3), 12, np.uint8)
+    sheet[:side, :side] = plot
+    sheet[:grid.shape[0], side + 8:] = grid
+    ok, buf = cv2.imencode(".png", sheet[..., ::-1])
+    return atomic_write_bytes(out, buf.tobytes())
