@@ -100,8 +100,10 @@ def test_view_crop_and_scale_keep_geometry(tiny_ev):
     assert v.image.shape[0] < full.image.shape[0] and v.mask.any()
     uv_full, _ = full.camera.project(torch.from_numpy(verts))
     uv, _ = v.camera.project(torch.from_numpy(verts))
-    x0, y0, _, _ = v.box
-    torch.testing.assert_close(uv, (uv_full - torch.tensor([x0, y0], dtype=torch.float32)) * 0.5, atol=1e-3, rtol=0)
+    x0, y0, w, h = v.box
+    s = torch.tensor([v.image.shape[1] / w, v.image.shape[0] / h])  # the resized image's true scale (≈ 0.5)
+    assert torch.allclose(s, torch.tensor([0.5, 0.5]), atol=0.02)
+    torch.testing.assert_close(uv, (uv_full - torch.tensor([x0, y0], dtype=torch.float32)) * s, atol=1e-3, rtol=0)
 
 
 def test_cache_is_bounded(tiny_ev):
