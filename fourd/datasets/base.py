@@ -23,7 +23,7 @@ from fourd.structures.cameras import Cameras
 class View:
     """One (frame, camera) sample ready for training or display."""
 
-    image: np.ndarray  # [H, W, 3] uint8 RGB
+    image: np.ndarray | None  # [H, W, 3] uint8 RGB (None when only the mask was asked for)
     mask: np.ndarray | None  # [H, W] bool
     camera: Cameras  # one camera matching image (after undistortion, crop and resize)
     frame: int
@@ -218,15 +218,17 @@ class MultiViewVideo(ABC):
         return m
 
     def view(self, frame: int, cam: int | str, scale: float = 1.0, crop_to_mask: bool = False,
-             undistort: bool = True, margin: int = 8) -> View:
-        """One sample: undistorted, optionally cropped to the mask's bounding box (+margin) and resized."""
+             undistort: bool = True, margin: int = 8, image: bool = True) -> View:
+        """One sample: undistorted, optionally cropped to the mask's bounding box (+margin) and resized.
+        ``image=False`` skips decoding the image (masks and camera only)."""
         import cv2
 
         i, name = self._cam(cam)
         camera = self.cameras[i]
-        img, m = self.image(frame, i), self.mask(frame, i)
+        m = self.mask(frame, i)
+        img = self.image(frame, i) if image else np.zeros((int(camera.H[0]), int(camera.W[0]), 0), np.uint8)
         if undistort and camera.has_distortion:
-            img = camera.undistort_image(img, 0)
+            img = camera.undistort_image(img, 0) if image else img
             if m is not None:
                 m = camera.undistort_image(m.astype(np.uint8) * 255, 0, cv2.INTER_LINEAR) > 127
             camera = camera.undistorted()
@@ -241,11 +243,12 @@ class MultiViewVideo(ABC):
             camera = camera.crop(x0, y0, x1 - x0, y1 - y0)
         if scale != 1.0:
             h, w = max(1, round(img.shape[0] * scale)), max(1, round(img.shape[1] * scale))
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            if image:
+                img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
             if m is not None:
                 m = cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.5
             camera = camera.resize(h, w)
-        return View(np.ascontiguousarray(img), m, camera, int(frame), name, box)
+        return View(np.ascontiguousarray(img) if image else None, m, camera, int(frame), name, box)
 
     # --------------------------------------------------------- summaries
     def info(self, coverage_frames: int = 3) -> dict:
