@@ -19,8 +19,9 @@ class CarveConfig:
     """surface points per frame (4K4D uses 262,144; the demo preset far fewer)."""
     resolution: int = 256
     """voxels along the longest side of the working volume (the fine level)."""
-    coarse_factor: int = 4
-    """the coarse level's voxels are this many times larger (4K4D: ~15 mm, then ~5 mm)."""
+    coarse_resolution: int = 32
+    """voxels along the longest side at the coarsest level; each finer level halves the voxel edge
+    (4K4D carves at ~15 mm then ~5 mm; here levels are relative to the subject, so any scale works)."""
     vote: float = 0.9
     """fraction of the cameras seeing a voxel that must put it inside their mask."""
     min_views: int = 3

@@ -83,18 +83,24 @@ class HullSettings:
     """a voxel seen by fewer cameras is dropped."""
     chunk: int = 1 << 18
     """voxels projected at once (bounds memory: chunk × cameras × a few floats)."""
+    sample: str = "center"
+    """where a voxel meets a mask: 'center' (the pixel under its centre) or 'open3d' (Open3D's
+    carve_silhouette rule: any of its 8 corners where the bilinearly interpolated mask is > 0;
+    a fatter hull, for comparisons)."""
+
+    def __post_init__(self):
+        if self.sample not in ("center", "open3d"):
+            raise ValueError(f"HullSettings.sample must be 'center' or 'open3d', got '{self.sample}'")
+        if not 0 < self.vote <= 1:
+            raise ValueError(f"vote must be in (0, 1], got {self.vote}")
 
 
 def _test(centers: Tensor, half_diag: float, masks: MaskStack, s: HullSettings, conservative: bool):
     """Per voxel: (maybe_kept, surely_kept) bool [N]. With ``conservative`` a voxel counts as inside a
     camera's mask when any part of its projected footprint may be; 'surely' when all of it is."""
     cams = masks.cameras
-    B, H, W = masks.inside.shape
     uv, z = cams.project(centers)  # [B, N, 2], [B, N]
-    Hc, Wc = cams.H[:, None], cams.W[:, None]
-    ij = torch.floor(uv).long()
-    in_img = (z > 1e-6) & (ij[..., 0] >= 0) & (ij[..., 1] >= 0) & (ij[..., 0] < Wc) & (ij[..., 1] < Hc)
-    flat = (torch.arange(B, device=uv.device)[:, None] * H + ij[..., 1].clamp(0, H - 1)) * W + ij[..., 0].clamp(0, W - 1)
+    flat, in_img = _pixels(uv, z, masks)
     if conservative:
         f = cams.K[:, 0, 0, None].abs().maximum(cams.K[:, 1, 1, None].abs())
         r = f * half_diag / z.clamp_min(1e-6) + 1.5  # projected footprint radius, with slack for perspective
@@ -102,15 +108,90 @@ def _test(centers: Tensor, half_diag: float, masks: MaskStack, s: HullSettings, 
         surely = in_img & (masks.dist_in.reshape(-1)[flat] > r)
     else:
         maybe = surely = in_img & masks.inside.reshape(-1)[flat]
+    return _count(maybe, in_img, s), _count(surely, in_img, s)
+
+
+def _pixels(uv: Tensor, z: Tensor, masks: MaskStack) -> tuple[Tensor, Tensor]:
+    """Flat index into the [B, H, W] mask stack of the pixel under each uv [B, N, 2], and whether
+    that pixel is inside the camera's image (and in front of it)."""
+    B, H, W = masks.inside.shape
+    cams = masks.cameras
+    ij = torch.floor(uv).long()
+    in_img = (z > 1e-6) & (ij[..., 0] >= 0) & (ij[..., 1] >= 0) & (ij[..., 0] < cams.W[:, None]) \
+        & (ij[..., 1] < cams.H[:, None])
+    flat = (torch.arange(B, device=uv.device)[:, None] * H + ij[..., 1].clamp(0, H - 1)) * W + ij[..., 0].clamp(0, W - 1)
+    return flat, in_img
+
+
+def _count(inside: Tensor, in_img: Tensor, s: HullSettings) -> Tensor:
     seen = in_img.sum(0)
-    ok = seen >= s.min_views
     need = torch.ceil(s.vote * seen.float() - 1e-6)
-    return ok & (maybe.sum(0) >= need), ok & (surely.sum(0) >= need)
+    return (seen >= s.min_views) & (inside.sum(0) >= need)
+
+
+def _popcount(x: Tensor) -> Tensor:
+    """Set bits of non-negative int64 values (SWAR, then a byte sum)."""
+    x = x - ((x >> 1) & 0x5555555555555555)
+    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
+    return x.contiguous().view(torch.uint8).reshape(*x.shape, 8).sum(-1)
+
+
+def _corners_keep(ijk: Tensor, grid: Grid, masks: MaskStack, s: HullSettings) -> Tensor:
+    """Open3D's rule: a camera puts a voxel inside when the mask, interpolated bilinearly between
+    pixel centres, is positive at any of the voxel's 8 corners. Corners are shared by up to 8
+    voxels, so each distinct lattice point is projected once; per point the cameras' answers are
+    packed into the bits of one int64, so a voxel ORs 8 words instead of 8 × cameras flags."""
+    dev = ijk.device
+    B, H, W = masks.inside.shape
+    if B > 62:
+        raise ValueError("the 'open3d' rule packs cameras into 62 bits; use sample='center' for more cameras")
+    off = torch.stack(torch.meshgrid(*[torch.arange(2, device=dev)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    corners = (ijk[:, None] + off[None]).reshape(-1, 3)
+    dims = torch.tensor(grid.shape, device=dev) + 1
+    lin = (corners[:, 0] * dims[1] + corners[:, 1]) * dims[2] + corners[:, 2]
+    uniq, inv = torch.unique(lin, return_inverse=True)
+    lat = torch.stack([uniq // (dims[1] * dims[2]), (uniq // dims[2]) % dims[1], uniq % dims[2]], 1)
+    # bilinear interpolation is positive iff one of the 2×2 pixels around the point is (away from
+    # exact pixel centres, a set of measure zero): precompute that 2×2 "any" per camera once
+    m = masks.inside
+    any4 = m.clone()
+    any4[:, :, :-1] |= m[:, :, 1:]
+    any4[:, :-1, :] |= any4[:, 1:, :].clone()
+    bit = (1 << torch.arange(B, device=dev, dtype=torch.long))[:, None]
+    in_bits = torch.empty(uniq.numel(), dtype=torch.long, device=dev)
+    seen_bits = torch.empty_like(in_bits)
+    for a in range(0, uniq.numel(), s.chunk):
+        pts = grid.lo.to(dev) + lat[a:a + s.chunk].float() * grid.size
+        uv, z = masks.cameras.project(pts)
+        q = uv - 0.5  # pixel centres at integers, as bilinear interpolation sees them
+        ok = (z > 1e-6) & (q[..., 0] >= 0) & (q[..., 1] >= 0) & (q[..., 0] <= masks.cameras.W[:, None] - 1) \
+            & (q[..., 1] <= masks.cameras.H[:, None] - 1)
+        i0 = q[..., 0].floor().long().clamp(0, W - 1)
+        j0 = q[..., 1].floor().long().clamp(0, H - 1)
+        flat = (torch.arange(B, device=dev)[:, None] * H + j0) * W + i0
+        inside = ok & any4.reshape(-1)[flat]
+        in_bits[a:a + s.chunk] = (inside.long() * bit).sum(0)
+        seen_bits[a:a + s.chunk] = (ok.long() * bit).sum(0)
+    inv = inv.reshape(-1, 8)
+    vin, vseen = in_bits[inv[:, 0]], seen_bits[inv[:, 0]]
+    for k in range(1, 8):
+        vin = vin | in_bits[inv[:, k]]
+        vseen = vseen | seen_bits[inv[:, k]]
+    seen, inside = _popcount(vseen), _popcount(vin)
+    need = torch.ceil(s.vote * seen.float() - 1e-6)
+    return (seen >= s.min_views) & (inside >= need)
 
 
 def _chunked(ijk: Tensor, grid: Grid, masks: MaskStack, s: HullSettings, conservative: bool):
+    if s.sample == "open3d" and not conservative:
+        keep = torch.cat([_corners_keep(ijk[a:a + s.chunk], grid, masks, s) for a in range(0, ijk.shape[0], s.chunk)]
+                         ) if ijk.shape[0] else torch.zeros(0, dtype=torch.bool, device=ijk.device)
+        return keep, keep
     maybe, surely = [], []
     hd = grid.size * math.sqrt(3) / 2
+    if s.sample == "open3d":  # a coarse footprint must also cover its children's corners (+1 px of blur)
+        hd *= 1.5
     for a in range(0, ijk.shape[0], s.chunk):
         m, su = _test(grid.centers(ijk[a:a + s.chunk]), hd, masks, s, conservative)
         maybe.append(m)
@@ -128,14 +209,20 @@ def carve_dense(grid: Grid, masks: MaskStack, s: HullSettings = HullSettings()) 
     return keep.reshape(grid.shape)
 
 
-def carve_coarse_to_fine(grid: Grid, masks: MaskStack, s: HullSettings = HullSettings(), factor: int = 4,
-                         levels: int = 1) -> Tensor:
+def levels_for(grid: Grid, coarse_resolution: int = 32) -> int:
+    """Number of halvings from a grid with ~``coarse_resolution`` voxels along its longest side."""
+    return max(1, int(math.floor(math.log2(max(grid.shape) / max(coarse_resolution, 2)))))
+
+
+def carve_coarse_to_fine(grid: Grid, masks: MaskStack, s: HullSettings = HullSettings(), factor: int = 2,
+                         levels: int | None = None) -> Tensor:
     """Same result as :func:`carve_dense` on ``grid``, testing coarse voxels first.
 
     The coarse grid has voxels ``factor**levels`` times larger; coarse voxels wholly inside the
     hull keep all their children untested, wholly outside ones are dropped, the rest are split.
     """
     dev = masks.inside.device
+    levels = levels_for(grid) if levels is None else levels
     step = factor ** levels
     shape = tuple(-(-n // step) for n in grid.shape)
     coarse = Grid(grid.lo, grid.size * step, shape)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fourd.carve.hull import Grid, HullSettings, MaskStack, carve_coarse_to_fine
+from fourd.carve.hull import Grid, HullSettings, MaskStack, carve_coarse_to_fine, levels_for
 from fourd.carve.metrics import point_spacing, silhouette_iou
 from fourd.carve.surface import hull_mesh, surface_points
 from fourd.carve.volume import find_bounds
@@ -120,7 +120,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
         lo, hi = find_bounds(fm, settings=hs, margin=cfg.margin, device=dev)
     grid = Grid.from_bounds(lo, hi, cfg.resolution)
     log(f"working volume {np.round(lo, 3).tolist()} → {np.round(hi, 3).tolist()}, "
-        f"grid {grid.shape} of {grid.size:.4g} (coarse ×{cfg.coarse_factor})")
+        f"grid {grid.shape} of {grid.size:.4g}, {levels_for(grid, cfg.coarse_resolution)} coarse levels")
     pts_list, nrm_list, col_list, stats = [], [], [], []
     with progress("carving", len(frames)) as advance:
         for f in frames:
@@ -130,7 +130,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
             if f == frames[0]:
                 check_cameras_see_volume(cams, lo, hi, video.path)
             stack = MaskStack.build(cams, masks, dev)
-            occ = carve_coarse_to_fine(grid, stack, hs, factor=cfg.coarse_factor, levels=1)
+            occ = carve_coarse_to_fine(grid, stack, hs, levels=levels_for(grid, cfg.coarse_resolution))
             if not occ.any():
                 raise DataError(f"frame {f}: the hull collapsed to zero voxels", video.path,
                                 f"lower --vote (now {cfg.vote}) or check this frame's masks")

@@ -100,8 +100,8 @@ def test_cube_corners_are_recovered():
     assert np.median(face_dist) < grid.size
 
 
-@pytest.mark.parametrize("vote", [1.0, 0.9])
-def test_coarse_to_fine_equals_dense(vote):
+@pytest.mark.parametrize("vote, factor, levels", [(1.0, 4, 1), (0.9, 2, 2), (0.9, 2, None)])
+def test_coarse_to_fine_equals_dense(vote, factor, levels):
     cams = rig()
     masks = sphere_masks(cams, np.zeros(3), 0.5)
     # punch a notch in a few masks so the vote matters
@@ -111,7 +111,7 @@ def test_coarse_to_fine_equals_dense(vote):
     stack = MaskStack.build(cams, masks)
     s = HullSettings(vote=vote)
     dense = carve_dense(grid, stack, s)
-    fast = carve_coarse_to_fine(grid, stack, s, factor=4)
+    fast = carve_coarse_to_fine(grid, stack, s, factor=factor, levels=levels)
     agree = (dense == fast).float().mean()
     assert agree >= 0.999, agree
     assert dense.sum() > 1000
@@ -126,3 +126,48 @@ def test_voxels_seen_by_too_few_cameras_are_dropped():
     uv, z = cams.project(X)
     seen = ((z > 0) & (uv[..., 0] >= 0) & (uv[..., 0] < 96) & (uv[..., 1] >= 0) & (uv[..., 1] < 96)).sum(0)
     torch.testing.assert_close(occ.reshape(-1), seen >= 3)
+
+
+def test_open3d_rule_coarse_to_fine_equals_dense():
+    cams = rig()
+    masks = sphere_masks(cams, np.zeros(3), 0.5)
+    grid = Grid.from_bounds(np.full(3, -0.9), np.full(3, 0.9), 48)
+    stack = MaskStack.build(cams, masks)
+    s = HullSettings(vote=1.0, min_views=1, sample="open3d")
+    dense, fast = carve_dense(grid, stack, s), carve_coarse_to_fine(grid, stack, s)
+    assert (dense == fast).float().mean() >= 0.999
+    # the corner rule keeps a fatter hull than the centre rule
+    assert dense.sum() > carve_dense(grid, stack, HullSettings(vote=1.0, min_views=1)).sum()
+
+
+def test_popcount():
+    from fourd.carve.hull import _popcount
+
+    x = torch.randint(0, 2 ** 62, (1000,), dtype=torch.long)
+    want = torch.tensor([bin(v).count("1") for v in x.tolist()])
+    assert torch.equal(_popcount(x).long(), want)
+
+
+def test_open3d_rule_matches_open3d_itself():
+    import open3d as o3d
+
+    from fourd.structures.cameras import K_to_opencv
+
+    cams = rig(n_per_ring=4, size=64)
+    masks = sphere_masks(cams, np.array([0.05, 0.0, -0.05]), 0.45)
+    grid = Grid.from_bounds(np.full(3, -0.7), np.full(3, 0.7), 28)
+    vg = o3d.geometry.VoxelGrid.create_dense(grid.lo.double().numpy(), np.zeros(3), grid.size,
+                                            *(float(n) * grid.size for n in grid.shape))
+    for i, m in enumerate(masks):
+        p = o3d.camera.PinholeCameraParameters()
+        K = K_to_opencv(cams.K[i].numpy())
+        p.intrinsic = o3d.camera.PinholeCameraIntrinsic(64, 64, K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+        E = np.eye(4)
+        E[:3, :3], E[:3, 3] = cams.R[i].double().numpy(), cams.T[i].double().numpy()
+        p.extrinsic = E
+        vg.carve_silhouette(o3d.geometry.Image(m.astype(np.float32)), p, keep_voxels_outside_image=False)
+    theirs = {tuple(v.grid_index) for v in vg.get_voxels()}
+    occ = carve_coarse_to_fine(grid, MaskStack.build(cams, masks), HullSettings(vote=1.0, min_views=1, sample="open3d"))
+    ours = {tuple(x) for x in occ.nonzero().tolist()}
+    assert len(theirs) > 500
+    assert len(theirs ^ ours) <= 0.001 * len(theirs) + 1

@@ -1,0 +1,105 @@
+"""Carving a capture end to end, its files, and the errors bad captures get."""
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from fourd.carve.metrics import chamfer_to_mesh
+from fourd.carve.run import carve_sequence
+from fourd.config import CarveConfig
+from fourd.datasets import open_dataset
+from fourd.datasets.synth import load_ground_truth
+from fourd.errors import DataError
+from fourd.structures.points import PointSequence
+
+CFG = CarveConfig(points=3000, resolution=96, vote=0.95)
+
+
+@pytest.fixture(scope="module")
+def carved(tiny_ev, tmp_path_factory):
+    out = tmp_path_factory.mktemp("carve")
+    seq, report = carve_sequence(open_dataset(tiny_ev), CFG, out)
+    return out, seq, report
+
+
+def test_every_frame_carved_with_exact_count(carved, tiny_ev):
+    out, seq, report = carved
+    assert seq.frames == [0, 1, 2] and seq.counts == [3000] * 3
+    assert [f["frame"] for f in report["frames"]] == [0, 1, 2]
+    assert report["iou_mean"] > 0.85  # 96×80 images: the outline is only a few pixels wide
+
+
+def test_points_lie_on_the_ground_truth_surface(carved, tiny_ev):
+    _, seq, _ = carved
+    verts, faces = load_ground_truth(tiny_ev, 1)
+    height = verts[:, 1].max() - verts[:, 1].min()
+    ch = chamfer_to_mesh(seq.frame(1).numpy(), verts, faces, samples=50_000)
+    assert ch["to_gt_mean"] < 0.05 * height, ch
+    assert ch["from_gt_p95"] < 0.1 * height, ch
+
+
+def test_files_are_readable(carved):
+    import open3d as o3d
+
+    out, seq, _ = carved
+    pc = o3d.io.read_point_cloud(str(out / "000002.ply"))
+    pts = np.asarray(pc.points)
+    assert pts.shape == (3000, 3) and pc.has_colors() and pc.has_normals()
+    np.testing.assert_allclose(pts, seq.frame(2).numpy(), atol=1e-6)
+    back = PointSequence.load(out / "points.safetensors")
+    assert back.frames == seq.frames and torch.equal(back.points, seq.points)
+    assert torch.equal(back.attributes["colors"], seq.attributes["colors"])
+    # colours come from the images: the fox is orange, not grey or black
+    c = back.attributes["colors"].mean(0)
+    assert c[0] > c[2] + 0.1
+
+
+def test_truncated_point_file(carved, tmp_path):
+    out, _, _ = carved
+    p = tmp_path / "p.safetensors"
+    p.write_bytes((out / "points.safetensors").read_bytes()[:500])
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        PointSequence.load(p)
+
+
+def test_point_sequence_validates_shapes():
+    with pytest.raises(ValueError, match=r"\[P, 3\]"):
+        PointSequence(torch.zeros(5, 2), torch.tensor([0, 5]))
+    with pytest.raises(ValueError, match="offsets"):
+        PointSequence(torch.zeros(5, 3), torch.tensor([0, 4]))
+
+
+def _copy(src, tmp_path):
+    return shutil.copytree(src, tmp_path / "c")
+
+
+def test_all_empty_masks_name_the_frame(tiny_ev, tmp_path):
+    c = _copy(tiny_ev, tmp_path)
+    for p in (c / "masks").glob("*/000001.png"):
+        cv2.imwrite(str(p), np.zeros((80, 96), np.uint8))
+    with pytest.raises(DataError, match="every mask of frame 1 is empty"):
+        carve_sequence(open_dataset(c), CFG, frames=[0, 1])
+
+
+def test_camera_that_sees_nothing_is_named(tiny_ev, tmp_path):
+    from fourd.datasets.easyvolcap import read_easyvolcap_cameras, write_easyvolcap_cameras
+
+    c = _copy(tiny_ev, tmp_path)
+    cams = read_easyvolcap_cameras(c)
+    R, T, C = cams.R.clone(), cams.T.clone(), cams.centers
+    R[4] = torch.diag(torch.tensor([-1.0, 1.0, -1.0])) @ R[4]  # turn camera 04 around, same place
+    T[4] = -R[4] @ C[4]
+    cams.R, cams.T = R, T
+    write_easyvolcap_cameras(c, cams)
+    with pytest.raises(DataError, match=r"'04'.*see nothing"):
+        carve_sequence(open_dataset(c), CFG, frames=[0])
+
+
+def test_collapsed_volume_suggests_lower_vote(tiny_ev, tmp_path):
+    cfg = CarveConfig(points=1000, resolution=48, bounds=(5.0, 5.0, 5.0, 6.0, 6.0, 6.0))
+    with pytest.raises(DataError) as e:
+        carve_sequence(open_dataset(tiny_ev), cfg, frames=[0])
+    assert "vote" in str(e.value) or "see nothing" in str(e.value)
