@@ -1,0 +1,133 @@
+"""Rasterizers: the torch reference against brute force, the GL peeler against the reference on
+awkward random scenes, and composited images from both."""
+
+import numpy as np
+import pytest
+import torch
+
+from fourd.render.compositor import composite
+from fourd.render.rasterize import GLRasterizer, rasterize_points
+from fourd.render.rasterize_torch import rasterize_points_torch
+from fourd.structures.cameras import Cameras
+from fourd.structures.fragments import RasterSettings
+
+
+def camera(H=48, W=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    eye = torch.tensor([[0.3, 0.2, -2.5]]) + 0.2 * torch.randn(1, 3, generator=g)
+    return Cameras.look_at(eye, [0, 0, 0], H=H, W=W, fov_y_deg=50)
+
+
+def brute_force(points, radii, cam, s):
+    H, W, K = int(cam.H[0]), int(cam.W[0]), s.K
+    uv, z = cam.project(points)
+    uv, z = uv[0], z[0]
+    r = cam.K[0, 1, 1] * radii / z
+    ys, xs = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    d2 = (xs[..., None] - uv[:, 0]) ** 2 + (ys[..., None] - uv[:, 1]) ** 2  # [H, W, P]
+    cov = (d2 < r ** 2) & (z > s.near) & (z < s.far)
+    idx = torch.full((H, W, K), -1, dtype=torch.long)
+    order = torch.sort(z, stable=True).indices
+    for y in range(H):
+        for x in range(W):
+            hits = order[cov[y, x, order]][:K]
+            idx[y, x, :len(hits)] = hits
+    return idx
+
+
+def scene(seed, P=400):
+    g = torch.Generator().manual_seed(seed)
+    pts = torch.randn(P, 3, generator=g) * 0.6
+    radii = torch.rand(P, generator=g) * 0.08 + 0.005
+    pts[:20] = pts[20:40]  # exact duplicates: ties broken by index
+    pts[40:50, 2] = -3.5  # behind the camera
+    pts[50:60, 0] += 4.0  # outside the image
+    radii[60:65] = 1e-4  # tiny: cover no pixel centre
+    radii[65:68] = 0.9  # huge: wider than the largest point sprite
+    pts[68:80] = pts[80:92] + 1e-3  # near-overlapping
+    return pts, radii
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_torch_reference_matches_brute_force(seed):
+    pts, radii = scene(seed, 300)
+    cam = camera(seed=seed)
+    s = RasterSettings(K=5)
+    f = rasterize_points_torch(pts, radii, cam, s, tile=8)
+    assert torch.equal(f.idx, brute_force(pts, radii, cam, s))
+    # depths and distances are those of the chosen points
+    m = f.idx >= 0
+    _, z = cam.project(pts)
+    torch.testing.assert_close(f.zbuf[m], z[0][f.idx[m]])
+
+
+def test_torch_reference_tiles_do_not_change_the_answer():
+    pts, radii = scene(3, 600)
+    cam = camera(70, 90)
+    s = RasterSettings(K=6)
+    a = rasterize_points_torch(pts, radii, cam, s, tile=16)
+    b = rasterize_points_torch(pts, radii, cam, s, tile=8, max_elements=5000)
+    assert torch.equal(a.idx, b.idx)
+
+
+@pytest.mark.gl
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_gl_matches_torch(seed):
+    pts, radii = scene(seed, 3000)
+    cam = camera(90, 120, seed)
+    s = RasterSettings(K=8, near=0.1, far=20)
+    ft = rasterize_points(pts, radii, cam, s, backend="torch")
+    gl = GLRasterizer()
+    fg = gl(pts, radii, cam, s)
+    gl.release()
+    eq = (ft.idx == fg.idx).float().mean()
+    assert eq >= 0.999, eq
+    m = (ft.idx >= 0) & (ft.idx == fg.idx)
+    assert m.sum() > 1000
+    rel = ((ft.zbuf - fg.zbuf).abs() / ft.zbuf.abs())[m]
+    assert rel.max() < 1e-4
+    g = torch.Generator().manual_seed(seed)
+    dens, cols = torch.rand(len(pts), generator=g), torch.rand(len(pts), 3, generator=g)
+    it = composite(ft, pts, radii, dens, cols, cam).rgb
+    ig = composite(fg, pts, radii, dens, cols, cam).rgb
+    assert (it - ig).abs().mean() < 1e-3
+
+
+@pytest.mark.gl
+def test_gl_empty_scene_and_no_points():
+    cam = camera()
+    s = RasterSettings(K=3)
+    gl = GLRasterizer()
+    f = gl(torch.zeros(0, 3), torch.zeros(0), cam, s)
+    assert (f.idx == -1).all() and f.idx.shape == (48, 64, 3)
+    behind = torch.tensor([[0.0, 0.0, -5.0]])
+    f = gl(behind, torch.tensor([0.5]), cam, s)
+    assert (f.idx == -1).all()
+    gl.release()
+
+
+def test_bad_shapes():
+    cam = camera()
+    with pytest.raises(ValueError, match=r"points must be \[P, 3\]"):
+        rasterize_points(torch.zeros(4, 2), torch.ones(4), cam, RasterSettings(), backend="torch")
+    with pytest.raises(ValueError, match="radii"):
+        rasterize_points(torch.zeros(4, 3), torch.ones(3), cam, RasterSettings(), backend="torch")
+    with pytest.raises(ValueError, match="backend"):
+        rasterize_points(torch.zeros(4, 3), torch.ones(4), cam, RasterSettings(), backend="vulkan")
+    with pytest.raises(ValueError, match="K"):
+        RasterSettings(K=0)
+
+
+def test_pytorch3d_backend_says_how_to_get_it():
+    try:
+        import pytorch3d  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pytorch3d"):
+            rasterize_points(torch.zeros(4, 3), torch.ones(4), camera(), RasterSettings(), backend="pytorch3d")
+        return
+    pts, radii = scene(0, 500)
+    cam = camera()
+    s = RasterSettings(K=4)
+    a = rasterize_points(pts, radii, cam, s, backend="torch")
+    b = rasterize_points(pts, radii, cam, s, backend="pytorch3d")
+    assert (a.idx == b.idx).float().mean() > 0.99
