@@ -24,6 +24,22 @@ from fourd.structures.cameras import Cameras
 from fourd.structures.fragments import Fragments, RasterSettings
 
 
+def fragments_from_indices(idx: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, camera: Cameras) -> Fragments:
+    """Depths and squared distances of the chosen points, by the Fragments contract's formulas."""
+    if points.shape[0] == 0:
+        return Fragments(idx, torch.full(idx.shape, -1.0), torch.full(idx.shape, -1.0))
+    uv, z = camera.project(points, distort=False)
+    u, v, z = uv[0, :, 0], uv[0, :, 1], z[0]
+    H, W, _ = idx.shape
+    valid = idx >= 0
+    safe = idx.clamp_min(0)
+    xs = torch.arange(W, dtype=torch.float32)[None, :, None] + 0.5
+    ys = torch.arange(H, dtype=torch.float32)[:, None, None] + 0.5
+    d2 = (xs - u[safe]) ** 2 + (ys - v[safe]) ** 2
+    neg = torch.tensor(-1.0)
+    return Fragments(idx, torch.where(valid, z[safe], neg), torch.where(valid, d2, neg))
+
+
 class DepthPeeler:
     def __init__(self, width: int, height: int, context=None):
         self.ctx = context or headless_context()  # before importing OpenGL: it fixes the GL platform
@@ -190,9 +206,13 @@ class DepthPeeler:
         fbo = self.draw_layer()
         return fbo.read("index"), fbo.read("zd")
 
-    def rasterize(self, camera: Cameras, settings: RasterSettings, device="cpu") -> Fragments:
+    def rasterize(self, camera: Cameras, settings: RasterSettings, device="cpu", read_depths: bool = False
+                  ) -> Fragments:
         """All K layers as Fragments. On a CUDA ``device`` with CUDA-GL interop available, layers go
-        from GL textures to CUDA tensors directly; otherwise through host memory."""
+        from GL textures to CUDA tensors directly; otherwise through host memory.
+
+        Only the indices are read back by default; depths and d² are then computed from them with
+        the contract's formulas (a third of the read-back). ``read_depths`` reads GL's own values."""
         if torch.device(device).type == "cuda":
             from fourd.gl.interop import cuda_gl_available
 
@@ -201,14 +221,19 @@ class DepthPeeler:
         self.begin(camera, settings)
         H, W, K = self.height, self.width, settings.K
         idx = np.full((H, W, K), -1, np.int64)
-        zd = np.full((H, W, K, 2), -1.0, np.float32)
+        zd = np.full((H, W, K, 2), -1.0, np.float32) if read_depths else None
         for k in range(K):
-            i, d = self.rasterize_next_layer()
+            fbo = self.draw_layer()
+            i = fbo.read("index")
             idx[..., k] = i
-            zd[..., k, :] = np.where(i[..., None] >= 0, d, -1.0)
+            if read_depths:
+                zd[..., k, :] = np.where(i[..., None] >= 0, fbo.read("zd"), -1.0)
             if not (i >= 0).any():
                 break  # every later layer is empty too
-        return Fragments(torch.from_numpy(idx), torch.from_numpy(zd[..., 0].copy()), torch.from_numpy(zd[..., 1].copy()))
+        idx_t = torch.from_numpy(idx)
+        if read_depths:
+            return Fragments(idx_t, torch.from_numpy(zd[..., 0].copy()), torch.from_numpy(zd[..., 1].copy()))
+        return fragments_from_indices(idx_t, self._points, self._radii, self.camera)
 
     def _rasterize_interop(self, camera: Cameras, settings: RasterSettings) -> Fragments:
         from fourd.gl.interop import TextureReader

@@ -37,24 +37,32 @@ def composite(fragments: Fragments, points: Tensor, radii: Tensor, densities: Te
         raise ValueError(f"radii [P], densities [P], colors [P, C] expected for P={P}, got "
                          f"{list(radii.shape)}, {list(densities.shape)}, {list(colors.shape)}")
     H, W, K = fragments.shape
-    idx = fragments.idx
-    valid = idx >= 0
-    safe = idx.clamp_min(0)
     cam = camera.to(points.device, points.dtype)
     uv, z = cam.project(points, distort=False)
     u, v, z = uv[0, :, 0], uv[0, :, 1], z[0]
     r_px = cam.K[0, 1, 1] * radii / z
-    xs = torch.arange(W, device=points.device, dtype=points.dtype)[None, :, None] + 0.5
-    ys = torch.arange(H, device=points.device, dtype=points.dtype)[:, None, None] + 0.5
-    d2 = (xs - u[safe]) ** 2 + (ys - v[safe]) ** 2
+    # work only on pixels some point covers (the subject is usually a fraction of the frame)
+    covered = fragments.idx[..., 0] >= 0
+    ys, xs = covered.nonzero(as_tuple=True)
+    idx = fragments.idx[ys, xs]  # [M, K]
+    valid = idx >= 0
+    safe = idx.clamp_min(0)
+    px = xs.to(points.dtype)[:, None] + 0.5
+    py = ys.to(points.dtype)[:, None] + 0.5
+    d2 = (px - u[safe]) ** 2 + (py - v[safe]) ** 2
     alpha = (densities[safe] * (1 - d2 / r_px[safe] ** 2)).clamp(0, 1) * valid
-    one_minus = 1 - alpha
-    trans = torch.cumprod(torch.cat([torch.ones_like(alpha[..., :1]), one_minus], -1), -1)  # [H, W, K+1]
-    w = alpha * trans[..., :-1]
-    rest = trans[..., -1]
-    rgb = torch.einsum("hwk,hwkc->hwc", w, colors[safe])
-    if background is not None:
-        bg = torch.as_tensor(background, dtype=rgb.dtype, device=rgb.device)
-        rgb = rgb + rest[..., None] * bg
-    depth = (w * z[safe]).sum(-1)
-    return Composite(rgb, 1 - rest, depth, w)
+    trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha], -1), -1)  # [M, K+1]
+    w = alpha * trans[:, :-1]
+    rest = trans[:, -1]
+    rgb_m = torch.einsum("mk,mkc->mc", w, colors[safe])
+    C = colors.shape[1]
+    bg = None if background is None else torch.as_tensor(background, dtype=colors.dtype, device=colors.device)
+    if bg is not None:
+        rgb_m = rgb_m + rest[:, None] * bg
+    base = (bg if bg is not None else colors.new_zeros(C)).expand(H, W, C)
+    rgb = base.index_put((ys, xs), rgb_m)
+    zero = colors.new_zeros(H, W)
+    alpha_img = zero.index_put((ys, xs), 1 - rest)
+    depth = zero.index_put((ys, xs), (w * z[safe]).sum(-1))
+    weights = colors.new_zeros(H, W, K).index_put((ys, xs), w)
+    return Composite(rgb, alpha_img, depth, weights)

@@ -77,15 +77,22 @@ def test_gl_matches_torch(seed):
     cam = camera(90, 120, seed)
     s = RasterSettings(K=8, near=0.1, far=20)
     ft = rasterize_points(pts, radii, cam, s, backend="torch")
-    gl = GLRasterizer()
-    fg = gl(pts, radii, cam, s)
-    gl.release()
+    from fourd.gl.peeler import DepthPeeler
+
+    with DepthPeeler(120, 90) as peeler:
+        peeler.upload(pts, radii)
+        fg = peeler.rasterize(cam, s, read_depths=True)  # GL's own depths and distances
+        fast = peeler.rasterize(cam, s)  # indices from GL, depths from the contract's formulas
+    assert torch.equal(fast.idx, fg.idx)
+    m0 = fast.idx >= 0
+    torch.testing.assert_close(fast.dists[m0], fg.dists[m0], atol=1e-3, rtol=1e-5)
     eq = (ft.idx == fg.idx).float().mean()
     assert eq >= 0.999, eq
     m = (ft.idx >= 0) & (ft.idx == fg.idx)
     assert m.sum() > 1000
     rel = ((ft.zbuf - fg.zbuf).abs() / ft.zbuf.abs())[m]
     assert rel.max() < 1e-4
+    assert (ft.dists - fg.dists).abs()[m].max() < 1e-2
     g = torch.Generator().manual_seed(seed)
     dens, cols = torch.rand(len(pts), generator=g), torch.rand(len(pts), 3, generator=g)
     it = composite(ft, pts, radii, dens, cols, cam).rgb
