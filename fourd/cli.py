@@ -210,6 +210,83 @@ def parse_frames(spec: str | None, available: list[int]) -> list[int] | None:
     return chosen
 
 
+# ----------------------------------------------------------------------------- train
+def train_main(argv: list[str]) -> None:
+    """Train the 4D model (carving first when no points are given).
+
+    `fourd train --dataset demo --out RUN` uses the demo preset; `--preset NAME` picks another
+    (demo, dna_rendering); every setting of TrainConfig is an option (see --help). --resume
+    continues RUN exactly where its last checkpoint left it.
+    """
+    from fourd.config import TrainConfig, preset
+
+    pre = _pop_option(argv, "--preset")
+    resume = "--resume" in argv
+    if resume:
+        argv.remove("--resume")
+    ds = _peek_option(argv, "--dataset") or "demo"
+    name = pre or ("demo" if ds == "demo" else "dna_rendering" if ds == "dna_rendering" else None)
+    default = preset(name) if name else TrainConfig()
+    if resume:
+        out = _peek_option(argv, "--out") or default.out
+        saved = Path(out) / "config.json"
+        if saved.is_file():  # resume with the run's own settings; options given now override them
+            from fourd.config import from_json
+
+            default = from_json(TrainConfig, saved.read_text(), str(saved))
+    cfg = tyro.cli(TrainConfig, args=argv, default=default, prog="fourd train",
+                   description=(train_main.__doc__ or "").strip())
+    from fourd.train.trainer import Trainer
+
+    result = Trainer(cfg).fit(resume=resume)
+    ev = result.get("eval", {}).get("summary")
+    if ev:
+        log(f"[bold green]trained[/] {result['steps']} steps → {cfg.out}; held-out PSNR {ev['psnr']:.2f} dB, "
+            f"SSIM {ev['ssim']:.3f}")
+
+
+def _peek_option(argv: list[str], name: str) -> str | None:
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _pop_option(argv: list[str], name: str) -> str | None:
+    v = _peek_option(argv, name)
+    if v is not None:
+        i = next(i for i, a in enumerate(argv) if a == name or a.startswith(name + "="))
+        del argv[i:i + (1 if "=" in argv[i] else 2)]
+    return v
+
+
+def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None) -> None:
+    """Evaluate a trained run on its held-out cameras: OUT/metrics.json ({psnr, ssim, lpips or null,
+    per_frame}) and every rendered held-out image as OUT/<cam>/<frame:06d>.png.
+
+    Args:
+        run: run folder written by fourd train.
+        out: output folder (default RUN/eval/latest).
+        frames: evaluate this many evenly spread frames (default all).
+    """
+    from fourd.config import TrainConfig, from_json
+    from fourd.train.evaluate import evaluate
+    from fourd.train.trainer import Trainer
+
+    cfg_path = run / "config.json"
+    if not cfg_path.is_file():
+        raise FourdError("not a training run (no config.json)", run, "pass the --out folder of fourd train")
+    cfg = from_json(TrainConfig, cfg_path.read_text(), str(cfg_path))
+    tr = Trainer(cfg)
+    if not tr.resume():
+        raise FourdError("the run has no checkpoint yet", run / "checkpoints", "train it first")
+    m = evaluate(tr, out or run / "eval" / "latest", frames=frames)
+    log(f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, LPIPS {m['lpips']} → {out or run / 'eval' / 'latest'}")
+    print(json.dumps(m["summary"]))
+
+
 # ------------------------------------------------------------------------------ demo
 def demo(out: Path = Path("outputs/demo"), data_root: Path | None = None) -> None:
     """Run the main job end to end on the built-in demo capture (the Fox, 24 cameras, 30 frames).
@@ -264,6 +341,8 @@ def carve_picture(video, seq, report, path: Path) -> Path:
 COMMANDS = {
     "demo": demo,
     "carve": carve,
+    "train": train_main,
+    "eval": eval_run,
     "data": {"synth": data_synth, "info": data_info, "convert": data_convert, "preview": data_preview},
 }
 
@@ -300,7 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fourd: unknown command '{argv[0]}'\n\n{_usage()}", file=sys.stderr)
         return 2
     try:
-        tyro.cli(cmd, args=rest, prog=prog)
+        if cmd is train_main:
+            train_main(rest)
+        else:
+            tyro.cli(cmd, args=rest, prog=prog)
     except FourdError as e:
         log(f"[bold red]error:[/] {e.one_line()}", soft_wrap=True)
         return 2

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fourd.errors import FourdError
+from fourd.model.model import ModelConfig
 
 
 @dataclass
@@ -44,20 +45,105 @@ class CarveConfig:
     """seed for surface sampling."""
 
 
+@dataclass
+class TrainConfig:
+    dataset: str = "demo"
+    """demo, dna_rendering, or a capture path."""
+    out: str = "outputs/run"
+    """run folder: config, checkpoints, TensorBoard logs, evaluation images."""
+    data_root: str | None = None
+    """where named datasets live."""
+    eval_cams: str | None = None
+    """comma-separated cameras held out from training (default: the capture's held-out set, or a spread of 4)."""
+    points_file: str | None = None
+    """carved points (points.safetensors) to start from; carved into the run folder when unset."""
+    steps: int = 2000
+    """optimization steps (one (frame, camera) crop per step per process)."""
+    lr: float = 5e-3
+    """learning rate of the networks and the feature grid (Adam)."""
+    lr_points: float = 1e-4
+    """learning rate of the point positions, in units of the scene's point spacing per step."""
+    lr_decay: float = 0.1
+    """factor the learning rates decay to (exponentially) by the last step."""
+    K: int = 8
+    """points composited per pixel in training (4K4D: 15)."""
+    image_scale: float = 1.0
+    """training images are the mask crop scaled by this."""
+    source_size: int = 256
+    """source views are resized to source_size × source_size for blending."""
+    visibility_refresh: int = 1000
+    """steps a source view's depth map (for the visibility test) is reused before it is redrawn."""
+    crop_margin: int = 8
+    """pixels kept around the mask's bounding box."""
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """background colour behind the subject (ground truth is composited over it with the mask)."""
+    w_mask: float = 0.1
+    """weight of the mask loss (1 − soft IoU of rendered alpha and the mask)."""
+    w_tv: float = 1e-3
+    """weight of the feature planes' total variation."""
+    w_time: float = 1e-3
+    """weight of the time planes' second-difference smoothness."""
+    w_lpips: float = 0.0
+    """weight of LPIPS (only when its VGG weights are on disk; 4K4D uses 1e-3)."""
+    eval_every: int = 500
+    """steps between evaluations on held-out cameras (0: only at the end)."""
+    eval_frames: int = 4
+    """frames evaluated during training (all at the end and by fourd eval)."""
+    ckpt_every: int = 250
+    """steps between checkpoints."""
+    log_every: int = 25
+    """steps between log lines / TensorBoard scalars."""
+    rasterizer: str = "auto"
+    """auto (GL when available), gl, torch or pytorch3d."""
+    device: str = "cpu"
+    """torch device (cpu, cuda, ...)."""
+    seed: int = 0
+    """seed for sampling and initialization."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """the 4D model."""
+    carve: CarveConfig = field(default_factory=CarveConfig)
+    """carving settings used when no points file is given."""
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     # exact synthetic masks: one camera in twenty may disagree (vote 0.95) instead of two
-    "demo": {"carve": {"points": 32_768, "resolution": 256, "vote": 0.95}},
-    "dna_rendering": {"carve": {"points": 262_144, "resolution": 256}},
+    "demo": {
+        "carve": {"points": 32_768, "resolution": 256, "vote": 0.95},
+        "steps": 1500, "K": 8, "eval_every": 500, "source_size": 192,
+        "model": {"grid": {"levels": 2, "spatial_min": 32, "spatial_max": 128, "time_max": 16}},
+    },
+    "dna_rendering": {
+        "carve": {"points": 262_144, "resolution": 256},
+        "steps": 200_000, "K": 15, "image_scale": 0.5, "source_size": 512, "eval_every": 5000, "ckpt_every": 2000,
+        "w_lpips": 1e-3,
+    },
 }
 
 
 def apply_overrides(cfg, overrides: dict[str, Any], where: str = "config"):
-    """Return ``cfg`` with fields replaced; unknown keys are errors."""
-    names = {f.name for f in dataclasses.fields(cfg)}
-    unknown = sorted(set(overrides) - names)
+    """Return ``cfg`` with fields replaced (nested configs take nested dicts); unknown keys are errors."""
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    unknown = sorted(set(overrides) - set(fields))
     if unknown:
-        raise FourdError(f"unknown {type(cfg).__name__} keys {unknown}", where, f"valid keys: {', '.join(sorted(names))}")
-    return dataclasses.replace(cfg, **overrides)
+        raise FourdError(f"unknown {type(cfg).__name__} keys {unknown}", where,
+                         f"valid keys: {', '.join(sorted(fields))}")
+    changes = {}
+    for k, v in overrides.items():
+        cur = getattr(cfg, k)
+        if dataclasses.is_dataclass(cur) and isinstance(v, dict):
+            changes[k] = apply_overrides(cur, v, f"{where}.{k}")
+        else:
+            changes[k] = tuple(v) if isinstance(v, list) and isinstance(cur, tuple) else v
+    return dataclasses.replace(cfg, **changes)
+
+
+def preset(name: str, cls=None):
+    """A config with a preset applied (TrainConfig by default)."""
+    cls = cls or TrainConfig
+    if name not in PRESETS:
+        raise FourdError(f"unknown preset '{name}'", fix=f"use one of {', '.join(PRESETS)}")
+    over = PRESETS[name] if cls is TrainConfig else PRESETS[name].get("carve", {})
+    return apply_overrides(cls(), over, f"preset {name}")
 
 
 def to_json(cfg) -> str:
@@ -65,8 +151,8 @@ def to_json(cfg) -> str:
 
 
 def from_json(cls, text: str, where: str = "config"):
-    data = json.loads(text)
-    return apply_overrides(cls(), {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}, where)
+    """Rebuild a config saved by :func:`to_json`; unknown keys (another fourd's config) are errors."""
+    return apply_overrides(cls(), json.loads(text), where)
 
 
-__all__ = ["CarveConfig", "PRESETS", "apply_overrides", "to_json", "from_json", "field"]
+__all__ = ["CarveConfig", "TrainConfig", "PRESETS", "apply_overrides", "preset", "to_json", "from_json"]

@@ -23,23 +23,26 @@ def log(*args, **kwargs) -> None:
 
 
 @contextlib.contextmanager
-def progress(description: str, total: int):
-    """``with progress("carving", n) as advance: ... advance()`` — a bar with count, rate and ETA."""
+def progress(description: str, total: int, completed: int = 0):
+    """``with progress("carving", n) as advance: ... advance(info="loss 0.1")`` — a bar with count,
+    rate, ETA and an optional info text."""
     if _quiet or not sys.stderr.isatty() and total <= 1:
-        yield lambda n=1: None
+        yield lambda n=1, info=None: None
         return
     bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-        console=console, transient=False,
+        TextColumn("{task.fields[info]}"), console=console, transient=False,
     )
     with bar:
-        task = bar.add_task(description, total=total, rate="")
+        task = bar.add_task(description, total=total, completed=completed, rate="", info="")
 
-        def advance(n: int = 1) -> None:
+        def advance(n: int = 1, info: str | None = None) -> None:
             bar.advance(task, n)
             t = bar.tasks[0]
             if t.speed:
-                bar.update(task, rate=f"{t.speed:.1f}/s")
+                bar.update(task, rate=f"{t.speed:.2f}/s")
+            if info is not None:
+                bar.update(task, info=info)
 
         yield advance

@@ -1,0 +1,118 @@
+"""Hybrid appearance (4K4D): image-based blending of the nearest source views plus a
+spherical-harmonics residual predicted from the point feature.
+
+colour = Σ_s softmax(w_s) · rgb_s  (over source views that see the point)
+       + scale · tanh(SH(view direction))
+A source view contributes only where the point is visible in it (depth test against that view's
+own nearest-point depth map). Points no source sees fall back to a colour predicted from the
+feature. ``mode`` selects 'hybrid', 'blend' (no SH) or 'sh' (SH only: sigmoid(SH)) for ablations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fourd.model.sh import eval_sh
+from fourd.structures.cameras import Cameras
+
+
+@dataclass
+class SourceView:
+    image: Tensor  # [3, h, w] float in [0, 1]
+    camera: Cameras  # one camera matching the image
+    zfront: Tensor | None = None  # [h, w] depth of the nearest point (computed per render), inf where none
+    name: str = ""  # camera name, for caching visibility maps
+
+
+class FeatureCNN(nn.Module):
+    """A small CNN over source images, trained end to end: [S, 3, h, w] → [S, C, h, w]."""
+
+    def __init__(self, channels: int = 8, hidden: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, hidden, 3, padding=1),
+                                 nn.ReLU(), nn.Conv2d(hidden, channels, 3, padding=1))
+        self.channels = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def sample_image(img: Tensor, uv: Tensor) -> Tensor:
+    """img [S, C, h, w], uv [S, N, 2] pixel coords (centres at +½) → [S, N, C], bilinear."""
+    h, w = img.shape[-2:]
+    g = torch.stack([2 * uv[..., 0] / w - 1, 2 * uv[..., 1] / h - 1], -1)[:, None]  # [S, 1, N, 2]
+    return F.grid_sample(img, g, mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0].transpose(1, 2)
+
+
+class Appearance(nn.Module):
+    def __init__(self, feat_dim: int, cnn_channels: int = 8, hidden: int = 32, sh_degree: int = 3,
+                 sh_scale: float = 0.25, mode: str = "hybrid", cnn_downsample: int = 2):
+        super().__init__()
+        self.cnn_downsample = cnn_downsample
+        if mode not in ("hybrid", "blend", "sh"):
+            raise ValueError(f"appearance mode must be hybrid, blend or sh, got '{mode}'")
+        self.mode, self.sh_scale = mode, sh_scale
+        self.n_sh = (sh_degree + 1) ** 2
+        self.cnn = FeatureCNN(cnn_channels)
+        self.blend = nn.Sequential(nn.Linear(feat_dim + cnn_channels + 4, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.sh_head = nn.Linear(feat_dim, self.n_sh * 3)
+        self.base = nn.Linear(feat_dim, 3)
+        with torch.no_grad():
+            self.sh_head.weight.mul_(0.1)
+            self.sh_head.bias.zero_()
+
+    def forward(self, xyz: Tensor, feat: Tensor, radius: Tensor, target: Cameras, sources: list[SourceView],
+                uniform: bool = False) -> Tensor:
+        """xyz [U, 3], feat [U, D], radius [U] → rgb [U, 3]. ``uniform`` blends visible sources with
+        equal weights and nothing learned (the untrained baseline)."""
+        d_tgt = F.normalize(xyz - target.centers[0].to(xyz), dim=-1)
+        sh_coef = None
+        if self.mode != "blend" and not uniform:
+            sh_coef = self.sh_head(feat).reshape(-1, self.n_sh, 3)
+        if self.mode == "sh" and not uniform:
+            return torch.sigmoid(eval_sh(sh_coef, d_tgt))
+        rgb_s, vis, logits = self._blend_inputs(xyz, feat, radius, d_tgt, sources, uniform)
+        if uniform:
+            logits = torch.zeros_like(logits)
+        logits = logits.masked_fill(~vis, -1e9)
+        w = torch.softmax(logits, 0) * vis  # [S, U]
+        any_vis = vis.any(0)
+        blend = (w[..., None] * rgb_s).sum(0)
+        if uniform:
+            return blend
+        color = blend + (~any_vis)[:, None] * torch.sigmoid(self.base(feat))
+        if self.mode == "hybrid":
+            color = color + self.sh_scale * torch.tanh(eval_sh(sh_coef, d_tgt))
+        return color
+
+    def _blend_inputs(self, xyz, feat, radius, d_tgt, sources, uniform):
+        imgs = torch.stack([s.image for s in sources])  # [S, 3, h, w] (one size: the trainer resizes)
+        uv_all, z_all, vis_all, dirs = [], [], [], []
+        for s in sources:
+            uv, z = s.camera.project(xyz)
+            uv, z = uv[0], z[0]
+            h, w = s.image.shape[-2:]
+            ij = uv.detach().floor().long()
+            inside = (z > 0) & (ij[:, 0] >= 0) & (ij[:, 1] >= 0) & (ij[:, 0] < w) & (ij[:, 1] < h)
+            if s.zfront is not None:
+                zf = s.zfront[ij[:, 1].clamp(0, h - 1), ij[:, 0].clamp(0, w - 1)]
+                inside &= z.detach() <= zf + 3 * radius.detach()
+            uv_all.append(uv)
+            vis_all.append(inside)
+            dirs.append(F.normalize(xyz - s.camera.centers[0].to(xyz), dim=-1))
+        uv = torch.stack(uv_all)
+        vis = torch.stack(vis_all)
+        rgb_s = sample_image(imgs, uv)  # [S, U, 3]
+        if uniform:
+            return rgb_s, vis, torch.zeros(vis.shape, device=xyz.device)
+        k = self.cnn_downsample  # features at 1/k resolution: the CNN is the costliest part on a CPU
+        small = F.avg_pool2d(imgs, k) if k > 1 else imgs
+        feats = sample_image(self.cnn(small), uv / k)  # [S, U, C]; pixel-centre coordinates scale exactly
+        d_src = torch.stack(dirs)
+        dd = torch.cat([(d_src * d_tgt).sum(-1, keepdim=True), d_src - d_tgt], -1)
+        x = torch.cat([feat.expand(len(sources), -1, -1), feats, dd], -1)
+        return rgb_s, vis, self.blend(x)[..., 0]

@@ -1,0 +1,109 @@
+"""Model pieces: the 4D grid, SH, the geometry head, the appearance blend and the composed model."""
+
+import math
+
+import pytest
+import torch
+
+from fourd.model.appearance import Appearance, SourceView
+from fourd.model.geometry import GeometryHead
+from fourd.model.grid4d import Grid4D, Grid4DConfig
+from fourd.model.model import FourDModel, ModelConfig
+from fourd.model.sh import sh_basis
+from fourd.render.rasterize import rasterize_points
+from fourd.structures.cameras import Cameras
+from fourd.structures.fragments import RasterSettings
+from fourd.structures.points import PointSequence
+
+
+@pytest.mark.parametrize("combine", ["sum", "product"])
+def test_grid4d_shapes_and_gradients(combine):
+    cfg = Grid4DConfig(levels=3, features=4, spatial_min=8, spatial_max=32, time_max=8, combine=combine)
+    g = Grid4D(cfg, torch.tensor([-1.0, -1, -1]), torch.tensor([1.0, 1, 1]), n_frames=5)
+    x = torch.rand(50, 3) * 2 - 1
+    f = g(x, 2.0)
+    assert f.shape == (50, 12) and g.out_dim == 12
+    f.square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.planes)
+    # coordinates: the volume's corners map to ±1, frames to [−1, 1]
+    q = g.normalize(torch.tensor([[-1.0, -1, -1], [1.0, 1, 1]]), 4.0)
+    torch.testing.assert_close(q, torch.tensor([[-1.0, -1, -1, 1], [1.0, 1, 1, 1]]))
+
+
+def test_grid4d_features_vary_in_space_and_time():
+    g = Grid4D(Grid4DConfig(levels=1, features=4, spatial_min=16, spatial_max=16), torch.zeros(3), torch.ones(3), 10)
+    x = torch.rand(20, 3)
+    assert not torch.allclose(g(x, 0.0), g(x, 9.0))
+    assert not torch.allclose(g(x, 3.0), g(x.flip(0), 3.0))
+
+
+def test_tv_loss_penalizes_roughness():
+    g = Grid4D(Grid4DConfig(levels=1, features=2, spatial_min=8, spatial_max=8), torch.zeros(3), torch.ones(3), 4)
+    rough = float(g.tv_loss())
+    with torch.no_grad():
+        for p in g.planes:
+            p.copy_(p.mean())
+    assert float(g.tv_loss()) < 1e-12 < rough
+
+
+def test_sh_basis_is_orthonormal():
+    d = torch.nn.functional.normalize(torch.randn(400_000, 3, dtype=torch.float64), dim=1)
+    Y = sh_basis(d, 3)
+    gram = Y.t() @ Y / d.shape[0] * 4 * math.pi
+    torch.testing.assert_close(gram, torch.eye(16, dtype=torch.float64), atol=0.02, rtol=0)
+
+
+def test_geometry_head_ranges_and_init():
+    h = GeometryHead(8, 16, r_min=0.01, r_max=0.1, r_init=0.03, density_init=0.9)
+    r, d = h(torch.randn(100, 8))
+    assert ((r > 0.01) & (r < 0.1)).all()
+    torch.testing.assert_close(r.mean(), torch.tensor(0.03), atol=3e-3, rtol=0)
+    torch.testing.assert_close(d.mean(), torch.tensor(0.9), atol=0.02, rtol=0)
+    with pytest.raises(ValueError):
+        GeometryHead(8, 16, r_min=0.1, r_max=0.01, r_init=0.05)
+
+
+def _ring(n=4, size=32):
+    return Cameras.ring(n, 3.0, 0.5, H=size, W=size, fov_y_deg=40)
+
+
+def test_uniform_blend_of_constant_images_is_that_colour():
+    cams = _ring()
+    colours = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [1.0, 1, 0]])
+    src = [SourceView(c[:, None, None].expand(3, 32, 32).clone(), cams[i]) for i, c in enumerate(colours)]
+    app = Appearance(feat_dim=4)
+    xyz = torch.randn(10, 3) * 0.1
+    out = app(xyz, torch.zeros(10, 4), torch.full((10,), 0.05), cams[0], src, uniform=True)
+    torch.testing.assert_close(out, colours.mean(0).expand(10, 3), atol=1e-5, rtol=0)
+    # a source that cannot see the points (its depth map is in front of them) contributes nothing
+    src[3].zfront = torch.full((32, 32), 0.5)
+    out = app(xyz, torch.zeros(10, 4), torch.full((10,), 0.05), cams[0], src, uniform=True)
+    torch.testing.assert_close(out, colours[:3].mean(0).expand(10, 3), atol=1e-5, rtol=0)
+
+
+def test_points_no_source_sees_get_the_predicted_colour():
+    cams = _ring()
+    src = [SourceView(torch.rand(3, 32, 32), cams[i], torch.full((32, 32), 0.1)) for i in range(4)]
+    app = Appearance(feat_dim=4, mode="blend")
+    feat = torch.randn(6, 4)
+    out = app(torch.zeros(6, 3), feat, torch.full((6,), 0.05), cams[0], src)
+    torch.testing.assert_close(out, torch.sigmoid(app.base(feat)))
+
+
+def test_model_renders_and_gradients_reach_every_part():
+    torch.manual_seed(0)
+    pts = [torch.randn(300, 3) * 0.2 for _ in range(2)]
+    seq = PointSequence.from_list(pts, [0, 1])
+    cfg = ModelConfig(grid=Grid4DConfig(levels=2, features=4, spatial_min=8, spatial_max=16, time_max=2))
+    m = FourDModel(cfg, seq, torch.full((3,), -0.8), torch.full((3,), 0.8), spacing=0.03)
+    cams = _ring(5, 40)
+    sources = [SourceView(torch.rand(3, 40, 40), cams[i]) for i in range(1, 5)]
+    ras = lambda p, r, c, s: rasterize_points(p, r, c, s, backend="torch")  # noqa: E731
+    out = m(1, cams[0], sources, RasterSettings(K=4, near=0.5, far=10), ras)
+    assert out.image.rgb.shape == (40, 40, 3) and out.visible.numel() > 50
+    assert sources[0].zfront is not None  # visibility maps were made
+    out.image.rgb.sum().backward()
+    assert m.positions.grad[300:].abs().sum() > 0 and m.positions.grad[:300].abs().sum() == 0  # only frame 1
+    for name, mod in (("grid", m.grid), ("geometry", m.geometry), ("cnn", m.appearance.cnn),
+                      ("blend", m.appearance.blend), ("sh", m.appearance.sh_head)):
+        assert sum(float(p.grad.abs().sum()) for p in mod.parameters() if p.grad is not None) > 0, name

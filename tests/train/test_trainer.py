@@ -1,0 +1,162 @@
+"""Training end to end on a tiny capture: the loss falls, runs resume exactly after a kill,
+two gloo processes train together, the DNA-Rendering preset starts, bad input gets clear errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fourd.config import TrainConfig, apply_overrides, preset, to_json
+from fourd.errors import FourdError
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_cfg(data, out, **kw) -> TrainConfig:
+    cfg = apply_overrides(preset("demo"), {
+        "dataset": str(data), "out": str(out), "steps": 40, "K": 4, "source_size": 48, "eval_every": 0,
+        "eval_frames": 1, "ckpt_every": 10, "log_every": 5, "lr": 1e-2,
+        "carve": {"points": 1500, "resolution": 64},
+        "model": {"grid": {"levels": 1, "spatial_min": 16, "spatial_max": 16, "time_max": 3}, "source_views": 3},
+    })
+    return apply_overrides(cfg, kw)
+
+
+def test_tiny_scene_trains_and_loss_falls(tiny_ev, tmp_path):
+    """SH-only appearance starts grey, so everything must be learned: colour through the grid and
+    SH head, coverage through radius and density."""
+    from fourd.train.trainer import Trainer
+
+    cfg = tiny_cfg(tiny_ev, tmp_path / "run", steps=150, lr=2e-2, K=8, w_mask=0.0,
+                   carve={"points": 3000, "resolution": 96},
+                   model={"grid": {"levels": 1, "spatial_min": 32, "spatial_max": 32, "time_max": 3},
+                          "source_views": 3, "appearance": "sh"})
+    tr = Trainer(cfg)
+    losses = [tr.train_step()["loss"] for _ in range(cfg.steps)]
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < first / 5, (first, last)
+
+
+def test_run_folder_and_eval(tiny_ev, tmp_path):
+    from fourd.cli import main
+
+    run = tmp_path / "run"
+    cfg = tiny_cfg(tiny_ev, run, steps=12)
+    (tmp_path / "args").write_text("")
+    assert main(["--quiet", "train", "--dataset", str(tiny_ev), "--out", str(run), "--steps", "12",
+                 "--K", "4", "--source-size", "48", "--eval-every", "0", "--eval-frames", "1",
+                 "--carve.points", "1500", "--carve.resolution", "64", "--model.grid.levels", "1",
+                 "--model.grid.spatial-min", "16", "--model.grid.spatial-max", "16"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["steps"] == 12 and saved["carve"]["points"] == 1500
+    assert (run / "carve" / "points.safetensors").is_file() and (run / "tb").is_dir()
+    assert (run / "checkpoints" / "latest.txt").is_file()
+    out = tmp_path / "ev"
+    assert main(["--quiet", "eval", str(run), "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert {"psnr", "ssim", "lpips", "per_frame"} <= set(m) and m["psnr"] > 15
+    assert len(m["per_frame"]) == 3 * 2  # every frame × both held-out cameras
+    assert (out / m["cameras"][0] / "000002.png").is_file()
+    del cfg
+
+
+def _train_cmd(cfg: TrainConfig, *extra):
+    return [sys.executable, "-m", "fourd.cli", "--quiet", "train", "--dataset", cfg.dataset, "--out", cfg.out,
+            "--steps", str(cfg.steps), "--K", "4", "--source-size", "48", "--eval-every", "0", "--eval-frames", "1",
+            "--ckpt-every", str(cfg.ckpt_every), "--carve.points", "1500", "--carve.resolution", "64",
+            "--model.grid.levels", "1", "--model.grid.spatial-min", "16", "--model.grid.spatial-max", "16",
+            "--model.grid.time-max", "3", "--model.source-views", "3", "--lr", "0.01", *extra]
+
+
+def test_resume_after_kill_matches_uninterrupted(tiny_ev, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # bitwise-repeatable CPU reductions
+    a = tiny_cfg(tiny_ev, tmp_path / "a", steps=30, ckpt_every=10)
+    b = tiny_cfg(tiny_ev, tmp_path / "b", steps=30, ckpt_every=10)
+    subprocess.run(_train_cmd(a), check=True, env=env, timeout=900)
+    p = subprocess.Popen(_train_cmd(b), env=env)
+    ckpt = tmp_path / "b" / "checkpoints" / "latest.txt"
+    t0 = time.time()
+    while not (ckpt.is_file() and ckpt.read_text().strip() >= "step_0000020.pt"):
+        assert time.time() - t0 < 900 and p.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    subprocess.run(_train_cmd(b, "--resume"), check=True, env=env, timeout=900)
+    ma = json.loads((tmp_path / "a" / "eval" / "final" / "metrics.json").read_text())
+    mb = json.loads((tmp_path / "b" / "eval" / "final" / "metrics.json").read_text())
+    assert ma["step"] == mb["step"] == 30
+    assert abs(ma["psnr"] - mb["psnr"]) < 0.05, (ma["psnr"], mb["psnr"])
+
+
+def test_two_process_gloo(tiny_ev, tmp_path):
+    from fourd.carve.run import carve_sequence
+    from fourd.config import CarveConfig
+    from fourd.datasets import open_dataset
+
+    seq, _ = carve_sequence(open_dataset(tiny_ev), CarveConfig(points=1500, resolution=64), tmp_path / "carve")
+    cfg = tiny_cfg(tiny_ev, tmp_path / "ddp", steps=6, ckpt_every=3)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m"] + _train_cmd(cfg, "--points-file", str(tmp_path / "carve" / "points.safetensors"))[2:]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "ddp" / "checkpoints" / "step_0000006.pt").is_file()
+    assert (tmp_path / "ddp" / "eval" / "final" / "metrics.json").is_file()
+
+
+def test_dna_rendering_preset_runs_on_a_tiny_smc(tiny_smc, tmp_path):
+    from fourd.train.trainer import Trainer
+
+    cfg = apply_overrides(preset("dna_rendering"), {
+        "dataset": "dna_rendering", "data_root": str(tiny_smc), "out": str(tmp_path / "dna"), "steps": 3,
+        "eval_every": 0, "source_size": 48, "carve": {"points": 2000, "resolution": 48}})
+    assert cfg.K == 15 and cfg.model.source_views == 4 and cfg.model.grid.spatial_max == 512
+    tr = Trainer(cfg)
+    for _ in range(3):
+        assert torch.isfinite(torch.tensor(tr.train_step()["loss"]))
+
+
+def test_checkpoint_from_another_config_is_refused(tiny_ev, tmp_path):
+    from fourd.train.trainer import Trainer
+
+    cfg = tiny_cfg(tiny_ev, tmp_path / "r", steps=2, ckpt_every=1)
+    tr = Trainer(cfg)
+    tr.train_step()
+    tr.save()
+    other = apply_overrides(cfg, {"model": {"grid": {"levels": 1, "spatial_min": 16, "spatial_max": 16, "time_max": 3},
+                                            "cnn_channels": 4}})
+    with pytest.raises(FourdError, match="different configuration.*model"):
+        Trainer(other).resume()
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(tiny_ev, tmp_path):
+    from fourd.train.checkpoint import load_checkpoint
+    from fourd.train.trainer import Trainer
+
+    cfg = tiny_cfg(tiny_ev, tmp_path / "n", steps=5)
+    tr = Trainer(cfg)
+    tr.train_step()
+    tr.save()
+    with torch.no_grad():
+        tr.model.appearance.blend[0].weight.fill_(float("nan"))
+    with pytest.raises(FourdError, match="loss became nan.*last good checkpoint"):
+        tr.train_step()
+    d = tmp_path / "n" / "checkpoints"
+    state = load_checkpoint(d / (d / "latest.txt").read_text(), to_json(cfg))
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_dataset_without_masks_says_why(tiny_ev, tmp_path):
+    import shutil
+
+    from fourd.train.trainer import Trainer
+
+    c = shutil.copytree(tiny_ev, tmp_path / "nomask")
+    shutil.rmtree(c / "masks")
+    with pytest.raises(FourdError, match="carving needs foreground masks"):
+        Trainer(tiny_cfg(c, tmp_path / "r"))
