@@ -1,7 +1,8 @@
 """Hybrid appearance (4K4D): image-based blending of the nearest source views plus a
 spherical-harmonics residual predicted from the point feature.
 
-colour = Σ_s softmax(w_s) · rgb_s  (over source views that see the point)
+colour = Σ_s softmax(w_s) · rgb_s  (over source views that see the point; w_s = MLP + a fixed prior
+         favouring sources whose ray to the point is close to the target's)
        + scale · tanh(SH(view direction))
 A source view contributes only where the point is visible in it (depth test against that view's
 own nearest-point depth map). Points no source sees fall back to a colour predicted from the
@@ -64,6 +65,10 @@ class Appearance(nn.Module):
         with torch.no_grad():
             self.sh_head.weight.mul_(0.1)
             self.sh_head.bias.zero_()
+            # the learned blend starts as the fixed directional prior below and refines it
+            self.blend[-1].weight.zero_()
+            self.blend[-1].bias.zero_()
+        self.direction_prior = 20.0  # logit per unit of cos(angle between source and target rays)
 
     def forward(self, xyz: Tensor, feat: Tensor, radius: Tensor, target: Cameras, sources: list[SourceView],
                 uniform: bool = False) -> Tensor:
@@ -115,4 +120,5 @@ class Appearance(nn.Module):
         d_src = torch.stack(dirs)
         dd = torch.cat([(d_src * d_tgt).sum(-1, keepdim=True), d_src - d_tgt], -1)
         x = torch.cat([feat.expand(len(sources), -1, -1), feats, dd], -1)
-        return rgb_s, vis, self.blend(x)[..., 0]
+        # sources looking at the point from the target's direction get the weight to begin with
+        return rgb_s, vis, self.blend(x)[..., 0] + self.direction_prior * dd[..., 0]

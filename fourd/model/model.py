@@ -85,24 +85,34 @@ class FourDModel(nn.Module):
                 rasterize, background: Tensor | None = None, baseline: bool = False) -> RenderOutput:
         """Render frame ``slot`` from ``camera``. ``rasterize(points, radii, camera, settings)`` → Fragments.
         ``baseline`` renders the untrained reference: carved points, fixed radius, density 1, uniform blend."""
+        from torch.profiler import record_function
+
         if baseline:
             xyz = self.frame_points(slot)
             feat = torch.zeros(xyz.shape[0], self.grid.out_dim, device=xyz.device)
             radius = torch.full((xyz.shape[0],), self.cfg.radius_init * self.spacing, device=xyz.device)
             density = torch.ones_like(radius)
         else:
-            xyz, feat, radius, density = self.geometry_at(slot)
-        frags = rasterize(xyz.detach(), radius.detach(), camera, settings)
+            xyz = self.frame_points(slot)
+            with record_function("grid"):
+                feat = self.grid(xyz, float(slot))
+            with record_function("heads"):
+                radius, density = self.geometry(feat)
+        with record_function("peel"):
+            frags = rasterize(xyz.detach(), radius.detach(), camera, settings)
         hit = frags.idx[frags.idx >= 0]
         visible = torch.unique(hit) if hit.numel() else hit
         for s in sources:  # each source view's nearest depth, for the visibility test
             if s.zfront is None:
-                sf = rasterize(xyz.detach(), radius.detach(), s.camera, RasterSettings(K=1, near=settings.near,
-                                                                                        far=settings.far))
+                with record_function("peel_sources"):
+                    sf = rasterize(xyz.detach(), radius.detach(), s.camera,
+                                   RasterSettings(K=1, near=settings.near, far=settings.far))
                 s.zfront = torch.where(sf.idx[..., 0] >= 0, sf.zbuf[..., 0], torch.full_like(sf.zbuf[..., 0], 1e30))
-        colors = self.appearance(xyz[visible], feat[visible], radius[visible], camera, sources, uniform=baseline)
+        with record_function("blend"):
+            colors = self.appearance(xyz[visible], feat[visible], radius[visible], camera, sources, uniform=baseline)
         local = torch.full((xyz.shape[0],), -1, dtype=torch.long, device=xyz.device)
         local[visible] = torch.arange(visible.numel(), device=xyz.device)
         frags.idx = torch.where(frags.idx >= 0, local[frags.idx.clamp_min(0)], frags.idx)
-        image = composite(frags, xyz[visible], radius[visible], density[visible], colors, camera, background)
+        with record_function("composite"):
+            image = composite(frags, xyz[visible], radius[visible], density[visible], colors, camera, background)
         return RenderOutput(image, visible, radius, density)

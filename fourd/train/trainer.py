@@ -148,9 +148,13 @@ class Trainer:
             raise FourdError(f"the loss became {float(loss.detach())} at step {self.step}; training stopped and the last good "
                              "checkpoint was kept", self.out / "checkpoints" / "latest.pt",
                              "resume with a lower --lr (the checkpoint is intact)")
+        from torch.profiler import record_function
+
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        with record_function("backward"):
+            loss.backward()
+        with record_function("optimizer"):
+            self.optimizer.step()
         self.scheduler.step()
         self.step += 1
         return {"loss": float(loss.detach()), "psnr": psnr(img.rgb.detach(), tgt.image), "frame": f, "camera": cam,
