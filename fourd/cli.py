@@ -287,6 +287,92 @@ def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None)
     print(json.dumps(m["summary"]))
 
 
+# ------------------------------------------------------------------------------ bake
+def bake(run: Pos[Path], out: Path = Path("scene.fourd"), views: int = 8, sh: bool = True,
+         ply: Path | None = None) -> None:
+    """Bake a trained run into a compact streaming file for playback (fourd view, fourd render).
+
+    Args:
+        run: run folder written by fourd train.
+        out: .fourd file to write.
+        views: training cameras the appearance is baked from.
+        sh: keep a degree-1 SH residual (view-dependent colour); --no-sh stores colour only.
+        ply: also write each baked frame as a coloured PLY into this folder.
+    """
+    from fourd.bake.bake import bake_run
+
+    path = bake_run(run, out, views, sh)
+    if ply is not None:
+        from fourd.bake.format import BakedSequence
+        from fourd.structures.points import write_ply
+
+        seq = BakedSequence(path)
+        ply.mkdir(parents=True, exist_ok=True)
+        for t, fid in enumerate(seq.frames):
+            f = seq.frame(t)
+            write_ply(ply / f"{fid:06d}.ply", f.xyz, {"colors": f.rgb, "radius": f.radius, "density": f.density})
+        log(f"PLY frames → {ply}")
+    print(path)
+
+
+def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, frame: int = 0,
+         screenshot: Path | None = None, size: str | None = None, K: int = 8) -> None:
+    """Look at a baked scene. Headless (EGL): render one frame from one camera into a PNG.
+
+    Args:
+        scene: .fourd file written by fourd bake.
+        headless: render without a window (the interactive window is not part of this build yet).
+        camera: a camera name of the capture the scene was trained on, or a camera JSON file
+            ({"K", "R", "T", "H", "W"} in the OpenCV convention); default the first held-out camera.
+        frame: frame id to show.
+        screenshot: PNG to write.
+        size: WxH output size (the camera's intrinsics are scaled to it).
+        K: points composited per pixel.
+    """
+    import json as _json
+
+    import cv2
+
+    from fourd.bake.format import BakedSequence
+    from fourd.bake.render import render_baked
+    from fourd.io import atomic_write_bytes
+    from fourd.structures.cameras import Cameras
+
+    if not headless:
+        raise FourdError("the interactive viewer is not in this build yet", scene,
+                         "use --headless --screenshot out.png (renders through EGL)")
+    seq = BakedSequence(scene)
+    meta = seq.cameras
+    if camera is None or camera in meta["names"]:
+        name = camera or (meta.get("held_out") or meta["names"])[0]
+        i = meta["names"].index(name)
+        cam = Cameras(meta["K"][i], meta["R"][i], meta["T"][i], meta["H"][i], meta["W"][i], names=[name])
+    else:
+        p = Path(camera)
+        if not p.is_file():
+            raise FourdError(f"'{camera}' is neither a camera of the capture nor a camera JSON file", scene,
+                             f"use one of {', '.join(meta['names'][:8])}… or a JSON file")
+        try:
+            cam = Cameras.from_dict(_json.loads(p.read_text()))
+        except (ValueError, KeyError) as e:
+            raise FourdError(f"bad camera JSON ({e})", p, 'give {"K", "R", "T", "H", "W"}') from None
+    if size:
+        try:
+            w, h = (int(x) for x in size.lower().split("x"))
+        except ValueError:
+            raise FourdError(f"--size must look like 1280x720, got '{size}'") from None
+        cam = cam.resize(h, w)
+    if frame not in seq.frames:
+        raise FourdError(f"frame {frame} is not in the scene ({seq.frames[0]}..{seq.frames[-1]})", scene)
+    img = render_baked(seq.frame(seq.frames.index(frame)), cam, K, meta.get("near", 0.01), meta.get("far", 100.0),
+                       seq.background)
+    out = screenshot or Path("screenshot.png")
+    a = (img.numpy() * 255 + 0.5).astype("uint8")
+    atomic_write_bytes(out, cv2.imencode(".png", a[..., ::-1])[1].tobytes())
+    log(f"frame {frame} from camera {cam.names[0]} → {out}")
+    print(out)
+
+
 # ------------------------------------------------------------------------------ demo
 def demo(out: Path = Path("outputs/demo"), data_root: Path | None = None, steps: int | None = None) -> None:
     """Run the main job end to end on the built-in demo capture (the Fox, 24 cameras, 30 frames).
@@ -354,6 +440,8 @@ COMMANDS = {
     "carve": carve,
     "train": train_main,
     "eval": eval_run,
+    "bake": bake,
+    "view": view,
     "data": {"synth": data_synth, "info": data_info, "convert": data_convert, "preview": data_preview},
 }
 

@@ -1,0 +1,149 @@
+"""The baked-sequence file (``.fourd``): the versioned contract between training and playback.
+
+A safetensors file (no pickle; memory-mappable) holding, per frame ``t``:
+
+    t{t:06d}.xyz       uint16 [N, 3]   positions quantized within the header's bounds
+    t{t:06d}.radius    float16 [N]     world units
+    t{t:06d}.density   uint8 [N]       density · 255
+    t{t:06d}.rgb       uint8 [N, 3]    view-independent colour (baked image blend)
+    t{t:06d}.sh        int8 [N, 3, 3]  optional degree-1 SH residual, scaled by the header's sh_scale
+
+and a header (safetensors metadata, JSON strings): format, version, frames, counts, bounds,
+cameras (the capture's, for snapping the view), fps, background, sh_scale, and a CRC-32 per frame
+so a tampered or damaged frame is caught when it is read. Frames are read one at a time through
+a memory map, so memory does not grow with the sequence length.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fourd.errors import DataError
+from fourd.io import atomic_write_bytes
+
+FORMAT, VERSION = "fourd.baked", 1
+FIELDS = ("xyz", "radius", "density", "rgb")
+
+
+@dataclass
+class BakedFrame:
+    xyz: torch.Tensor  # [N, 3] float32
+    radius: torch.Tensor  # [N]
+    density: torch.Tensor  # [N] in [0, 1]
+    rgb: torch.Tensor  # [N, 3] in [0, 1]
+    sh: torch.Tensor | None = None  # [N, 3 (basis), 3 (rgb)] degree-1 residual, or None
+
+
+def _key(t: int, name: str) -> str:
+    return f"t{t:06d}.{name}"
+
+
+def encode_frame(f: BakedFrame, lo: np.ndarray, hi: np.ndarray, sh_scale: float) -> dict[str, torch.Tensor]:
+    q = ((f.xyz.double() - torch.from_numpy(lo)) / torch.from_numpy(hi - lo)).clamp(0, 1) * 65535
+    out = {
+        "xyz": q.round().to(torch.int32).to(torch.uint16) if hasattr(torch, "uint16") else q.round().short(),
+        "radius": f.radius.to(torch.float16),
+        "density": (f.density.clamp(0, 1) * 255).round().to(torch.uint8),
+        "rgb": (f.rgb.clamp(0, 1) * 255).round().to(torch.uint8),
+    }
+    if f.sh is not None:
+        out["sh"] = (f.sh / sh_scale * 127).round().clamp(-127, 127).to(torch.int8)
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def _crc(tensors: dict[str, torch.Tensor]) -> int:
+    c = 0
+    for k in sorted(tensors):
+        c = zlib.crc32(tensors[k].numpy().tobytes(), c)
+    return c
+
+
+def write_baked(path: str | Path, frames: list[BakedFrame], frame_ids: list[int], bounds, cameras: dict, fps: float,
+                background=(0.0, 0.0, 0.0), sh_scale: float = 0.5) -> Path:
+    from safetensors.torch import save
+
+    lo, hi = (np.asarray(b, np.float64) for b in bounds)
+    hi = np.maximum(hi, lo + 1e-6)
+    tensors, crcs, counts = {}, [], []
+    for t, f in enumerate(frames):
+        enc = encode_frame(f, lo, hi, sh_scale)
+        crcs.append(_crc(enc))
+        counts.append(int(f.xyz.shape[0]))
+        tensors.update({_key(t, k): v for k, v in enc.items()})
+    header = {"format": FORMAT, "version": str(VERSION), "frames": json.dumps(frame_ids), "counts": json.dumps(counts),
+              "bounds": json.dumps([lo.tolist(), hi.tolist()]), "cameras": json.dumps(cameras), "fps": str(fps),
+              "background": json.dumps(list(background)), "sh_scale": str(sh_scale), "crc32": json.dumps(crcs),
+              "has_sh": json.dumps(frames[0].sh is not None if frames else False)}
+    return atomic_write_bytes(path, save(tensors, metadata=header))
+
+
+class BakedSequence:
+    """Read-only, frame-at-a-time access to a ``.fourd`` file."""
+
+    def __init__(self, path: str | Path):
+        from safetensors import safe_open
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError("baked file not found", self.path, "make one with `fourd bake RUN --out scene.fourd`")
+        size = self.path.stat().st_size
+        try:
+            with open(self.path, "rb") as fh:
+                n = int.from_bytes(fh.read(8), "little")
+                if n <= 0 or 8 + n > size:
+                    raise ValueError("header length exceeds the file")
+                meta = json.loads(fh.read(n)).get("__metadata__", {})
+            self._file = safe_open(str(self.path), framework="pt")
+        except Exception as e:
+            raise DataError(f"not a readable baked sequence ({type(e).__name__}: {e})", self.path,
+                            "the file is truncated or damaged: bake it again") from None
+        if meta.get("format") != FORMAT:
+            raise DataError("not a fourd baked sequence", self.path, "pass a .fourd file written by fourd bake")
+        if int(meta.get("version", 0)) > VERSION:
+            raise DataError(f"baked format v{meta['version']} is newer than this fourd reads (v{VERSION})", self.path,
+                            "upgrade fourd")
+        self.frames: list[int] = json.loads(meta["frames"])
+        self.counts: list[int] = json.loads(meta["counts"])
+        lo, hi = json.loads(meta["bounds"])
+        self.lo, self.hi = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
+        self.cameras: dict = json.loads(meta["cameras"])
+        self.fps = float(meta["fps"])
+        self.background = tuple(json.loads(meta["background"]))
+        self.sh_scale = float(meta["sh_scale"])
+        self.has_sh = bool(json.loads(meta.get("has_sh", "false")))
+        self._crc = json.loads(meta["crc32"])
+        # every tensor a frame needs must be there, with its point count, before anything is allocated
+        keys = set(self._file.keys())
+        for t, n in enumerate(self.counts):
+            for k in FIELDS + (("sh",) if self.has_sh else ()):
+                if _key(t, k) not in keys:
+                    raise DataError(f"frame {self.frames[t]} lacks '{k}'", self.path, "bake the sequence again")
+            if self._file.get_slice(_key(t, "xyz")).get_shape()[0] != n:
+                raise DataError(f"frame {self.frames[t]} has the wrong number of points", self.path, "bake again")
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def frame(self, t: int) -> BakedFrame:
+        """Decode frame slot ``t`` (0-based), checking its CRC."""
+        if not 0 <= t < len(self.frames):
+            raise DataError(f"frame slot {t} is out of range (0..{len(self.frames) - 1})", self.path)
+        names = FIELDS + (("sh",) if self.has_sh else ())
+        enc = {k: self._file.get_tensor(_key(t, k)) for k in names}
+        if _crc(enc) != self._crc[t]:
+            raise DataError(f"frame {self.frames[t]} fails its checksum (damaged or edited)", self.path,
+                            "bake the sequence again")
+        q = enc["xyz"].to(torch.int32) & 0xFFFF
+        xyz = (self.lo + q.double() / 65535 * (self.hi - self.lo)).float()
+        sh = enc["sh"].float() / 127 * self.sh_scale if self.has_sh else None
+        return BakedFrame(xyz, enc["radius"].float(), enc["density"].float() / 255, enc["rgb"].float() / 255, sh)
+
+    @property
+    def bytes_per_point(self) -> float:
+        return (self.path.stat().st_size) / max(sum(self.counts), 1)

@@ -1,0 +1,97 @@
+"""Baked files: round trip, checksums, versions, truncation; a baked frame renders like the model."""
+
+import json
+
+import pytest
+import torch
+
+from fourd.bake.format import BakedFrame, BakedSequence, write_baked
+from fourd.errors import DataError
+
+
+def frames(n=2, N=500, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [BakedFrame(torch.rand(N, 3, generator=g) * 2 - 1, torch.rand(N, generator=g) * 0.02 + 0.001,
+                       torch.rand(N, generator=g), torch.rand(N, 3, generator=g),
+                       (torch.rand(N, 3, 3, generator=g) - 0.5) * 0.4) for _ in range(n)]
+
+
+def test_round_trip_within_quantization(tmp_path):
+    fr = frames()
+    p = write_baked(tmp_path / "s.fourd", fr, [3, 4], ([-1, -1, -1], [1, 1, 1]), {"names": []}, 25.0)
+    seq = BakedSequence(p)
+    assert seq.frames == [3, 4] and seq.counts == [500, 500] and seq.fps == 25.0 and seq.has_sh
+    g = seq.frame(1)
+    assert (g.xyz - fr[1].xyz).abs().max() < 2 / 65535
+    assert (g.rgb - fr[1].rgb).abs().max() <= 0.5 / 255 + 1e-6
+    assert (g.density - fr[1].density).abs().max() <= 0.5 / 255 + 1e-6
+    assert (g.radius - fr[1].radius).abs().max() < 1e-5
+    assert (g.sh - fr[1].sh).abs().max() < 0.5 / 127 * seq.sh_scale + 1e-6
+    assert seq.bytes_per_point < 30  # 6 + 2 + 1 + 3 + 9 bytes and a small header
+
+
+def test_tampered_frame_fails_its_checksum(tmp_path):
+    p = write_baked(tmp_path / "s.fourd", frames(), [0, 1], ([-1] * 3, [1] * 3), {}, 30.0)
+    data = bytearray(p.read_bytes())
+    data[-10] ^= 0xFF  # a byte of the last tensor
+    p.write_bytes(bytes(data))
+    seq = BakedSequence(p)
+    seq.frame(0)
+    with pytest.raises(DataError, match="checksum"):
+        seq.frame(1)
+
+
+def test_truncated_file(tmp_path):
+    p = write_baked(tmp_path / "s.fourd", frames(), [0, 1], ([-1] * 3, [1] * 3), {}, 30.0)
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with pytest.raises(DataError, match="truncated|damaged"):
+        BakedSequence(p)
+
+
+def test_newer_version_is_refused(tmp_path):
+    p = write_baked(tmp_path / "s.fourd", frames(1), [0], ([-1] * 3, [1] * 3), {}, 30.0)
+    raw = p.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    header["__metadata__"]["version"] = "9"
+    new = json.dumps(header).encode()
+    new += b" " * (n - len(new))  # keep the header length so the offsets stay valid
+    p.write_bytes(raw[:8] + new + raw[8 + n:])
+    with pytest.raises(DataError, match="newer"):
+        BakedSequence(p)
+
+
+@pytest.mark.slow
+def test_bake_a_trained_run_and_view_it(tiny_ev, tmp_path):
+    import cv2
+
+    from fourd.bake.bake import bake_run
+    from fourd.bake.render import render_baked
+    from fourd.cli import main
+    from fourd.config import apply_overrides, preset
+    from fourd.train.losses import psnr
+    from fourd.train.trainer import Trainer
+
+    cfg = apply_overrides(preset("demo"), {
+        "dataset": str(tiny_ev), "out": str(tmp_path / "run"), "steps": 10, "K": 6, "source_size": 48,
+        "eval_every": 0, "eval_frames": 1, "ckpt_every": 10, "carve": {"points": 2000, "resolution": 64},
+        "model": {"grid": {"levels": 1, "spatial_min": 16, "spatial_max": 16, "time_max": 3}, "source_views": 3}})
+    tr = Trainer(cfg)
+    for _ in range(10):
+        tr.train_step()
+    tr.save()
+    path = bake_run(tmp_path / "run", tmp_path / "s.fourd", views=6)
+    seq = BakedSequence(path)
+    assert seq.frames == [0, 1, 2] and seq.counts[0] == 2000
+    # the baked frame looks like the model from a held-out camera
+    cam_name = tr.eval_cams[0]
+    tgt = tr.sampler.target(1, cam_name, crop=False, scale=1.0)
+    with torch.no_grad():
+        model_img = tr.render(1, tgt.camera, None).image.rgb.clamp(0, 1)
+    baked_img = render_baked(seq.frame(1), tgt.camera, K=6, near=tr.settings.near, far=tr.settings.far)
+    assert psnr(baked_img, model_img) > 25
+    shot = tmp_path / "shot.png"
+    assert main(["--quiet", "view", str(path), "--headless", "--camera", cam_name, "--frame", "1",
+                 "--screenshot", str(shot), "--size", "64x48"]) == 0
+    img = cv2.imread(str(shot))
+    assert img.shape == (48, 64, 3) and img.max() > 50
