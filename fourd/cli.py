@@ -315,61 +315,96 @@ def bake(run: Pos[Path], out: Path = Path("scene.fourd"), views: int = 8, sh: bo
     print(path)
 
 
-def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, frame: int = 0,
-         screenshot: Path | None = None, size: str | None = None, K: int = 8) -> None:
-    """Look at a baked scene. Headless (EGL): render one frame from one camera into a PNG.
+def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, frame: int | None = None,
+         screenshot: Path | None = None, size: str = "1280x720", K: int = 8, mode: str = "rgb",
+         script: Path | None = None, max_frames: int | None = None, screenshot_dir: Path = Path("screenshots"),
+         state_out: Path | None = None, window_capture: Path | None = None) -> None:
+    """Play a baked scene (.fourd), a folder of PLY frames or carved points in a window; or, with
+    --headless, render one frame from one camera into a PNG through EGL.
 
     Args:
-        scene: .fourd file written by fourd bake.
-        headless: render without a window (the interactive window is not part of this build yet).
+        scene: .fourd file (fourd bake), a folder of <frame>.ply, or points.safetensors (fourd carve).
+        headless: no window: render --frame from --camera into --screenshot.
         camera: a camera name of the capture the scene was trained on, or a camera JSON file
-            ({"K", "R", "T", "H", "W"} in the OpenCV convention); default the first held-out camera.
-        frame: frame id to show.
-        screenshot: PNG to write.
-        size: WxH output size (the camera's intrinsics are scaled to it).
+            ({"K", "R", "T", "H", "W"}, OpenCV convention); default the first held-out camera.
+        frame: frame id to show (default the first).
+        screenshot: PNG to write (headless).
+        size: WxH of the window or image (a named camera's intrinsics are scaled to it).
         K: points composited per pixel.
+        mode: rgb, depth, alpha or radius.
+        script: JSON list of input events to replay (automation, tests).
+        max_frames: close the window after this many frames.
+        screenshot_dir: where P / the Screenshot button write PNGs.
+        state_out: write the viewer state at exit as JSON.
+        window_capture: write the last window image, panels included, to this PNG.
     """
-    import json as _json
+    from fourd.viewer.scene import open_scene
 
+    try:
+        w, h = (int(x) for x in size.lower().split("x"))
+    except ValueError:
+        raise FourdError(f"--size must look like 1280x720, got '{size}'") from None
+    sc = open_scene(scene)
+    t = 0
+    if frame is not None:
+        if frame not in sc.frames:
+            raise FourdError(f"frame {frame} is not in the scene ({sc.frames[0]}..{sc.frames[-1]})", scene)
+        t = sc.frames.index(frame)
+    if headless:
+        _view_headless(sc, scene, camera, t, screenshot or Path("screenshot.png"), w, h, K, mode, size)
+        return
+    from fourd.viewer.app import ViewerApp
+
+    app = ViewerApp(sc, w, h, f"fourd — {scene.name}")
+    app.screenshot_dir, app.window_capture = screenshot_dir, window_capture
+    app.state.time, app.state.K, app.state.mode = float(t), K, mode
+    if camera is not None and sc.cameras is not None and camera in sc.cameras.names:
+        app.controls.snap(sc.cameras.names.index(camera))
+    events = json.loads(script.read_text()) if script else None
+    try:
+        summary = app.run(max_frames, events)
+    finally:
+        app.close()
+    if state_out:
+        state_out.write_text(json.dumps(summary, indent=2))
+
+
+def _view_headless(sc, scene: Path, camera: str | None, t: int, out: Path, w: int, h: int, K: int, mode: str,
+                   size: str) -> None:
     import cv2
 
-    from fourd.bake.format import BakedSequence
-    from fourd.bake.render import render_baked
+    from fourd.gl.baked_renderer import BakedRenderer
     from fourd.io import atomic_write_bytes
     from fourd.structures.cameras import Cameras
 
-    if not headless:
-        raise FourdError("the interactive viewer is not in this build yet", scene,
-                         "use --headless --screenshot out.png (renders through EGL)")
-    seq = BakedSequence(scene)
-    meta = seq.cameras
-    if camera is None or camera in meta["names"]:
-        name = camera or (meta.get("held_out") or meta["names"])[0]
-        i = meta["names"].index(name)
-        cam = Cameras(meta["K"][i], meta["R"][i], meta["T"][i], meta["H"][i], meta["W"][i], names=[name])
-    else:
+    if camera is None and sc.cameras is not None:
+        camera = (sc.held_out or sc.cameras.names)[0]
+    if sc.cameras is not None and camera in sc.cameras.names:
+        cam = sc.cameras[camera]
+        if size != "1280x720":  # the default size keeps the capture camera's own
+            cam = cam.resize(h, w)
+    elif camera is not None:
         p = Path(camera)
         if not p.is_file():
+            names = ", ".join(sc.cameras.names[:8]) if sc.cameras is not None else "none"
             raise FourdError(f"'{camera}' is neither a camera of the capture nor a camera JSON file", scene,
-                             f"use one of {', '.join(meta['names'][:8])}… or a JSON file")
+                             f"use one of {names}… or a JSON file")
         try:
-            cam = Cameras.from_dict(_json.loads(p.read_text()))
+            cam = Cameras.from_dict(json.loads(p.read_text()))
         except (ValueError, KeyError) as e:
             raise FourdError(f"bad camera JSON ({e})", p, 'give {"K", "R", "T", "H", "W"}') from None
-    if size:
-        try:
-            w, h = (int(x) for x in size.lower().split("x"))
-        except ValueError:
-            raise FourdError(f"--size must look like 1280x720, got '{size}'") from None
-        cam = cam.resize(h, w)
-    if frame not in seq.frames:
-        raise FourdError(f"frame {frame} is not in the scene ({seq.frames[0]}..{seq.frames[-1]})", scene)
-    img = render_baked(seq.frame(seq.frames.index(frame)), cam, K, meta.get("near", 0.01), meta.get("far", 100.0),
-                       seq.background)
-    out = screenshot or Path("screenshot.png")
-    a = (img.numpy() * 255 + 0.5).astype("uint8")
-    atomic_write_bytes(out, cv2.imencode(".png", a[..., ::-1])[1].tobytes())
-    log(f"frame {frame} from camera {cam.names[0]} → {out}")
+    else:
+        from fourd.viewer.state import OrbitCamera
+
+        lo, hi = sc.bounds
+        oc = OrbitCamera(target=(lo + hi) / 2, distance=float(((hi - lo) ** 2).sum() ** 0.5) * 1.2)
+        cam = oc.cameras(w, h)
+    r = BakedRenderer(int(cam.W[0]), int(cam.H[0]))
+    r.upload(sc.frame(t))
+    r.render(cam, K, sc.background, mode, 1.0, sc.near, sc.far)
+    atomic_write_bytes(out, cv2.imencode(".png", r.read()[..., ::-1])[1].tobytes())
+    r.release()
+    log(f"frame {sc.frames[t]} from camera {cam.names[0]} → {out}")
     print(out)
 
 

@@ -25,12 +25,13 @@ def run(cfg, minutes: float, eval_every_min: float, eval_frames: int, label: str
     curve, t_train, next_eval = [], 0.0, 0.0
     out = Path(cfg.out)
     while True:
-        if t_train >= next_eval or t_train >= minutes * 60:
+        done = t_train >= minutes * 60 or tr.step >= cfg.steps
+        if t_train >= next_eval or done:
             m = evaluate(tr, out / "eval" / f"t{int(t_train):05d}", frames=eval_frames, write_images=False)
             curve.append({"minutes": t_train / 60, "step": tr.step, "psnr": m["psnr"], "ssim": m["ssim"]})
             con.print(f"{label}: {t_train / 60:5.1f} min, step {tr.step}: PSNR {m['psnr']:.2f} SSIM {m['ssim']:.3f}")
             next_eval += eval_every_min * 60
-            if t_train >= minutes * 60:
+            if done:
                 break
         t = time.perf_counter()
         tr.train_step()
@@ -63,6 +64,8 @@ def main():
     ap.add_argument("--ablation-minutes", type=float, default=8.0, help="budget of each ablation (and hybrid at that point)")
     ap.add_argument("--eval-every", type=float, default=2.0, help="minutes between curve points")
     ap.add_argument("--eval-frames", type=int, default=3)
+    ap.add_argument("--steps-per-minute", type=float, default=75.0,
+                    help="expected speed: sets the run length, so the learning-rate decay ends with the budget")
     ap.add_argument("--work", default="outputs/bench_train")
     ap.add_argument("--out", default="bench_train.json")
     args = ap.parse_args()
@@ -74,18 +77,19 @@ def main():
 
     con = Console()
     work = Path(args.work)
-    base = apply_overrides(preset("demo"), {"steps": 10**9, "eval_every": 0, "ckpt_every": 10**9,
-                                            "points_file": None})
+    base = apply_overrides(preset("demo"), {"eval_every": 0, "ckpt_every": 10**9, "points_file": None})
+    steps = lambda minutes: max(10, int(minutes * args.steps_per_minute))  # noqa: E731
     results = {}
-    hyb = run(apply_overrides(base, {"out": str(work / "hybrid")}), args.minutes, args.eval_every, args.eval_frames,
-              "hybrid", con)
+    hyb = run(apply_overrides(base, {"out": str(work / "hybrid"), "steps": steps(args.minutes)}), args.minutes,
+              args.eval_every, args.eval_frames, "hybrid", con)
     tr = hyb.pop("trainer")
     results["stage_ms"] = breakdown(tr)
     results["baseline"] = evaluate(tr, work / "baseline", frames=None, baseline=True, write_images=False)["summary"]
     results["hybrid"] = hyb
     points = str(work / "hybrid" / "carve" / "points.safetensors")
     for mode in ("blend", "sh"):
-        cfg = apply_overrides(base, {"out": str(work / mode), "points_file": points, "model": {"appearance": mode}})
+        cfg = apply_overrides(base, {"out": str(work / mode), "points_file": points, "model": {"appearance": mode},
+                                     "steps": steps(args.ablation_minutes)})
         r = run(cfg, args.ablation_minutes, args.eval_every, args.eval_frames, mode, con)
         r.pop("trainer")
         results[mode] = r

@@ -24,6 +24,28 @@ from fourd.structures.cameras import Cameras
 from fourd.structures.fragments import Fragments, RasterSettings
 
 
+def set_splat_uniforms(prog: int, camera: Cameras, width: int, height: int, near: float, far: float, layer: int,
+                       max_point_size: float) -> None:
+    """The uniforms of shaders/splat.glsl and the peel fragment shaders, for one OpenCV camera."""
+    from OpenGL import GL
+
+    loc = lambda n: GL.glGetUniformLocation(prog, n)  # noqa: E731
+    GL.glUniformMatrix3fv(loc("u_R"), 1, GL.GL_TRUE, camera.R[0].numpy().astype(np.float32))
+    GL.glUniform3f(loc("u_T"), *camera.T[0].tolist())
+    K = camera.K[0]
+    GL.glUniform4f(loc("u_K"), float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+    GL.glUniform1f(loc("u_skew"), float(K[0, 1]))
+    GL.glUniform2f(loc("u_size"), float(width), float(height))
+    GL.glUniform1f(loc("u_near"), float(near))
+    GL.glUniform1f(loc("u_far"), float(far))
+    GL.glUniform1f(loc("u_height"), float(height))
+    GL.glUniform1i(loc("u_layer"), layer)
+    GL.glUniform1i(loc("u_prev_zd"), 0)
+    GL.glUniform1i(loc("u_prev_index"), 1)
+    GL.glUniform1i(loc("u_points"), 2)
+    GL.glUniform1f(loc("u_max_point_size"), max_point_size)
+
+
 def fragments_from_indices(idx: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, camera: Cameras) -> Fragments:
     """Depths and squared distances of the chosen points, by the Fragments contract's formulas."""
     if points.shape[0] == 0:
@@ -152,24 +174,8 @@ class DepthPeeler:
         self._layer = 0
 
     def _uniforms(self, prog: int) -> None:
-        from OpenGL import GL
-
-        c = self.camera
-        loc = lambda n: GL.glGetUniformLocation(prog, n)  # noqa: E731
-        GL.glUniformMatrix3fv(loc("u_R"), 1, GL.GL_TRUE, c.R[0].numpy().astype(np.float32))
-        GL.glUniform3f(loc("u_T"), *c.T[0].tolist())
-        K = c.K[0]
-        GL.glUniform4f(loc("u_K"), float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
-        GL.glUniform1f(loc("u_skew"), float(K[0, 1]))
-        GL.glUniform2f(loc("u_size"), float(self.width), float(self.height))
-        GL.glUniform1f(loc("u_near"), float(self.settings.near))
-        GL.glUniform1f(loc("u_far"), float(self.settings.far))
-        GL.glUniform1f(loc("u_height"), float(self.height))
-        GL.glUniform1i(loc("u_layer"), self._layer)
-        GL.glUniform1i(loc("u_prev_zd"), 0)
-        GL.glUniform1i(loc("u_prev_index"), 1)
-        GL.glUniform1i(loc("u_points"), 2)
-        GL.glUniform1f(loc("u_max_point_size"), self.max_point_size)
+        set_splat_uniforms(prog, self.camera, self.width, self.height, self.settings.near, self.settings.far,
+                           self._layer, self.max_point_size)
 
     def draw_layer(self) -> Framebuffer:
         """Render the next layer into a framebuffer (no read-back)."""

@@ -1,0 +1,94 @@
+"""What the viewer plays: a baked ``.fourd`` file, a folder of PLY frames (e.g. ``fourd carve``
+output) or a carved ``points.safetensors`` — all served as :class:`BakedFrame` one frame at a time."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fourd.bake.format import BakedFrame, BakedSequence
+from fourd.errors import DataError
+from fourd.structures.cameras import Cameras
+
+
+class Scene:
+    def __init__(self, frames: list[int], fps: float, cameras: Cameras | None, near: float, far: float,
+                 background=(0.0, 0.0, 0.0), bounds=None, held_out=None):
+        self.frames, self.fps, self.cameras = frames, fps, cameras
+        self.near, self.far, self.background = near, far, tuple(background)
+        self.bounds = bounds
+        self.held_out = held_out or []
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def frame(self, t: int) -> BakedFrame:
+        raise NotImplementedError
+
+
+class BakedScene(Scene):
+    def __init__(self, path: Path):
+        self.seq = BakedSequence(path)
+        m = self.seq.cameras
+        cams = None
+        if m.get("names"):
+            cams = Cameras(m["K"], m["R"], m["T"], m["H"], m["W"], names=m["names"])
+        lo, hi = self.seq.lo.numpy(), self.seq.hi.numpy()
+        super().__init__(self.seq.frames, self.seq.fps, cams, m.get("near", 0.01), m.get("far", 100.0),
+                         self.seq.background, (lo, hi), m.get("held_out"))
+
+    def frame(self, t: int) -> BakedFrame:
+        return self.seq.frame(t)
+
+
+class PointsScene(Scene):
+    """Coloured points without learned radii: radius from the mean point spacing, density 1."""
+
+    def __init__(self, path: Path):
+        from fourd.structures.points import PointSequence
+
+        if path.is_dir():
+            self.files = sorted(p for p in path.glob("*.ply") if p.stem.isdigit())
+            if not self.files:
+                raise DataError("no <frame>.ply files here", path, "pass a fourd carve output folder or a .fourd file")
+            frames = [int(p.stem) for p in self.files]
+            self.seq = None
+        else:
+            self.seq = PointSequence.load(path)
+            frames = list(self.seq.frames)
+        first = self.frame(0)
+        lo, hi = first.xyz.min(0).values.numpy(), first.xyz.max(0).values.numpy()
+        ext = float(np.linalg.norm(hi - lo))
+        super().__init__(frames, 30.0, None, ext * 0.01, ext * 20, (0.0, 0.0, 0.0), (lo, hi))
+
+    def frame(self, t: int) -> BakedFrame:
+        if self.seq is not None:
+            f = self.seq.frames[t]
+            xyz = self.seq.frame(f).float()
+            rgb = self.seq.attribute("colors", f).float() if "colors" in self.seq.attributes else None
+        else:
+            import open3d as o3d
+
+            pc = o3d.io.read_point_cloud(str(self.files[t]))
+            if not pc.has_points():
+                raise DataError("the PLY has no points", self.files[t], "re-export it")
+            xyz = torch.from_numpy(np.asarray(pc.points)).float()
+            rgb = torch.from_numpy(np.asarray(pc.colors)).float() if pc.has_colors() else None
+        n = xyz.shape[0]
+        ext = float((xyz.max(0).values - xyz.min(0).values).norm())
+        radius = 1.5 * ext / math.sqrt(max(n, 1)) * 0.5  # about the spacing of points on a surface
+        if rgb is None:
+            rgb = torch.full((n, 3), 0.8)
+        return BakedFrame(xyz, torch.full((n,), radius), torch.ones(n), rgb, None)
+
+
+def open_scene(path: str | Path) -> Scene:
+    path = Path(path)
+    if not path.exists():
+        raise DataError("scene not found", path, "pass a .fourd file, a folder of PLY frames or points.safetensors")
+    if path.suffix == ".fourd":
+        return BakedScene(path)
+    return PointsScene(path)

@@ -1,0 +1,79 @@
+"""Viewer state and input handling, without GL or a window."""
+
+import numpy as np
+import pytest
+import torch
+
+from fourd.structures.cameras import Cameras
+from fourd.viewer.controls import Controls
+from fourd.viewer.state import OrbitCamera, ViewerState
+
+
+def test_orbit_camera_looks_at_its_target():
+    oc = OrbitCamera(target=np.array([0.2, 0.5, -0.1]), yaw=0.7, pitch=0.3, distance=2.5)
+    cam = oc.cameras(320, 240)
+    uv, z = cam.project(torch.tensor([oc.target], dtype=torch.float32))
+    torch.testing.assert_close(uv[0, 0], torch.tensor([160.0, 120.0]), atol=1e-3, rtol=0)
+    assert abs(float(z[0, 0]) - 2.5) < 1e-4
+
+
+def test_snapping_reproduces_a_capture_camera():
+    target = np.array([0.0, 0.4, 0.0])
+    cam = Cameras.look_at([[1.5, 1.2, -2.0]], target, H=240, W=320, fov_y_deg=35)
+    oc = OrbitCamera()
+    oc.set_from(cam, target)
+    back = oc.cameras(320, 240)
+    torch.testing.assert_close(back.R, cam.R, atol=1e-4, rtol=0)
+    torch.testing.assert_close(back.centers, cam.centers, atol=1e-4, rtol=0)
+    torch.testing.assert_close(back.K, cam.K, atol=1e-2, rtol=0)
+
+
+def test_mouse_and_keys_edit_the_state():
+    s = ViewerState(n_frames=10)
+    c = Controls(s)
+    yaw, dist = s.camera.yaw, s.camera.distance
+    c.mouse_move(100, 100)
+    c.mouse_button("left", True)
+    c.mouse_move(150, 100)
+    c.mouse_button("left", False)
+    assert s.camera.yaw != yaw and s.moving
+    c.scroll(2)
+    assert s.camera.distance < dist
+    t0 = s.camera.target.copy()
+    c.key("w", True)
+    c.update(0.1)
+    c.key("w", False)
+    assert np.linalg.norm(s.camera.target - t0) > 0
+    c.key("space", True)
+    assert s.playing
+    c.update(0.2)  # 0.2 s at 30 fps: six frames
+    assert s.frame == 6
+    c.key("right", True)
+    assert not s.playing and s.frame == 7
+    c.key("m", True)
+    assert s.mode == "depth"
+    c.key("k", True)
+    c.key("delete", True)
+    assert s.keyframes == []
+    c.key("p", True)
+    assert s.screenshot_requested
+
+
+def test_playback_loops_or_stops():
+    s = ViewerState(n_frames=5, fps=10, playing=True)
+    s.advance(0.7)
+    assert s.frame == 2  # 7 frames later, wrapped
+    s.loop, s.time, s.playing = False, 3.0, True
+    s.advance(1.0)
+    assert s.frame == 4 and not s.playing
+
+
+def test_adaptive_quality_only_while_moving():
+    s = ViewerState(K=8, target_fps=10)
+    assert s.effective_quality() == (8, 1.0, 1.0)
+    s.moving = True
+    K, scale, frac = s.effective_quality()
+    assert K <= 2 and scale < 1 and frac < 1
+    for _ in range(20):
+        s.adapt(500.0)  # too slow: shrink
+    assert s.motion_scale == pytest.approx(0.25) and s.motion_fraction < 0.1
