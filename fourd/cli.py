@@ -289,7 +289,7 @@ def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None)
 
 # ------------------------------------------------------------------------------ bake
 def bake(run: Pos[Path], out: Path = Path("scene.fourd"), views: int = 8, sh: bool = True,
-         ply: Path | None = None) -> None:
+         ply: Path | None = None, gs_ply: Path | None = None) -> None:
     """Bake a trained run into a compact streaming file for playback (fourd view, fourd render).
 
     Args:
@@ -298,20 +298,24 @@ def bake(run: Pos[Path], out: Path = Path("scene.fourd"), views: int = 8, sh: bo
         views: training cameras the appearance is baked from.
         sh: keep a degree-1 SH residual (view-dependent colour); --no-sh stores colour only.
         ply: also write each baked frame as a coloured PLY into this folder.
+        gs_ply: also write each frame as a 3D Gaussian Splatting PLY (isotropic Gaussians) into this folder.
     """
-    from fourd.bake.bake import bake_run
+    from fourd.bake.bake import bake_run, gaussian_splat_attributes
+    from fourd.bake.format import BakedSequence
+    from fourd.structures.points import write_ply
 
     path = bake_run(run, out, views, sh)
-    if ply is not None:
-        from fourd.bake.format import BakedSequence
-        from fourd.structures.points import write_ply
-
-        seq = BakedSequence(path)
-        ply.mkdir(parents=True, exist_ok=True)
+    seq = BakedSequence(path)
+    for folder, kind in ((ply, "points"), (gs_ply, "gaussians")):
+        if folder is None:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
         for t, fid in enumerate(seq.frames):
             f = seq.frame(t)
-            write_ply(ply / f"{fid:06d}.ply", f.xyz, {"colors": f.rgb, "radius": f.radius, "density": f.density})
-        log(f"PLY frames → {ply}")
+            attrs = {"colors": f.rgb, "radius": f.radius, "density": f.density} if kind == "points" \
+                else gaussian_splat_attributes(f)
+            write_ply(folder / f"{fid:06d}.ply", f.xyz, attrs)
+        log(f"{kind} PLY frames → {folder}")
     print(path)
 
 
@@ -445,9 +449,16 @@ def demo(out: Path = Path("outputs/demo"), data_root: Path | None = None, steps:
     log(f"carved points of one frame from a held-out camera → {carve_picture(video, seq, report, out / 'carve_frame.png')}")
     result = trainer.fit(resume=True)
     ev = result["eval"]["summary"]
-    log(f"[bold green]demo done[/]: held-out PSNR {ev['psnr']:.2f} dB, SSIM {ev['ssim']:.3f} "
-        f"(images in {out / 'run' / 'eval' / 'final'})")
-    print(_json.dumps({"held_out_psnr": ev["psnr"], "held_out_ssim": ev["ssim"], "run": str(out / "run")}))
+    log(f"held-out PSNR {ev['psnr']:.2f} dB, SSIM {ev['ssim']:.3f} (images in {out / 'run' / 'eval' / 'final'})")
+    from fourd.bake.bake import bake_run
+
+    scene = bake_run(out / "run", out / "demo.fourd")
+    shot = out / "viewer_frame.png"
+    view(scene, headless=True, frame=video.frames[len(video.frames) // 2], screenshot=shot)
+    log(f"[bold green]demo done[/]: baked scene {scene}, viewer screenshot {shot}; "
+        f"play it with `fourd view {scene}`")
+    print(_json.dumps({"held_out_psnr": ev["psnr"], "held_out_ssim": ev["ssim"], "run": str(out / "run"),
+                       "scene": str(scene), "screenshot": str(shot)}))
 
 
 def carve_picture(video, seq, report, path: Path) -> Path:

@@ -98,3 +98,17 @@ def bake_run(run: str | Path, out: str | Path, views: int = 8, sh: bool = True) 
     n = sum(f.xyz.shape[0] for f in frames)
     log(f"baked {len(frames)} frames, {n} points, {path.stat().st_size / n:.1f} bytes/point → {path}")
     return path
+
+
+def gaussian_splat_attributes(f: BakedFrame) -> dict:
+    """A baked frame as the attributes of a 3D Gaussian Splatting PLY (isotropic Gaussians):
+    SH DC and degree-1 rest coefficients (3DGS's channel-major order), logit opacity, log scale,
+    identity rotation. Colour = 0.5 + SH(d) there, as here."""
+    from fourd.model.sh import C0
+
+    n = f.xyz.shape[0]
+    d = f.density.clamp(1e-4, 1 - 1e-4)
+    rest = f.sh.permute(0, 2, 1).reshape(n, 9) if f.sh is not None else torch.zeros(n, 9)
+    return {"normals": torch.zeros(n, 3), "f_dc": (f.rgb - 0.5) / C0, "f_rest": rest,
+            "opacity": torch.log(d / (1 - d)), "scale": torch.log(f.radius)[:, None].expand(n, 3),
+            "rot": torch.tensor([1.0, 0, 0, 0]).expand(n, 4)}

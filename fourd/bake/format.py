@@ -10,8 +10,9 @@ A safetensors file (no pickle; memory-mappable) holding, per frame ``t``:
 
 and a header (safetensors metadata, JSON strings): format, version, frames, counts, bounds,
 cameras (the capture's, for snapping the view), fps, background, sh_scale, and a CRC-32 per frame
-so a tampered or damaged frame is caught when it is read. Frames are read one at a time through
-a memory map, so memory does not grow with the sequence length.
+so a tampered or damaged frame is caught when it is read. Frames are read one at a time with
+plain reads at the offsets the header gives (no memory map whose touched pages would stay
+resident), so memory does not grow with the sequence length.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from fourd.io import atomic_write_bytes
 
 FORMAT, VERSION = "fourd.baked", 1
 FIELDS = ("xyz", "radius", "density", "rgb")
+_DTYPES = {"U16": np.uint16, "I16": np.int16, "F16": np.float16, "U8": np.uint8, "I8": np.int8, "F32": np.float32}
 
 
 @dataclass
@@ -87,8 +89,6 @@ class BakedSequence:
     """Read-only, frame-at-a-time access to a ``.fourd`` file."""
 
     def __init__(self, path: str | Path):
-        from safetensors import safe_open
-
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError("baked file not found", self.path, "make one with `fourd bake RUN --out scene.fourd`")
@@ -98,8 +98,13 @@ class BakedSequence:
                 n = int.from_bytes(fh.read(8), "little")
                 if n <= 0 or 8 + n > size:
                     raise ValueError("header length exceeds the file")
-                meta = json.loads(fh.read(n)).get("__metadata__", {})
-            self._file = safe_open(str(self.path), framework="pt")
+                header = json.loads(fh.read(n))
+            meta = header.pop("__metadata__", {})
+            self._entries = header
+            self._data_start = 8 + n
+            end = max((e["data_offsets"][1] for e in header.values()), default=0)
+            if self._data_start + end > size:
+                raise ValueError(f"tensor data ends at byte {self._data_start + end} but the file has {size}")
         except Exception as e:
             raise DataError(f"not a readable baked sequence ({type(e).__name__}: {e})", self.path,
                             "the file is truncated or damaged: bake it again") from None
@@ -119,13 +124,21 @@ class BakedSequence:
         self.has_sh = bool(json.loads(meta.get("has_sh", "false")))
         self._crc = json.loads(meta["crc32"])
         # every tensor a frame needs must be there, with its point count, before anything is allocated
-        keys = set(self._file.keys())
         for t, n in enumerate(self.counts):
             for k in FIELDS + (("sh",) if self.has_sh else ()):
-                if _key(t, k) not in keys:
+                e = self._entries.get(_key(t, k))
+                if e is None:
                     raise DataError(f"frame {self.frames[t]} lacks '{k}'", self.path, "bake the sequence again")
-            if self._file.get_slice(_key(t, "xyz")).get_shape()[0] != n:
-                raise DataError(f"frame {self.frames[t]} has the wrong number of points", self.path, "bake again")
+                if e["shape"][0] != n or e["dtype"] not in _DTYPES:
+                    raise DataError(f"frame {self.frames[t]}: '{k}' has the wrong shape or type", self.path, "bake again")
+
+    def _read(self, key: str) -> torch.Tensor:
+        e = self._entries[key]
+        a, b = e["data_offsets"]
+        with open(self.path, "rb") as fh:
+            fh.seek(self._data_start + a)
+            raw = fh.read(b - a)
+        return torch.from_numpy(np.frombuffer(raw, dtype=_DTYPES[e["dtype"]]).reshape(e["shape"]).copy())
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -135,11 +148,11 @@ class BakedSequence:
         if not 0 <= t < len(self.frames):
             raise DataError(f"frame slot {t} is out of range (0..{len(self.frames) - 1})", self.path)
         names = FIELDS + (("sh",) if self.has_sh else ())
-        enc = {k: self._file.get_tensor(_key(t, k)) for k in names}
+        enc = {k: self._read(_key(t, k)) for k in names}
         if _crc(enc) != self._crc[t]:
             raise DataError(f"frame {self.frames[t]} fails its checksum (damaged or edited)", self.path,
                             "bake the sequence again")
-        q = enc["xyz"].to(torch.int32) & 0xFFFF
+        q = enc["xyz"].to(torch.int32) & 0xFFFF  # uint16 on disk
         xyz = (self.lo + q.double() / 65535 * (self.hi - self.lo)).float()
         sh = enc["sh"].float() / 127 * self.sh_scale if self.has_sh else None
         return BakedFrame(xyz, enc["radius"].float(), enc["density"].float() / 255, enc["rgb"].float() / 255, sh)

@@ -16,7 +16,7 @@ import torch
 from fourd.bake.format import BakedFrame
 from fourd.gl.context import headless_context
 from fourd.gl.framebuffer import Framebuffer
-from fourd.gl.peeler import set_splat_uniforms
+from fourd.gl.peeler import begin_peel_pass, set_splat_uniforms
 from fourd.gl.program import compile_program
 from fourd.structures.cameras import Cameras
 
@@ -91,17 +91,9 @@ class BakedRenderer:
             self.resize(int(cam.W[0]), int(cam.H[0]))
         self.ctx.make_current()
         self.accum.clear()
-        GL.glEnable(GL.GL_PROGRAM_POINT_SIZE)
         for k in range(K):
             out, prev = self._peels[k % 2], self._peels[(k + 1) % 2]
-            out.clear({"index": (-1, 0, 0, 0)})
-            GL.glEnable(GL.GL_DEPTH_TEST)
-            GL.glDepthFunc(GL.GL_LESS)
-            GL.glDisable(GL.GL_BLEND)
-            GL.glActiveTexture(GL.GL_TEXTURE0)
-            GL.glBindTexture(GL.GL_TEXTURE_2D, prev.textures[1])
-            GL.glActiveTexture(GL.GL_TEXTURE1)
-            GL.glBindTexture(GL.GL_TEXTURE_2D, prev.textures[0])
+            begin_peel_pass(out, prev)
             GL.glUseProgram(self.peel)
             set_splat_uniforms(self.peel, cam, self.width, self.height, near, far, k, self.max_point_size)
             loc = lambda n: GL.glGetUniformLocation(self.peel, n)  # noqa: E731

@@ -46,6 +46,22 @@ def set_splat_uniforms(prog: int, camera: Cameras, width: int, height: int, near
     GL.glUniform1f(loc("u_max_point_size"), max_point_size)
 
 
+def begin_peel_pass(out: Framebuffer, prev: Framebuffer) -> None:
+    """GL state for one peeling pass into ``out``: the previous layer's (index, z) are the textures
+    the peel shaders read (units 1 and 0); depth test keeps the nearest remaining splat."""
+    from OpenGL import GL
+
+    out.clear({"index": (-1, 0, 0, 0)})
+    GL.glEnable(GL.GL_DEPTH_TEST)
+    GL.glDepthFunc(GL.GL_LESS)
+    GL.glDisable(GL.GL_BLEND)
+    GL.glEnable(GL.GL_PROGRAM_POINT_SIZE)
+    GL.glActiveTexture(GL.GL_TEXTURE0)
+    GL.glBindTexture(GL.GL_TEXTURE_2D, prev.textures[1])
+    GL.glActiveTexture(GL.GL_TEXTURE1)
+    GL.glBindTexture(GL.GL_TEXTURE_2D, prev.textures[0])
+
+
 def fragments_from_indices(idx: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, camera: Cameras) -> Fragments:
     """Depths and squared distances of the chosen points, by the Fragments contract's formulas."""
     if points.shape[0] == 0:
@@ -182,15 +198,7 @@ class DepthPeeler:
         from OpenGL import GL
 
         out, prev = self.fbos[self._layer % 2], self.fbos[(self._layer + 1) % 2]
-        out.clear({"index": (-1, 0, 0, 0)})
-        GL.glEnable(GL.GL_DEPTH_TEST)
-        GL.glDepthFunc(GL.GL_LESS)
-        GL.glDisable(GL.GL_BLEND)
-        GL.glEnable(GL.GL_PROGRAM_POINT_SIZE)
-        GL.glActiveTexture(GL.GL_TEXTURE0)
-        GL.glBindTexture(GL.GL_TEXTURE_2D, prev.textures[1])
-        GL.glActiveTexture(GL.GL_TEXTURE1)
-        GL.glBindTexture(GL.GL_TEXTURE_2D, prev.textures[0])
+        begin_peel_pass(out, prev)
         GL.glActiveTexture(GL.GL_TEXTURE2)
         GL.glBindTexture(GL.GL_TEXTURE_BUFFER, self.tbo_tex)
         if self.n_points:

@@ -95,3 +95,26 @@ def test_bake_a_trained_run_and_view_it(tiny_ev, tmp_path):
                  "--screenshot", str(shot), "--size", "64x48"]) == 0
     img = cv2.imread(str(shot))
     assert img.shape == (48, 64, 3) and img.max() > 50
+
+
+def test_gaussian_splat_ply_export(tmp_path):
+    import open3d as o3d  # noqa: F401  (a reader that knows nothing of fourd)
+
+    from fourd.bake.bake import gaussian_splat_attributes
+    from fourd.model.sh import C0
+    from fourd.structures.points import write_ply
+
+    f = frames(1, N=64)[0]
+    p = write_ply(tmp_path / "g.ply", f.xyz, gaussian_splat_attributes(f))
+    raw = p.read_bytes()
+    head, body = raw.split(b"end_header\n", 1)
+    names = [l.split()[-1].decode() for l in head.splitlines() if l.startswith(b"property")]
+    assert names[:6] == ["x", "y", "z", "nx", "ny", "nz"] and "f_rest_8" in names and names[-4:] == [
+        "rot_0", "rot_1", "rot_2", "rot_3"]
+    import numpy as np
+
+    rec = np.frombuffer(body, dtype=np.dtype([(n, "<f4") for n in names]))
+    torch.testing.assert_close(torch.from_numpy(rec["f_dc_0"] * C0 + 0.5), f.rgb[:, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.sigmoid(torch.from_numpy(rec["opacity"].copy())), f.density.clamp(1e-4, 1 - 1e-4),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.from_numpy(rec["f_rest_3"].copy()), f.sh[:, 0, 1])  # channel g, coefficient 0

@@ -1,0 +1,142 @@
+"""Benchmark playback: frame time of the viewer's GL renderer (EGL, headless; the window's blit and
+panels add a few ms) at full quality, at the adaptive quality used while the camera moves, and
+a single plain point pass of the same points (the fill-rate limit); baked bytes per point per
+frame against 4K4D's layout; resident memory while streaming 30 vs 300 frames.
+
+    python scripts/bench_viewer.py --out bench_viewer.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
+
+
+def frame(n: int, seed: int = 0, shift: float = 0.0):
+    from fourd.bake.format import BakedFrame
+
+    g = torch.Generator().manual_seed(seed)
+    d = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=1) * torch.tensor([0.35, 0.9, 0.25])
+    d[:, 0] += shift
+    area = 4 * math.pi * 0.3  # roughly the ellipsoid's surface
+    r = torch.full((n,), 1.5 * math.sqrt(area / n))
+    return BakedFrame(d, r, torch.full((n,), 0.9), (d + 1) / 2, (torch.rand(n, 3, 3, generator=g) - 0.5) * 0.1)
+
+
+def timed(fn, repeat=3):
+    from OpenGL import GL
+
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        GL.glFinish()
+        best = min(best, time.perf_counter() - t)
+    return best * 1000
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", default=list(SIZES))
+    ap.add_argument("--points", type=int, nargs="+", default=[100_000, 250_000])
+    ap.add_argument("--Ks", type=int, nargs="+", default=[1, 4, 8])
+    ap.add_argument("--target-fps", type=float, default=10.0)
+    ap.add_argument("--out", default="bench_viewer.json")
+    ap.add_argument("--work", default="outputs/bench_viewer")
+    args = ap.parse_args()
+    from rich.console import Console
+    from rich.table import Table
+
+    from fourd.bake.format import BakedSequence, write_baked
+    from fourd.gl.baked_renderer import BakedRenderer
+    from fourd.gl.peeler import DepthPeeler
+    from fourd.structures.fragments import RasterSettings
+    from fourd.viewer.state import OrbitCamera, ViewerState
+
+    con = Console()
+    rows = []
+    oc = OrbitCamera(target=torch.zeros(3).numpy(), distance=3.2, pitch=0.15)
+    for size in args.sizes:
+        W, H = SIZES[size]
+        cam = oc.cameras(W, H)
+        r = BakedRenderer(W, H)
+        peeler = DepthPeeler(W, H)
+        for n in args.points:
+            f = frame(n)
+            r.upload(f)
+            for K in args.Ks:
+                ms = timed(lambda: (r.render(cam, K, near=0.1, far=10.0), r.read()))
+                rows.append({"points": n, "width": W, "height": H, "K": K, "mode": "full", "ms_per_frame": ms})
+            # adaptive: let the viewer's controller settle while "moving", then time that quality
+            st = ViewerState(K=max(args.Ks), target_fps=args.target_fps, moving=True)
+            for _ in range(25):
+                K, scale, frac = st.effective_quality()
+                w, h = max(1, int(W * scale)), max(1, int(H * scale))
+                ms = timed(lambda: r.render(oc.cameras(w, h), K, near=0.1, far=10.0, fraction=frac), 1)
+                st.frame_ms = ms
+                st.adapt(ms)
+            K, scale, frac = st.effective_quality()
+            w, h = max(1, int(W * scale)), max(1, int(H * scale))
+            ms = timed(lambda: r.render(oc.cameras(w, h), K, near=0.1, far=10.0, fraction=frac))
+            r.resize(W, H)
+            rows.append({"points": n, "width": W, "height": H, "K": K, "mode": "adaptive", "ms_per_frame": ms,
+                         "scale": scale, "fraction": frac})
+            peeler.upload(f.xyz, f.radius)
+
+            def single():
+                peeler.begin(cam, RasterSettings(K=1, near=0.1, far=10.0))
+                peeler.draw_layer()
+
+            rows.append({"points": n, "width": W, "height": H, "K": 1, "mode": "single_pass",
+                         "ms_per_frame": timed(single)})
+        r.release()
+        peeler.release()
+
+    # baked size and streaming memory
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    n, frames = 20_000, 300
+    path = write_baked(work / "long.fourd", [frame(n, s, 0.001 * s) for s in range(frames)], list(range(frames)),
+                       ([-1.5] * 3, [1.5] * 3), {}, 30.0)
+    seq = BakedSequence(path)
+    bpp = path.stat().st_size / (n * frames)
+    r = BakedRenderer(640, 360)
+    cam = oc.cameras(640, 360)
+    mem = {}
+    base = rss_mb()
+    for t in range(frames):
+        r.upload(seq.frame(t))
+        r.render(cam, 4, near=0.1, far=10.0)
+        if t + 1 in (30, 300):
+            mem[t + 1] = rss_mb() - base
+    r.release()
+    size = {"bytes_per_point_per_frame": bpp, "4k4d_bytes_at_60_views": 580.0, "ratio": bpp / 580.0,
+            "rss_growth_mb_after_30_frames": mem[30], "rss_growth_mb_after_300_frames": mem[300]}
+    t = Table(title=f"viewer renderer, Mesa llvmpipe ({platform.machine()}, {torch.get_num_threads()} threads)")
+    for c in ("points", "size", "K", "mode", "ms/frame", "FPS"):
+        t.add_column(c)
+    for row in rows:
+        t.add_row(str(row["points"]), f"{row['width']}×{row['height']}", str(row["K"]), row["mode"],
+                  f"{row['ms_per_frame']:.1f}", f"{1000 / row['ms_per_frame']:.1f}")
+    con.print(t)
+    con.print(size)
+    with open(args.out, "w") as fh:
+        json.dump({"rows": rows, "size_and_memory": size}, fh, indent=2)
+    con.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
