@@ -412,6 +412,147 @@ def _view_headless(sc, scene: Path, camera: str | None, t: int, out: Path, w: in
     print(out)
 
 
+# ---------------------------------------------------------------------------- render
+def _default_orbit(scene_path: Path, frames: int, spiral: bool, fps: float, size: str | None):
+    """An orbit (or spiral) around the scene, at the capture cameras' distance and height."""
+    import numpy as np
+
+    from fourd.offline.paths import orbit
+    from fourd.viewer.scene import open_scene
+
+    sc = open_scene(scene_path)
+    lo, hi = (np.asarray(b, np.float64) for b in sc.bounds)
+    target = (lo + hi) / 2
+    W, H, radius, height = 640, 480, float(np.linalg.norm(hi - lo)) * 1.2, 0.3 * float(np.linalg.norm(hi - lo))
+    fov = 40.0
+    if sc.cameras is not None:
+        C = sc.cameras.centers.double().numpy() - target
+        radius = float(np.hypot(C[:, 0], C[:, 2]).mean())
+        height = float(np.median(C[:, 1]))
+        W, H = int(sc.cameras.W[0]), int(sc.cameras.H[0])
+        import math
+
+        fov = math.degrees(2 * math.atan(H / (2 * float(sc.cameras.K[0, 1, 1]))))
+    if size:
+        W, H = _parse_size(size)
+    seconds = frames / fps
+    return orbit(target, radius, height, 8, seconds, fov, W, H, fps=fps,
+                 height_to=(height + 0.6 * radius) if spiral else None)
+
+
+def _parse_size(size: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in size.lower().split("x"))
+        return w, h
+    except ValueError:
+        raise FourdError(f"--size must look like 1280x720, got '{size}'") from None
+
+
+def render(scene: Pos[Path], out: Path = Path("render.mp4"), path: Path | None = None, orbit: bool = False,
+           spiral: bool = False, frames: int = 120, fps: float = 30.0, size: str | None = None, K: int = 8,
+           background: tuple[float, float, float] | None = None, workers: int = 0, ray_address: str | None = None,
+           chunk: int = 16) -> None:
+    """Render a camera path of a baked scene to an H.264 MP4 (or PNG frames when OUT has no video suffix).
+
+    Args:
+        scene: .fourd file from fourd bake (or a folder of PLY frames).
+        out: video.mp4, or a folder for PNG frames.
+        path: camera path JSON (the viewer's path editor writes it; `fourd render path` makes them).
+        orbit: render a closed orbit around the scene instead of --path.
+        spiral: render a rising spiral around the scene instead of --path.
+        frames: number of frames of a generated path (a --path file sets its own from its fps).
+        fps: frame rate of the video (and of generated paths).
+        size: WxH output size (default: the path's camera size).
+        K: points composited per pixel.
+        background: colour r g b in [0, 1] (default: the scene's).
+        workers: render as chunks on this many local Ray workers (0: serially in this process).
+        ray_address: an existing Ray cluster to render on.
+        chunk: frames per Ray task.
+    """
+    import json as _json
+
+    from fourd.offline.paths import CameraPath
+    from fourd.offline.video import RenderJob, log_render, render_job
+
+    if sum([path is not None, orbit, spiral]) != 1:
+        raise FourdError("choose exactly one of --path FILE, --orbit, --spiral")
+    if frames < 1 or fps <= 0:
+        raise FourdError("--frames must be ≥ 1 and --fps > 0")
+    if path is not None:
+        cp = CameraPath.load(path)
+        n = cp.n_frames()
+    else:
+        cp = _default_orbit(scene, frames, spiral, fps, size)
+        n = frames
+    w, h = _parse_size(size) if size else (None, None)
+    from fourd.viewer.scene import open_scene
+
+    open_scene(scene)  # bad scene → clear error before any rendering
+    job = RenderJob(str(scene), cp.to_json(), n, w, h, K, background)
+    result, imgs = render_job(job, out, fps if path is None else cp.fps, workers, ray_address, chunk)
+    log_render(result, len(imgs), fps if path is None else cp.fps, (imgs[0].shape[1], imgs[0].shape[0]))
+    print(_json.dumps({"out": str(result), "frames": len(imgs)}))
+
+
+def render_path_cmd(argv: list[str]) -> None:
+    """`fourd render path orbit|spiral SCENE --out path.json [--frames N] [--fps F] [--size WxH]` writes a path;
+    `fourd render path show PATH.json [--scene SCENE] [--plot top.png]` prints it and draws it from above."""
+    import json as _json
+
+    if not argv or argv[0] not in ("orbit", "spiral", "show"):
+        print(render_path_cmd.__doc__)
+        return
+    kind, rest = argv[0], argv[1:]
+    if kind in ("orbit", "spiral"):
+        def make(scene: Pos[Path], out: Path = Path("path.json"), frames: int = 120, fps: float = 30.0,
+                 size: str | None = None) -> None:
+            """Write a generated camera path around a scene."""
+            p = _default_orbit(scene, frames, kind == "spiral", fps, size)
+            p.save(out)
+            log(f"{kind}: {len(p.keyframes)} keyframes, {p.duration:.1f} s → {out}")
+
+        tyro.cli(make, args=rest, prog=f"fourd render path {kind}")
+        return
+
+    def show(path: Pos[Path], scene: Path | None = None, plot: Path | None = None) -> None:
+        """Summarize a camera path and optionally draw it from above over the capture cameras."""
+        import numpy as np
+
+        from fourd.offline.paths import CameraPath
+
+        cp = CameraPath.load(path)
+        info = {"keyframes": len(cp.keyframes), "duration_s": cp.duration, "fps": cp.fps, "frames": cp.n_frames(),
+                "interpolation": cp.interpolation, "loop": cp.loop, "time_mode": cp.time_mode}
+        print(_json.dumps(info))
+        if plot:
+            import cv2
+
+            from fourd.datasets.preview import camera_frame, top_view
+            from fourd.io import atomic_write_bytes
+
+            samples = np.stack([cp.camera_at(t).centers[0].double().numpy() for t in cp.sample(200)])
+            cams = None
+            if scene is not None:
+                from fourd.viewer.scene import open_scene
+
+                cams = open_scene(scene).cameras
+            if cams is not None:
+                C, fwd, up = camera_frame(cams)
+                labels, cols = cams.names, [(90, 200, 120)] * len(cams)
+            else:
+                k = [kf.camera for kf in cp.keyframes]
+                C = np.stack([c.centers[0].double().numpy() for c in k])
+                fwd = np.stack([c.R[0, 2].double().numpy() for c in k])
+                up, labels, cols = -np.stack([c.R[0, 1].double().numpy() for c in k]).mean(0), [], []
+                labels, cols = [f"k{i}" for i in range(len(k))], [(230, 200, 90)] * len(k)
+            img = top_view(C, fwd, up, labels, cols, 480, "camera path (top view)", samples,
+                           "blue: path (dot = start)  green: capture cameras")
+            atomic_write_bytes(plot, cv2.imencode(".png", img[..., ::-1])[1].tobytes())
+            log(f"plot → {plot}")
+
+    tyro.cli(show, args=rest, prog="fourd render path show")
+
+
 # ------------------------------------------------------------------------------ demo
 def demo(out: Path = Path("outputs/demo"), data_root: Path | None = None, steps: int | None = None) -> None:
     """Run the main job end to end on the built-in demo capture (the Fox, 24 cameras, 30 frames).
@@ -488,6 +629,7 @@ COMMANDS = {
     "eval": eval_run,
     "bake": bake,
     "view": view,
+    "render": render,
     "data": {"synth": data_synth, "info": data_info, "convert": data_convert, "preview": data_preview},
 }
 
@@ -526,6 +668,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if cmd is train_main:
             train_main(rest)
+        elif cmd is render and rest[:1] == ["path"]:
+            render_path_cmd(rest[1:])
         else:
             tyro.cli(cmd, args=rest, prog=prog)
     except FourdError as e:

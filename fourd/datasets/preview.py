@@ -18,37 +18,54 @@ def _evenly(items: list, n: int) -> list:
     return [items[i] for i in idx]
 
 
-def rig_plot(video: MultiViewVideo, size: int) -> np.ndarray:
-    """Top-down view (looking against the rig's mean up direction) of camera centres and view directions."""
+def top_view(centers: np.ndarray, forwards: np.ndarray, up: np.ndarray, labels: list[str], colors: list[tuple],
+             size: int, title: str, polyline: np.ndarray | None = None, legend: str = "") -> np.ndarray:
+    """A top-down drawing (looking against ``up``) of camera centres [N, 3] with view directions,
+    and optionally a polyline [M, 3] (a camera path) in the same frame."""
     import cv2
 
-    cams = video.cameras
-    C = cams.centers.double().cpu().numpy()
-    fwd = cams.R[:, 2].double().cpu().numpy()  # camera z axis in world
-    up = -cams.R[:, 1].double().cpu().numpy().mean(0)  # mean of the cameras' "up" (−y) axes
-    up /= max(np.linalg.norm(up), 1e-9)
+    up = up / max(np.linalg.norm(up), 1e-9)
     a = np.cross(up, [1.0, 0, 0] if abs(up[0]) < 0.9 else [0, 0, 1.0])
     a /= np.linalg.norm(a)
     b = np.cross(up, a)
-    P = np.stack([C @ a, C @ b], 1)
-    D = np.stack([fwd @ a, fwd @ b], 1)
-    lo, hi = P.min(0), P.max(0)
+    flat = lambda X: np.stack([X @ a, X @ b], -1)  # noqa: E731
+    P, D = flat(centers), flat(forwards)
+    allp = P if polyline is None else np.concatenate([P, flat(polyline)])
+    lo, hi = allp.min(0), allp.max(0)
     span = max(float((hi - lo).max()), 1e-6)
     pad = 0.12 * size
-    to_px = lambda q: (pad + (q - lo - (hi - lo) / 2) / span * (size - 2 * pad) + (size - 2 * pad) / 2).astype(int)  # noqa: E731
+    to_px = lambda q: (pad + (q - (lo + hi) / 2) / span * (size - 2 * pad) + size / 2 - pad).astype(int)  # noqa: E731
     img = np.full((size, size, 3), 24, np.uint8)
-    cv2.putText(img, "camera rig (top view)", (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 200, 200), 1, cv2.LINE_AA)
-    held = set(video.held_out)
-    for n, p, d in zip(cams.names, P, D):
-        q = to_px(p)
-        q2 = to_px(p + d * span * 0.08)
-        col = (230, 60, 60) if n in held else (90, 200, 120)
+    cv2.putText(img, title, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 200, 200), 1, cv2.LINE_AA)
+    if polyline is not None:
+        pts = np.array([to_px(q) for q in flat(polyline)], np.int32)
+        cv2.polylines(img, [pts], False, (80, 170, 255), 1, cv2.LINE_AA)
+        cv2.circle(img, tuple(map(int, pts[0])), 4, (80, 170, 255), -1, cv2.LINE_AA)
+    for n, p, d, col in zip(labels, P, D, colors):
+        q, q2 = to_px(p), to_px(p + d * span * 0.08)
         cv2.arrowedLine(img, tuple(map(int, q)), tuple(map(int, q2)), col, 1, cv2.LINE_AA, tipLength=0.3)
         cv2.circle(img, tuple(map(int, q)), 3, col, -1, cv2.LINE_AA)
         cv2.putText(img, n, (int(q[0]) + 4, int(q[1]) - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.3, col, 1, cv2.LINE_AA)
-    cv2.putText(img, "green: train  red: held out", (8, size - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                (200, 200, 200), 1, cv2.LINE_AA)
+    if legend:
+        cv2.putText(img, legend, (8, size - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (200, 200, 200), 1, cv2.LINE_AA)
     return img
+
+
+def camera_frame(cams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centres, forward axes, mean up) of a camera rig, in world space."""
+    C = cams.centers.double().cpu().numpy()
+    fwd = cams.R[:, 2].double().cpu().numpy()
+    up = -cams.R[:, 1].double().cpu().numpy().mean(0)  # the cameras' "up" is their −y axis
+    return C, fwd, up
+
+
+def rig_plot(video: MultiViewVideo, size: int) -> np.ndarray:
+    """Top-down view of the capture's cameras (held-out ones in red)."""
+    C, fwd, up = camera_frame(video.cameras)
+    held = set(video.held_out)
+    cols = [(230, 60, 60) if n in held else (90, 200, 120) for n in video.cameras.names]
+    return top_view(C, fwd, up, video.cameras.names, cols, size, "camera rig (top view)",
+                    legend="green: train  red: held out")
 
 
 def contact_sheet(video: MultiViewVideo, out: str | Path, max_cameras: int = 24, max_frames: int = 4,
