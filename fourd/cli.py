@@ -420,7 +420,20 @@ def _default_orbit(scene_path: Path, frames: int, spiral: bool, fps: float, size
     from fourd.offline.paths import orbit
     from fourd.viewer.scene import open_scene
 
-    sc = open_scene(scene_path)
+    if (scene_path / "config.json").is_file():  # a run: use its carved volume and capture cameras
+        import json as _json
+
+        from fourd.datasets import open_dataset
+        from fourd.viewer.scene import Scene
+
+        cfg = _json.loads((scene_path / "config.json").read_text())
+        from fourd.structures.points import PointSequence
+
+        pts = PointSequence.load(cfg.get("points_file") or scene_path / "carve" / "points.safetensors")
+        video = open_dataset(cfg["dataset"], cfg.get("data_root"))
+        sc = Scene(video.frames, video.fps, video.cameras, 0.01, 100.0, bounds=pts.meta["bounds"])
+    else:
+        sc = open_scene(scene_path)
     lo, hi = (np.asarray(b, np.float64) for b in sc.bounds)
     target = (lo + hi) / 2
     W, H, radius, height = 640, 480, float(np.linalg.norm(hi - lo)) * 1.2, 0.3 * float(np.linalg.norm(hi - lo))
@@ -455,7 +468,8 @@ def render(scene: Pos[Path], out: Path = Path("render.mp4"), path: Path | None =
     """Render a camera path of a baked scene to an H.264 MP4 (or PNG frames when OUT has no video suffix).
 
     Args:
-        scene: .fourd file from fourd bake (or a folder of PLY frames).
+        scene: .fourd file from fourd bake, a folder of PLY frames, or a training run folder (rendered
+            unbaked through the model, to compare with its baked scene).
         out: video.mp4, or a folder for PNG frames.
         path: camera path JSON (the viewer's path editor writes it; `fourd render path` makes them).
         orbit: render a closed orbit around the scene instead of --path.
@@ -487,7 +501,8 @@ def render(scene: Pos[Path], out: Path = Path("render.mp4"), path: Path | None =
     w, h = _parse_size(size) if size else (None, None)
     from fourd.viewer.scene import open_scene
 
-    open_scene(scene)  # bad scene → clear error before any rendering
+    if not (scene / "config.json").is_file():  # a trained run renders unbaked through the torch path
+        open_scene(scene)  # bad scene → clear error before any rendering
     job = RenderJob(str(scene), cp.to_json(), n, w, h, K, background)
     result, imgs = render_job(job, out, fps if path is None else cp.fps, workers, ray_address, chunk)
     log_render(result, len(imgs), fps if path is None else cp.fps, (imgs[0].shape[1], imgs[0].shape[0]))
@@ -596,10 +611,12 @@ def demo(out: Path = Path("outputs/demo"), data_root: Path | None = None, steps:
     scene = bake_run(out / "run", out / "demo.fourd")
     shot = out / "viewer_frame.png"
     view(scene, headless=True, frame=video.frames[len(video.frames) // 2], screenshot=shot)
-    log(f"[bold green]demo done[/]: baked scene {scene}, viewer screenshot {shot}; "
+    video_path = out / "orbit.mp4"
+    render(scene, out=video_path, orbit=True, frames=90, fps=30.0)
+    log(f"[bold green]demo done[/]: baked scene {scene}, viewer screenshot {shot}, orbit video {video_path}; "
         f"play it with `fourd view {scene}`")
     print(_json.dumps({"held_out_psnr": ev["psnr"], "held_out_ssim": ev["ssim"], "run": str(out / "run"),
-                       "scene": str(scene), "screenshot": str(shot)}))
+                       "scene": str(scene), "screenshot": str(shot), "video": str(video_path)}))
 
 
 def carve_picture(video, seq, report, path: Path) -> Path:

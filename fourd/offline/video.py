@@ -36,6 +36,8 @@ def render_chunk(job: RenderJob, indices: list[int], on_frame=None) -> list[np.n
     from fourd.gl.baked_renderer import BakedRenderer
     from fourd.viewer.scene import open_scene
 
+    if (Path(job.scene) / "config.json").is_file():
+        return render_run_chunk(job, indices, on_frame)
     scene = open_scene(job.scene)
     path = CameraPath.from_json(job.path_json)
     times = path.sample(job.n_frames)
@@ -60,15 +62,44 @@ def render_chunk(job: RenderJob, indices: list[int], on_frame=None) -> list[np.n
     return out
 
 
+def render_run_chunk(job: RenderJob, indices: list[int], on_frame=None) -> list[np.ndarray]:
+    """The same path through a trained run, unbaked (the model's torch renderer), for comparison."""
+    import torch
+
+    from fourd.config import TrainConfig, from_json
+    from fourd.train.trainer import Trainer
+
+    run = Path(job.scene)
+    tr = Trainer(from_json(TrainConfig, (run / "config.json").read_text(), str(run / "config.json")))
+    if not tr.resume():
+        raise FourdError("the run has no checkpoint yet", run / "checkpoints", "train it first")
+    path = CameraPath.from_json(job.path_json)
+    times = path.sample(job.n_frames)
+    out = []
+    for i in indices:
+        cam = path.camera_at(times[i])
+        if job.width and job.height:
+            cam = cam.resize(job.height, job.width)
+        frame = tr.video.frames[path.scene_frame(times[i], len(tr.video.frames))]
+        with torch.no_grad():
+            img = tr.render(frame, cam, None).image.rgb.clamp(0, 1)
+        out.append((img.numpy() * 255 + 0.5).astype(np.uint8))
+        if on_frame:
+            on_frame()
+    return out
+
+
 def _check_output(out: Path) -> None:
+    """Before any rendering: the output's nearest existing ancestor must be a writable folder."""
     import os
 
     parent = out.parent if out.suffix else out
-    parent = parent if parent.exists() else parent.parent
     while not parent.exists():
         parent = parent.parent
+    if not parent.is_dir():
+        raise FourdError(f"cannot write the output: {parent} is a file, not a folder", out, "choose another --out")
     if not os.access(parent, os.W_OK):
-        raise FourdError("cannot write the output here", out, "choose a writable --out")
+        raise FourdError("cannot write the output here (permission denied)", out, "choose a writable --out")
 
 
 def write_video(frames: list[np.ndarray], out: Path, fps: float) -> Path:
