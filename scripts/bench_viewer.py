@@ -56,6 +56,9 @@ def main():
     ap.add_argument("--target-fps", type=float, default=10.0)
     ap.add_argument("--out", default="bench_viewer.json")
     ap.add_argument("--work", default="outputs/bench_viewer")
+    ap.add_argument("--run", default=None, help="a trained run: bake it with and without SH and compare held-out "
+                                              "PSNR of baked vs unbaked renders")
+    ap.add_argument("--quality-frames", type=int, default=5)
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
@@ -125,6 +128,7 @@ def main():
     r.release()
     size = {"bytes_per_point_per_frame": bpp, "4k4d_bytes_at_60_views": 580.0, "ratio": bpp / 580.0,
             "rss_growth_mb_after_30_frames": mem[30], "rss_growth_mb_after_300_frames": mem[300]}
+    quality = baked_quality(args.run, work, args.quality_frames) if args.run else None
     t = Table(title=f"viewer renderer, Mesa llvmpipe ({platform.machine()}, {torch.get_num_threads()} threads)")
     for c in ("points", "size", "K", "mode", "ms/frame", "FPS"):
         t.add_column(c)
@@ -133,9 +137,50 @@ def main():
                   f"{row['ms_per_frame']:.1f}", f"{1000 / row['ms_per_frame']:.1f}")
     con.print(t)
     con.print(size)
+    if quality:
+        con.print(quality)
     with open(args.out, "w") as fh:
-        json.dump({"rows": rows, "size_and_memory": size}, fh, indent=2)
+        json.dump({"rows": rows, "size_and_memory": size, "baked_quality": quality}, fh, indent=2)
     con.print(f"wrote {args.out}")
+
+
+def baked_quality(run: str, work: Path, n_frames: int) -> dict:
+    """Held-out PSNR against the ground truth: unbaked model vs baked with and without the SH residual."""
+    import numpy as np
+
+    from fourd.bake.bake import bake_run
+    from fourd.bake.format import BakedSequence
+    from fourd.config import TrainConfig, from_json
+    from fourd.train.evaluate import pick_frames
+    from fourd.train.losses import psnr
+    from fourd.train.trainer import Trainer
+
+    tr = Trainer(from_json(TrainConfig, (Path(run) / "config.json").read_text()))
+    tr.resume()
+    frames = pick_frames(tr.video.frames, n_frames)
+    out = {"frames": frames, "cameras": tr.eval_cams}
+    seqs = {"baked_sh": BakedSequence(bake_run(run, work / "sh.fourd", sh=True)),
+            "baked_no_sh": BakedSequence(bake_run(run, work / "nosh.fourd", sh=False))}
+    renderer = None
+    scores = {k: [] for k in ("model", *seqs)}
+    from fourd.gl.baked_renderer import BakedRenderer
+
+    for f in frames:
+        for cam in tr.eval_cams:
+            tgt = tr.sampler.target(f, cam, crop=False, scale=1.0)
+            with torch.no_grad():
+                scores["model"].append(psnr(tr.render(f, tgt.camera, None).image.rgb, tgt.image))
+            W, H = int(tgt.camera.W[0]), int(tgt.camera.H[0])
+            renderer = renderer or BakedRenderer(W, H)
+            for k, seq in seqs.items():
+                renderer.upload(seq.frame(seq.frames.index(f)))
+                renderer.render(tgt.camera, tr.cfg.K, tr.cfg.background, near=tr.settings.near, far=tr.settings.far)
+                scores[k].append(psnr(torch.from_numpy(renderer.read()).float() / 255, tgt.image))
+    for k, v in scores.items():
+        out[f"psnr_{k}"] = float(np.mean(v))
+    for k, seq in seqs.items():
+        out[f"bytes_per_point_{k}"] = seq.bytes_per_point
+    return out
 
 
 if __name__ == "__main__":

@@ -85,10 +85,53 @@ class PointsScene(Scene):
         return BakedFrame(xyz, torch.full((n,), radius), torch.ones(n), rgb, None)
 
 
+class MeshScene(Scene):
+    """A static mesh (OBJ, GLB/glTF, PLY with faces, ...), shown as points sampled over its surface."""
+
+    def __init__(self, path: Path, points: int = 200_000):
+        import trimesh
+
+        try:
+            mesh = trimesh.load(str(path), force="mesh")
+        except Exception as e:
+            raise DataError(f"cannot read the mesh ({type(e).__name__}: {e})", path, "export it as OBJ, GLB or PLY") from None
+        if mesh.faces is None or len(mesh.faces) == 0:
+            raise DataError("the file has no triangles", path, "pass a mesh, or a folder of point PLY frames")
+        if mesh.visual.kind == "texture":
+            try:  # textured (incl. PBR base colour): bake the texture into vertex colours
+                mesh.visual = mesh.visual.to_color()
+            except Exception:
+                pass
+        pts, face_idx = trimesh.sample.sample_surface(mesh, points, seed=0)
+        colors = mesh.visual.face_colors[face_idx] if mesh.visual.kind in ("vertex", "face") else None
+        rgb = torch.from_numpy(np.asarray(colors)[:, :3] / 255.0).float() if colors is not None \
+            else torch.full((points, 3), 0.8)
+        xyz = torch.from_numpy(np.asarray(pts)).float()
+        r = math.sqrt(float(mesh.area) / points)
+        self._frame = BakedFrame(xyz, torch.full((points,), 1.2 * r), torch.ones(points), rgb, None)
+        lo, hi = xyz.min(0).values.numpy(), xyz.max(0).values.numpy()
+        ext = float(np.linalg.norm(hi - lo))
+        super().__init__([0], 30.0, None, ext * 0.01, ext * 20, (0.0, 0.0, 0.0), (lo, hi))
+
+    def frame(self, t: int) -> BakedFrame:
+        return self._frame
+
+
+MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".off", ".stl")
+
+
 def open_scene(path: str | Path) -> Scene:
     path = Path(path)
     if not path.exists():
-        raise DataError("scene not found", path, "pass a .fourd file, a folder of PLY frames or points.safetensors")
+        raise DataError("scene not found", path, "pass a .fourd file, a folder of PLY frames, points.safetensors "
+                        "or a mesh")
     if path.suffix == ".fourd":
         return BakedScene(path)
+    if path.suffix.lower() in MESH_SUFFIXES or (path.suffix.lower() == ".ply" and _ply_has_faces(path)):
+        return MeshScene(path)
     return PointsScene(path)
+
+
+def _ply_has_faces(path: Path) -> bool:
+    head = path.read_bytes()[:4096].split(b"end_header")[0]
+    return b"element face" in head and b"element face 0" not in head

@@ -77,3 +77,19 @@ def test_adaptive_quality_only_while_moving():
     for _ in range(20):
         s.adapt(500.0)  # too slow: shrink
     assert s.motion_scale == pytest.approx(0.25) and s.motion_fraction < 0.1
+
+
+def test_meshes_and_point_folders_open_as_scenes(tmp_path):
+    from fourd.datasets.synth import resolve_asset
+    from fourd.structures.points import write_ply
+    from fourd.viewer.scene import MeshScene, PointsScene, open_scene
+
+    sc = open_scene(resolve_asset("Fox.glb"))
+    assert isinstance(sc, MeshScene) and len(sc) == 1
+    f = sc.frame(0)
+    assert f.xyz.shape == (200_000, 3)
+    assert f.rgb[:, 0].mean() > f.rgb[:, 2].mean() + 0.2  # the fox's texture is orange
+    for i in range(2):
+        write_ply(tmp_path / f"{i:06d}.ply", torch.rand(50, 3) + i, {"colors": torch.rand(50, 3)})
+    ps = open_scene(tmp_path)
+    assert isinstance(ps, PointsScene) and ps.frames == [0, 1] and ps.frame(1).xyz.shape == (50, 3)
