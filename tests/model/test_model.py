@@ -39,7 +39,7 @@ def test_grid4d_features_vary_in_space_and_time():
 
 def test_tv_loss_penalizes_roughness():
     g = Grid4D(Grid4DConfig(levels=1, features=2, spatial_min=8, spatial_max=8), torch.zeros(3), torch.ones(3), 4)
-    rough = float(g.tv_loss())
+    rough = float(g.tv_loss().detach())
     with torch.no_grad():
         for p in g.planes:
             p.copy_(p.mean())
@@ -96,6 +96,8 @@ def test_model_renders_and_gradients_reach_every_part():
     seq = PointSequence.from_list(pts, [0, 1])
     cfg = ModelConfig(grid=Grid4DConfig(levels=2, features=4, spatial_min=8, spatial_max=16, time_max=2))
     m = FourDModel(cfg, seq, torch.full((3,), -0.8), torch.full((3,), 0.8), spacing=0.03)
+    with torch.no_grad():  # the blend's last layer starts at zero (pure directional prior); as after a first step:
+        m.appearance.blend[-1].weight.normal_(0, 0.1)
     cams = _ring(5, 40)
     sources = [SourceView(torch.rand(3, 40, 40), cams[i]) for i in range(1, 5)]
     ras = lambda p, r, c, s: rasterize_points(p, r, c, s, backend="torch")  # noqa: E731

@@ -12,7 +12,7 @@ from fourd.viewer.state import OrbitCamera, ViewerState
 def test_orbit_camera_looks_at_its_target():
     oc = OrbitCamera(target=np.array([0.2, 0.5, -0.1]), yaw=0.7, pitch=0.3, distance=2.5)
     cam = oc.cameras(320, 240)
-    uv, z = cam.project(torch.tensor([oc.target], dtype=torch.float32))
+    uv, z = cam.project(torch.tensor(oc.target[None], dtype=torch.float32))
     torch.testing.assert_close(uv[0, 0], torch.tensor([160.0, 120.0]), atol=1e-3, rtol=0)
     assert abs(float(z[0, 0]) - 2.5) < 1e-4
 
