@@ -14,6 +14,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -162,20 +162,23 @@ def baked_quality(run: str, work: Path, n_frames: int) -> dict:
     seqs = {"baked_sh": BakedSequence(bake_run(run, work / "sh.fourd", sh=True)),
             "baked_no_sh": BakedSequence(bake_run(run, work / "nosh.fourd", sh=False))}
     renderer = None
-    scores = {k: [] for k in ("model", *seqs)}
+    scores = {k: [] for k in ("model", *seqs, *(f"{k}_vs_model" for k in seqs))}
     from fourd.gl.baked_renderer import BakedRenderer
 
     for f in frames:
         for cam in tr.eval_cams:
             tgt = tr.sampler.target(f, cam, crop=False, scale=1.0)
             with torch.no_grad():
-                scores["model"].append(psnr(tr.render(f, tgt.camera, None).image.rgb, tgt.image))
+                model_img = tr.render(f, tgt.camera, None).image.rgb.clamp(0, 1)
+            scores["model"].append(psnr(model_img, tgt.image))
             W, H = int(tgt.camera.W[0]), int(tgt.camera.H[0])
             renderer = renderer or BakedRenderer(W, H)
             for k, seq in seqs.items():
                 renderer.upload(seq.frame(seq.frames.index(f)))
                 renderer.render(tgt.camera, tr.cfg.K, tr.cfg.background, near=tr.settings.near, far=tr.settings.far)
-                scores[k].append(psnr(torch.from_numpy(renderer.read()).float() / 255, tgt.image))
+                img = torch.from_numpy(renderer.read()).float() / 255
+                scores[k].append(psnr(img, tgt.image))
+                scores[f"{k}_vs_model"].append(psnr(img, model_img))
     for k, v in scores.items():
         out[f"psnr_{k}"] = float(np.mean(v))
     for k, seq in seqs.items():

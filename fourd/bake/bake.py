@@ -27,7 +27,7 @@ def _spread(names: list[str], n: int) -> list[str]:
 
 
 @torch.no_grad()
-def bake_frame(trainer, frame: int, views: list[str], sh: bool, ridge: float = 0.05) -> BakedFrame:
+def bake_frame(trainer, frame: int, views: list[str], sh: bool, ridge: float = 1.0) -> BakedFrame:
     model = trainer.model
     slot = model.slot(frame)
     xyz, feat, radius, density = model.geometry_at(slot)
@@ -66,8 +66,13 @@ def bake_frame(trainer, frame: int, views: list[str], sh: bool, ridge: float = 0
                       torch.sigmoid(model.appearance.base(feat)))  # never seen: the model's fallback colour
     residual = None
     if sh:
-        coef = torch.linalg.solve(A + ridge * torch.eye(4), b)  # [N, 4, 3]
-        # colour(d) ≈ rgb + Σ_{k=1..3} Y_k(d) c_k, with the constant term absorbed into rgb
+        # least squares per point: colour(d) ≈ Σ_k Y_k(d) c_k over the views that saw it (ridge keeps
+        # points seen from few directions near their mean colour)
+        from fourd.model.sh import C0
+
+        reg = ridge * torch.diag(torch.tensor([0.0, 1.0, 1.0, 1.0]))
+        coef = torch.linalg.solve(A + reg + 1e-6 * torch.eye(4), b)  # [N, 4, 3]
+        rgb = torch.where(seen[:, None], C0 * coef[:, 0], rgb)  # the constant term is the stored colour
         residual = torch.where(seen[:, None, None], coef[:, 1:], torch.zeros_like(coef[:, 1:]))
     return BakedFrame(xyz.float(), radius.float(), density.float(), rgb.float(), residual)
 
