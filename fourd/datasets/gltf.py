@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fourd.errors import DataError
+from fourd.structures.rotations import quat_to_matrix, slerp
 
 _COMPONENT = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 _NCOMP = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
@@ -36,25 +37,11 @@ class Primitive:
     mesh: int
 
 
-def _quat_to_mat(q: np.ndarray) -> np.ndarray:
-    x, y, z, w = q / max(np.linalg.norm(q), 1e-12)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+def _quat_to_mat(q_xyzw: np.ndarray) -> np.ndarray:
+    return quat_to_matrix(np.roll(np.asarray(q_xyzw, np.float64), 1))  # glTF stores (x, y, z, w)
 
 
-def _slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    d = float(np.dot(a, b))
-    if d < 0:
-        b, d = -b, -d
-    if d > 0.9995:
-        q = a + t * (b - a)
-    else:
-        th = np.arccos(d)
-        q = (np.sin((1 - t) * th) * a + np.sin(t * th) * b) / np.sin(th)
-    return q / np.linalg.norm(q)
+_slerp = slerp
 
 
 class AnimatedAsset:

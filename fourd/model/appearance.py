@@ -96,7 +96,7 @@ class Appearance(nn.Module):
 
     def _blend_inputs(self, xyz, feat, radius, d_tgt, sources, uniform):
         imgs = torch.stack([s.image for s in sources])  # [S, 3, h, w] (one size: the trainer resizes)
-        uv_all, z_all, vis_all, dirs = [], [], [], []
+        uv_all, vis_all, dirs = [], [], []
         for s in sources:
             uv, z = s.camera.project(xyz)
             uv, z = uv[0], z[0]

@@ -15,7 +15,6 @@ or one fixed frame ("frozen", bullet time).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,44 +23,7 @@ import torch
 
 from fourd.errors import FourdError
 from fourd.structures.cameras import Cameras
-
-
-def _quat_from_matrix(R: np.ndarray) -> np.ndarray:
-    """(w, x, y, z) of a rotation matrix."""
-    m = R
-    t = np.trace(m)
-    if t > 0:
-        s = math.sqrt(t + 1.0) * 2
-        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
-        q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
-        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
-    else:
-        s = math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
-        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-    q = np.asarray(q)
-    return q / np.linalg.norm(q)
-
-
-def _matrix_from_quat(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
-def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    d = float(np.dot(a, b))
-    if d < 0:
-        b, d = -b, -d
-    if d > 0.9995:
-        q = a + t * (b - a)
-        return q / np.linalg.norm(q)
-    th = math.acos(d)
-    return (math.sin((1 - t) * th) * a + math.sin(t * th) * b) / math.sin(th)
+from fourd.structures.rotations import matrix_to_quat, quat_to_matrix, slerp
 
 
 def hermite(p0, p1, m0, m1, h: float, s: float) -> np.ndarray:
@@ -99,7 +61,7 @@ class CameraPath:
             raise FourdError("keyframe times must strictly increase (a keyframe has zero or negative duration)",
                              fix="space the keyframes out in time")
         self._C = np.stack([k.camera.centers[0].double().numpy() for k in self.keyframes])
-        self._q = [_quat_from_matrix(k.camera.R[0].double().numpy()) for k in self.keyframes]
+        self._q = [matrix_to_quat(k.camera.R[0].double().numpy()) for k in self.keyframes]
         for i in range(1, len(self._q)):  # keep neighbouring quaternions in one hemisphere
             if np.dot(self._q[i], self._q[i - 1]) < 0:
                 self._q[i] = -self._q[i]
@@ -136,13 +98,12 @@ class CameraPath:
     def camera_at(self, t: float) -> Cameras:
         """The interpolated camera at path time t (seconds)."""
         i, s = self._segment(t)
-        n = len(self.keyframes)
         times = [k.time for k in self.keyframes]
         if self.interpolation == "linear":
             C = (1 - s) * self._C[i] + s * self._C[i + 1]
         else:
             C = hermite(self._C[i], self._C[i + 1], self._tangent(i), self._tangent(i + 1), times[i + 1] - times[i], s)
-        R = _matrix_from_quat(slerp(self._q[i], self._q[i + 1], s))
+        R = quat_to_matrix(slerp(self._q[i], self._q[i + 1], s))
         a, b = self.keyframes[i].camera, self.keyframes[i + 1].camera
         K = (1 - s) * a.K[0].double() + s * b.K[0].double()
         H = int(round((1 - s) * int(a.H[0]) + s * int(b.H[0])))

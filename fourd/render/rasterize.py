@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 
-import torch
 from torch import Tensor
 
 from fourd.console import log

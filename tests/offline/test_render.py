@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from fourd.cli import main
-from fourd.offline.paths import CameraPath
 from fourd.offline.video import RenderJob, checksum, render_chunk, render_ray
 
 pytestmark = pytest.mark.gl

@@ -1,7 +1,6 @@
 """Rasterizers: the torch reference against brute force, the GL peeler against the reference on
 awkward random scenes, and composited images from both."""
 
-import numpy as np
 import pytest
 import torch
 
