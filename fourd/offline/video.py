@@ -27,10 +27,6 @@ class RenderJob:
     background: tuple[float, float, float] | None = None
 
 
-def frame_times(job: RenderJob) -> list[float]:
-    return CameraPath.from_json(job.path_json).sample(job.n_frames)
-
-
 def render_chunk(job: RenderJob, indices: list[int], on_frame=None) -> list[np.ndarray]:
     """Render output frames ``indices`` of a job: [H, W, 3] uint8 images, in order."""
     from fourd.gl.baked_renderer import BakedRenderer

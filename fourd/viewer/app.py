@@ -22,9 +22,6 @@ from fourd.viewer.controls import Controls
 from fourd.viewer.scene import Scene
 from fourd.viewer.state import OrbitCamera, ViewerState
 
-_KEYS = None
-
-
 def _key_names():
     import glfw
 

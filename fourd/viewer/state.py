@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from fourd.structures.cameras import Cameras
 
@@ -140,6 +139,3 @@ class ViewerState:
             self.keyframes.pop()
             self.message = f"{len(self.keyframes)} keyframes left"
 
-
-def viewer_camera_tensor(state: ViewerState, width: int, height: int) -> Cameras:
-    return state.camera.cameras(width, height).to(dtype=torch.float32)
