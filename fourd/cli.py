@@ -290,10 +290,11 @@ def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None)
 # ------------------------------------------------------------------------------ bake
 def bake(run: Pos[Path], out: Path = Path("scene.fourd"), views: int = 8, sh: bool = True,
          ply: Path | None = None, gs_ply: Path | None = None) -> None:
-    """Bake a trained run into a compact streaming file for playback (fourd view, fourd render).
+    """Bake a trained run (or points/a mesh) into a compact streaming file for fourd view / fourd render.
 
     Args:
-        run: run folder written by fourd train.
+        run: run folder written by fourd train; or a points.safetensors (fourd carve / import / generate),
+            a folder of <frame>.ply, or a mesh (fourd fit-mesh), baked as they are.
         out: .fourd file to write.
         views: training cameras the appearance is baked from.
         sh: keep a degree-1 SH residual (view-dependent colour); --no-sh stores colour only.
@@ -304,7 +305,12 @@ def bake(run: Pos[Path], out: Path = Path("scene.fourd"), views: int = 8, sh: bo
     from fourd.bake.format import BakedSequence
     from fourd.structures.points import write_ply
 
-    path = bake_run(run, out, views, sh)
+    if (run / "config.json").is_file() or not run.exists():
+        path = bake_run(run, out, views, sh)
+    else:
+        from fourd.bake.bake import bake_scene
+
+        path = bake_scene(run, out)
     seq = BakedSequence(path)
     for folder, kind in ((ply, "points"), (gs_ply, "gaussians")):
         if folder is None:
@@ -648,7 +654,21 @@ COMMANDS = {
     "view": view,
     "render": render,
     "data": {"synth": data_synth, "info": data_info, "convert": data_convert, "preview": data_preview},
+    "fit-mesh": "fourd.gen.cli:fit_mesh_main",
+    "generate": "fourd.gen.cli:generate_main",
+    "import": "fourd.gen.cli:import_cmd",
 }
+RAW_ARGV = {"fit-mesh", "generate"}  # commands that parse their own arguments
+
+
+def _resolve(cmd):
+    """Generators' commands live in fourd.gen.cli, imported only when used."""
+    if isinstance(cmd, str):
+        import importlib
+
+        mod, name = cmd.split(":")
+        return getattr(importlib.import_module(mod), name)
+    return cmd
 
 
 def _usage() -> str:
@@ -658,7 +678,7 @@ def _usage() -> str:
             for sub, fn in cmd.items():
                 lines.append(f"  {name} {sub:<10} {(fn.__doc__ or '').strip().splitlines()[0]}")
         else:
-            lines.append(f"  {name:<15} {(cmd.__doc__ or '').strip().splitlines()[0]}")
+            lines.append(f"  {name:<15} {(_resolve(cmd).__doc__ or '').strip().splitlines()[0]}")
     lines.append("\n`fourd COMMAND --help` explains a command's options.")
     return "\n".join(lines)
 
@@ -683,8 +703,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fourd: unknown command '{argv[0]}'\n\n{_usage()}", file=sys.stderr)
         return 2
     try:
-        if cmd is train_main:
-            train_main(rest)
+        name = argv[0]
+        cmd = _resolve(cmd)
+        if cmd is train_main or name in RAW_ARGV:
+            cmd(rest)
         elif cmd is render and rest[:1] == ["path"]:
             render_path_cmd(rest[1:])
         else:

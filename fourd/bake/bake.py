@@ -105,6 +105,26 @@ def bake_run(run: str | Path, out: str | Path, views: int = 8, sh: bool = True) 
     return path
 
 
+def bake_scene(src: str | Path, out: str | Path) -> Path:
+    """Bake anything the viewer opens without a model — a point sequence (`fourd carve`,
+    `fourd import`, `fourd generate`), a folder of PLY frames or a mesh — into a .fourd file."""
+    from fourd.viewer.scene import open_scene
+
+    scene = open_scene(src)
+    frames = []
+    with progress("baking", len(scene)) as advance:
+        for t in range(len(scene)):
+            frames.append(scene.frame(t))
+            advance()
+    lo = torch.stack([f.xyz.min(0).values for f in frames]).min(0).values
+    hi = torch.stack([f.xyz.max(0).values for f in frames]).max(0).values
+    meta = {"near": scene.near, "far": scene.far}
+    path = write_baked(out, frames, list(scene.frames), (lo.numpy(), hi.numpy()), meta, scene.fps, scene.background)
+    n = sum(f.xyz.shape[0] for f in frames)
+    log(f"baked {len(frames)} frame(s), {n} points, {path.stat().st_size / max(n, 1):.1f} bytes/point → {path}")
+    return path
+
+
 def gaussian_splat_attributes(f: BakedFrame) -> dict:
     """A baked frame as the attributes of a 3D Gaussian Splatting PLY (isotropic Gaussians):
     SH DC and degree-1 rest coefficients (3DGS's channel-major order), logit opacity, log scale,

@@ -47,10 +47,13 @@ class BakedScene(Scene):
 class PointsScene(Scene):
     """Coloured points without learned radii: radius from the mean point spacing, density 1."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, seq=None):
         from fourd.structures.points import PointSequence
 
-        if path.is_dir():
+        if seq is not None:
+            self.seq = seq
+            frames = list(seq.frames)
+        elif path.is_dir():
             self.files = sorted(p for p in path.glob("*.ply") if p.stem.isdigit())
             if not self.files:
                 raise DataError("no <frame>.ply files here", path, "pass a fourd carve output folder or a .fourd file")
@@ -69,6 +72,12 @@ class PointsScene(Scene):
             f = self.seq.frames[t]
             xyz = self.seq.frame(f).float()
             rgb = self.seq.attribute("colors", f).float() if "colors" in self.seq.attributes else None
+            if "radius" in self.seq.attributes:  # generators and `fourd import` store per-point radii
+                n = xyz.shape[0]
+                rgb = rgb if rgb is not None else torch.full((n, 3), 0.8)
+                dens = self.seq.attribute("density", f).float().reshape(-1) if "density" in self.seq.attributes \
+                    else torch.ones(n)
+                return BakedFrame(xyz, self.seq.attribute("radius", f).float().reshape(-1), dens, rgb, None)
         else:
             import open3d as o3d
 
@@ -89,35 +98,18 @@ class MeshScene(Scene):
     """A static mesh (OBJ, GLB/glTF, PLY with faces, ...), shown as points sampled over its surface."""
 
     def __init__(self, path: Path, points: int = 200_000):
-        import trimesh
+        from fourd.structures.mesh import Meshes
 
-        try:
-            mesh = trimesh.load(str(path), force="mesh")
-        except Exception as e:
-            raise DataError(f"cannot read the mesh ({type(e).__name__}: {e})", path, "export it as OBJ, GLB or PLY") from None
-        if mesh.faces is None or len(mesh.faces) == 0:
-            raise DataError("the file has no triangles", path, "pass a mesh, or a folder of point PLY frames")
-        if mesh.visual.kind == "texture":
-            try:  # textured (incl. PBR base colour): bake the texture into vertex colours
-                mesh.visual = mesh.visual.to_color()
-            except Exception:
-                pass
-        pts, face_idx = trimesh.sample.sample_surface(mesh, points, seed=0)
-        colors = mesh.visual.face_colors[face_idx] if mesh.visual.kind in ("vertex", "face") else None
-        rgb = torch.from_numpy(np.asarray(colors)[:, :3] / 255.0).float() if colors is not None \
-            else torch.full((points, 3), 0.8)
-        xyz = torch.from_numpy(np.asarray(pts)).float()
-        r = math.sqrt(float(mesh.area) / points)
-        self._frame = BakedFrame(xyz, torch.full((points,), 1.2 * r), torch.ones(points), rgb, None)
+        seq = Meshes.load(path).sample_points(points)
+        xyz = seq.points
+        self._frame = BakedFrame(xyz, seq.attributes["radius"].reshape(-1), torch.ones(points),
+                                 seq.attributes["colors"], None)
         lo, hi = xyz.min(0).values.numpy(), xyz.max(0).values.numpy()
         ext = float(np.linalg.norm(hi - lo))
         super().__init__([0], 30.0, None, ext * 0.01, ext * 20, (0.0, 0.0, 0.0), (lo, hi))
 
     def frame(self, t: int) -> BakedFrame:
         return self._frame
-
-
-MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".off", ".stl")
 
 
 def open_scene(path: str | Path) -> Scene:
@@ -127,11 +119,12 @@ def open_scene(path: str | Path) -> Scene:
                         "or a mesh")
     if path.suffix == ".fourd":
         return BakedScene(path)
-    if path.suffix.lower() in MESH_SUFFIXES or (path.suffix.lower() == ".ply" and _ply_has_faces(path)):
+    from fourd.gen.importers import _has_faces
+
+    if path.is_file() and _has_faces(path):
         return MeshScene(path)
+    if path.is_file() and path.suffix.lower() in (".ply", ".npz"):  # a single point cloud
+        from fourd.gen.importers import import_any
+
+        return PointsScene(path, import_any(path))
     return PointsScene(path)
-
-
-def _ply_has_faces(path: Path) -> bool:
-    head = path.read_bytes()[:4096].split(b"end_header")[0]
-    return b"element face" in head and b"element face 0" not in head
