@@ -58,7 +58,9 @@ class FitMeshConfig:
     lr_shift: float = 5e-4
     lr_appearance: float = 5e-2
     lr_decay_every: int = 750  # halve the learning rates every this many iterations (0: never)
-    sigma: float = 1.0  # soft-silhouette width in pixel² (see MeshRasterSettings)
+    sigma: float = 1.0  # soft-silhouette width in pixel² at the start (see MeshRasterSettings)
+    sigma_final: float = 0.1  # ... annealed geometrically to this: the soft silhouette of overlapping
+    # front and back faces reaches ~√σ pixels beyond the edge, which shrinks the fit at a fixed σ
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     eval_size: int = 256
     seed: int = 0
@@ -269,6 +271,8 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
     from fourd.datasets import open_dataset
     from fourd.io import atomic_write_bytes, atomic_write_text
 
+    if cfg.iterations < 0:
+        raise FourdError("--iterations must be ≥ 0 (0 evaluates the starting mesh)")
     torch.set_flush_denormal(True)  # denormals in the soft silhouette's tails cost 30× on CPU
     torch.manual_seed(cfg.seed)
     video = open_dataset(cfg.dataset, cfg.data_root)
@@ -317,6 +321,7 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
             decay = 0.5 ** (it // cfg.lr_decay_every) if cfg.lr_decay_every else 1.0
             for g, lr in zip(st.opt.param_groups, (cfg.lr_verts, cfg.lr_shift, cfg.lr_appearance)):
                 g["lr"] = lr * decay
+            settings.sigma = cfg.sigma * (cfg.sigma_final / cfg.sigma) ** (it / max(cfg.iterations - 1, 1))
             batch = [targets[i] for i in rng.choice(len(targets), min(cfg.views_per_iter, len(targets)), replace=False)]
             mesh = st.mesh()
             ls = losses(cfg, st, mesh, batch, settings)

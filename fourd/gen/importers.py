@@ -46,7 +46,7 @@ def read_point_cloud(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
                                     "pass a Point-E point cloud (PointCloud.save writes coords, R, G, B)")
                 xyz = np.asarray(z["coords"], np.float32)
                 rgb = np.stack([z[c] for c in "RGB"], 1).astype(np.float32) if all(c in z for c in "RGB") else None
-        except (ValueError, OSError) as e:
+        except (ValueError, OSError, EOFError, KeyError) as e:
             raise DataError(f"cannot read the .npz ({e})", path, "the file is truncated or not numpy's format") from None
         if rgb is not None and rgb.max() > 1.0:
             rgb = rgb / 255.0

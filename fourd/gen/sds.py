@@ -192,14 +192,17 @@ class DiffusersPrior:
         except ImportError:
             raise FourdError("the diffusion prior needs diffusers and transformers", None,
                              "bash scripts/install.sh --extras=gen") from None
+        from fourd.gen.shap_e import quiet_diffusers
+
+        quiet_diffusers()
         try:
-            pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype)
+            pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True)
         except Exception as e:  # noqa: BLE001 - diffusers raises many kinds for a broken folder
             raise FourdError(f"cannot load the diffusion model ({type(e).__name__}: {e})", path, SD_HELP) from None
-        self.unet = pipe.unet.to(device).eval().requires_grad_(False)
+        self.unet = pipe.unet.to(device, dtype).eval().requires_grad_(False)
         self.vae = getattr(pipe, "vae", None)
         if self.vae is not None:
-            self.vae = self.vae.to(device).eval().requires_grad_(False)
+            self.vae = self.vae.to(device, dtype).eval().requires_grad_(False)
         self.text_encoder = pipe.text_encoder.to(device).eval().requires_grad_(False)
         self.tokenizer = pipe.tokenizer
         self.scheduler = pipe.scheduler

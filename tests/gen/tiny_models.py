@@ -71,7 +71,7 @@ def tiny_stable_diffusion(folder: Path) -> Path:
                         norm_num_groups=4, sample_size=32)
     text = tiny_text_encoder(len(tok))
     sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
-                          beta_end=0.012)
+                          beta_end=0.012, steps_offset=1, clip_sample=False)
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(str(folder))
