@@ -64,26 +64,36 @@ def main():
     ap.add_argument("--frame", type=int, default=0)
     ap.add_argument("--presets", nargs="+", default=["fourd", "kaolin", "pytorch3d"])
     ap.add_argument("--iterations", type=int, default=2000)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override settings of every preset run (e.g. size=192); the row is named after them")
+    ap.add_argument("--append", action="store_true", help="keep the other rows already in --out")
     ap.add_argument("--work", default="outputs/bench_fit_mesh")
     ap.add_argument("--out", default="benchmarks/bench_fit_mesh.json")
     args = ap.parse_args()
     from fourd.gen.fit_mesh import fit_mesh, preset_config
 
     torch.set_flush_denormal(True)
+    overrides = {}
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        overrides[k] = json.loads(v) if v[:1].isdigit() or v[:1] in "-[{" else v
+    tag = "".join(f" {k}={v}" for k, v in overrides.items())
+    old = json.loads(Path(args.out).read_text()) if args.append and Path(args.out).is_file() else None
     result = {"machine": {"cpu_count": torch.get_num_threads(), "platform": platform.platform()},
-              "raster": raster_rows(), "fits": []}
+              "raster": old["raster"] if old else raster_rows(),
+              "fits": [f for f in (old or {}).get("fits", []) if f["preset"] not in {n + tag for n in args.presets}]}
     for name in args.presets:
         cfg = preset_config(name, dataset=args.dataset, frame=args.frame, iterations=args.iterations,
-                            out=Path(args.work) / name)
+                            out=Path(args.work) / (name + tag.replace(" ", "_")), **overrides)
         r = fit_mesh(cfg)
-        result["fits"].append({"preset": name, **{k: r[k] for k in (
+        result["fits"].append({"preset": name + tag, **{k: r[k] for k in (
             "iou", "iou_min", "psnr", "chamfer", "chamfer_percent_of_height", "ms_per_iteration", "seconds",
             "views", "eval_views", "faces")}, "out": str(cfg.out)})
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"{'preset':<10} {'IoU':>6} {'IoU min':>8} {'PSNR':>6} {'Chamfer %h':>10} {'ms/it':>7}")
+    print(f"{'preset':<22} {'IoU':>6} {'IoU min':>8} {'PSNR':>6} {'Chamfer %h':>10} {'ms/it':>7}")
     for f in result["fits"]:
-        print(f"{f['preset']:<10} {f['iou']:6.3f} {f['iou_min']:8.3f} {f['psnr']:6.2f} "
+        print(f"{f['preset']:<22} {f['iou']:6.3f} {f['iou_min']:8.3f} {f['psnr']:6.2f} "
               f"{f['chamfer_percent_of_height'] or float('nan'):10.2f} {f['ms_per_iteration']:7.0f}")
     print(f"\n{'faces':>6} {'size':>5} {'torch hard':>10} {'torch soft':>10} {'GL ids':>8} {'GL speedup':>10}")
     for r in result["raster"]:

@@ -58,6 +58,7 @@ class FitMeshConfig:
     lr_shift: float = 5e-4
     lr_appearance: float = 5e-2
     lr_decay_every: int = 750  # halve the learning rates every this many iterations (0: never)
+    visibility: Literal["torch", "gl"] = "torch"  # nearest-triangle search in torch, or OpenGL face ids
     sigma: float = 1.0  # soft-silhouette width in pixel² at the start (see MeshRasterSettings)
     sigma_final: float = 0.1  # ... annealed geometrically to this: the soft silhouette of overlapping
     # front and back faces reaches ~√σ pixels beyond the edge, which shrinks the fit at a fixed σ
@@ -69,16 +70,18 @@ class FitMeshConfig:
 
 
 PRESETS = {
-    # default: Kaolin's losses, 10× its vertex step, coarse-to-fine from icosphere level 2 (fits thin
-    # parts — legs, ears, tails — that a level-4 sphere at Kaolin's step cannot reach in 2000 steps)
-    "fourd": dict(lr_verts=5e-3, lr_shift=5e-3, coarse_levels=2, smooth_lambda=10.0),
+    # default: Kaolin's losses; vertices moved in a smooth ("large steps") parameterization with 20× its
+    # vertex step, coarse-to-fine from icosphere level 2 (fits thin
+    # parts — legs, ears, tails — that a level-4 sphere at Kaolin's step cannot reach in 2000 steps), 192-px crops
+    "fourd": dict(lr_verts=1e-2, lr_shift=5e-3, coarse_levels=2, smooth_lambda=1.0, size=192),
     # Kaolin DIB-R tutorial: image L1 ×0.1, mask IoU ×1, Laplacian ×0.03 (+ flat), Adam 5e-4 / 5e-2, UV texture
     "kaolin": {},
     # pytorch3d "fit a textured mesh": 20 views at 128 px, ico level 4, 2000 iterations, vertex colours,
-    # RGB and silhouette squared error ×1, edge ×1, normal consistency ×0.01, Laplacian ×1, SGD 1.0 m 0.9
+    # RGB and silhouette squared error ×1, edge ×1, normal consistency ×0.01, Laplacian ×1, SGD momentum 0.9.
+    # Its step of 1.0 diverges with this rasterizer's gradient scale (measured: IoU 0.01): 0.1 here, no shift
     "pytorch3d": dict(views=20, size=128, level=4, iterations=2000, views_per_iter=2, appearance="vertex",
                       w_image=1.0, image_loss="l2", w_mask=1.0, mask_loss="l2", w_laplacian=1.0, w_flat=0.0,
-                      w_edge=1.0, w_normal=0.01, optimizer="sgd", lr_verts=1.0, lr_shift=1.0, lr_appearance=1.0,
+                      w_edge=1.0, w_normal=0.01, optimizer="sgd", lr_verts=0.1, lr_shift=0.0, lr_appearance=1.0,
                       lr_decay_every=0),
 }
 
@@ -125,6 +128,10 @@ def _state(base: Meshes, app: torch.Tensor, cfg: FitMeshConfig, shift: torch.Ten
     st.extra = {"edges": base.edges(), "L": base.laplacian_uniform(), "adj": base.face_adjacency()}
     if cfg.smooth_lambda > 0:
         st.extra["chol"] = smoothing_factor(base, cfg.smooth_lambda)
+    if cfg.visibility == "gl":
+        from fourd.gl.face_ids import GLFaceIds
+
+        st.extra["gl"] = GLFaceIds(base.faces)
     groups = [{"params": [st.offsets], "lr": cfg.lr_verts}, {"params": [st.shift], "lr": cfg.lr_shift},
               {"params": [st.appearance], "lr": cfg.lr_appearance}]
     st.opt = torch.optim.Adam(groups) if cfg.optimizer == "adam" else torch.optim.SGD(groups, momentum=0.9)
@@ -161,6 +168,8 @@ def _refine(st: FitState, cfg: FitMeshConfig) -> FitState:
         fine = cur.subdivide()
         app = st.appearance if st.kind == "texture" else fine.vertex_colors
         base = Meshes(fine.verts - st.shift, fine.faces, fine.face_uvs, fine.texture)
+    if "gl" in st.extra:
+        st.extra["gl"].release()
     return _state(base, app, cfg, st.shift.detach())
 
 
@@ -203,8 +212,10 @@ def losses(cfg: FitMeshConfig, st: FitState, mesh: Meshes, targets: list[Target]
     L, adj = st.extra["L"], st.extra["adj"]
     bg = torch.tensor(cfg.background)
     img_l, mask_l = 0.0, 0.0
+    gl = st.extra.get("gl")
     for t in targets:
-        fr = rasterize_mesh(mesh.verts, mesh.faces, t.camera, settings)
+        ids = gl(mesh.verts.detach(), t.camera) if gl is not None else None
+        fr = rasterize_mesh(mesh.verts, mesh.faces, t.camera, settings, face_ids=ids)
         col = mesh.colors_at(fr.face.clamp_min(0), fr.bary)
         col = torch.where(fr.covered[..., None], col, bg)
         rgb = fr.alpha[..., None] * col + (1 - fr.alpha[..., None]) * bg
@@ -335,6 +346,8 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
                 curve.append({"it": it, "faces": st.base.n_faces, **{k: float(v.detach()) for k, v in ls.items()}})
             advance(info=f"loss {float(ls['total'].detach()):.4f} mask {float(ls['mask'].detach()):.3f}")
     seconds = time.perf_counter() - t0
+    if "gl" in st.extra:
+        st.extra["gl"].release()
     mesh = st.mesh().detach()
     m = evaluate_fit(mesh, evals, cfg.background)
     images = m.pop("_images")
