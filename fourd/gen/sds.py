@@ -40,11 +40,11 @@ SD_HELP = ("download a Stable Diffusion model in diffusers format to a local fol
 
 @dataclass
 class SDSConfig:
-    prompt: str = ""
-    negative_prompt: str = ""
+    prompt: str = ""  # what to generate, e.g. "a DSLR photo of a corgi"
+    negative_prompt: str = ""  # the unconditional branch of classifier-free guidance
     prior: Path | None = None  # local diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/)
-    out: Path = Path("outputs/generate")
-    points: int = 4096
+    out: Path = Path("outputs/generate")  # output folder
+    points: int = 4096  # splats
     init_radius: float = 0.5  # points start uniformly in a ball of this radius (the scene is ~unit size)
     iterations: int = 3000
     batch: int = 1
