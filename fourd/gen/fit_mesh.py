@@ -325,6 +325,7 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
     cfg.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     curve = []
+    texels_seen = None  # texels that ever received gradient (the rest are filled in at the end)
     with progress("fitting mesh", cfg.iterations) as advance:
         for it in range(cfg.iterations):
             if it in switch:
@@ -341,6 +342,9 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
                                  "lower the learning rates (--lr-verts) or raise --w-laplacian")
             st.opt.zero_grad(set_to_none=True)
             ls["total"].backward()
+            if cfg.appearance == "texture" and st.appearance.grad is not None:
+                seen = st.appearance.grad.abs().sum(-1) > 0
+                texels_seen = seen if it == 0 or texels_seen is None else texels_seen | seen
             st.opt.step()
             if it % 50 == 0 or it == cfg.iterations - 1:
                 curve.append({"it": it, "faces": st.base.n_faces, **{k: float(v.detach()) for k, v in ls.items()}})
@@ -349,6 +353,8 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
     if "gl" in st.extra:
         st.extra["gl"].release()
     mesh = st.mesh().detach()
+    if texels_seen is not None:
+        mesh.texture = fill_unseen(mesh.texture, texels_seen)
     m = evaluate_fit(mesh, evals, cfg.background)
     images = m.pop("_images")
     world = mesh.with_verts(mesh.verts * scale + torch.tensor(center, dtype=torch.float32))
@@ -367,6 +373,22 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
     cfg_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     atomic_write_text(cfg.out / "config.json", json.dumps(cfg_dict, indent=1))
     return result
+
+
+def fill_unseen(texture: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """Texels no camera ever saw keep their grey start value and show as specks where the surface
+    samples them between seen texels: inpaint them from their seen neighbours (OpenCV Telea)."""
+    import cv2
+
+    if bool(seen.all()) or not bool(seen.any()):
+        return texture
+    img = (texture.clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    hole = (~seen).numpy().astype(np.uint8) * 255
+    filled = cv2.inpaint(img, hole, 3, cv2.INPAINT_TELEA)
+    out = texture.clone()
+    unseen = ~seen
+    out[unseen] = torch.from_numpy(filled).float()[unseen] / 255.0
+    return out
 
 
 def ground_truth_chamfer(cfg: FitMeshConfig, video, world: Meshes) -> dict:

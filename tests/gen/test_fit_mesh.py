@@ -73,3 +73,15 @@ def test_fit_mesh_bad_input(tiny_ev, tmp_path):
         fit_mesh(_cfg(tiny_ev, tmp_path, init=tmp_path / "open.ply", iterations=1))
     assert main(["--quiet", "fit-mesh", "--dataset", str(tiny_ev), "--preset", "blender"]) == 2
     assert main(["--quiet", "fit-mesh", "--dataset", str(tmp_path / "nowhere"), "--iterations", "1"]) == 2
+
+
+def test_unseen_texels_are_filled_from_seen_neighbours():
+    from fourd.gen.fit_mesh import fill_unseen
+
+    tex = torch.full((8, 16, 3), 0.5)
+    tex[:, :8] = torch.tensor([1.0, 0.0, 0.0])
+    seen = torch.zeros(8, 16, dtype=torch.bool)
+    seen[:, :8] = True
+    out = fill_unseen(tex, seen)
+    assert torch.equal(out[seen], tex[seen])  # seen texels untouched
+    assert float(out[:, 8:9, 0].min()) > 0.8  # the hole next to red became red
