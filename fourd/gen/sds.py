@@ -181,24 +181,10 @@ class DiffusersPrior:
     noise scheduler, and (for latent models) the VAE."""
 
     def __init__(self, path: str | Path, device: str = "cpu", dtype=torch.float32):
-        path = Path(path)
-        need = ["model_index.json", "unet", "text_encoder", "tokenizer", "scheduler"]
-        missing = [n for n in need if not (path / n).exists()]
-        if not path.is_dir() or missing:
-            raise FourdError(f"not a diffusers model folder (missing: {', '.join(missing) or 'the folder'})", path,
-                             SD_HELP)
-        try:
-            from diffusers import DiffusionPipeline
-        except ImportError:
-            raise FourdError("the diffusion prior needs diffusers and transformers", None,
-                             "bash scripts/install.sh --extras=gen") from None
-        from fourd.gen.shap_e import quiet_diffusers
+        from fourd.gen.local_models import load_local_pipeline
 
-        quiet_diffusers()
-        try:
-            pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True)
-        except Exception as e:  # noqa: BLE001 - diffusers raises many kinds for a broken folder
-            raise FourdError(f"cannot load the diffusion model ({type(e).__name__}: {e})", path, SD_HELP) from None
+        pipe = load_local_pipeline(path, ["model_index.json", "unet", "text_encoder", "tokenizer", "scheduler"],
+                                   "diffusion model", SD_HELP)
         self.unet = pipe.unet.to(device, dtype).eval().requires_grad_(False)
         self.vae = getattr(pipe, "vae", None)
         if self.vae is not None:

@@ -24,38 +24,10 @@ SHAP_E_HELP = ("download Shap-E in diffusers format to a local folder, e.g. "
 NEED = ["model_index.json", "prior", "text_encoder", "tokenizer", "scheduler", "shap_e_renderer"]
 
 
-def quiet_diffusers() -> None:
-    """No download/loading progress bars from diffusers/transformers inside fourd's own."""
-    try:
-        import diffusers
-        import transformers
-
-        diffusers.utils.logging.disable_progress_bar()
-        diffusers.utils.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
-    except ImportError:
-        pass
-
-
 def load_shap_e(path: str | Path, device: str = "cpu"):
-    path = Path(path) if path is not None else None
-    if path is None:
-        raise FourdError("Shap-E needs its model folder (--model PATH)", None, SHAP_E_HELP)
-    missing = [n for n in NEED if not (path / n).exists()]
-    if not path.is_dir() or missing:
-        raise FourdError(f"not a diffusers Shap-E folder (missing: {', '.join(missing) or 'the folder'})", path,
-                         SHAP_E_HELP)
-    try:
-        from diffusers import ShapEPipeline
-    except ImportError:
-        raise FourdError("Shap-E needs diffusers and transformers", None, "bash scripts/install.sh --extras=gen") from None
-    quiet_diffusers()
-    try:
-        pipe = ShapEPipeline.from_pretrained(str(path), local_files_only=True)
-    except Exception as e:  # noqa: BLE001 - a broken folder fails in many ways inside diffusers
-        raise FourdError(f"cannot load Shap-E ({type(e).__name__}: {e})", path, SHAP_E_HELP) from None
-    pipe.set_progress_bar_config(disable=True)
+    from fourd.gen.local_models import load_local_pipeline
+
+    pipe = load_local_pipeline(path, NEED, "Shap-E", SHAP_E_HELP, "ShapEPipeline")
     return pipe.to(device)
 
 
