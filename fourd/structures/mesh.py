@@ -82,14 +82,17 @@ class Meshes:
             n = n.index_add(0, self.faces[:, k], fn)
         return torch.nn.functional.normalize(n, dim=-1)
 
+    def corner_edges(self) -> Tensor:
+        """Every face's edges (01, 12, 20 of all faces in that order) [3F, 2], smaller index first."""
+        e = torch.cat([self.faces[:, [0, 1]], self.faces[:, [1, 2]], self.faces[:, [2, 0]]])
+        return torch.sort(e, dim=1).values
+
     def edges(self) -> Tensor:
         """Unique undirected edges [E, 2]."""
-        e = torch.cat([self.faces[:, [0, 1]], self.faces[:, [1, 2]], self.faces[:, [2, 0]]])
-        return torch.unique(torch.sort(e, dim=1).values, dim=0)
+        return torch.unique(self.corner_edges(), dim=0)
 
     def edge_face_counts(self) -> Tensor:
-        e = torch.cat([self.faces[:, [0, 1]], self.faces[:, [1, 2]], self.faces[:, [2, 0]]])
-        _, counts = torch.unique(torch.sort(e, dim=1).values, dim=0, return_counts=True)
+        _, counts = torch.unique(self.corner_edges(), dim=0, return_counts=True)
         return counts
 
     def is_watertight_manifold(self) -> bool:
@@ -130,8 +133,7 @@ class Meshes:
         colours and the texture carry over."""
         V = self.n_verts
         f = self.faces
-        e = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-        key = torch.sort(e, dim=1).values
+        key = self.corner_edges()
         uniq, inv = torch.unique(key[:, 0] * V + key[:, 1], return_inverse=True)
         a, b = uniq // V, uniq % V
         verts = torch.cat([self.verts, (self.verts[a] + self.verts[b]) / 2])
@@ -151,10 +153,8 @@ class Meshes:
 
     def face_adjacency(self) -> Tensor:
         """Pairs of faces [A, 2] sharing an edge (manifold edges only)."""
-        F = self.n_faces
-        e = torch.cat([self.faces[:, [0, 1]], self.faces[:, [1, 2]], self.faces[:, [2, 0]]])
-        fid = torch.arange(F, device=e.device).repeat(3)
-        key = torch.sort(e, dim=1).values
+        key = self.corner_edges()
+        fid = torch.arange(self.n_faces, device=key.device).repeat(3)
         key = key[:, 0] * self.n_verts + key[:, 1]
         order = torch.argsort(key)
         k, f = key[order], fid[order]
