@@ -24,7 +24,7 @@ import torch
 
 from fourd.console import log, progress
 from fourd.errors import DataError, FourdError
-from fourd.gen.softras import MeshRasterSettings, rasterize_mesh
+from fourd.gen.softras import MeshRasterSettings, rasterize_mesh, shade
 from fourd.structures.cameras import Cameras
 from fourd.structures.mesh import Meshes, icosphere
 
@@ -65,7 +65,6 @@ class FitMeshConfig:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     eval_size: int = 256
     seed: int = 0
-    device: str = "cpu"
     data_root: Path | None = None
 
 
@@ -216,8 +215,7 @@ def losses(cfg: FitMeshConfig, st: FitState, mesh: Meshes, targets: list[Target]
     for t in targets:
         ids = gl(mesh.verts.detach(), t.camera) if gl is not None else None
         fr = rasterize_mesh(mesh.verts, mesh.faces, t.camera, settings, face_ids=ids)
-        col = mesh.colors_at(fr.face.clamp_min(0), fr.bary)
-        col = torch.where(fr.covered[..., None], col, bg)
+        col = shade(mesh, fr, bg)
         rgb = fr.alpha[..., None] * col + (1 - fr.alpha[..., None]) * bg
         gt = t.rgb
         img_l = img_l + ((rgb - gt).abs().mean() if cfg.image_loss == "l1" else ((rgb - gt) ** 2).mean())
@@ -254,7 +252,7 @@ def evaluate_fit(mesh: Meshes, targets: list[Target], background) -> dict:
     ious, psnrs, images = [], [], []
     for t in targets:
         fr = rasterize_mesh(mesh.verts, mesh.faces, t.camera, MeshRasterSettings(sigma=0.0))
-        col = torch.where(fr.covered[..., None], mesh.colors_at(fr.face.clamp_min(0), fr.bary), bg).clamp(0, 1)
+        col = shade(mesh, fr, bg).clamp(0, 1)
         m = t.mask > 0.5
         c = fr.covered
         ious.append(float((m & c).sum()) / max(float((m | c).sum()), 1.0))
