@@ -288,16 +288,19 @@ def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None)
 
 
 # ------------------------------------------------------------------------------ bake
-def bake(run: Pos[Path], out: Path = Path("scene.fourd"), views: int = 8, sh: bool = True,
-         ply: Path | None = None, gs_ply: Path | None = None) -> None:
+def bake(run: Pos[Path], out: Path = Path("scene.fourd"), views: int = 8, sh: bool = True, fit: bool = True,
+         frames: str | None = None, ply: Path | None = None, gs_ply: Path | None = None) -> None:
     """Bake a trained run (or points/a mesh) into a compact streaming file for fourd view / fourd render.
 
     Args:
         run: run folder written by fourd train; or a points.safetensors (fourd carve / import / generate),
             a folder of <frame>.ply, or a mesh (fourd fit-mesh), baked as they are.
         out: .fourd file to write.
-        views: training cameras the appearance is baked from.
-        sh: keep a degree-1 SH residual (view-dependent colour); --no-sh stores colour only.
+        views: training cameras the per-point colour estimate is taken from.
+        sh: keep a degree-1 SH residual (view-dependent colour, 4-bit); --no-sh stores colour only.
+        fit: refine colours (and residuals) by least squares against every training image through the
+            baked geometry (≈ +1 dB held-out on the demo); --no-fit keeps the per-point estimate (faster).
+        frames: bake only these frames: a:b (half-open), a:b:step or a comma list (default: all).
         ply: also write each baked frame as a coloured PLY into this folder.
         gs_ply: also write each frame as a 3D Gaussian Splatting PLY (isotropic Gaussians) into this folder.
     """
@@ -306,7 +309,14 @@ def bake(run: Pos[Path], out: Path = Path("scene.fourd"), views: int = 8, sh: bo
     from fourd.structures.points import write_ply
 
     if (run / "config.json").is_file() or not run.exists():
-        path = bake_run(run, out, views, sh)
+        ids = None
+        if frames:
+            from fourd.config import TrainConfig, from_json
+            from fourd.datasets import open_dataset
+
+            cfg = from_json(TrainConfig, (run / "config.json").read_text())
+            ids = parse_frames(frames, open_dataset(cfg.dataset, cfg.data_root).frames)
+        path = bake_run(run, out, views, sh, fit, ids)
     else:
         from fourd.bake.bake import bake_scene
 

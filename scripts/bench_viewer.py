@@ -59,6 +59,7 @@ def main():
     ap.add_argument("--run", default=None, help="a trained run: bake it with and without SH and compare held-out "
                                               "PSNR of baked vs unbaked renders")
     ap.add_argument("--quality-frames", type=int, default=5)
+    ap.add_argument("--quality-only", action="store_true", help="only the --run comparison (no frame timing)")
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
@@ -72,7 +73,7 @@ def main():
     con = Console()
     rows = []
     oc = OrbitCamera(target=torch.zeros(3).numpy(), distance=3.2, pitch=0.15)
-    for size in args.sizes:
+    for size in ([] if args.quality_only else args.sizes):
         W, H = SIZES[size]
         cam = oc.cameras(W, H)
         r = BakedRenderer(W, H)
@@ -108,9 +109,15 @@ def main():
         r.release()
         peeler.release()
 
-    # baked size and streaming memory
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    if args.quality_only:
+        quality = baked_quality(args.run, work, args.quality_frames)
+        con.print(quality)
+        with open(args.out, "w") as fh:
+            json.dump({"baked_quality": quality}, fh, indent=2)
+        return
+    # baked size and streaming memory
     n, frames = 20_000, 300
     path = write_baked(work / "long.fourd", [frame(n, s, 0.001 * s) for s in range(frames)], list(range(frames)),
                        ([-1.5] * 3, [1.5] * 3), {}, 30.0)
@@ -145,7 +152,8 @@ def main():
 
 
 def baked_quality(run: str, work: Path, n_frames: int) -> dict:
-    """Held-out PSNR against the ground truth: unbaked model vs baked with and without the SH residual."""
+    """Held-out PSNR against the ground truth: unbaked model vs baked (image-space fit with and
+    without the SH residual, and the per-point estimate alone)."""
     import numpy as np
 
     from fourd.bake.bake import bake_run
@@ -159,8 +167,10 @@ def baked_quality(run: str, work: Path, n_frames: int) -> dict:
     tr.resume()
     frames = pick_frames(tr.video.frames, n_frames)
     out = {"frames": frames, "cameras": tr.eval_cams}
-    seqs = {"baked_sh": BakedSequence(bake_run(run, work / "sh.fourd", sh=True)),
-            "baked_no_sh": BakedSequence(bake_run(run, work / "nosh.fourd", sh=False))}
+    seqs = {"baked_sh": BakedSequence(bake_run(run, work / "sh.fourd", sh=True, frames=frames)),
+            "baked_no_sh": BakedSequence(bake_run(run, work / "nosh.fourd", sh=False, frames=frames)),
+            "baked_sh_per_point_only": BakedSequence(bake_run(run, work / "pp.fourd", sh=True, fit=False,
+                                                              frames=frames))}
     renderer = None
     scores = {k: [] for k in ("model", *seqs, *(f"{k}_vs_model" for k in seqs))}
     from fourd.gl.baked_renderer import BakedRenderer

@@ -1,10 +1,19 @@
 """``fourd bake``: evaluate a trained run per frame into a compact streaming file.
 
 Geometry (positions, radius, density) is stored as the model predicts it. Appearance — the
-model's image blend + SH residual, which depends on the viewpoint — is baked like a texture:
-each point's colour is evaluated from a spread of training cameras that see it, then stored as
-a view-independent colour plus an optional degree-1 SH residual fitted by least squares. That
-is 12 (or 21) bytes per point per frame instead of 4K4D's per-source-view colour tables.
+model's image blend + SH residual, which depends on the viewpoint — is baked like a texture, in
+two steps per frame:
+
+1. a per-point estimate: each point's colour as the model predicts it from a spread of training
+   cameras that see it, reduced by least squares to a colour plus a degree-1 SH residual;
+2. an image-space fit (:mod:`fourd.bake.refit`): with the baked geometry fixed a rendered pixel
+   is linear in the point colours, so the colours and residuals that best reproduce every
+   training image are solved for directly (conjugate gradients, starting from step 1, which
+   also fills points no training camera sees).
+
+Step 2 is what keeps the baked file within a few tenths of a dB of the model on held-out cameras
+(measured: per-point averaging alone lost 1.6 dB). 17 bytes per point per frame with the SH
+residual (4-bit), 12 without, instead of 4K4D's per-source-view colour tables.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from pathlib import Path
 import torch
 
 from fourd.bake.format import BakedFrame, write_baked
+from fourd.bake.refit import fit_colors, view_system
 from fourd.console import log, progress
 from fourd.errors import FourdError
 from fourd.model.sh import sh_basis
@@ -26,21 +36,22 @@ def _spread(names: list[str], n: int) -> list[str]:
     return [names[int(i * len(names) / n)] for i in range(n)]
 
 
+def _settings(trainer, K: int) -> RasterSettings:
+    return RasterSettings(K=K, near=trainer.settings.near, far=trainer.settings.far)
+
+
 @torch.no_grad()
-def bake_frame(trainer, frame: int, views: list[str], sh: bool, ridge: float = 1.0) -> BakedFrame:
+def per_point_colors(trainer, frame: int, views: list[str], sh: bool, ridge: float = 1.0) -> torch.Tensor:
+    """Step 1: coefficients [N, 4 (or 1), 3] — colour and degree-1 residual of every point from the
+    model's colours for ``views`` (points none of them sees get the model's fallback colour)."""
     model = trainer.model
-    slot = model.slot(frame)
-    xyz, feat, radius, density = model.geometry_at(slot)
+    xyz, feat, radius, _ = model.geometry_at(model.slot(frame))
     N = xyz.shape[0]
-    acc = torch.zeros(N, 3)
-    wsum = torch.zeros(N)
     A = torch.zeros(N, 4, 4)
     b = torch.zeros(N, 4, 3)
     for name in views:
-        cam = trainer.video.cameras[name].to(trainer.device)
         full = trainer.sampler.target(frame, name, crop=False, scale=1.0).camera
-        sf = trainer.rasterize(xyz, radius, full, RasterSettings(K=1, near=trainer.settings.near,
-                                                                  far=trainer.settings.far))
+        sf = trainer.rasterize(xyz, radius, full, _settings(trainer, 1))
         zfront = torch.where(sf.idx[..., 0] >= 0, sf.zbuf[..., 0], torch.full_like(sf.zbuf[..., 0], 1e30))
         uv, z = full.project(xyz)
         ij = uv[0].floor().long()
@@ -50,34 +61,54 @@ def bake_frame(trainer, frame: int, views: list[str], sh: bool, ridge: float = 1
         idx = vis.nonzero()[:, 0]
         if idx.numel() == 0:
             continue
-        sources = trainer.sampler.sources(frame, cam, name, model.cfg.source_views)
+        sources = trainer.sampler.sources(frame, full, name, model.cfg.source_views)
         for s in sources:
-            s2 = trainer.rasterize(xyz, radius, s.camera, RasterSettings(K=1, near=trainer.settings.near,
-                                                                          far=trainer.settings.far))
+            s2 = trainer.rasterize(xyz, radius, s.camera, _settings(trainer, 1))
             s.zfront = torch.where(s2.idx[..., 0] >= 0, s2.zbuf[..., 0], torch.full_like(s2.zbuf[..., 0], 1e30))
         col = model.appearance(xyz[idx], feat[idx], radius[idx], full, sources).clamp(0, 1)
-        acc[idx] += col
-        wsum[idx] += 1
-        Y = sh_basis(torch.nn.functional.normalize(xyz[idx] - full.centers[0], dim=-1), 1)  # [M, 4]
+        Y = sh_basis(torch.nn.functional.normalize(xyz[idx] - full.centers[0], dim=-1), 1)
+        Y = torch.cat([torch.ones_like(Y[:, :1]), Y[:, 1:]], 1)  # colour(d) = c0 + Σ_j Y_j(d) c_j
         A[idx] += Y[:, :, None] * Y[:, None, :]
         b[idx] += Y[:, :, None] * col[:, None, :]
-    seen = wsum > 0
-    rgb = torch.where(seen[:, None], acc / wsum.clamp_min(1)[:, None],
-                      torch.sigmoid(model.appearance.base(feat)))  # never seen: the model's fallback colour
-    residual = None
-    if sh:
-        # least squares per point: colour(d) ≈ Σ_k Y_k(d) c_k over the views that saw it (ridge keeps
-        # points seen from few directions near their mean colour)
-        from fourd.model.sh import C0
-
-        reg = ridge * torch.diag(torch.tensor([0.0, 1.0, 1.0, 1.0]))
-        coef = torch.linalg.solve(A + reg + 1e-6 * torch.eye(4), b)  # [N, 4, 3]
-        rgb = torch.where(seen[:, None], C0 * coef[:, 0], rgb)  # the constant term is the stored colour
-        residual = torch.where(seen[:, None, None], coef[:, 1:], torch.zeros_like(coef[:, 1:]))
-    return BakedFrame(xyz.float(), radius.float(), density.float(), rgb.float(), residual)
+    seen = A[:, 0, 0] > 0
+    fallback = torch.sigmoid(model.appearance.base(feat))  # never seen: the model's fallback colour
+    # ridge keeps points seen from few directions near their mean colour
+    reg = ridge * torch.diag(torch.tensor([0.0, 1.0, 1.0, 1.0])) + 1e-6 * torch.eye(4)
+    coef = torch.linalg.solve(A + reg, b)
+    coef[~seen] = 0
+    coef[~seen, 0] = fallback[~seen]
+    return coef if sh else coef[:, :1]
 
 
-def bake_run(run: str | Path, out: str | Path, views: int = 8, sh: bool = True) -> Path:
+@torch.no_grad()
+def bake_frame(trainer, frame: int, views: list[str], sh: bool, fit_views: list[str] | None = None,
+               ridge_sh: float = 0.1, iters: int = 30) -> BakedFrame:
+    """One frame: geometry from the model, appearance from :func:`per_point_colors` refined by the
+    image-space fit against the capture's images of ``fit_views`` (all training cameras by default;
+    an empty list skips the fit)."""
+    model = trainer.model
+    xyz, _, radius, density = model.geometry_at(model.slot(frame))
+    coef = per_point_colors(trainer, frame, views, sh)
+    fit_views = trainer.train_cams if fit_views is None else fit_views
+    if fit_views:
+        degree = 1 if sh else 0
+        systems = []
+        for name in fit_views:
+            tgt = trainer.sampler.target(frame, name, crop=True, scale=1.0)
+            frags = trainer.rasterize(xyz, radius, tgt.camera, _settings(trainer, trainer.cfg.K))
+            systems.append(view_system(frags, xyz, radius, density, tgt.camera, tgt.image, trainer.bg, degree))
+        coef = fit_colors(systems, coef, ridge_sh=ridge_sh, iters=iters)
+    rgb = coef[:, 0].clamp(0, 1)
+    residual = coef[:, 1:] if sh else None
+    return BakedFrame(xyz.float(), radius.float(), density.float(), rgb.float(),
+                      None if residual is None else residual.float())
+
+
+def bake_run(run: str | Path, out: str | Path, views: int = 8, sh: bool = True, fit: bool = True,
+             frames: list[int] | None = None) -> Path:
+    """Bake a training run. ``views``: training cameras of the per-point estimate; ``fit``: refine
+    the appearance against every training image (see the module docstring); ``frames``: a subset
+    of the capture's frames (all by default)."""
     from fourd.config import TrainConfig, from_json
     from fourd.train.trainer import Trainer
 
@@ -89,19 +120,23 @@ def bake_run(run: str | Path, out: str | Path, views: int = 8, sh: bool = True) 
     if not trainer.resume():
         raise FourdError("the run has no checkpoint yet", run / "checkpoints", "train it first")
     chosen = _spread(trainer.train_cams, views)
-    frames = []
-    with progress("baking", len(trainer.video.frames)) as advance:
-        for f in trainer.video.frames:
-            frames.append(bake_frame(trainer, f, chosen, sh))
+    ids = list(trainer.video.frames) if frames is None else [int(f) for f in frames]
+    missing = [f for f in ids if f not in trainer.video.frames]
+    if missing:
+        raise FourdError(f"frames {missing} are not in the capture", run, f"pick from {trainer.video.frames}")
+    baked = []
+    with progress("baking", len(ids)) as advance:
+        for f in ids:
+            baked.append(bake_frame(trainer, f, chosen, sh, None if fit else []))
             advance()
     cams = trainer.video.cameras
     meta = {"names": cams.names, "K": cams.K.tolist(), "R": cams.R.tolist(), "T": cams.T.tolist(),
             "H": cams.H.tolist(), "W": cams.W.tolist(), "held_out": trainer.eval_cams,
             "near": trainer.settings.near, "far": trainer.settings.far}
-    path = write_baked(out, frames, trainer.video.frames, trainer.points.meta["bounds"], meta, trainer.video.fps,
+    path = write_baked(out, baked, ids, trainer.points.meta["bounds"], meta, trainer.video.fps,
                        tuple(trainer.cfg.background))
-    n = sum(f.xyz.shape[0] for f in frames)
-    log(f"baked {len(frames)} frames, {n} points, {path.stat().st_size / n:.1f} bytes/point → {path}")
+    n = sum(f.xyz.shape[0] for f in baked)
+    log(f"baked {len(baked)} frames, {n} points, {path.stat().st_size / n:.1f} bytes/point → {path}")
     return path
 
 

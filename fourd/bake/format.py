@@ -6,10 +6,14 @@ A safetensors file (no pickle; memory-mappable) holding, per frame ``t``:
     t{t:06d}.radius    float16 [N]     world units
     t{t:06d}.density   uint8 [N]       density · 255
     t{t:06d}.rgb       uint8 [N, 3]    view-independent colour (baked image blend)
-    t{t:06d}.sh        int8 [N, 3, 3]  optional degree-1 SH residual, scaled by the header's sh_scale
+    t{t:06d}.sh        uint8 [N, 5]    optional degree-1 SH residual: 9 signed 4-bit values
+                                       (basis-major, then r g b; levels −7..7 stored as 1..15 in
+                                       low-then-high nibbles) times the frame's sh_scale / 7
 
-and a header (safetensors metadata, JSON strings): format, version, frames, counts, bounds,
-cameras (the capture's, for snapping the view), fps, background, sh_scale, and a CRC-32 per frame
+17 bytes per point with the residual, 12 without. (Version 1 stored the residual as int8
+[N, 3, 3] × sh_scale / 127 with one scale for the file; it is still read.) The header
+(safetensors metadata, JSON strings) holds format, version, frames, counts, bounds, cameras (the
+capture's, for snapping the view), fps, background, sh_scales (one per frame), and a CRC-32 per frame
 so a tampered or damaged frame is caught when it is read. Frames are read one at a time with
 plain reads at the offsets the header gives (no memory map whose touched pages would stay
 resident), so memory does not grow with the sequence length.
@@ -28,7 +32,7 @@ import torch
 from fourd.errors import DataError
 from fourd.io import atomic_write_bytes
 
-FORMAT, VERSION = "fourd.baked", 1
+FORMAT, VERSION = "fourd.baked", 2
 FIELDS = ("xyz", "radius", "density", "rgb")
 _DTYPES = {"U16": np.uint16, "I16": np.int16, "F16": np.float16, "U8": np.uint8, "I8": np.int8, "F32": np.float32}
 
@@ -46,6 +50,31 @@ def _key(t: int, name: str) -> str:
     return f"t{t:06d}.{name}"
 
 
+def sh_range(sh: torch.Tensor) -> float:
+    """Per-frame quantization range of the residual: the 99.9th percentile of its magnitude (the
+    few larger values are clipped rather than coarsening every other one)."""
+    a = sh.abs().flatten()
+    if a.numel() == 0:
+        return 1e-3
+    q = torch.quantile(a[torch.randperm(a.numel())[:1_000_000]] if a.numel() > 1_000_000 else a, 0.999)
+    return max(float(q), 1e-3)
+
+
+def pack_sh4(sh: torch.Tensor, scale: float) -> torch.Tensor:
+    """[N, 3, 3] → uint8 [N, 5]: 4-bit levels −7..7 (stored +8), two per byte, low nibble first."""
+    n = sh.shape[0]
+    q = (sh.reshape(n, 9) / scale * 7).round().clamp(-7, 7).to(torch.int32) + 8
+    q = torch.cat([q, torch.zeros(n, 1, dtype=torch.int32)], 1)  # pad to 10 nibbles
+    return (q[:, 0::2] | (q[:, 1::2] << 4)).to(torch.uint8)
+
+
+def unpack_sh4(packed: torch.Tensor, scale: float) -> torch.Tensor:
+    """uint8 [N, 5] → [N, 3, 3] float."""
+    p = packed.to(torch.int32)
+    q = torch.stack([p & 15, p >> 4], -1).reshape(p.shape[0], 10)[:, :9]
+    return ((q - 8).float() * (scale / 7)).reshape(-1, 3, 3)
+
+
 def encode_frame(f: BakedFrame, lo: np.ndarray, hi: np.ndarray, sh_scale: float) -> dict[str, torch.Tensor]:
     q = ((f.xyz.double() - torch.from_numpy(lo)) / torch.from_numpy(hi - lo)).clamp(0, 1) * 65535
     out = {
@@ -55,7 +84,7 @@ def encode_frame(f: BakedFrame, lo: np.ndarray, hi: np.ndarray, sh_scale: float)
         "rgb": (f.rgb.clamp(0, 1) * 255).round().to(torch.uint8),
     }
     if f.sh is not None:
-        out["sh"] = (f.sh / sh_scale * 127).round().clamp(-127, 127).to(torch.int8)
+        out["sh"] = pack_sh4(f.sh, sh_scale)
     return {k: v.contiguous() for k, v in out.items()}
 
 
@@ -67,20 +96,21 @@ def _crc(tensors: dict[str, torch.Tensor]) -> int:
 
 
 def write_baked(path: str | Path, frames: list[BakedFrame], frame_ids: list[int], bounds, cameras: dict, fps: float,
-                background=(0.0, 0.0, 0.0), sh_scale: float = 0.5) -> Path:
+                background=(0.0, 0.0, 0.0)) -> Path:
     from safetensors.torch import save
 
     lo, hi = (np.asarray(b, np.float64) for b in bounds)
     hi = np.maximum(hi, lo + 1e-6)
-    tensors, crcs, counts = {}, [], []
+    tensors, crcs, counts, scales = {}, [], [], []
     for t, f in enumerate(frames):
-        enc = encode_frame(f, lo, hi, sh_scale)
+        scales.append(sh_range(f.sh) if f.sh is not None else 0.0)
+        enc = encode_frame(f, lo, hi, scales[-1])
         crcs.append(_crc(enc))
         counts.append(int(f.xyz.shape[0]))
         tensors.update({_key(t, k): v for k, v in enc.items()})
     header = {"format": FORMAT, "version": str(VERSION), "frames": json.dumps(frame_ids), "counts": json.dumps(counts),
               "bounds": json.dumps([lo.tolist(), hi.tolist()]), "cameras": json.dumps(cameras), "fps": str(fps),
-              "background": json.dumps(list(background)), "sh_scale": str(sh_scale), "crc32": json.dumps(crcs),
+              "background": json.dumps(list(background)), "sh_scales": json.dumps(scales), "crc32": json.dumps(crcs),
               "has_sh": json.dumps(frames[0].sh is not None if frames else False)}
     return atomic_write_bytes(path, save(tensors, metadata=header))
 
@@ -120,7 +150,11 @@ class BakedSequence:
         self.cameras: dict = json.loads(meta["cameras"])
         self.fps = float(meta["fps"])
         self.background = tuple(json.loads(meta["background"]))
-        self.sh_scale = float(meta["sh_scale"])
+        self.version = int(meta.get("version", 0))
+        if self.version >= 2:
+            self.sh_scales = [float(x) for x in json.loads(meta["sh_scales"])]
+        else:  # v1: one scale, int8 [N, 3, 3]
+            self.sh_scales = [float(meta["sh_scale"])] * len(json.loads(meta["counts"]))
         self.has_sh = bool(json.loads(meta.get("has_sh", "false")))
         self._crc = json.loads(meta["crc32"])
         # every tensor a frame needs must be there, with its point count, before anything is allocated
@@ -154,7 +188,10 @@ class BakedSequence:
                             "bake the sequence again")
         q = enc["xyz"].to(torch.int32) & 0xFFFF  # uint16 on disk
         xyz = (self.lo + q.double() / 65535 * (self.hi - self.lo)).float()
-        sh = enc["sh"].float() / 127 * self.sh_scale if self.has_sh else None
+        sh = None
+        if self.has_sh:
+            sh = unpack_sh4(enc["sh"], self.sh_scales[t]) if self.version >= 2 else \
+                enc["sh"].float() / 127 * self.sh_scales[t]
         return BakedFrame(xyz, enc["radius"].float(), enc["density"].float() / 255, enc["rgb"].float() / 255, sh)
 
     @property

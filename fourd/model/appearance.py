@@ -51,7 +51,7 @@ def sample_image(img: Tensor, uv: Tensor) -> Tensor:
 
 class Appearance(nn.Module):
     def __init__(self, feat_dim: int, cnn_channels: int = 8, hidden: int = 32, sh_degree: int = 3,
-                 sh_scale: float = 0.25, mode: str = "hybrid", cnn_downsample: int = 2):
+                 sh_scale: float = 0.25, mode: str = "hybrid", cnn_downsample: int = 2, direction_prior: float = 20.0):
         super().__init__()
         self.cnn_downsample = cnn_downsample
         if mode not in ("hybrid", "blend", "sh"):
@@ -68,7 +68,7 @@ class Appearance(nn.Module):
             # the learned blend starts as the fixed directional prior below and refines it
             self.blend[-1].weight.zero_()
             self.blend[-1].bias.zero_()
-        self.direction_prior = 20.0  # logit per unit of cos(angle between source and target rays)
+        self.direction_prior = direction_prior  # logit per unit of cos(angle between source and target rays)
 
     def forward(self, xyz: Tensor, feat: Tensor, radius: Tensor, target: Cameras, sources: list[SourceView],
                 uniform: bool = False) -> Tensor:

@@ -39,6 +39,11 @@ class ModelConfig:
     """feature channels of the source-image CNN."""
     cnn_downsample: int = 2
     """the CNN sees source images downsampled by this factor (colours are sampled at full size)."""
+    direction_prior: float = 20.0
+    """blend logit per unit of cos(angle between a source's ray and the target's) the learned weights
+    start from; 0 starts from an equal blend of the sources that see the point."""
+    density_init: float = 0.9
+    """initial point density."""
     sh_degree: int = 3
     """degree of the SH residual."""
     sh_scale: float = 0.25
@@ -64,9 +69,11 @@ class FourDModel(nn.Module):
         self.grid = Grid4D(cfg.grid, lo, hi, len(self.frames))
         s = self.spacing
         self.geometry = GeometryHead(self.grid.out_dim, cfg.geometry_hidden, cfg.radius_min * s, cfg.radius_max * s,
-                                     cfg.radius_init * s)
+                                     cfg.radius_init * s,
+                                     cfg.density_init)
         self.appearance = Appearance(self.grid.out_dim, cfg.cnn_channels, sh_degree=cfg.sh_degree,
-                                     sh_scale=cfg.sh_scale, mode=cfg.appearance, cnn_downsample=cfg.cnn_downsample)
+                                     sh_scale=cfg.sh_scale, mode=cfg.appearance, cnn_downsample=cfg.cnn_downsample,
+                                     direction_prior=cfg.direction_prior)
 
     def slot(self, frame: int) -> int:
         return self.frames.index(int(frame))

@@ -30,6 +30,17 @@ def save_checkpoint(path: Path, step: int, model, optimizer, scheduler, generato
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def _with_defaults(config_json: str) -> dict:
+    """A saved config with settings added to fourd since it was written filled in by their
+    defaults (so an older run still resumes when nothing it used has changed)."""
+    from fourd.config import TrainConfig, from_json, to_json
+
+    try:
+        return json.loads(to_json(from_json(TrainConfig, config_json)))
+    except Exception:  # a config this fourd cannot read: compare it as it is (and report the difference)
+        return json.loads(config_json)
+
+
 def load_checkpoint(path: Path, config_json: str) -> dict:
     if not path.is_file():
         raise FourdError("checkpoint not found", path, "train first, or drop --resume")
@@ -42,7 +53,7 @@ def load_checkpoint(path: Path, config_json: str) -> dict:
         raise FourdError("not a fourd checkpoint", path, "pass a run folder written by fourd train")
     if state["version"] > VERSION:
         raise FourdError(f"checkpoint format v{state['version']} is newer than this fourd", path, "upgrade fourd")
-    saved, now = json.loads(state["config"]), json.loads(config_json)
+    saved, now = _with_defaults(state["config"]), json.loads(config_json)
     diff = [k for k in COMPAT_KEYS if saved.get(k) != now.get(k)]
     if diff:
         raise FourdError(f"checkpoint was made with a different configuration (differs in: {', '.join(diff)})", path,

@@ -11,8 +11,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def mask_loss(alpha: Tensor, mask: Tensor) -> Tensor:
-    """1 − soft IoU between rendered alpha and the foreground mask."""
+def mask_loss(alpha: Tensor, mask: Tensor, kind: str = "iou") -> Tensor:
+    """``iou``: 1 − soft IoU between rendered alpha and the foreground mask; ``l2``: mean squared
+    difference per pixel (penalizes holes inside the mask and spill outside it alike)."""
+    if kind == "l2":
+        return ((alpha - mask) ** 2).mean()
+    if kind != "iou":
+        raise ValueError(f"mask loss must be iou or l2, got '{kind}'")
     inter = (alpha * mask).sum()
     union = (alpha + mask - alpha * mask).sum().clamp_min(1e-6)
     return 1 - inter / union

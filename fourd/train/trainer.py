@@ -135,7 +135,7 @@ class Trainer:
         loss_rgb = ((img.rgb - tgt.image) ** 2).mean()
         loss = loss_rgb
         if tgt.mask is not None and cfg.w_mask:
-            loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask)
+            loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask, cfg.mask_loss)
         if cfg.w_tv:
             loss = loss + cfg.w_tv * self.model.grid.tv_loss()
         if cfg.w_time:

@@ -26,8 +26,42 @@ def test_round_trip_within_quantization(tmp_path):
     assert (g.rgb - fr[1].rgb).abs().max() <= 0.5 / 255 + 1e-6
     assert (g.density - fr[1].density).abs().max() <= 0.5 / 255 + 1e-6
     assert (g.radius - fr[1].radius).abs().max() < 1e-5
-    assert (g.sh - fr[1].sh).abs().max() < 0.5 / 127 * seq.sh_scale + 1e-6
-    assert seq.bytes_per_point < 30  # 6 + 2 + 1 + 3 + 9 bytes and a small header
+    scale = seq.sh_scales[1]
+    assert 0 < scale <= fr[1].sh.abs().max() + 1e-6
+    within = fr[1].sh.abs() <= scale
+    assert within.float().mean() >= 0.998  # only the largest 0.1 % are clipped
+    assert (g.sh - fr[1].sh)[within].abs().max() <= 0.5 * scale / 7 + 1e-6  # 4-bit levels
+    assert (g.sh - fr[1].sh.clamp(-scale, scale)).abs().max() <= 0.5 * scale / 7 + 1e-6
+    assert seq.bytes_per_point < 20  # 6 + 2 + 1 + 3 + 5 bytes and a small header
+
+
+def test_sh_nibbles_round_trip_every_level():
+    from fourd.bake.format import pack_sh4, unpack_sh4
+
+    levels = torch.arange(-7, 8).float()
+    sh = levels[torch.randint(15, (64, 9), generator=torch.Generator().manual_seed(1))].reshape(64, 3, 3) * 0.1 / 7
+    packed = pack_sh4(sh, 0.1)
+    assert packed.dtype == torch.uint8 and packed.shape == (64, 5)
+    assert torch.allclose(unpack_sh4(packed, 0.1), sh, atol=1e-7)
+
+
+def test_version_1_files_still_read(tmp_path):
+    """v1 stored the residual as int8 [N, 3, 3] with one scale for the file."""
+    from safetensors.torch import save
+
+    from fourd.bake.format import _crc
+
+    n = 10
+    enc = {"xyz": torch.zeros(n, 3, dtype=torch.int16), "radius": torch.full((n,), 0.01, dtype=torch.float16),
+           "density": torch.full((n,), 255, dtype=torch.uint8), "rgb": torch.full((n, 3), 128, dtype=torch.uint8),
+           "sh": torch.full((n, 3, 3), 127, dtype=torch.int8)}
+    meta = {"format": "fourd.baked", "version": "1", "frames": "[0]", "counts": json.dumps([n]),
+            "bounds": json.dumps([[0, 0, 0], [1, 1, 1]]), "cameras": "{}", "fps": "30", "background": "[0, 0, 0]",
+            "sh_scale": "0.5", "crc32": json.dumps([_crc(enc)]), "has_sh": "true"}
+    p = tmp_path / "v1.fourd"
+    p.write_bytes(save({f"t000000.{k}": v for k, v in enc.items()}, metadata=meta))
+    g = BakedSequence(p).frame(0)
+    assert torch.allclose(g.sh, torch.full((n, 3, 3), 0.5)) and torch.allclose(g.rgb, torch.full((n, 3), 128 / 255))
 
 
 def test_tampered_frame_fails_its_checksum(tmp_path):

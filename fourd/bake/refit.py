@@ -1,0 +1,123 @@
+"""Image-space fit of baked per-point colours.
+
+With the geometry fixed (positions, radii, densities as baked), a rendered pixel is linear in the
+point colours: pixel = Σ_k w_k · c(idx_k, d) + T·background, where w_k are the compositing weights
+of the K peeled points and c(i, d) = rgb_i + Σ_j Y_j(d) sh_ij (degree-1 residual, d = view
+direction). So the colours that best reproduce a set of target images solve a sparse linear
+least-squares problem. It is solved here by conjugate gradients on the normal equations; each
+iteration is one gather and one scatter over the cached (pixel, point, weight) triples of every
+view, so the cost is a few renders' worth per frame, not an optimization loop through the
+renderer.
+
+Fitting to the images a point is actually composited into — rather than to each point's own
+colour as the model predicts it — lets neighbouring splats share the work of reproducing an
+edge, and removes the averaging error of a per-point fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from fourd.model.sh import sh_basis
+from fourd.render.compositor import composite
+from fourd.structures.cameras import Cameras
+from fourd.structures.fragments import Fragments
+
+
+@dataclass
+class ViewSystem:
+    """One view's rows of the linear system: pixel m gets Σ_k w[m, k] · Y(idx[m, k]) · C[idx[m, k]]."""
+
+    idx: Tensor  # [M, K] point index (clamped ≥ 0; w is 0 where no point)
+    w: Tensor  # [M, K] compositing weights
+    Y: Tensor  # [N, B] basis of each point's direction from this view's centre
+    target: Tensor  # [M, 3] target colour minus the background seen through
+
+
+def view_system(frags: Fragments, xyz: Tensor, radius: Tensor, density: Tensor, camera: Cameras, target: Tensor,
+                background: Tensor, degree: int) -> ViewSystem:
+    """Rows for one view: ``target`` [H, W, 3] is the image to reproduce (over ``background``)."""
+    n = xyz.shape[0]
+    ones = torch.ones(n, 1, dtype=xyz.dtype, device=xyz.device)
+    # the compositor with colour = one-hot channel 0 gives weights; reuse it for the exact α model
+    out = composite(frags, xyz, radius, density, ones, camera, None)
+    covered = frags.idx[..., 0] >= 0
+    w = out.weights[covered]  # [M, K]
+    idx = frags.idx[covered].clamp_min(0)
+    tgt = target[covered] - (1 - out.alpha[covered])[:, None] * background
+    d = torch.nn.functional.normalize(xyz - camera.centers[0].to(xyz), dim=-1)
+    Y = sh_basis(d, degree) if degree > 0 else ones
+    if degree > 0:
+        Y = torch.cat([ones, Y[:, 1:]], 1)  # the constant term is the colour itself (not scaled by C0)
+    return ViewSystem(idx, w, Y, tgt)
+
+
+def _apply(s: ViewSystem, C: Tensor) -> Tensor:
+    """A_v C: [N, B, 3] → [M, 3]."""
+    col = torch.einsum("nb,nbc->nc", s.Y, C)  # each point's colour seen from this view
+    return torch.einsum("mk,mkc->mc", s.w, col[s.idx])
+
+
+def _apply_t(s: ViewSystem, R: Tensor, n: int) -> Tensor:
+    """A_vᵀ R: [M, 3] → [N, B, 3]."""
+    g = torch.zeros(n, 3, dtype=R.dtype, device=R.device)
+    g.index_add_(0, s.idx.reshape(-1), (s.w[..., None] * R[:, None, :]).reshape(-1, 3))
+    return s.Y[:, :, None] * g[:, None, :]
+
+
+def fit_colors(systems: list[ViewSystem], init: Tensor, ridge: float = 1e-3, ridge_sh: float = 0.1,
+               iters: int = 40, shared_sh: bool = False) -> Tensor:
+    """Least-squares colours C [N, B, 3] for the stacked views, starting from ``init`` [N, B, 3].
+
+    Minimizes Σ_v ||A_v C − t_v||² (summed over pixels) + ridge·||C₀ − init₀||² + ridge_sh·||C_{1..}||²
+    per point: a point seen in many pixels is set by them, one seen in none keeps its initial colour
+    and no view-dependence. Jacobi-preconditioned conjugate gradients on the normal equations
+    (symmetric positive definite thanks to the ridge terms). ``shared_sh``: one view-dependent
+    term for all three channels (a brightness change with direction; the solve is restricted to
+    that subspace by projecting every update onto it)."""
+    n, B, _ = init.shape
+
+    def project(C: Tensor) -> Tensor:
+        if not shared_sh or B == 1:
+            return C
+        return torch.cat([C[:, :1], C[:, 1:].mean(-1, keepdim=True).expand_as(C[:, 1:])], 1)
+
+    reg = torch.full((B,), ridge_sh, dtype=init.dtype, device=init.device)
+    reg[0] = ridge
+    diag = reg[None, :].expand(n, B).clone()
+    for s in systems:  # diagonal of Σ AᵀA: Σ over the point's pixels of w² · Y²
+        w2 = torch.zeros(n, dtype=init.dtype, device=init.device)
+        w2.index_add_(0, s.idx.reshape(-1), (s.w * s.w).reshape(-1))
+        diag = diag + w2[:, None] * s.Y * s.Y
+    inv = (1.0 / diag)[:, :, None]
+
+    def normal(C: Tensor) -> Tensor:
+        out = reg[None, :, None] * C
+        for s in systems:
+            out = out + _apply_t(s, _apply(s, C), n)
+        return project(out)
+
+    rhs = reg[None, :, None] * torch.cat([init[:, :1], torch.zeros_like(init[:, 1:])], 1)
+    for s in systems:
+        rhs = rhs + _apply_t(s, s.target, n)
+    x = project(init.clone())
+    rhs = project(rhs)
+    r = rhs - normal(x)
+    z = inv * r
+    p = z.clone()
+    rz = (r * z).sum()
+    for _ in range(iters):
+        Ap = normal(p)
+        a = rz / (p * Ap).sum().clamp_min(1e-30)
+        x = x + a * p
+        r = r - a * Ap
+        z = inv * r
+        rz_new = (r * z).sum()
+        if rz_new.abs() < 1e-14:
+            break
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return x
