@@ -61,8 +61,11 @@ class TrainConfig:
     """optimization steps (one (frame, camera) crop per step per process)."""
     lr: float = 5e-3
     """learning rate of the networks and the feature grid (Adam)."""
-    lr_points: float = 1e-4
-    """learning rate of the point positions, in units of the scene's point spacing per step."""
+    lr_points: float = 0.1
+    """learning rate of the point positions, in units of the scene's point spacing per step. The carved
+    hull is larger than the subject where cameras disagree; moving points is what shrinks it (demo,
+    held-out PSNR after 300 steps: 29.6 dB at 1e-4 (points barely move), 29.9 at 0.01, 30.3 at 0.03,
+    30.7 at 0.1)."""
     lr_decay: float = 0.1
     """factor the learning rates decay to (exponentially) by the last step."""
     K: int = 8

@@ -82,7 +82,7 @@ def per_point_colors(trainer, frame: int, views: list[str], sh: bool, ridge: flo
 
 @torch.no_grad()
 def bake_frame(trainer, frame: int, views: list[str], sh: bool, fit_views: list[str] | None = None,
-               ridge_sh: float = 0.1, iters: int = 30) -> BakedFrame:
+               ridge_sh: float = 0.1, iters: int = 15) -> BakedFrame:
     """One frame: geometry from the model, appearance from :func:`per_point_colors` refined by the
     image-space fit against the capture's images of ``fit_views`` (all training cameras by default;
     an empty list skips the fit)."""

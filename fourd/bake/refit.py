@@ -31,10 +31,30 @@ from fourd.structures.fragments import Fragments
 class ViewSystem:
     """One view's rows of the linear system: pixel m gets Σ_k w[m, k] · Y(idx[m, k]) · C[idx[m, k]]."""
 
-    idx: Tensor  # [M, K] point index (clamped ≥ 0; w is 0 where no point)
+    idx: Tensor  # [M, K] point index (0 where no point; its weight is 0 there)
     w: Tensor  # [M, K] compositing weights
     Y: Tensor  # [N, B] basis of each point's direction from this view's centre
     target: Tensor  # [M, 3] target colour minus the background seen through
+
+    def restrict(self, basis: int) -> "ViewSystem":
+        """The same view with only the first ``basis`` basis functions (1: colour only)."""
+        return ViewSystem(self.idx, self.w, self.Y[:, :basis], self.target)
+
+    def apply(self, C: Tensor) -> Tensor:
+        """A_v C: [N, B, 3] → [M, 3]."""
+        col = torch.einsum("nb,nbc->nc", self.Y, C)  # each point's colour seen from this view
+        return torch.einsum("mk,mkc->mc", self.w, col[self.idx])
+
+    def apply_t(self, R: Tensor) -> Tensor:
+        """A_vᵀ R: [M, 3] → [N, B, 3]."""
+        g = torch.zeros(self.Y.shape[0], 3, dtype=R.dtype, device=R.device)
+        g.index_add_(0, self.idx.reshape(-1), (self.w[..., None] * R[:, None, :]).reshape(-1, 3))
+        return self.Y[:, :, None] * g[:, None, :]
+
+    def weight_squares(self) -> Tensor:
+        """[N] Σ over pixels of the point's squared weight (for the Jacobi preconditioner)."""
+        w2 = torch.zeros(self.Y.shape[0], dtype=self.w.dtype, device=self.w.device)
+        return w2.index_add_(0, self.idx.reshape(-1), (self.w * self.w).reshape(-1))
 
 
 def view_system(frags: Fragments, xyz: Tensor, radius: Tensor, density: Tensor, camera: Cameras, target: Tensor,
@@ -42,30 +62,17 @@ def view_system(frags: Fragments, xyz: Tensor, radius: Tensor, density: Tensor, 
     """Rows for one view: ``target`` [H, W, 3] is the image to reproduce (over ``background``)."""
     n = xyz.shape[0]
     ones = torch.ones(n, 1, dtype=xyz.dtype, device=xyz.device)
-    # the compositor with colour = one-hot channel 0 gives weights; reuse it for the exact α model
+    # the compositor gives the weights of the exact α model used everywhere else
     out = composite(frags, xyz, radius, density, ones, camera, None)
     covered = frags.idx[..., 0] >= 0
-    w = out.weights[covered]  # [M, K]
+    w = out.weights[covered]  # [M, K], 0 where no point
     idx = frags.idx[covered].clamp_min(0)
     tgt = target[covered] - (1 - out.alpha[covered])[:, None] * background
     d = torch.nn.functional.normalize(xyz - camera.centers[0].to(xyz), dim=-1)
-    Y = sh_basis(d, degree) if degree > 0 else ones
-    if degree > 0:
-        Y = torch.cat([ones, Y[:, 1:]], 1)  # the constant term is the colour itself (not scaled by C0)
+    Y = ones
+    if degree > 0:  # the constant term is the colour itself (not scaled by C0)
+        Y = torch.cat([ones, sh_basis(d, degree)[:, 1:]], 1)
     return ViewSystem(idx, w, Y, tgt)
-
-
-def _apply(s: ViewSystem, C: Tensor) -> Tensor:
-    """A_v C: [N, B, 3] → [M, 3]."""
-    col = torch.einsum("nb,nbc->nc", s.Y, C)  # each point's colour seen from this view
-    return torch.einsum("mk,mkc->mc", s.w, col[s.idx])
-
-
-def _apply_t(s: ViewSystem, R: Tensor, n: int) -> Tensor:
-    """A_vᵀ R: [M, 3] → [N, B, 3]."""
-    g = torch.zeros(n, 3, dtype=R.dtype, device=R.device)
-    g.index_add_(0, s.idx.reshape(-1), (s.w[..., None] * R[:, None, :]).reshape(-1, 3))
-    return s.Y[:, :, None] * g[:, None, :]
 
 
 def fit_colors(systems: list[ViewSystem], init: Tensor, ridge: float = 1e-3, ridge_sh: float = 0.1,
@@ -89,26 +96,24 @@ def fit_colors(systems: list[ViewSystem], init: Tensor, ridge: float = 1e-3, rid
     reg[0] = ridge
     diag = reg[None, :].expand(n, B).clone()
     for s in systems:  # diagonal of Σ AᵀA: Σ over the point's pixels of w² · Y²
-        w2 = torch.zeros(n, dtype=init.dtype, device=init.device)
-        w2.index_add_(0, s.idx.reshape(-1), (s.w * s.w).reshape(-1))
-        diag = diag + w2[:, None] * s.Y * s.Y
+        diag = diag + s.weight_squares()[:, None] * s.Y * s.Y
     inv = (1.0 / diag)[:, :, None]
 
     def normal(C: Tensor) -> Tensor:
         out = reg[None, :, None] * C
         for s in systems:
-            out = out + _apply_t(s, _apply(s, C), n)
+            out = out + s.apply_t(s.apply(C))
         return project(out)
 
     rhs = reg[None, :, None] * torch.cat([init[:, :1], torch.zeros_like(init[:, 1:])], 1)
     for s in systems:
-        rhs = rhs + _apply_t(s, s.target, n)
+        rhs = rhs + s.apply_t(s.target)
     x = project(init.clone())
     rhs = project(rhs)
     r = rhs - normal(x)
     z = inv * r
     p = z.clone()
-    rz = (r * z).sum()
+    rz = rz0 = (r * z).sum()
     for _ in range(iters):
         Ap = normal(p)
         a = rz / (p * Ap).sum().clamp_min(1e-30)
@@ -116,7 +121,7 @@ def fit_colors(systems: list[ViewSystem], init: Tensor, ridge: float = 1e-3, rid
         r = r - a * Ap
         z = inv * r
         rz_new = (r * z).sum()
-        if rz_new.abs() < 1e-14:
+        if rz_new.abs() <= 1e-10 * rz0.abs():  # converged (or nothing left to fit)
             break
         p = z + (rz_new / rz) * p
         rz = rz_new
