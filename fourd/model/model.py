@@ -65,6 +65,8 @@ class FourDModel(nn.Module):
         self.frames = list(init.frames)
         self.register_buffer("offsets", init.offsets.clone())
         self.positions = nn.Parameter(init.points.clone().float())
+        # the carved positions, for the untrained baseline (not saved: the carve file has them)
+        self.register_buffer("carved", init.points.clone().float(), persistent=False)
         self.spacing = float(spacing)
         self.grid = Grid4D(cfg.grid, lo, hi, len(self.frames))
         s = self.spacing
@@ -95,7 +97,7 @@ class FourDModel(nn.Module):
         from torch.profiler import record_function
 
         if baseline:
-            xyz = self.frame_points(slot)
+            xyz = self.carved[self.offsets[slot]:self.offsets[slot + 1]]
             feat = torch.zeros(xyz.shape[0], self.grid.out_dim, device=xyz.device)
             radius = torch.full((xyz.shape[0],), self.cfg.radius_init * self.spacing, device=xyz.device)
             density = torch.ones_like(radius)
