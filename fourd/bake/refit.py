@@ -36,10 +36,6 @@ class ViewSystem:
     Y: Tensor  # [N, B] basis of each point's direction from this view's centre
     target: Tensor  # [M, 3] target colour minus the background seen through
 
-    def restrict(self, basis: int) -> "ViewSystem":
-        """The same view with only the first ``basis`` basis functions (1: colour only)."""
-        return ViewSystem(self.idx, self.w, self.Y[:, :basis], self.target)
-
     def apply(self, C: Tensor) -> Tensor:
         """A_v C: [N, B, 3] → [M, 3]."""
         col = torch.einsum("nb,nbc->nc", self.Y, C)  # each point's colour seen from this view
@@ -76,21 +72,14 @@ def view_system(frags: Fragments, xyz: Tensor, radius: Tensor, density: Tensor, 
 
 
 def fit_colors(systems: list[ViewSystem], init: Tensor, ridge: float = 1e-3, ridge_sh: float = 0.1,
-               iters: int = 40, shared_sh: bool = False) -> Tensor:
+               iters: int = 40) -> Tensor:
     """Least-squares colours C [N, B, 3] for the stacked views, starting from ``init`` [N, B, 3].
 
     Minimizes Σ_v ||A_v C − t_v||² (summed over pixels) + ridge·||C₀ − init₀||² + ridge_sh·||C_{1..}||²
     per point: a point seen in many pixels is set by them, one seen in none keeps its initial colour
     and no view-dependence. Jacobi-preconditioned conjugate gradients on the normal equations
-    (symmetric positive definite thanks to the ridge terms). ``shared_sh``: one view-dependent
-    term for all three channels (a brightness change with direction; the solve is restricted to
-    that subspace by projecting every update onto it)."""
+    (symmetric positive definite thanks to the ridge terms)."""
     n, B, _ = init.shape
-
-    def project(C: Tensor) -> Tensor:
-        if not shared_sh or B == 1:
-            return C
-        return torch.cat([C[:, :1], C[:, 1:].mean(-1, keepdim=True).expand_as(C[:, 1:])], 1)
 
     reg = torch.full((B,), ridge_sh, dtype=init.dtype, device=init.device)
     reg[0] = ridge
@@ -103,13 +92,12 @@ def fit_colors(systems: list[ViewSystem], init: Tensor, ridge: float = 1e-3, rid
         out = reg[None, :, None] * C
         for s in systems:
             out = out + s.apply_t(s.apply(C))
-        return project(out)
+        return out
 
     rhs = reg[None, :, None] * torch.cat([init[:, :1], torch.zeros_like(init[:, 1:])], 1)
     for s in systems:
         rhs = rhs + s.apply_t(s.target)
-    x = project(init.clone())
-    rhs = project(rhs)
+    x = init.clone()
     r = rhs - normal(x)
     z = inv * r
     p = z.clone()
