@@ -41,11 +41,12 @@ def _settings(trainer, K: int) -> RasterSettings:
 
 
 @torch.no_grad()
-def per_point_colors(trainer, frame: int, views: list[str], sh: bool, ridge: float = 1.0) -> torch.Tensor:
-    """Step 1: coefficients [N, 4 (or 1), 3] — colour and degree-1 residual of every point from the
-    model's colours for ``views`` (points none of them sees get the model's fallback colour)."""
+def per_point_colors(trainer, frame: int, xyz: torch.Tensor, feat: torch.Tensor, radius: torch.Tensor,
+                     views: list[str], sh: bool, ridge: float = 1.0) -> torch.Tensor:
+    """Step 1: coefficients [N, 4 (or 1), 3] — colour and degree-1 residual of every point of the
+    frame's geometry from the model's colours for ``views`` (points none of them sees get the
+    model's fallback colour)."""
     model = trainer.model
-    xyz, feat, radius, _ = model.geometry_at(model.slot(frame))
     N = xyz.shape[0]
     A = torch.zeros(N, 4, 4)
     b = torch.zeros(N, 4, 3)
@@ -87,8 +88,8 @@ def bake_frame(trainer, frame: int, views: list[str], sh: bool, fit_views: list[
     image-space fit against the capture's images of ``fit_views`` (all training cameras by default;
     an empty list skips the fit)."""
     model = trainer.model
-    xyz, _, radius, density = model.geometry_at(model.slot(frame))
-    coef = per_point_colors(trainer, frame, views, sh)
+    xyz, feat, radius, density = model.geometry_at(model.slot(frame))
+    coef = per_point_colors(trainer, frame, xyz, feat, radius, views, sh)
     fit_views = trainer.train_cams if fit_views is None else fit_views
     if fit_views:
         degree = 1 if sh else 0
