@@ -156,9 +156,25 @@ def to_json(cfg) -> str:
     return json.dumps(dataclasses.asdict(cfg), indent=2)
 
 
+# settings whose default changed: a saved config without them was made with the old value
+_OLD_DEFAULTS = {TrainConfig: {"model": {"blend_view_input": True}}}
+
+
+def _fill_old_defaults(d: dict, old: dict) -> dict:
+    out = dict(d)
+    for k, v in old.items():
+        if isinstance(v, dict):
+            if isinstance(out.get(k), dict):
+                out[k] = _fill_old_defaults(out[k], v)
+        elif k not in out:
+            out[k] = v
+    return out
+
+
 def from_json(cls, text: str, where: str = "config"):
-    """Rebuild a config saved by :func:`to_json`; unknown keys (another fourd's config) are errors."""
-    return apply_overrides(cls(), json.loads(text), where)
+    """Rebuild a config saved by :func:`to_json`; unknown keys (another fourd's config) are errors.
+    Settings added since with a changed default take the value older fourd used."""
+    return apply_overrides(cls(), _fill_old_defaults(json.loads(text), _OLD_DEFAULTS.get(cls, {})), where)
 
 
 __all__ = ["CarveConfig", "TrainConfig", "PRESETS", "apply_overrides", "preset", "to_json", "from_json"]

@@ -1,12 +1,19 @@
 """Hybrid appearance (4K4D): image-based blending of the nearest source views plus a
 spherical-harmonics residual predicted from the point feature.
 
-colour = Σ_s softmax(w_s) · rgb_s  (over source views that see the point; w_s = MLP + a fixed prior
-         favouring sources whose ray to the point is close to the target's)
+colour = Σ_s softmax(w_s) · rgb_s  (over source views that see the point)
        + scale · tanh(SH(view direction))
-A source view contributes only where the point is visible in it (depth test against that view's
-own nearest-point depth map). Points no source sees fall back to a colour predicted from the
-feature. ``mode`` selects 'hybrid', 'blend' (no SH) or 'sh' (SH only: sigmoid(SH)) for ablations.
+w_s = MLP(point feature, image feature of s at the point) + prior · cos(angle between the source's
+and the target's rays to the point). A source view contributes only where the point is visible in
+it (depth test against that view's own nearest-point depth map). Points no source sees fall back
+to a colour predicted from the feature. ``mode`` selects 'hybrid', 'blend' (no SH) or 'sh' (SH
+only: sigmoid(SH)) for ablations.
+
+As in 4K4D, everything the MLP sees depends on the point and the source view only, so rgb_s, the
+visibility and the learned weight can be precomputed per source view (:meth:`source_terms`) and
+the rest — choosing the sources, the prior, the softmax and the SH — evaluated at display time
+(``fourd bake --appearance views``). ``view_input`` (runs made before this) also feeds the
+target direction to the MLP, which rules that out.
 """
 
 from __future__ import annotations
@@ -51,7 +58,8 @@ def sample_image(img: Tensor, uv: Tensor) -> Tensor:
 
 class Appearance(nn.Module):
     def __init__(self, feat_dim: int, cnn_channels: int = 8, hidden: int = 32, sh_degree: int = 3,
-                 sh_scale: float = 0.25, mode: str = "hybrid", cnn_downsample: int = 2, direction_prior: float = 20.0):
+                 sh_scale: float = 0.25, mode: str = "hybrid", cnn_downsample: int = 2, direction_prior: float = 20.0,
+                 view_input: bool = False):
         super().__init__()
         self.cnn_downsample = cnn_downsample
         if mode not in ("hybrid", "blend", "sh"):
@@ -59,7 +67,8 @@ class Appearance(nn.Module):
         self.mode, self.sh_scale = mode, sh_scale
         self.n_sh = (sh_degree + 1) ** 2
         self.cnn = FeatureCNN(cnn_channels)
-        self.blend = nn.Sequential(nn.Linear(feat_dim + cnn_channels + 4, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.view_input = view_input
+        self.blend = nn.Sequential(nn.Linear(feat_dim + cnn_channels + (4 if view_input else 0), hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.sh_head = nn.Linear(feat_dim, self.n_sh * 3)
         self.base = nn.Linear(feat_dim, 3)
         with torch.no_grad():
@@ -80,9 +89,8 @@ class Appearance(nn.Module):
             sh_coef = self.sh_head(feat).reshape(-1, self.n_sh, 3)
         if self.mode == "sh" and not uniform:
             return torch.sigmoid(eval_sh(sh_coef, d_tgt))
-        rgb_s, vis, logits = self._blend_inputs(xyz, feat, radius, d_tgt, sources, uniform)
-        if uniform:
-            logits = torch.zeros_like(logits)
+        rgb_s, vis, learned, d_src = self.source_terms(xyz, feat, radius, sources, d_tgt, uniform)
+        logits = torch.zeros_like(learned) if uniform else learned + self.direction_prior * (d_src * d_tgt).sum(-1)
         logits = logits.masked_fill(~vis, -1e9)
         w = torch.softmax(logits, 0) * vis  # [S, U]
         any_vis = vis.any(0)
@@ -94,7 +102,11 @@ class Appearance(nn.Module):
             color = color + self.sh_scale * torch.tanh(eval_sh(sh_coef, d_tgt))
         return color
 
-    def _blend_inputs(self, xyz, feat, radius, d_tgt, sources, uniform):
+    def source_terms(self, xyz: Tensor, feat: Tensor, radius: Tensor, sources: list[SourceView],
+                     d_tgt: Tensor | None = None, uniform: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Per source view and point: colour rgb_s [S, U, 3], visibility [S, U], the learned blend
+        logit [S, U] (without the directional prior) and the source's ray direction d_src [S, U, 3].
+        ``d_tgt`` is needed only by ``view_input`` models."""
         imgs = torch.stack([s.image for s in sources])  # [S, 3, h, w] (one size: the trainer resizes)
         uv_all, vis_all, dirs = [], [], []
         for s in sources:
@@ -111,14 +123,16 @@ class Appearance(nn.Module):
             dirs.append(F.normalize(xyz - s.camera.centers[0].to(xyz), dim=-1))
         uv = torch.stack(uv_all)
         vis = torch.stack(vis_all)
+        d_src = torch.stack(dirs)
         rgb_s = sample_image(imgs, uv)  # [S, U, 3]
         if uniform:
-            return rgb_s, vis, torch.zeros(vis.shape, device=xyz.device)
+            return rgb_s, vis, torch.zeros(vis.shape, device=xyz.device), d_src
         k = self.cnn_downsample  # features at 1/k resolution: the CNN is the costliest part on a CPU
         small = F.avg_pool2d(imgs, k) if k > 1 else imgs
         feats = sample_image(self.cnn(small), uv / k)  # [S, U, C]; pixel-centre coordinates scale exactly
-        d_src = torch.stack(dirs)
-        dd = torch.cat([(d_src * d_tgt).sum(-1, keepdim=True), d_src - d_tgt], -1)
-        x = torch.cat([feat.expand(len(sources), -1, -1), feats, dd], -1)
-        # sources looking at the point from the target's direction get the weight to begin with
-        return rgb_s, vis, self.blend(x)[..., 0] + self.direction_prior * dd[..., 0]
+        x = [feat.expand(len(sources), -1, -1), feats]
+        if self.view_input:
+            if d_tgt is None:
+                raise ValueError("this model's blend weights depend on the target direction: pass d_tgt")
+            x.append(torch.cat([(d_src * d_tgt).sum(-1, keepdim=True), d_src - d_tgt], -1))
+        return rgb_s, vis, self.blend(torch.cat(x, -1))[..., 0], d_src

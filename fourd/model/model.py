@@ -42,6 +42,9 @@ class ModelConfig:
     direction_prior: float = 20.0
     """blend logit per unit of cos(angle between a source's ray and the target's) the learned weights
     start from; 0 starts from an equal blend of the sources that see the point."""
+    blend_view_input: bool = False
+    """the learned blend weights also see the target's direction (the default before 4K4D-style
+    exact baking; such runs bake only with --appearance compact)."""
     density_init: float = 0.9
     """initial point density."""
     sh_degree: int = 3
@@ -75,7 +78,7 @@ class FourDModel(nn.Module):
                                      cfg.density_init)
         self.appearance = Appearance(self.grid.out_dim, cfg.cnn_channels, sh_degree=cfg.sh_degree,
                                      sh_scale=cfg.sh_scale, mode=cfg.appearance, cnn_downsample=cfg.cnn_downsample,
-                                     direction_prior=cfg.direction_prior)
+                                     direction_prior=cfg.direction_prior, view_input=cfg.blend_view_input)
 
     def slot(self, frame: int) -> int:
         return self.frames.index(int(frame))
