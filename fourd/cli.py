@@ -288,15 +288,20 @@ def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None)
 
 
 # ------------------------------------------------------------------------------ bake
-def bake(run: Pos[Path], out: Path = Path("scene.fourd"), views: int = 8, sh: bool = True, fit: bool = True,
-         frames: str | None = None, ply: Path | None = None, gs_ply: Path | None = None) -> None:
+def bake(run: Pos[Path], out: Path = Path("scene.fourd"), appearance: Literal["compact", "views"] = "compact", views: int = 8,
+         sh: bool = True, fit: bool = True, frames: str | None = None, ply: Path | None = None,
+         gs_ply: Path | None = None) -> None:
     """Bake a trained run (or points/a mesh) into a compact streaming file for fourd view / fourd render.
 
     Args:
         run: run folder written by fourd train; or a points.safetensors (fourd carve / import / generate),
             a folder of <frame>.ply, or a mesh (fourd fit-mesh), baked as they are.
         out: .fourd file to write.
-        views: training cameras the per-point colour estimate is taken from.
+        appearance: compact — a fitted colour and degree-1 SH residual per point (≈ 17 bytes/point,
+            within a few tenths of a dB of the model on held-out views); views — the model's own image
+            blend, tabulated per training camera as 4K4D does (the viewer reproduces the model's
+            image exactly; 6 bytes/point per training camera + 63).
+        views: (compact) training cameras the per-point colour estimate is taken from.
         sh: keep a degree-1 SH residual (view-dependent colour, 4-bit); --no-sh stores colour only.
         fit: refine colours (and residuals) by least squares against every training image through the
             baked geometry (≈ +1 dB held-out on the demo); --no-fit keeps the per-point estimate (faster).
@@ -316,7 +321,7 @@ def bake(run: Pos[Path], out: Path = Path("scene.fourd"), views: int = 8, sh: bo
 
             cfg = from_json(TrainConfig, (run / "config.json").read_text())
             ids = parse_frames(frames, open_dataset(cfg.dataset, cfg.data_root).frames)
-        path = bake_run(run, out, views, sh, fit, ids)
+        path = bake_run(run, out, views, sh, fit, ids, appearance)
     else:
         from fourd.bake.bake import bake_scene
 

@@ -14,6 +14,11 @@ two steps per frame:
 Step 2 is what keeps the baked file within a few tenths of a dB of the model on held-out cameras
 (measured: per-point averaging alone lost 1.6 dB). 17 bytes per point per frame with the SH
 residual (4-bit), 12 without, instead of 4K4D's per-source-view colour tables.
+
+``appearance="views"`` bakes those tables instead (:func:`bake_frame_views`): every term of the
+model's colour that does not depend on the viewpoint, per training camera, so the viewer
+reproduces the model's image exactly (to 8-bit quantization) — at 6 bytes per point per training
+camera plus the full SH residual.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from fourd.bake.format import BakedFrame, write_baked
+from fourd.bake.format import BakedFrame, ViewTables, write_baked
 from fourd.bake.refit import fit_colors, view_system
 from fourd.console import log, progress
 from fourd.errors import FourdError
@@ -105,11 +110,48 @@ def bake_frame(trainer, frame: int, views: list[str], sh: bool, fit_views: list[
                       None if residual is None else residual.float())
 
 
+@torch.no_grad()
+def bake_frame_views(trainer, frame: int) -> BakedFrame:
+    """One frame with the model's exact appearance: per training camera, the point's colour there,
+    whether that camera sees it and the learned blend logit (what
+    :meth:`~fourd.model.appearance.Appearance.source_terms` computes for a render), plus the
+    fallback colour and the SH residual's coefficients."""
+    model = trainer.model
+    app = model.appearance
+    if app.view_input:
+        raise FourdError("this run's blend weights depend on the viewing direction, so its blend cannot be tabulated",
+                         trainer.cfg.out, "bake it with --appearance compact (or retrain with this fourd)")
+    if app.mode == "sh":
+        raise FourdError("an SH-only model has no image blend to tabulate", trainer.cfg.out,
+                         "bake it with --appearance compact")
+    xyz, feat, radius, density = model.geometry_at(model.slot(frame))
+    rgb, vis, logit = [], [], []
+    for name in trainer.train_cams:
+        s = trainer.sampler.source(frame, name)
+        sf = trainer.rasterize(xyz, radius, s.camera, _settings(trainer, 1))  # as the model's visibility test
+        s.zfront = torch.where(sf.idx[..., 0] >= 0, sf.zbuf[..., 0], torch.full_like(sf.zbuf[..., 0], 1e30))
+        r, v, lg, _ = app.source_terms(xyz, feat, radius, [s])
+        rgb.append(r[0].cpu())
+        vis.append(v[0].cpu())
+        logit.append(lg[0].cpu())
+    rgb, vis, logit = torch.stack(rgb), torch.stack(vis), torch.stack(logit)
+    fallback = torch.sigmoid(app.base(feat)).cpu()
+    sh = app.sh_head(feat).reshape(-1, app.n_sh, 3).cpu() if app.mode == "hybrid" else None
+    seen = vis.float().sum(0)
+    mean = torch.where(seen[:, None] > 0, (rgb * vis[..., None]).sum(0) / seen.clamp_min(1)[:, None], fallback)
+    tables = ViewTables(trainer.sampler.centers.float().cpu(), rgb, vis, logit, fallback, sh,
+                        model.cfg.source_views, app.direction_prior, app.sh_scale, list(trainer.train_cams))
+    return BakedFrame(xyz.float().cpu(), radius.float().cpu(), density.float().cpu(), mean.clamp(0, 1), None, tables)
+
+
 def bake_run(run: str | Path, out: str | Path, views: int = 8, sh: bool = True, fit: bool = True,
-             frames: list[int] | None = None) -> Path:
+             frames: list[int] | None = None, appearance: str = "compact") -> Path:
     """Bake a training run. ``views``: training cameras of the per-point estimate; ``fit``: refine
     the appearance against every training image (see the module docstring); ``frames``: a subset
-    of the capture's frames (all by default)."""
+    of the capture's frames (all by default); ``appearance``: compact (fitted colour + degree-1
+    SH) or views (the model's exact blend tables)."""
+    if appearance not in ("compact", "views"):
+        raise FourdError(f"unknown appearance '{appearance}'", fix="use compact or views")
     from fourd.config import TrainConfig, from_json
     from fourd.train.trainer import Trainer
 
@@ -128,7 +170,8 @@ def bake_run(run: str | Path, out: str | Path, views: int = 8, sh: bool = True, 
     baked = []
     with progress("baking", len(ids)) as advance:
         for f in ids:
-            baked.append(bake_frame(trainer, f, chosen, sh, None if fit else []))
+            baked.append(bake_frame_views(trainer, f) if appearance == "views"
+                         else bake_frame(trainer, f, chosen, sh, None if fit else []))
             advance()
     cams = trainer.video.cameras
     meta = {"names": cams.names, "K": cams.K.tolist(), "R": cams.R.tolist(), "T": cams.T.tolist(),

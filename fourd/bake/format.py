@@ -14,7 +14,21 @@ A safetensors file (no pickle; memory-mappable) holding, per frame ``t``:
 [N, 3, 3] × sh_scale / 127 with one scale for the file; it is still read.) The header
 (safetensors metadata, JSON strings) holds format, version, frames, counts, bounds, cameras (the
 capture's, for snapping the view), fps, background, sh_scales (one per frame), and a CRC-32 per frame
-so a tampered or damaged frame is caught when it is read. Frames are read one at a time with
+so a tampered or damaged frame is caught when it is read.
+
+Version 3 adds the exact appearance of ``fourd bake --appearance views`` (header ``appearance``:
+``views``; compact files are still written as version 2): 4K4D-style tables of what the model's
+image blend needs per training camera s (header ``views``: the cameras' names and centres in table
+order, how many nearest ones to blend, the directional prior, the SH scale), per frame
+
+    t{t:06d}.src       uint8 [S, N, 4]   colour of the point in source s, and 255 where s sees it
+    t{t:06d}.logit     float16 [S, N]    the learned blend logit of s (0 where s does not see it)
+    t{t:06d}.base      uint8 [N, 3]      the colour of points none of the chosen sources sees
+    t{t:06d}.shv       int8 [N, B, 3]    the SH residual's coefficients (before tanh), times the
+                                         frame's per-basis step ``view_sh_steps[t][b]``
+
+and ``rgb`` holds the mean colour over the sources that see the point, for exports and previews.
+6·S + 3·B + 15 bytes per point (S = 16, B = 16: 159; 4K4D's fp16 tables at S = 16: 228). Frames are read one at a time with
 plain reads at the offsets the header gives (no memory map whose touched pages would stay
 resident), so memory does not grow with the sequence length.
 """
@@ -32,9 +46,33 @@ import torch
 from fourd.errors import DataError
 from fourd.io import atomic_write_bytes
 
-FORMAT, VERSION = "fourd.baked", 2
+FORMAT, VERSION = "fourd.baked", 3
 FIELDS = ("xyz", "radius", "density", "rgb")
+VIEW_FIELDS = ("src", "logit", "base", "shv")
 _DTYPES = {"U16": np.uint16, "I16": np.int16, "F16": np.float16, "U8": np.uint8, "I8": np.int8, "F32": np.float32}
+
+
+@dataclass
+class ViewTables:
+    """The exact appearance of a frame: the model's per-source-view terms (see
+    :func:`fourd.model.appearance.blend_colors`) and the constants that combine them."""
+
+    centers: torch.Tensor  # [S, 3] source camera centres, in table order
+    rgb: torch.Tensor  # [S, N, 3] the point's colour in each source
+    visible: torch.Tensor  # [S, N] bool
+    logit: torch.Tensor  # [S, N] learned blend logit
+    fallback: torch.Tensor  # [N, 3] colour where none of the chosen sources sees the point
+    sh: torch.Tensor | None  # [N, B, 3] residual SH coefficients (before tanh), or None
+    select: int = 4  # nearest sources blended
+    prior: float = 20.0  # blend logit per unit of cos(source ray, target ray)
+    sh_scale: float = 0.25  # residual = sh_scale · tanh(SH)
+    names: list[str] | None = None  # the sources' camera names
+
+    def nearest(self, eye: torch.Tensor) -> torch.Tensor:
+        """Table rows of the sources to blend for a camera at ``eye`` (nearest centres first — the
+        trainer's rule)."""
+        d = (self.centers - eye.to(self.centers).reshape(1, 3)).norm(dim=1)
+        return torch.argsort(d)[: self.select]
 
 
 @dataclass
@@ -44,6 +82,7 @@ class BakedFrame:
     density: torch.Tensor  # [N] in [0, 1]
     rgb: torch.Tensor  # [N, 3] in [0, 1]
     sh: torch.Tensor | None = None  # [N, 3 (basis), 3 (rgb)] degree-1 residual, or None
+    views: ViewTables | None = None  # exact appearance (replaces rgb + sh when rendering)
 
 
 def _key(t: int, name: str) -> str:
@@ -85,7 +124,21 @@ def encode_frame(f: BakedFrame, lo: np.ndarray, hi: np.ndarray, sh_scale: float)
     }
     if f.sh is not None:
         out["sh"] = pack_sh4(f.sh, sh_scale)
+    if f.views is not None:
+        v = f.views
+        out["src"] = torch.cat([(v.rgb.clamp(0, 1) * 255).round(), v.visible[..., None].float() * 255], -1).to(torch.uint8)
+        out["logit"] = torch.where(v.visible, v.logit, torch.zeros_like(v.logit)).to(torch.float16)
+        out["base"] = (v.fallback.clamp(0, 1) * 255).round().to(torch.uint8)
+        if v.sh is not None:
+            out["shv"] = (v.sh / torch.tensor(view_sh_steps(v.sh))[None, :, None]).round().clamp(-127, 127).to(torch.int8)
     return {k: v.contiguous() for k, v in out.items()}
+
+
+def view_sh_steps(sh: torch.Tensor) -> list[float]:
+    """Quantization step per SH basis function of a frame: its largest magnitude over 127 (nothing
+    is clipped, so the residual stays exact to half a step)."""
+    m = sh.abs().amax(dim=(0, 2)) if sh.shape[0] else torch.zeros(sh.shape[1])
+    return [max(float(x), 1e-6) / 127 for x in m]
 
 
 def _crc(tensors: dict[str, torch.Tensor]) -> int:
@@ -101,9 +154,14 @@ def write_baked(path: str | Path, frames: list[BakedFrame], frame_ids: list[int]
 
     lo, hi = (np.asarray(b, np.float64) for b in bounds)
     hi = np.maximum(hi, lo + 1e-6)
-    tensors, crcs, counts, scales = {}, [], [], []
+    tensors, crcs, counts, scales, steps = {}, [], [], [], []
+    views = frames[0].views if frames else None
+    if any((f.views is None) != (views is None) for f in frames):
+        raise ValueError("every frame of a file has view tables, or none")
     for t, f in enumerate(frames):
         scales.append(sh_range(f.sh) if f.sh is not None else 0.0)
+        if views is not None and views.sh is not None:
+            steps.append(view_sh_steps(f.views.sh))
         enc = encode_frame(f, lo, hi, scales[-1])
         crcs.append(_crc(enc))
         counts.append(int(f.xyz.shape[0]))
@@ -112,6 +170,12 @@ def write_baked(path: str | Path, frames: list[BakedFrame], frame_ids: list[int]
               "bounds": json.dumps([lo.tolist(), hi.tolist()]), "cameras": json.dumps(cameras), "fps": str(fps),
               "background": json.dumps(list(background)), "sh_scales": json.dumps(scales), "crc32": json.dumps(crcs),
               "has_sh": json.dumps(frames[0].sh is not None if frames else False)}
+    if views is not None:
+        header.update(version=str(VERSION), appearance="views", view_sh_steps=json.dumps(steps), views=json.dumps(
+            {"names": views.names, "centers": views.centers.tolist(), "select": views.select, "prior": views.prior,
+             "sh_scale": views.sh_scale, "sh_basis": 0 if views.sh is None else int(views.sh.shape[1])}))
+    else:
+        header["version"] = "2"  # nothing new: older fourd reads it
     return atomic_write_bytes(path, save(tensors, metadata=header))
 
 
@@ -156,14 +220,23 @@ class BakedSequence:
         else:  # v1: one scale, int8 [N, 3, 3]
             self.sh_scales = [float(meta["sh_scale"])] * len(json.loads(meta["counts"]))
         self.has_sh = bool(json.loads(meta.get("has_sh", "false")))
+        self.appearance = meta.get("appearance", "compact")
+        self.views: dict | None = json.loads(meta["views"]) if self.appearance == "views" else None
+        self._fields = FIELDS + (("sh",) if self.has_sh else ())
+        if self.views is not None:
+            self._fields += VIEW_FIELDS if self.views["sh_basis"] else VIEW_FIELDS[:-1]
+            self._view_steps = json.loads(meta["view_sh_steps"])
+            self._centers = torch.tensor(self.views["centers"], dtype=torch.float32).reshape(-1, 3)
         self._crc = json.loads(meta["crc32"])
         # every tensor a frame needs must be there, with its point count, before anything is allocated
+        S = len(self._centers) if self.views is not None else 0
         for t, n in enumerate(self.counts):
-            for k in FIELDS + (("sh",) if self.has_sh else ()):
+            for k in self._fields:
                 e = self._entries.get(_key(t, k))
                 if e is None:
                     raise DataError(f"frame {self.frames[t]} lacks '{k}'", self.path, "bake the sequence again")
-                if e["shape"][0] != n or e["dtype"] not in _DTYPES:
+                lead = [S, n] if k in ("src", "logit") else [n]
+                if e["shape"][:len(lead)] != lead or e["dtype"] not in _DTYPES:
                     raise DataError(f"frame {self.frames[t]}: '{k}' has the wrong shape or type", self.path, "bake again")
 
     def _read(self, key: str) -> torch.Tensor:
@@ -181,8 +254,7 @@ class BakedSequence:
         """Decode frame slot ``t`` (0-based), checking its CRC."""
         if not 0 <= t < len(self.frames):
             raise DataError(f"frame slot {t} is out of range (0..{len(self.frames) - 1})", self.path)
-        names = FIELDS + (("sh",) if self.has_sh else ())
-        enc = {k: self._read(_key(t, k)) for k in names}
+        enc = {k: self._read(_key(t, k)) for k in self._fields}
         if _crc(enc) != self._crc[t]:
             raise DataError(f"frame {self.frames[t]} fails its checksum (damaged or edited)", self.path,
                             "bake the sequence again")
@@ -192,7 +264,18 @@ class BakedSequence:
         if self.has_sh:
             sh = unpack_sh4(enc["sh"], self.sh_scales[t]) if self.version >= 2 else \
                 enc["sh"].float() / 127 * self.sh_scales[t]
-        return BakedFrame(xyz, enc["radius"].float(), enc["density"].float() / 255, enc["rgb"].float() / 255, sh)
+        views = None
+        if self.views is not None:
+            v = self.views
+            shv = None
+            if v["sh_basis"]:
+                shv = enc["shv"].float() * torch.tensor(self._view_steps[t], dtype=torch.float32)[None, :, None]
+            src = enc["src"]
+            views = ViewTables(self._centers, src[..., :3].float() / 255, src[..., 3] > 127, enc["logit"].float(),
+                               enc["base"].float() / 255, shv, int(v["select"]), float(v["prior"]),
+                               float(v["sh_scale"]), v.get("names"))
+        return BakedFrame(xyz, enc["radius"].float(), enc["density"].float() / 255, enc["rgb"].float() / 255, sh,
+                          views)
 
     @property
     def bytes_per_point(self) -> float:

@@ -1,5 +1,6 @@
 """Render a baked frame from any camera: depth-peeled points (GL or torch) composited in torch.
-The colour of a point seen along direction d is rgb + Σ_k Y_k(d)·sh_k (degree-1 residual)."""
+The colour of a point seen along direction d is rgb + Σ_k Y_k(d)·sh_k (degree-1 residual), or,
+for frames with view tables, the model's own blend of the nearest sources (exact)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,15 @@ from fourd.structures.fragments import RasterSettings
 
 
 def baked_colors(f: BakedFrame, eye: torch.Tensor) -> torch.Tensor:
+    if f.views is not None:
+        from fourd.model.appearance import blend_colors
+
+        v = f.views
+        sel = v.nearest(eye)
+        d_tgt = torch.nn.functional.normalize(f.xyz - eye.reshape(1, 3), dim=-1)
+        d_src = torch.nn.functional.normalize(f.xyz[None] - v.centers[sel][:, None], dim=-1)
+        return blend_colors(v.rgb[sel], v.visible[sel], v.logit[sel], d_src, d_tgt, v.fallback, v.sh, v.prior,
+                            v.sh_scale)
     if f.sh is None:
         return f.rgb
     Y = sh_basis(torch.nn.functional.normalize(f.xyz - eye, dim=-1), 1)[:, 1:]  # [N, 3]

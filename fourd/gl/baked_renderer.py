@@ -4,6 +4,10 @@ Each pass keeps, per pixel, the nearest splat behind the previous layer and writ
 premultiplied colour; a full-screen pass blends that layer front to back into an accumulation
 buffer; a last pass puts the result over the background — into a texture that is read back
 (headless) or drawn to the window. Same splat and α definitions as the training renderer.
+
+Frames with view tables (``fourd bake --appearance views``) are drawn by the same shader compiled
+with ``VIEWS``: the tables go into texture buffers and the vertex shader blends the nearest
+training cameras' colours as the model does, choosing the cameras for each render.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from fourd.gl.program import compile_program
 from fourd.structures.cameras import Cameras
 
 MODE_IDS = {"rgb": 0, "depth": 1, "alpha": 2, "radius": 3}
+MAX_SELECT = 8  # shaders/baked_points.vert
+_TABLE_UNIT = 4  # first texture unit of the view tables (0 and 1 hold the previous peel layer)
 
 
 class BakedRenderer:
@@ -28,13 +34,19 @@ class BakedRenderer:
         self.ctx = context or headless_context()  # a window's context when the viewer passes one
         from OpenGL import GL
 
-        self.peel = compile_program({"vertex": "baked_points.vert", "fragment": "baked_peel.frag"})
+        stages = {"vertex": "baked_points.vert", "fragment": "baked_peel.frag"}
+        self.peel = self.peel_compact = compile_program(stages)
+        self.peel_views = compile_program(stages, {"VIEWS": 1})
         self.accumulate = compile_program({"vertex": "fullscreen.vert", "fragment": "accumulate.frag"})
         self.present = compile_program({"vertex": "fullscreen.vert", "fragment": "present.frag"})
         self.max_point_size = float(GL.glGetFloatv(GL.GL_POINT_SIZE_RANGE)[1])
         self.vao = GL.glGenVertexArrays(1)
         self.empty_vao = GL.glGenVertexArrays(1)
         self.vbos = GL.glGenBuffers(7)
+        self.table_buffers = GL.glGenBuffers(3)  # src, logit, shv
+        self.table_textures = GL.glGenTextures(3)
+        self.max_texels = int(GL.glGetIntegerv(GL.GL_MAX_TEXTURE_BUFFER_SIZE))
+        self.views = None  # the uploaded frame's ViewTables
         self.n = 0
         self.radius_range = (0.0, 1.0)
         self.width = self.height = 0
@@ -59,7 +71,8 @@ class BakedRenderer:
         self.ctx.make_current()
         n = f.xyz.shape[0]
         sh = f.sh if f.sh is not None else torch.zeros(n, 3, 3)
-        arrays = [(f.xyz, 3), (f.radius[:, None], 1), (f.density[:, None], 1), (f.rgb, 3),
+        rgb = f.views.fallback if f.views is not None else f.rgb
+        arrays = [(f.xyz, 3), (f.radius[:, None], 1), (f.density[:, None], 1), (rgb, 3),
                   (sh[:, 0], 3), (sh[:, 1], 3), (sh[:, 2], 3)]
         GL.glBindVertexArray(self.vao)
         for loc, ((a, size), vbo) in enumerate(zip(arrays, self.vbos)):
@@ -72,6 +85,61 @@ class BakedRenderer:
         self.n = n
         if n:
             self.radius_range = (float(f.radius.min()), float(f.radius.max()) + 1e-9)
+        self.views = f.views
+        self.peel = self.peel_compact
+        if f.views is not None and n:
+            self._upload_tables(f.views, n)
+            self.peel = self.peel_views
+
+    def _upload_tables(self, v, n: int) -> None:
+        from OpenGL import GL
+
+        S = v.rgb.shape[0]
+        if S * n > self.max_texels:
+            raise RuntimeError(f"view tables of {S} cameras × {n} points exceed this GL's texture-buffer limit "
+                               f"({self.max_texels} texels): bake with --appearance compact")
+        src = torch.cat([(v.rgb.clamp(0, 1) * 255).round(), v.visible[..., None].float() * 255], -1).to(torch.uint8)
+        tables = [(src, GL.GL_RGBA8), (v.logit.to(torch.float16), GL.GL_R16F)]
+        if v.sh is not None:
+            flat = v.sh.reshape(n, -1)
+            steps = (v.sh.abs().amax(dim=(0, 2)).clamp_min(1e-6) / 127)
+            q = (flat / steps.repeat_interleave(3)[None]).round().clamp(-127, 127).to(torch.int8)
+            pad = (-q.shape[1]) % 4
+            q = torch.cat([q, torch.zeros(n, pad, dtype=torch.int8)], 1)
+            tables.append((q, GL.GL_RGBA8I))
+            self._sh = (v.sh.shape[1], q.shape[1] // 4, steps.tolist())
+        else:
+            self._sh = (0, 0, [])
+        for (data, fmt), buf, tex in zip(tables, self.table_buffers, self.table_textures):
+            arr = np.ascontiguousarray(data.numpy())
+            GL.glBindBuffer(GL.GL_TEXTURE_BUFFER, buf)
+            GL.glBufferData(GL.GL_TEXTURE_BUFFER, arr.nbytes, arr, GL.GL_DYNAMIC_DRAW)
+            GL.glBindTexture(GL.GL_TEXTURE_BUFFER, tex)
+            GL.glTexBuffer(GL.GL_TEXTURE_BUFFER, fmt, buf)
+        GL.glBindBuffer(GL.GL_TEXTURE_BUFFER, 0)
+
+    def _set_view_uniforms(self, eye: torch.Tensor) -> None:
+        from OpenGL import GL
+
+        v, prog = self.views, self.peel_views
+        sel = v.nearest(eye).tolist()[:MAX_SELECT]
+        loc = lambda n: GL.glGetUniformLocation(prog, n)  # noqa: E731
+        for i, name in enumerate(("u_src", "u_logit", "u_shv")):
+            GL.glActiveTexture(GL.GL_TEXTURE0 + _TABLE_UNIT + i)
+            GL.glBindTexture(GL.GL_TEXTURE_BUFFER, self.table_textures[i])
+            GL.glUniform1i(loc(name), _TABLE_UNIT + i)
+        GL.glActiveTexture(GL.GL_TEXTURE0)
+        GL.glUniform1i(loc("u_n"), self.n)
+        GL.glUniform1i(loc("u_nsel"), len(sel))
+        GL.glUniform1iv(loc("u_sel"), len(sel), np.asarray(sel, np.int32))
+        GL.glUniform3fv(loc("u_src_eye"), len(sel), np.ascontiguousarray(v.centers[sel].numpy(), np.float32))
+        GL.glUniform1f(loc("u_prior"), v.prior)
+        GL.glUniform1f(loc("u_sh_scale"), v.sh_scale)
+        basis, texels, steps = self._sh
+        GL.glUniform1i(loc("u_sh_basis"), basis)
+        GL.glUniform1i(loc("u_sh_texels"), texels)
+        if basis:
+            GL.glUniform1fv(loc("u_sh_step"), basis, np.asarray(steps, np.float32))
 
     def render(self, camera: Cameras, K: int = 8, background=(0.0, 0.0, 0.0), mode: str = "rgb",
                radius_scale: float = 1.0, near: float = 0.01, far: float = 100.0, target: int | None = None,
@@ -102,6 +170,8 @@ class BakedRenderer:
             GL.glUniform1i(loc("u_mode"), MODE_IDS[mode])
             rng = (near, far) if mode == "depth" else self.radius_range
             GL.glUniform2f(loc("u_range"), *rng)
+            if self.peel == self.peel_views:
+                self._set_view_uniforms(cam.centers[0])
             if count:
                 GL.glBindVertexArray(self.vao)
                 GL.glDrawArrays(GL.GL_POINTS, 0, count)
@@ -141,6 +211,8 @@ class BakedRenderer:
         for f in self.fbos:
             f.release()
         GL.glDeleteBuffers(len(self.vbos), list(self.vbos))
+        GL.glDeleteBuffers(len(self.table_buffers), list(self.table_buffers))
+        GL.glDeleteTextures(list(self.table_textures))
         GL.glDeleteVertexArrays(2, [self.vao, self.empty_vao])
-        for p in (self.peel, self.accumulate, self.present):
+        for p in (self.peel_compact, self.peel_views, self.accumulate, self.present):
             GL.glDeleteProgram(p)

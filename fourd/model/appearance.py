@@ -56,6 +56,25 @@ def sample_image(img: Tensor, uv: Tensor) -> Tensor:
     return F.grid_sample(img, g, mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0].transpose(1, 2)
 
 
+def blend_sources(rgb_s: Tensor, vis: Tensor, logits: Tensor) -> Tensor:
+    """Softmax blend of the source colours [S, U, 3] over the sources that see each point (zero
+    where none does)."""
+    w = torch.softmax(logits.masked_fill(~vis, -1e9), 0) * vis  # [S, U]
+    return (w[..., None] * rgb_s).sum(0)
+
+
+def blend_colors(rgb_s: Tensor, vis: Tensor, learned: Tensor, d_src: Tensor, d_tgt: Tensor, fallback: Tensor,
+                 sh_coef: Tensor | None, prior: float, sh_scale: float) -> Tensor:
+    """The hybrid colour from the per-source terms (:meth:`Appearance.source_terms`) of the chosen
+    sources and the target direction d_tgt [U, 3]: the trained model and the baked tables of
+    ``fourd bake --appearance views`` both colour points with this."""
+    color = blend_sources(rgb_s, vis, learned + prior * (d_src * d_tgt).sum(-1))
+    color = color + (~vis.any(0))[:, None] * fallback
+    if sh_coef is not None:
+        color = color + sh_scale * torch.tanh(eval_sh(sh_coef, d_tgt))
+    return color
+
+
 class Appearance(nn.Module):
     def __init__(self, feat_dim: int, cnn_channels: int = 8, hidden: int = 32, sh_degree: int = 3,
                  sh_scale: float = 0.25, mode: str = "hybrid", cnn_downsample: int = 2, direction_prior: float = 20.0,
@@ -90,17 +109,11 @@ class Appearance(nn.Module):
         if self.mode == "sh" and not uniform:
             return torch.sigmoid(eval_sh(sh_coef, d_tgt))
         rgb_s, vis, learned, d_src = self.source_terms(xyz, feat, radius, sources, d_tgt, uniform)
-        logits = torch.zeros_like(learned) if uniform else learned + self.direction_prior * (d_src * d_tgt).sum(-1)
-        logits = logits.masked_fill(~vis, -1e9)
-        w = torch.softmax(logits, 0) * vis  # [S, U]
-        any_vis = vis.any(0)
-        blend = (w[..., None] * rgb_s).sum(0)
         if uniform:
-            return blend
-        color = blend + (~any_vis)[:, None] * torch.sigmoid(self.base(feat))
-        if self.mode == "hybrid":
-            color = color + self.sh_scale * torch.tanh(eval_sh(sh_coef, d_tgt))
-        return color
+            return blend_sources(rgb_s, vis, torch.zeros_like(learned))
+        fallback = torch.sigmoid(self.base(feat))
+        return blend_colors(rgb_s, vis, learned, d_src, d_tgt, fallback, sh_coef if self.mode == "hybrid" else None,
+                            self.direction_prior, self.sh_scale)
 
     def source_terms(self, xyz: Tensor, feat: Tensor, radius: Tensor, sources: list[SourceView],
                      d_tgt: Tensor | None = None, uniform: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -67,14 +67,15 @@ class ViewSampler:
         return [c for c in order if c != exclude][:n]
 
     def sources(self, frame: int, camera: Cameras, exclude: str | None, n: int) -> list[SourceView]:
-        out = []
-        S = self.cfg.source_size
+        return [self.source(frame, name) for name in self.source_names(camera, exclude, n)]
+
+    def source(self, frame: int, name: str) -> SourceView:
+        """One source view: the camera's image cropped to the subject, resized to source_size²."""
         import cv2
 
-        for name in self.source_names(camera, exclude, n):
-            v = self.video.view(frame, name, crop_to_mask=True, margin=self.cfg.crop_margin)
-            img = cv2.resize(v.image, (S, S), interpolation=cv2.INTER_AREA)
-            cam = v.camera.resize(S, S)
-            t = torch.from_numpy(np.ascontiguousarray(img)).float().permute(2, 0, 1) / 255
-            out.append(SourceView(t.to(self.device), cam.to(self.device), name=name))
-        return out
+        S = self.cfg.source_size
+        v = self.video.view(frame, name, crop_to_mask=True, margin=self.cfg.crop_margin)
+        img = cv2.resize(v.image, (S, S), interpolation=cv2.INTER_AREA)
+        cam = v.camera.resize(S, S)
+        t = torch.from_numpy(np.ascontiguousarray(img)).float().permute(2, 0, 1) / 255
+        return SourceView(t.to(self.device), cam.to(self.device), name=name)
