@@ -75,7 +75,9 @@ class TrainConfig:
     source_size: int = 256
     """source views are resized to source_size × source_size for blending."""
     visibility_refresh: int = 1000
-    """steps a source view's depth map (for the visibility test) is reused before it is redrawn."""
+    """steps a source view's depth map (for the visibility test) is reused in training before it is
+    redrawn (renders for evaluation and baking always draw it; checkpoints do not keep it, so a
+    resumed run redraws it and departs slightly from an uninterrupted one unless this is 1)."""
     crop_margin: int = 8
     """pixels kept around the mask's bounding box."""
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)

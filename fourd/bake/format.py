@@ -158,6 +158,8 @@ def write_baked(path: str | Path, frames: list[BakedFrame], frame_ids: list[int]
     views = frames[0].views if frames else None
     if any((f.views is None) != (views is None) for f in frames):
         raise ValueError("every frame of a file has view tables, or none")
+    if views is not None and any(not torch.equal(f.views.centers, views.centers) for f in frames):
+        raise ValueError("the frames' view tables must share one set of source cameras")
     for t, f in enumerate(frames):
         scales.append(sh_range(f.sh) if f.sh is not None else 0.0)
         if views is not None and views.sh is not None:

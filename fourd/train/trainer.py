@@ -110,19 +110,23 @@ class Trainer:
         return rasterize_points(pts, radii, camera, settings, backend=self.cfg.rasterizer, gl=self.gl)
 
     # --------------------------------------------------------------- steps
-    def render(self, frame: int, camera, exclude: str | None, baseline: bool = False, net=None):
+    def render(self, frame: int, camera, exclude: str | None, baseline: bool = False, net=None,
+               reuse_visibility: bool = False):
         slot = self.model.slot(frame)
         sources = self.sampler.sources(frame, camera, exclude, self.cfg.model.source_views)
-        # source-view depth maps (for visibility) change slowly: reuse them for a while
-        for s in sources:
-            hit = self._zfront.get((frame, s.name, baseline))
-            if hit is not None and self.step - hit[1] < self.cfg.visibility_refresh:
-                s.zfront = hit[0]
+        # training reuses the source views' depth maps (for visibility) for a while: they change
+        # slowly; a render for evaluation or display draws them fresh, as a bake does
+        if reuse_visibility:
+            for s in sources:
+                hit = self._zfront.get((frame, s.name, baseline))
+                if hit is not None and self.step - hit[1] < self.cfg.visibility_refresh:
+                    s.zfront = hit[0]
         out = (net or self.model)(slot, camera, sources, self.settings, self.rasterize, self.bg, baseline)
-        for s in sources:
-            key = (frame, s.name, baseline)
-            if key not in self._zfront or self.step - self._zfront[key][1] >= self.cfg.visibility_refresh:
-                self._zfront[key] = (s.zfront, self.step)
+        if reuse_visibility:
+            for s in sources:
+                key = (frame, s.name, baseline)
+                if key not in self._zfront or self.step - self._zfront[key][1] >= self.cfg.visibility_refresh:
+                    self._zfront[key] = (s.zfront, self.step)
         return out
 
     def train_step(self) -> dict:
@@ -130,7 +134,7 @@ class Trainer:
         f = self.video.frames[int(torch.randint(len(self.video.frames), (1,), generator=self.gen))]
         cam = self.train_cams[int(torch.randint(len(self.train_cams), (1,), generator=self.gen))]
         tgt = self.sampler.target(f, cam)
-        out = self.render(f, tgt.camera, cam, net=self.net)
+        out = self.render(f, tgt.camera, cam, net=self.net, reuse_visibility=True)
         img = out.image
         loss_rgb = ((img.rgb - tgt.image) ** 2).mean()
         loss = loss_rgb

@@ -45,6 +45,79 @@ def test_sh_nibbles_round_trip_every_level():
     assert torch.allclose(unpack_sh4(packed, 0.1), sh, atol=1e-7)
 
 
+def view_frames(n=2, N=300, S=5, B=16, seed=0):
+    from fourd.bake.format import ViewTables
+
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(S, 3, generator=g) * 3  # the training cameras: one set per file
+    out = []
+    for f in frames(n, N, seed):
+        v = ViewTables(centers, torch.rand(S, N, 3, generator=g),
+                       torch.rand(S, N, generator=g) > 0.3, torch.randn(S, N, generator=g) * 4,
+                       torch.rand(N, 3, generator=g), torch.randn(N, B, 3, generator=g) * 0.5, select=3,
+                       names=[f"c{i}" for i in range(S)])
+        out.append(BakedFrame(f.xyz, f.radius, f.density, f.rgb, None, v))
+    return out
+
+
+def test_view_tables_round_trip(tmp_path):
+    from fourd.bake.render import baked_colors
+
+    fr = view_frames(N=3000)
+    p = write_baked(tmp_path / "v.fourd", fr, [0, 1], ([-1] * 3, [1] * 3), {}, 30.0)
+    seq = BakedSequence(p)
+    assert seq.version == 3 and seq.appearance == "views" and seq.views["names"] == [f"c{i}" for i in range(5)]
+    g, f = seq.frame(1), fr[1]
+    v, w = g.views, f.views
+    assert v.select == 3 and v.prior == w.prior and v.sh_scale == w.sh_scale
+    assert torch.equal(v.visible, w.visible)
+    assert (v.rgb - w.rgb).abs().max() <= 0.5 / 255 + 1e-6 and (v.fallback - w.fallback).abs().max() <= 0.5 / 255 + 1e-6
+    assert (v.logit - w.logit)[w.visible].abs().max() <= w.logit.abs().max() * 2 ** -11
+    step = w.sh.abs().amax(dim=(0, 2)) / 127
+    assert ((v.sh - w.sh).abs() <= 0.5 * step[None, :, None] + 1e-6).all()
+    assert seq.bytes_per_point < 6 * 5 + 3 * 16 + 15 + 2  # the layout in format.py and a small header
+    # colours from the file match the unquantized tables from any eye
+    for eye in (torch.tensor([0.0, 0, 4]), torch.tensor([3.0, -2, 1])):
+        assert (baked_colors(g, eye) - baked_colors(f, eye)).abs().max() < 0.02
+    # the compact layout is still written as version 2, which older fourd reads
+    assert BakedSequence(write_baked(tmp_path / "c.fourd", frames(), [0, 1], ([-1] * 3, [1] * 3), {}, 30.0)).version == 2
+
+
+def test_view_tables_follow_the_nearest_cameras():
+    """The blend uses the `select` sources nearest the eye: moving the eye onto a camera that alone
+    sees every point with a strong logit gives that camera's colours."""
+    from fourd.bake.render import baked_colors
+
+    f = view_frames(1, S=4)[0]
+    v = f.views
+    v.sh = None
+    v.visible[:] = True
+    v.select = 1
+    for s in range(4):
+        assert torch.allclose(baked_colors(f, v.centers[s] * 1.001), v.rgb[s])
+
+
+def test_view_tables_need_a_view_independent_blend():
+    from types import SimpleNamespace
+
+    from fourd.bake.bake import bake_frame_views
+    from fourd.errors import FourdError
+    from fourd.model.appearance import Appearance
+
+    tr = SimpleNamespace(model=SimpleNamespace(appearance=Appearance(8, view_input=True)), cfg=SimpleNamespace(out="run"))
+    with pytest.raises(FourdError, match="compact"):
+        bake_frame_views(tr, 0)
+
+
+def test_old_configs_keep_the_direction_input():
+    from fourd.config import TrainConfig, from_json, to_json
+
+    d = json.loads(to_json(TrainConfig()))
+    assert d["model"]["blend_view_input"] is False
+    del d["model"]["blend_view_input"]
+    assert from_json(TrainConfig, json.dumps(d)).model.blend_view_input is True
+
+
 def test_version_1_files_still_read(tmp_path):
     """v1 stored the residual as int8 [N, 3, 3] with one scale for the file."""
     from safetensors.torch import save
@@ -129,6 +202,26 @@ def test_bake_a_trained_run_and_view_it(tiny_ev, tmp_path):
                  "--screenshot", str(shot), "--size", "64x48"]) == 0
     img = cv2.imread(str(shot))
     assert img.shape == (48, 64, 3) and img.max() > 50
+    # the exact bake: the viewer's image (GL, as `fourd view` draws it) and the torch renderer's
+    # image of the baked tables both match the trained model's own render
+    from fourd.gl.baked_renderer import BakedRenderer
+
+    assert main(["--quiet", "bake", str(tmp_path / "run"), "--appearance", "views", "--out", str(tmp_path / "v.fourd")]) == 0
+    views = BakedSequence(tmp_path / "v.fourd")
+    assert views.appearance == "views" and views.views["names"] == tr.train_cams
+    r = BakedRenderer(int(tgt.camera.W[0]), int(tgt.camera.H[0]))
+    for t, frame in enumerate(views.frames):
+        for cam in tr.eval_cams:
+            c = tr.sampler.target(frame, cam, crop=False, scale=1.0).camera
+            with torch.no_grad():
+                model_img = tr.render(frame, c, None).image.rgb.clamp(0, 1)
+            f = views.frame(t)
+            torch_img = render_baked(f, c, K=6, near=tr.settings.near, far=tr.settings.far)
+            r.upload(f)
+            r.render(c, 6, tr.cfg.background, near=tr.settings.near, far=tr.settings.far)
+            gl_img = torch.from_numpy(r.read()).float() / 255
+            assert psnr(torch_img, model_img) > 50 and psnr(gl_img, model_img) > 45, (frame, cam)
+    r.release()
 
 
 def test_gaussian_splat_ply_export(tmp_path):

@@ -70,13 +70,16 @@ def _train_cmd(cfg: TrainConfig, *extra):
             "--steps", str(cfg.steps), "--K", "4", "--source-size", "48", "--eval-every", "0", "--eval-frames", "1",
             "--ckpt-every", str(cfg.ckpt_every), "--carve.points", "1500", "--carve.resolution", "64",
             "--model.grid.levels", "1", "--model.grid.spatial-min", "16", "--model.grid.spatial-max", "16",
-            "--model.grid.time-max", "3", "--model.source-views", "3", "--lr", "0.01", *extra]
+            "--model.grid.time-max", "3", "--model.source-views", "3", "--lr", "0.01",
+            "--visibility-refresh", str(cfg.visibility_refresh), *extra]
 
 
 def test_resume_after_kill_matches_uninterrupted(tiny_ev, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # bitwise-repeatable CPU reductions
-    a = tiny_cfg(tiny_ev, tmp_path / "a", steps=30, ckpt_every=10)
-    b = tiny_cfg(tiny_ev, tmp_path / "b", steps=30, ckpt_every=10)
+    # the source views' visibility maps reused across steps are not in checkpoints (a resumed run
+    # draws them afresh): redraw them every step so the two runs see the same ones
+    a = tiny_cfg(tiny_ev, tmp_path / "a", steps=30, ckpt_every=10, visibility_refresh=1)
+    b = tiny_cfg(tiny_ev, tmp_path / "b", steps=30, ckpt_every=10, visibility_refresh=1)
     subprocess.run(_train_cmd(a), check=True, env=env, timeout=900)
     p = subprocess.Popen(_train_cmd(b), env=env)
     ckpt = tmp_path / "b" / "checkpoints" / "latest.txt"
