@@ -1,7 +1,9 @@
 """Benchmark playback: frame time of the viewer's GL renderer (EGL, headless; the window's blit and
 panels add a few ms) at full quality, at the adaptive quality used while the camera moves, and
 a single plain point pass of the same points (the fill-rate limit); baked bytes per point per
-frame against 4K4D's layout; resident memory while streaming 30 vs 300 frames.
+frame against 4K4D's layout; resident memory while streaming 30 vs 300 frames. Rows with mode
+``full_views`` / ``adaptive_views`` time frames with view tables (``fourd bake --appearance
+views``, --views training cameras), whose vertex shader blends the nearest cameras as the model does.
 
     python scripts/bench_viewer.py --out bench_viewer.json
 """
@@ -29,6 +31,37 @@ def frame(n: int, seed: int = 0, shift: float = 0.0):
     area = 4 * math.pi * 0.3  # roughly the ellipsoid's surface
     r = torch.full((n,), 1.5 * math.sqrt(area / n))
     return BakedFrame(d, r, torch.full((n,), 0.9), (d + 1) / 2, (torch.rand(n, 3, 3, generator=g) - 0.5) * 0.1)
+
+
+def with_views(f, S: int, seed: int = 0):
+    """``f`` with random view tables of S training cameras on a ring (degree-3 SH residual)."""
+    from fourd.bake.format import BakedFrame, ViewTables
+
+    g = torch.Generator().manual_seed(seed)
+    n = f.xyz.shape[0]
+    a = torch.arange(S) * 2 * math.pi / S
+    centers = torch.stack([3 * torch.cos(a), torch.full((S,), 0.5), 3 * torch.sin(a)], 1)
+    v = ViewTables(centers, f.rgb[None].expand(S, n, 3).clone(), torch.rand(S, n, generator=g) > 0.2,
+                   torch.randn(S, n, generator=g), f.rgb, torch.randn(n, 16, 3, generator=g) * 0.2)
+    return BakedFrame(f.xyz, f.radius, f.density, f.rgb, None, v)
+
+
+def adaptive(r, oc, W: int, H: int, K: int, target_fps: float) -> dict:
+    """Let the viewer's quality controller settle while "moving", then time that quality."""
+    from fourd.viewer.state import ViewerState
+
+    st = ViewerState(K=K, target_fps=target_fps, moving=True)
+    for _ in range(25):
+        K, scale, frac = st.effective_quality()
+        w, h = max(1, int(W * scale)), max(1, int(H * scale))
+        ms = timed(lambda: r.render(oc.cameras(w, h), K, near=0.1, far=10.0, fraction=frac), 1)
+        st.frame_ms = ms
+        st.adapt(ms)
+    K, scale, frac = st.effective_quality()
+    w, h = max(1, int(W * scale)), max(1, int(H * scale))
+    ms = timed(lambda: r.render(oc.cameras(w, h), K, near=0.1, far=10.0, fraction=frac))
+    r.resize(W, H)
+    return {"K": K, "ms_per_frame": ms, "scale": scale, "fraction": frac}
 
 
 def timed(fn, repeat=3):
@@ -60,6 +93,7 @@ def main():
                                               "PSNR of baked vs unbaked renders")
     ap.add_argument("--quality-frames", type=int, default=5)
     ap.add_argument("--quality-only", action="store_true", help="only the --run comparison (no frame timing)")
+    ap.add_argument("--views", type=int, default=16, help="training cameras of the view-table rows (0: none)")
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
@@ -68,7 +102,7 @@ def main():
     from fourd.gl.baked_renderer import BakedRenderer
     from fourd.gl.peeler import DepthPeeler
     from fourd.structures.fragments import RasterSettings
-    from fourd.viewer.state import OrbitCamera, ViewerState
+    from fourd.viewer.state import OrbitCamera
 
     con = Console()
     rows = []
@@ -84,20 +118,15 @@ def main():
             for K in args.Ks:
                 ms = timed(lambda: (r.render(cam, K, near=0.1, far=10.0), r.read()))
                 rows.append({"points": n, "width": W, "height": H, "K": K, "mode": "full", "ms_per_frame": ms})
-            # adaptive: let the viewer's controller settle while "moving", then time that quality
-            st = ViewerState(K=max(args.Ks), target_fps=args.target_fps, moving=True)
-            for _ in range(25):
-                K, scale, frac = st.effective_quality()
-                w, h = max(1, int(W * scale)), max(1, int(H * scale))
-                ms = timed(lambda: r.render(oc.cameras(w, h), K, near=0.1, far=10.0, fraction=frac), 1)
-                st.frame_ms = ms
-                st.adapt(ms)
-            K, scale, frac = st.effective_quality()
-            w, h = max(1, int(W * scale)), max(1, int(H * scale))
-            ms = timed(lambda: r.render(oc.cameras(w, h), K, near=0.1, far=10.0, fraction=frac))
-            r.resize(W, H)
-            rows.append({"points": n, "width": W, "height": H, "K": K, "mode": "adaptive", "ms_per_frame": ms,
-                         "scale": scale, "fraction": frac})
+            rows.append({"points": n, "width": W, "height": H, "mode": "adaptive",
+                         **adaptive(r, oc, W, H, max(args.Ks), args.target_fps)})
+            if args.views:
+                r.upload(with_views(f, args.views))
+                K = max(args.Ks)
+                rows.append({"points": n, "width": W, "height": H, "K": K, "mode": "full_views",
+                             "ms_per_frame": timed(lambda: (r.render(cam, K, near=0.1, far=10.0), r.read()))})
+                rows.append({"points": n, "width": W, "height": H, "mode": "adaptive_views",
+                             **adaptive(r, oc, W, H, K, args.target_fps)})
             peeler.upload(f.xyz, f.radius)
 
             def single():
@@ -135,6 +164,11 @@ def main():
     r.release()
     size = {"bytes_per_point_per_frame": bpp, "4k4d_bytes_at_60_views": 580.0, "ratio": bpp / 580.0,
             "rss_growth_mb_after_30_frames": mem[30], "rss_growth_mb_after_300_frames": mem[300]}
+    if args.views:  # the exact (view-table) layout at the same number of training cameras as 4K4D's
+        for S in (args.views, 60):
+            path = write_baked(work / "views.fourd", [with_views(frame(n), S)], [0], ([-1.5] * 3, [1.5] * 3), {}, 30.0)
+            size[f"views_bytes_per_point_at_{S}_views"] = path.stat().st_size / n
+            size[f"4k4d_bytes_at_{S}_views"] = 2.0 * (4 * S + 48 + 2)
     quality = baked_quality(args.run, work, args.quality_frames) if args.run else None
     t = Table(title=f"viewer renderer, Mesa llvmpipe ({platform.machine()}, {torch.get_num_threads()} threads)")
     for c in ("points", "size", "K", "mode", "ms/frame", "FPS"):
@@ -152,8 +186,9 @@ def main():
 
 
 def baked_quality(run: str, work: Path, n_frames: int) -> dict:
-    """Held-out PSNR against the ground truth: unbaked model vs baked (image-space fit with and
-    without the SH residual, and the per-point estimate alone)."""
+    """Held-out PSNR against the ground truth: unbaked model vs baked (the exact view tables; the
+    compact image-space fit with and without the SH residual, and the per-point estimate alone),
+    and each baked render against the model's render of the same camera."""
     import numpy as np
 
     from fourd.bake.bake import bake_run
@@ -167,7 +202,8 @@ def baked_quality(run: str, work: Path, n_frames: int) -> dict:
     tr.resume()
     frames = pick_frames(tr.video.frames, n_frames)
     out = {"frames": frames, "cameras": tr.eval_cams}
-    seqs = {"baked_sh": BakedSequence(bake_run(run, work / "sh.fourd", sh=True, frames=frames)),
+    seqs = {"baked_views": BakedSequence(bake_run(run, work / "views.fourd", frames=frames, appearance="views")),
+            "baked_sh": BakedSequence(bake_run(run, work / "sh.fourd", sh=True, frames=frames)),
             "baked_no_sh": BakedSequence(bake_run(run, work / "nosh.fourd", sh=False, frames=frames)),
             "baked_sh_per_point_only": BakedSequence(bake_run(run, work / "pp.fourd", sh=True, fit=False,
                                                               frames=frames))}
