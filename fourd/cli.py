@@ -289,7 +289,7 @@ def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None)
 
 # ------------------------------------------------------------------------------ bake
 def bake(run: Pos[Path], out: Path = Path("scene.fourd"), appearance: Literal["compact", "views"] = "compact", views: int = 8,
-         sh: bool = True, fit: bool = True, frames: str | None = None, ply: Path | None = None,
+         sh: bool = True, fit: bool = True, smooth: float = 1.0, frames: str | None = None, ply: Path | None = None,
          gs_ply: Path | None = None) -> None:
     """Bake a trained run (or points/a mesh) into a compact streaming file for fourd view / fourd render.
 
@@ -305,6 +305,8 @@ def bake(run: Pos[Path], out: Path = Path("scene.fourd"), appearance: Literal["c
         sh: keep a degree-1 SH residual (view-dependent colour, 4-bit); --no-sh stores colour only.
         fit: refine colours (and residuals) by least squares against every training image through the
             baked geometry (≈ +1 dB held-out on the demo); --no-fit keeps the per-point estimate (faster).
+        smooth: weight tying each point's fitted colour to its nearest neighbours' (0: none); it
+            removes the mottling of splats that trade colour with each other (+0.1 dB on the demo).
         frames: bake only these frames: a:b (half-open), a:b:step or a comma list (default: all).
         ply: also write each baked frame as a coloured PLY into this folder.
         gs_ply: also write each frame as a 3D Gaussian Splatting PLY (isotropic Gaussians) into this folder.
@@ -321,7 +323,7 @@ def bake(run: Pos[Path], out: Path = Path("scene.fourd"), appearance: Literal["c
 
             cfg = from_json(TrainConfig, (run / "config.json").read_text())
             ids = parse_frames(frames, open_dataset(cfg.dataset, cfg.data_root).frames)
-        path = bake_run(run, out, views, sh, fit, ids, appearance)
+        path = bake_run(run, out, views, sh, fit, ids, appearance, smooth)
     else:
         from fourd.bake.bake import bake_scene
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from fourd.bake.format import BakedFrame, ViewTables, write_baked
-from fourd.bake.refit import fit_colors, view_system
+from fourd.bake.refit import fit_colors, neighbours, view_system
 from fourd.console import log, progress
 from fourd.errors import FourdError
 from fourd.model.sh import sh_basis
@@ -88,7 +88,7 @@ def per_point_colors(trainer, frame: int, xyz: torch.Tensor, feat: torch.Tensor,
 
 @torch.no_grad()
 def bake_frame(trainer, frame: int, views: list[str], sh: bool, fit_views: list[str] | None = None,
-               ridge_sh: float = 0.1, iters: int = 15) -> BakedFrame:
+               ridge_sh: float = 0.1, iters: int = 15, smooth: float = 1.0) -> BakedFrame:
     """One frame: geometry from the model, appearance from :func:`per_point_colors` refined by the
     image-space fit against the capture's images of ``fit_views`` (all training cameras by default;
     an empty list skips the fit)."""
@@ -103,7 +103,8 @@ def bake_frame(trainer, frame: int, views: list[str], sh: bool, fit_views: list[
             tgt = trainer.sampler.target(frame, name, crop=True, scale=1.0)
             frags = trainer.rasterize(xyz, radius, tgt.camera, _settings(trainer, trainer.cfg.K))
             systems.append(view_system(frags, xyz, radius, density, tgt.camera, tgt.image, trainer.bg, degree))
-        coef = fit_colors(systems, coef, ridge_sh=ridge_sh, iters=iters)
+        graph = neighbours(xyz) if smooth > 0 else None
+        coef = fit_colors(systems, coef, ridge_sh=ridge_sh, iters=iters, smooth=smooth, graph=graph)
     rgb = coef[:, 0].clamp(0, 1)
     residual = coef[:, 1:] if sh else None
     return BakedFrame(xyz.float(), radius.float(), density.float(), rgb.float(),
@@ -145,11 +146,12 @@ def bake_frame_views(trainer, frame: int) -> BakedFrame:
 
 
 def bake_run(run: str | Path, out: str | Path, views: int = 8, sh: bool = True, fit: bool = True,
-             frames: list[int] | None = None, appearance: str = "compact") -> Path:
+             frames: list[int] | None = None, appearance: str = "compact", smooth: float = 1.0) -> Path:
     """Bake a training run. ``views``: training cameras of the per-point estimate; ``fit``: refine
     the appearance against every training image (see the module docstring); ``frames``: a subset
     of the capture's frames (all by default); ``appearance``: compact (fitted colour + degree-1
-    SH) or views (the model's exact blend tables)."""
+    SH) or views (the model's exact blend tables); ``smooth``: weight of the fit's tie between
+    neighbouring points (compact)."""
     if appearance not in ("compact", "views"):
         raise FourdError(f"unknown appearance '{appearance}'", fix="use compact or views")
     from fourd.config import TrainConfig, from_json
@@ -171,7 +173,7 @@ def bake_run(run: str | Path, out: str | Path, views: int = 8, sh: bool = True, 
     with progress("baking", len(ids)) as advance:
         for f in ids:
             baked.append(bake_frame_views(trainer, f) if appearance == "views"
-                         else bake_frame(trainer, f, chosen, sh, None if fit else []))
+                         else bake_frame(trainer, f, chosen, sh, None if fit else [], smooth=smooth))
             advance()
     cams = trainer.video.cameras
     meta = {"names": cams.names, "K": cams.K.tolist(), "R": cams.R.tolist(), "T": cams.T.tolist(),

@@ -11,7 +11,9 @@ renderer.
 
 Fitting to the images a point is actually composited into — rather than to each point's own
 colour as the model predicts it — lets neighbouring splats share the work of reproducing an
-edge, and removes the averaging error of a per-point fit.
+edge, and removes the averaging error of a per-point fit. Left alone, though, the splats a pixel
+mixes are free to trade colour with each other (only their weighted sum is pinned down), which
+shows as mottling; an optional smoothness term ties each point to its nearest neighbours.
 """
 
 from __future__ import annotations
@@ -71,13 +73,48 @@ def view_system(frags: Fragments, xyz: Tensor, radius: Tensor, density: Tensor, 
     return ViewSystem(idx, w, Y, tgt)
 
 
+@dataclass
+class Neighbours:
+    """Edges of a k-nearest-neighbour graph over the points: i — idx[i, j] where mask[i, j] = 1."""
+
+    idx: Tensor  # [N, k]
+    mask: Tensor  # [N, k] float: 0 for neighbours across a gap
+
+    def laplacian(self, C: Tensor) -> Tensor:
+        """L C for L = Σ_edges (e_i − e_j)(e_i − e_j)ᵀ: [N, ...] → [N, ...]."""
+        m = self.mask.reshape(*self.mask.shape, *([1] * (C.dim() - 1)))
+        diff = m * (C[:, None] - C[self.idx])
+        out = diff.sum(1)
+        return out.index_add_(0, self.idx.reshape(-1), -diff.reshape(-1, *C.shape[1:]))
+
+    def degree(self) -> Tensor:
+        """[N] edges per point (the diagonal of L)."""
+        return self.mask.sum(1).index_add(0, self.idx.reshape(-1), self.mask.reshape(-1))
+
+
+def neighbours(xyz: Tensor, k: int = 6, gap: float = 2.5) -> Neighbours:
+    """The k nearest neighbours of every point; an edge longer than ``gap`` × the median
+    nearest-neighbour distance is dropped (so nothing is smoothed across a gap between parts)."""
+    from scipy.spatial import cKDTree
+
+    p = xyz.detach().cpu().double().numpy()
+    k = min(k, len(p) - 1)
+    if k < 1:
+        return Neighbours(torch.zeros(len(p), 0, dtype=torch.long), torch.zeros(len(p), 0))
+    d, i = cKDTree(p).query(p, k=k + 1)
+    d, i = torch.from_numpy(d[:, 1:]).float(), torch.from_numpy(i[:, 1:]).long()
+    mask = (d <= gap * d[:, 0].median()).float()
+    return Neighbours(i.to(xyz.device), mask.to(xyz.device))
+
+
 def fit_colors(systems: list[ViewSystem], init: Tensor, ridge: float = 1e-3, ridge_sh: float = 0.1,
-               iters: int = 40) -> Tensor:
+               iters: int = 40, smooth: float = 0.0, graph: Neighbours | None = None) -> Tensor:
     """Least-squares colours C [N, B, 3] for the stacked views, starting from ``init`` [N, B, 3].
 
     Minimizes Σ_v ||A_v C − t_v||² (summed over pixels) + ridge·||C₀ − init₀||² + ridge_sh·||C_{1..}||²
-    per point: a point seen in many pixels is set by them, one seen in none keeps its initial colour
-    and no view-dependence. Jacobi-preconditioned conjugate gradients on the normal equations
+    per point (+ smooth · Σ_edges ||C_i − C_j||² over ``graph``): a point seen in many pixels is set
+    by them, one seen in none keeps its initial colour (or takes its neighbours') and no
+    view-dependence. Jacobi-preconditioned conjugate gradients on the normal equations
     (symmetric positive definite thanks to the ridge terms)."""
     n, B, _ = init.shape
 
@@ -86,10 +123,15 @@ def fit_colors(systems: list[ViewSystem], init: Tensor, ridge: float = 1e-3, rid
     diag = reg[None, :].expand(n, B).clone()
     for s in systems:  # diagonal of Σ AᵀA: Σ over the point's pixels of w² · Y²
         diag = diag + s.weight_squares()[:, None] * s.Y * s.Y
+    smoothing = smooth > 0 and graph is not None
+    if smoothing:
+        diag = diag + smooth * graph.degree()[:, None]
     inv = (1.0 / diag)[:, :, None]
 
     def normal(C: Tensor) -> Tensor:
         out = reg[None, :, None] * C
+        if smoothing:
+            out = out + smooth * graph.laplacian(C)
         for s in systems:
             out = out + s.apply_t(s.apply(C))
         return out

@@ -104,3 +104,48 @@ def test_a_few_iterations_never_increase_the_error():
         e = objective(systems, fit_colors(systems, init, ridge=1e-6, ridge_sh=1e-6, iters=iters))
         assert e <= last * (1 + 1e-6)
         last = e
+
+
+def test_neighbour_graph_laplacian_is_the_dense_one():
+    from fourd.bake.refit import neighbours
+
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(60, 3, generator=g)
+    pts[:5] += 10  # a far cluster: its edges to the rest are dropped, not smoothed across
+    nb = neighbours(pts, k=4)
+    assert nb.idx.shape == (60, 4)
+    L = torch.zeros(60, 60)
+    for i in range(60):
+        for j, m in zip(nb.idx[i].tolist(), nb.mask[i].tolist()):
+            L[i, i] += m
+            L[j, j] += m
+            L[i, j] -= m
+            L[j, i] -= m
+    C = torch.randn(60, 2, 3, generator=g)
+    torch.testing.assert_close(nb.laplacian(C), torch.einsum("ij,jbc->ibc", L, C))
+    torch.testing.assert_close(nb.degree(), L.diagonal())
+    far = nb.idx[:5][nb.mask[:5] > 0]
+    assert (far < 5).all()  # the far cluster keeps only edges among itself
+
+
+def test_smoothing_fills_unseen_points_from_their_neighbours():
+    """A point no view constrains keeps its start without smoothing and takes its neighbours'
+    colour with it; the seen points still reproduce their images."""
+    from fourd.bake.refit import neighbours
+
+    pts, radii, dens, cams = scene()
+    bg = torch.tensor([0.0, 0.0, 0.0])
+    C_true = torch.full((len(pts), 1, 3), 0.6)
+    systems = systems_for(pts, radii, dens, cams, C_true, bg, 0)
+    hidden = torch.zeros(len(pts), dtype=torch.bool)
+    hidden[0] = True
+    for s in systems:  # as if no view saw point 0
+        s.w[s.idx == 0] = 0
+    init = torch.full_like(C_true, 0.1)
+    graph = neighbours(pts)
+    plain = fit_colors(systems, init, iters=100)
+    smooth = fit_colors(systems, init, iters=100, smooth=0.5, graph=graph)
+    assert abs(float(plain[0, 0, 0]) - 0.1) < 0.02
+    around = smooth[graph.idx[0], 0, 0]  # (they also make up for the hidden point's share of the image)
+    assert around.min() > 0.5 and abs(float(smooth[0, 0, 0]) - float(around.mean())) < 0.05
+    assert objective(systems, smooth) < 0.05 * objective(systems, init)
