@@ -114,7 +114,8 @@ void main() {
 #else
     // real SH, degree 1: Y = 0.4886 · (−y, z, −x)
     vec3 y1 = 0.4886025119029199 * vec3(-d.y, d.z, -d.x);
-    vec3 rgb = in_rgb + y1.x * in_sh0 + y1.y * in_sh1 + y1.z * in_sh2;
+    // clamped: the fitted residual extrapolates linearly and must not push a colour out of range
+    vec3 rgb = clamp(in_rgb + y1.x * in_sh0 + y1.y * in_sh1 + y1.z * in_sh2, 0.0, 1.0);
 #endif
     if (u_mode == 1) rgb = ramp((s.z - u_range.x) / (u_range.y - u_range.x));
     else if (u_mode == 2) rgb = vec3(1.0);

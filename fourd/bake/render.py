@@ -27,7 +27,7 @@ def baked_colors(f: BakedFrame, eye: torch.Tensor) -> torch.Tensor:
     if f.sh is None:
         return f.rgb
     Y = sh_basis(torch.nn.functional.normalize(f.xyz - eye, dim=-1), 1)[:, 1:]  # [N, 3]
-    return f.rgb + torch.einsum("nk,nkc->nc", Y, f.sh)
+    return (f.rgb + torch.einsum("nk,nkc->nc", Y, f.sh)).clamp(0, 1)  # as the shader
 
 
 @torch.no_grad()
