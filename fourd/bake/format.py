@@ -125,13 +125,19 @@ def encode_frame(f: BakedFrame, lo: np.ndarray, hi: np.ndarray, sh_scale: float)
     if f.sh is not None:
         out["sh"] = pack_sh4(f.sh, sh_scale)
     if f.views is not None:
-        v = f.views
-        out["src"] = torch.cat([(v.rgb.clamp(0, 1) * 255).round(), v.visible[..., None].float() * 255], -1).to(torch.uint8)
-        out["logit"] = torch.where(v.visible, v.logit, torch.zeros_like(v.logit)).to(torch.float16)
-        out["base"] = (v.fallback.clamp(0, 1) * 255).round().to(torch.uint8)
-        if v.sh is not None:
-            out["shv"] = (v.sh / torch.tensor(view_sh_steps(v.sh))[None, :, None]).round().clamp(-127, 127).to(torch.int8)
+        out.update(pack_views(f.views))
     return {k: v.contiguous() for k, v in out.items()}
+
+
+def pack_views(v: ViewTables) -> dict[str, torch.Tensor]:
+    """View tables in their stored types (also what the GL renderer uploads): src, logit, base and
+    shv (scaled by :func:`view_sh_steps`)."""
+    out = {"src": torch.cat([(v.rgb.clamp(0, 1) * 255).round(), v.visible[..., None].float() * 255], -1).to(torch.uint8),
+           "logit": torch.where(v.visible, v.logit, torch.zeros_like(v.logit)).to(torch.float16),
+           "base": (v.fallback.clamp(0, 1) * 255).round().to(torch.uint8)}
+    if v.sh is not None:
+        out["shv"] = (v.sh / torch.tensor(view_sh_steps(v.sh))[None, :, None]).round().clamp(-127, 127).to(torch.int8)
+    return out
 
 
 def view_sh_steps(sh: torch.Tensor) -> list[float]:

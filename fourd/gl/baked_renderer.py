@@ -17,7 +17,8 @@ import ctypes
 import numpy as np
 import torch
 
-from fourd.bake.format import BakedFrame
+from fourd.bake.format import BakedFrame, pack_views, view_sh_steps
+from fourd.errors import FourdError
 from fourd.gl.context import headless_context
 from fourd.gl.framebuffer import Framebuffer
 from fourd.gl.peeler import begin_peel_pass, set_splat_uniforms
@@ -96,18 +97,15 @@ class BakedRenderer:
 
         S = v.rgb.shape[0]
         if S * n > self.max_texels:
-            raise RuntimeError(f"view tables of {S} cameras × {n} points exceed this GL's texture-buffer limit "
-                               f"({self.max_texels} texels): bake with --appearance compact")
-        src = torch.cat([(v.rgb.clamp(0, 1) * 255).round(), v.visible[..., None].float() * 255], -1).to(torch.uint8)
-        tables = [(src, GL.GL_RGBA8), (v.logit.to(torch.float16), GL.GL_R16F)]
+            raise FourdError(f"view tables of {S} cameras × {n} points exceed this GL's texture-buffer limit "
+                             f"({self.max_texels} texels)", fix="bake with --appearance compact")
+        packed = pack_views(v)
+        tables = [(packed["src"], GL.GL_RGBA8), (packed["logit"], GL.GL_R16F)]
         if v.sh is not None:
-            flat = v.sh.reshape(n, -1)
-            steps = (v.sh.abs().amax(dim=(0, 2)).clamp_min(1e-6) / 127)
-            q = (flat / steps.repeat_interleave(3)[None]).round().clamp(-127, 127).to(torch.int8)
-            pad = (-q.shape[1]) % 4
-            q = torch.cat([q, torch.zeros(n, pad, dtype=torch.int8)], 1)
+            q = packed["shv"].reshape(n, -1)
+            q = torch.cat([q, torch.zeros(n, (-q.shape[1]) % 4, dtype=torch.int8)], 1)  # whole RGBA8I texels
             tables.append((q, GL.GL_RGBA8I))
-            self._sh = (v.sh.shape[1], q.shape[1] // 4, steps.tolist())
+            self._sh = (v.sh.shape[1], q.shape[1] // 4, view_sh_steps(v.sh))
         else:
             self._sh = (0, 0, [])
         for (data, fmt), buf, tex in zip(tables, self.table_buffers, self.table_textures):
