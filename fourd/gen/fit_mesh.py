@@ -66,6 +66,7 @@ class FitMeshConfig:
     eval_size: int = 256
     seed: int = 0
     data_root: Path | None = None
+    device: str = "cpu"  # torch device (cpu, cuda, cuda:1, ...); GL visibility reads back to it
 
 
 PRESETS = {
@@ -98,6 +99,9 @@ class Target:
     mask: torch.Tensor  # [H, W] float
     name: str
 
+    def to(self, device) -> "Target":
+        return Target(self.camera.to(device), self.rgb.to(device), self.mask.to(device), self.name)
+
 
 @dataclass
 class FitState:
@@ -122,7 +126,7 @@ class FitState:
 
 def _state(base: Meshes, app: torch.Tensor, cfg: FitMeshConfig, shift: torch.Tensor | None = None) -> FitState:
     st = FitState(base, torch.zeros_like(base.verts, requires_grad=True),
-                  (shift if shift is not None else torch.zeros(3)).clone().requires_grad_(),
+                  (shift if shift is not None else torch.zeros(3, device=base.verts.device)).clone().requires_grad_(),
                   app.detach().clone().requires_grad_(), cfg.appearance)
     st.extra = {"edges": base.edges(), "L": base.laplacian_uniform(), "adj": base.face_adjacency()}
     if cfg.smooth_lambda > 0:
@@ -143,7 +147,7 @@ def smoothing_factor(mesh: Meshes, lam: float) -> torch.Tensor:
     smoothly instead of vertex by vertex."""
     e = mesh.edges()
     V = mesh.n_verts
-    M = torch.zeros(V, V, dtype=torch.float64)
+    M = torch.zeros(V, V, dtype=torch.float64, device=mesh.verts.device)
     M[e[:, 0], e[:, 1]] = -lam
     M[e[:, 1], e[:, 0]] = -lam
     M += torch.diag(1.0 - M.sum(1))
@@ -154,7 +158,7 @@ def _coarsen(base: Meshes, cfg: FitMeshConfig) -> Meshes:
     """The same ellipsoid one icosphere level lower (for coarse-to-fine fitting)."""
     n = base.n_faces // 4
     level = int(round(math.log(n / 20, 4)))
-    ico = icosphere(level, 1.0, texture_size=1 if base.face_uvs is not None else 0)
+    ico = icosphere(level, 1.0, texture_size=1 if base.face_uvs is not None else 0).to(base.verts.device)
     scale = base.verts.abs().max(0).values  # the ellipsoid's semi-axes
     return Meshes(ico.verts * scale, ico.faces, ico.face_uvs, base.texture if base.face_uvs is not None else None)
 
@@ -209,11 +213,11 @@ def subject_box(video, frame: int, names: list[str]) -> tuple[np.ndarray, float,
 def losses(cfg: FitMeshConfig, st: FitState, mesh: Meshes, targets: list[Target],
            settings: MeshRasterSettings) -> dict[str, torch.Tensor]:
     L, adj = st.extra["L"], st.extra["adj"]
-    bg = torch.tensor(cfg.background)
+    bg = torch.tensor(cfg.background, device=mesh.verts.device)
     img_l, mask_l = 0.0, 0.0
     gl = st.extra.get("gl")
     for t in targets:
-        ids = gl(mesh.verts.detach(), t.camera) if gl is not None else None
+        ids = gl(mesh.verts.detach(), t.camera).to(mesh.verts.device) if gl is not None else None
         fr = rasterize_mesh(mesh.verts, mesh.faces, t.camera, settings, face_ids=ids)
         col = shade(mesh, fr, bg)
         rgb = fr.alpha[..., None] * col + (1 - fr.alpha[..., None]) * bg
@@ -248,7 +252,7 @@ def losses(cfg: FitMeshConfig, st: FitState, mesh: Meshes, targets: list[Target]
 @torch.no_grad()
 def evaluate_fit(mesh: Meshes, targets: list[Target], background) -> dict:
     """Hard-coverage mask IoU and PSNR of the unlit textured render per view."""
-    bg = torch.tensor(background)
+    bg = torch.tensor(background, device=mesh.verts.device)
     ious, psnrs, images = [], [], []
     for t in targets:
         fr = rasterize_mesh(mesh.verts, mesh.faces, t.camera, MeshRasterSettings(sigma=0.0))
@@ -258,7 +262,7 @@ def evaluate_fit(mesh: Meshes, targets: list[Target], background) -> dict:
         ious.append(float((m & c).sum()) / max(float((m | c).sum()), 1.0))
         mse = float(((col - t.rgb) ** 2).mean())
         psnrs.append(10 * math.log10(1.0 / max(mse, 1e-10)))
-        images.append((t.rgb, col))
+        images.append((t.rgb.cpu(), col.cpu()))
     return {"iou": float(np.mean(ious)), "psnr": float(np.mean(psnrs)), "iou_min": float(np.min(ious)),
             "per_view": [{"camera": t.name, "iou": i, "psnr": p} for t, i, p in zip(targets, ious, psnrs)],
             "_images": images}
@@ -292,8 +296,9 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
     if cfg.views:
         train = [train[int(i * len(train) / cfg.views)] for i in range(min(cfg.views, len(train)))]
     center, scale, half = subject_box(video, cfg.frame, train)
-    targets = load_targets(video, cfg.frame, train, cfg.size, center, scale)
-    evals = load_targets(video, cfg.frame, video.camera_names, cfg.eval_size, center, scale)
+    dev = torch.device(cfg.device)
+    targets = [t.to(dev) for t in load_targets(video, cfg.frame, train, cfg.size, center, scale)]
+    evals = [t.to(dev) for t in load_targets(video, cfg.frame, video.camera_names, cfg.eval_size, center, scale)]
 
     if cfg.init is not None:
         base = Meshes.load(cfg.init).validate(cfg.init, manifold=True)
@@ -312,10 +317,11 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
         base = Meshes(base.verts, base.faces, base.face_uvs, torch.zeros(1, 1, 3))
     else:
         app = torch.zeros(base.n_verts, 3)
+    base, app = base.to(dev), app.to(dev)
     stages = cfg.coarse_levels if cfg.init is None else 0
     for _ in range(stages):  # coarse to fine: start coarser, subdivide back up to --level while fitting
         base = _coarsen(base, cfg)
-        app = app if cfg.appearance == "texture" else torch.zeros(base.n_verts, 3)
+        app = app if cfg.appearance == "texture" else torch.zeros(base.n_verts, 3, device=dev)
     switch = {int(cfg.iterations * (i + 1) / (2 * stages + 2)) for i in range(stages)} if stages else set()
     st = _state(base, app, cfg)
     settings = MeshRasterSettings(sigma=cfg.sigma)
@@ -352,9 +358,10 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
         st.extra["gl"].release()
     mesh = st.mesh().detach()
     if texels_seen is not None:
-        mesh.texture = fill_unseen(mesh.texture, texels_seen)
+        mesh.texture = fill_unseen(mesh.texture.cpu(), texels_seen.cpu()).to(dev)
     m = evaluate_fit(mesh, evals, cfg.background)
     images = m.pop("_images")
+    mesh = mesh.to("cpu")
     world = mesh.with_verts(mesh.verts * scale + torch.tensor(center, dtype=torch.float32))
     world.save(cfg.out / "mesh.obj")
     world.save(cfg.out / "mesh.glb")

@@ -44,6 +44,24 @@ def test_pytorch3d_preset_runs_with_vertex_colours(tiny_ev, tmp_path):
     assert Meshes.load(tmp_path / "mesh.glb").vertex_colors is not None
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here; the other fit tests run the same "
+                    "code with --device cpu (the default), and test_fit_on_the_cpu_by_setting_its_device below")
+def test_fit_on_cuda_matches_cpu(tiny_ev, tmp_path):
+    a = fit_mesh(_cfg(tiny_ev, tmp_path / "cpu", iterations=5, coarse_levels=1, device="cpu"))
+    b = fit_mesh(_cfg(tiny_ev, tmp_path / "cuda", iterations=5, coarse_levels=1, device="cuda"))
+    assert abs(a["iou"] - b["iou"]) < 0.01 and abs(a["psnr"] - b["psnr"]) < 0.5
+
+
+def test_fit_on_the_cpu_by_setting_its_device(tiny_ev, tmp_path):
+    """The device is a setting: the CLI passes it through, and every tensor of the fit lives there."""
+    assert main(["--quiet", "fit-mesh", "--dataset", str(tiny_ev), "--out", str(tmp_path), "--iterations", "2",
+                 "--size", "48", "--eval-size", "48", "--level", "2", "--texture-size", "16", "--coarse-levels", "0",
+                 "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "config.json").read_text())["device"] == "cpu"
+    with pytest.raises(Exception, match="device|cuda|CUDA|meta"):
+        fit_mesh(_cfg(tiny_ev, tmp_path / "bad", iterations=1, device="not-a-device"))
+
+
 @pytest.mark.gl
 def test_gl_visibility_gives_the_same_fit_step_as_torch(tiny_ev, tmp_path):
     a = fit_mesh(_cfg(tiny_ev, tmp_path / "t", iterations=4, coarse_levels=1, visibility="torch"))
