@@ -65,7 +65,7 @@ class ViewerApp:
         imgui.get_io().set_ini_filename("")
         self.imgui_impl = GlfwRenderer(self.window, attach_callbacks=False)
         self.scene = scene
-        self.state = ViewerState(n_frames=len(scene), fps=scene.fps)
+        self.state = ViewerState(n_frames=len(scene), fps=scene.fps, info=scene.describe())
         self._home_camera()
         snaps = [scene.cameras[i] for i in range(len(scene.cameras))] if scene.cameras is not None else []
         self.controls = Controls(self.state, snaps)
@@ -162,6 +162,7 @@ class ViewerApp:
         try:
             self.renderer.upload(self.scene.frame(t))
             self.loaded = t
+            self.state.points = self.renderer.n
         except Exception as e:  # keep showing the last good frame; say what failed
             self.state.message = f"frame {self.scene.frames[t]} failed to load: {e}"
             self.state.errors.append(self.state.message)
@@ -254,7 +255,8 @@ class ViewerApp:
         s = self.state
         return {"frame": s.frame, "playing": s.playing, "yaw": s.camera.yaw, "pitch": s.camera.pitch,
                 "distance": s.camera.distance, "mode": s.mode, "screenshots": self.screenshots,
-                "keyframes": len(s.keyframes), "message": s.message, "errors": s.errors, "frame_ms": s.frame_ms}
+                "keyframes": len(s.keyframes), "message": s.message, "errors": s.errors, "frame_ms": s.frame_ms,
+                "info": s.info, "points": s.points}
 
     def close(self) -> None:
         import glfw

@@ -14,6 +14,8 @@ def draw_panels(state: ViewerState, camera_names: list[str], actions: dict) -> N
     imgui.set_next_window_size((300, 0), imgui.Cond_.first_use_ever)
     imgui.begin("fourd")
     imgui.text(f"{1000.0 / max(state.frame_ms, 1e-3):5.1f} FPS  {state.frame_ms:6.1f} ms/frame")
+    if state.info:
+        imgui.text_wrapped(f"{state.info}; {state.points:,} points")
     if imgui.collapsing_header("Playback", imgui.TreeNodeFlags_.default_open):
         if imgui.button("Pause" if state.playing else "Play"):
             state.playing = not state.playing

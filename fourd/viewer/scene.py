@@ -28,6 +28,10 @@ class Scene:
     def frame(self, t: int) -> BakedFrame:
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """One line for the viewer's panel."""
+        return f"{len(self)} frame{'s' if len(self) != 1 else ''}"
+
 
 class BakedScene(Scene):
     def __init__(self, path: Path):
@@ -42,6 +46,14 @@ class BakedScene(Scene):
 
     def frame(self, t: int) -> BakedFrame:
         return self.seq.frame(t)
+
+    def describe(self) -> str:
+        seq = self.seq
+        if seq.views is not None:
+            kind = f"exact view tables ({len(seq.views['centers'])} cameras, {seq.views['select']} blended)"
+        else:
+            kind = "compact colours" + (" + SH" if seq.has_sh else "")
+        return f"{seq.path.name}: {len(seq)} frames, {kind}, {seq.bytes_per_point:.0f} B/point"
 
 
 class PointsScene(Scene):

@@ -86,6 +86,8 @@ class ViewerState:
     screenshot_requested: bool = False
     keyframes: list[dict] = field(default_factory=list)
     message: str = ""
+    info: str = ""  # what is playing (the scene's one-line description)
+    points: int = 0  # points of the loaded frame
     errors: list[str] = field(default_factory=list)  # frames that failed to load, shown in the UI
     frame_ms: float = 0.0
     motion_scale: float = 0.5  # internal resolution while moving, adapted toward target_fps

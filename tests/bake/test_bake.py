@@ -79,6 +79,9 @@ def test_view_tables_round_trip(tmp_path):
     # colours from the file match the unquantized tables from any eye
     for eye in (torch.tensor([0.0, 0, 4]), torch.tensor([3.0, -2, 1])):
         assert (baked_colors(g, eye) - baked_colors(f, eye)).abs().max() < 0.02
+    from fourd.viewer.scene import BakedScene
+
+    assert "exact view tables (5 cameras, 3 blended)" in BakedScene(p).describe()  # the viewer's panel
     # the compact layout is still written as version 2, which older fourd reads
     assert BakedSequence(write_baked(tmp_path / "c.fourd", frames(), [0, 1], ([-1] * 3, [1] * 3), {}, 30.0)).version == 2
 

@@ -73,6 +73,7 @@ def test_window_input_changes_state_and_screenshots(xvfb, tmp_path):
     assert abs(st["yaw"]) > 0.5  # the drag orbited the camera
     assert st["frame"] == 1 and not st["playing"]  # played 4 frames (wrapping at 4), paused, stepped
     assert any("frame 3 failed to load" in e and "checksum" in e for e in st["errors"])
+    assert st["info"].startswith("s.fourd: 4 frames, compact colours + SH") and st["points"] == 6000
     assert len(st["screenshots"]) == 2
     a, b = (cv2.imread(p) for p in st["screenshots"])
     assert a.shape == (480, 640, 3) and a.max() > 100
