@@ -592,7 +592,8 @@ def render_path_cmd(argv: list[str]) -> None:
 
 
 # ------------------------------------------------------------------------------ demo
-def demo(out: Path = Path("outputs/demo"), data_root: Path | None = None, steps: int | None = None) -> None:
+def demo(out: Path = Path("outputs/demo"), data_root: Path | None = None, steps: int | None = None,
+         appearance: Literal["compact", "views"] = "compact") -> None:
     """Run the main job end to end on the built-in demo capture (the Fox, 24 cameras, 30 frames).
 
     Synthesizes the capture (cached in data/generated/demo), prints its summary, writes a contact
@@ -603,6 +604,8 @@ def demo(out: Path = Path("outputs/demo"), data_root: Path | None = None, steps:
         out: folder for everything the demo writes.
         data_root: where to put the generated demo capture (default data/generated/demo).
         steps: training steps (default: the demo preset's).
+        appearance: how the scene is baked (see fourd bake): compact (17 bytes/point) or views (the
+            model's exact image, ~180 bytes/point, and a much quicker bake).
     """
     import json as _json
 
@@ -631,7 +634,7 @@ def demo(out: Path = Path("outputs/demo"), data_root: Path | None = None, steps:
     log(f"held-out PSNR {ev['psnr']:.2f} dB, SSIM {ev['ssim']:.3f} (images in {out / 'run' / 'eval' / 'final'})")
     from fourd.bake.bake import bake_run
 
-    scene = bake_run(out / "run", out / "demo.fourd")
+    scene = bake_run(out / "run", out / "demo.fourd", appearance=appearance)
     shot = out / "viewer_frame.png"
     view(scene, headless=True, frame=video.frames[len(video.frames) // 2], screenshot=shot)
     video_path = out / "orbit.mp4"
