@@ -58,7 +58,7 @@ def per_point_colors(trainer, frame: int, xyz: torch.Tensor, feat: torch.Tensor,
     for name in views:
         full = trainer.sampler.target(frame, name, crop=False, scale=1.0).camera
         sf = trainer.rasterize(xyz, radius, full, _settings(trainer, 1))
-        zfront = torch.where(sf.idx[..., 0] >= 0, sf.zbuf[..., 0], torch.full_like(sf.zbuf[..., 0], 1e30))
+        zfront = sf.front_depth()
         uv, z = full.project(xyz)
         ij = uv[0].floor().long()
         H, W = zfront.shape
@@ -70,7 +70,7 @@ def per_point_colors(trainer, frame: int, xyz: torch.Tensor, feat: torch.Tensor,
         sources = trainer.sampler.sources(frame, full, name, model.cfg.source_views)
         for s in sources:
             s2 = trainer.rasterize(xyz, radius, s.camera, _settings(trainer, 1))
-            s.zfront = torch.where(s2.idx[..., 0] >= 0, s2.zbuf[..., 0], torch.full_like(s2.zbuf[..., 0], 1e30))
+            s.zfront = s2.front_depth()
         col = model.appearance(xyz[idx], feat[idx], radius[idx], full, sources).clamp(0, 1)
         Y = sh_basis(torch.nn.functional.normalize(xyz[idx] - full.centers[0], dim=-1), 1)
         Y = torch.cat([torch.ones_like(Y[:, :1]), Y[:, 1:]], 1)  # colour(d) = c0 + Σ_j Y_j(d) c_j
@@ -130,7 +130,7 @@ def bake_frame_views(trainer, frame: int) -> BakedFrame:
     for name in trainer.train_cams:
         s = trainer.sampler.source(frame, name)
         sf = trainer.rasterize(xyz, radius, s.camera, _settings(trainer, 1))  # as the model's visibility test
-        s.zfront = torch.where(sf.idx[..., 0] >= 0, sf.zbuf[..., 0], torch.full_like(sf.zbuf[..., 0], 1e30))
+        s.zfront = sf.front_depth()
         r, v, lg, _ = app.source_terms(xyz, feat, radius, [s])
         rgb.append(r[0].cpu())
         vis.append(v[0].cpu())

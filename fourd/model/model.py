@@ -119,7 +119,7 @@ class FourDModel(nn.Module):
                 with record_function("peel_sources"):
                     sf = rasterize(xyz.detach(), radius.detach(), s.camera,
                                    RasterSettings(K=1, near=settings.near, far=settings.far))
-                s.zfront = torch.where(sf.idx[..., 0] >= 0, sf.zbuf[..., 0], torch.full_like(sf.zbuf[..., 0], 1e30))
+                s.zfront = sf.front_depth()
         with record_function("blend"):
             colors = self.appearance(xyz[visible], feat[visible], radius[visible], camera, sources, uniform=baseline)
         local = torch.full((xyz.shape[0],), -1, dtype=torch.long, device=xyz.device)

@@ -49,6 +49,12 @@ class Fragments:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.idx.shape)
 
+    def front_depth(self) -> Tensor:
+        """[H, W] depth of the nearest point, a huge value (1e30) where none: the map the
+        appearance's visibility test compares a point's depth against."""
+        z = self.zbuf[..., 0]
+        return torch.where(self.idx[..., 0] >= 0, z, torch.full_like(z, 1e30))
+
     @classmethod
     def empty(cls, H: int, W: int, K: int, device=None) -> "Fragments":
         return cls(torch.full((H, W, K), -1, dtype=torch.long, device=device),
