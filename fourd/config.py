@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from fourd.errors import FourdError
 from fourd.model.model import ModelConfig
@@ -113,21 +113,6 @@ class TrainConfig:
     """carving settings used when no points file is given."""
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # exact synthetic masks: one camera in twenty may disagree (vote 0.95) instead of two
-    "demo": {
-        "carve": {"points": 32_768, "resolution": 256, "vote": 0.95},
-        "steps": 1500, "K": 8, "eval_every": 500, "source_size": 192,
-        "model": {"grid": {"levels": 2, "spatial_min": 32, "spatial_max": 128, "time_max": 16}},
-    },
-    "dna_rendering": {
-        "carve": {"points": 262_144, "resolution": 256},
-        "steps": 200_000, "K": 15, "image_scale": 0.5, "source_size": 512, "eval_every": 5000, "ckpt_every": 2000,
-        "w_lpips": 1e-3,
-    },
-}
-
-
 def apply_overrides(cfg, overrides: dict[str, Any], where: str = "config"):
     """Return ``cfg`` with fields replaced (nested configs take nested dicts); unknown keys are errors."""
     fields = {f.name: f for f in dataclasses.fields(cfg)}
@@ -145,13 +130,60 @@ def apply_overrides(cfg, overrides: dict[str, Any], where: str = "config"):
     return dataclasses.replace(cfg, **changes)
 
 
-def preset(name: str, cls=None):
-    """A config with a preset applied (TrainConfig by default)."""
-    cls = cls or TrainConfig
-    if name not in PRESETS:
-        raise FourdError(f"unknown preset '{name}'", fix=f"use one of {', '.join(PRESETS)}")
-    over = PRESETS[name] if cls is TrainConfig else PRESETS[name].get("carve", {})
-    return apply_overrides(cls(), over, f"preset {name}")
+def _train_demo() -> "TrainConfig":
+    # exact synthetic masks: one camera in twenty may disagree (vote 0.95) instead of two
+    return apply_overrides(TrainConfig(), {
+        "carve": {"points": 32_768, "resolution": 256, "vote": 0.95},
+        "steps": 1500, "K": 8, "eval_every": 500, "source_size": 192,
+        "model": {"grid": {"levels": 2, "spatial_min": 32, "spatial_max": 128, "time_max": 16}},
+    }, "preset demo")
+
+
+def _train_dna_rendering() -> "TrainConfig":
+    return apply_overrides(TrainConfig(), {
+        "carve": {"points": 262_144, "resolution": 256},
+        "steps": 200_000, "K": 15, "image_scale": 0.5, "source_size": 512, "eval_every": 5000, "ckpt_every": 2000,
+        "w_lpips": 1e-3,
+    }, "preset dna_rendering")
+
+
+def _fit_mesh(name: str):
+    from fourd.gen.fit_mesh import FitMeshConfig
+
+    over = {
+        # default: Kaolin's losses; vertices moved in a smooth ("large steps") parameterization with 20× its
+        # vertex step, coarse-to-fine from icosphere level 2 (fits thin parts — legs, ears, tails — that a
+        # level-4 sphere at Kaolin's step cannot reach in 2000 steps), 192-px crops
+        "fourd": dict(lr_verts=1e-2, lr_shift=5e-3, coarse_levels=2, smooth_lambda=1.0, size=192),
+        # Kaolin DIB-R tutorial: image L1 ×0.1, mask IoU ×1, Laplacian ×0.03 (+ flat), Adam 5e-4 / 5e-2, UV texture
+        "kaolin": {},
+        # pytorch3d "fit a textured mesh": 20 views at 128 px, ico level 4, 2000 iterations, vertex colours,
+        # RGB and silhouette squared error ×1, edge ×1, normal consistency ×0.01, Laplacian ×1, SGD momentum
+        # 0.9. Its step of 1.0 diverges with this rasterizer's gradient scale (measured: IoU 0.01): 0.1 here,
+        # no shift
+        "pytorch3d": dict(views=20, size=128, level=4, iterations=2000, views_per_iter=2, appearance="vertex",
+                          w_image=1.0, image_loss="l2", w_mask=1.0, mask_loss="l2", w_laplacian=1.0, w_flat=0.0,
+                          w_edge=1.0, w_normal=0.01, optimizer="sgd", lr_verts=0.1, lr_shift=0.0, lr_appearance=1.0,
+                          lr_decay_every=0),
+    }[name]
+    return apply_overrides(FitMeshConfig(preset=name), over, f"fit-mesh preset {name}")
+
+
+# The one preset registry: per command, named config instances (built on demand, so a command
+# imports only its own config's module).
+PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
+    "train": {"demo": _train_demo, "dna_rendering": _train_dna_rendering},
+    "carve": {"demo": lambda: _train_demo().carve, "dna_rendering": lambda: _train_dna_rendering().carve},
+    "fit-mesh": {name: (lambda n=name: _fit_mesh(n)) for name in ("fourd", "kaolin", "pytorch3d")},
+}
+
+
+def preset(name: str, command: str = "train"):
+    """The config instance of preset ``name`` of ``command`` (train, carve, fit-mesh)."""
+    table = PRESETS[command]
+    if name not in table:
+        raise FourdError(f"unknown {command} preset '{name}'", fix=f"use one of {', '.join(table)}")
+    return table[name]()
 
 
 def to_json(cfg) -> str:
@@ -179,4 +211,15 @@ def from_json(cls, text: str, where: str = "config"):
     return apply_overrides(cls(), _fill_old_defaults(json.loads(text), _OLD_DEFAULTS.get(cls, {})), where)
 
 
-__all__ = ["CarveConfig", "TrainConfig", "PRESETS", "apply_overrides", "preset", "to_json", "from_json"]
+
+
+
+def parse_size(text: str, option: str = "--size", limit: int = 16384) -> tuple[int, int]:
+    """'1280x720' → (1280, 720), both sides in 1..limit."""
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise FourdError(f"{option} must look like 1280x720, got '{text}'", option, "give WIDTHxHEIGHT") from None
+    if not (0 < w <= limit and 0 < h <= limit):
+        raise FourdError(f"{option} {w}x{h} is out of range", option, f"use sides from 1 to {limit} pixels")
+    return w, h

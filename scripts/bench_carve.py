@@ -115,7 +115,7 @@ def accuracy(video, n_frames: int) -> dict:
 
     from fourd.carve.metrics import chamfer_to_mesh
     from fourd.carve.run import carve_sequence
-    from fourd.config import PRESETS, CarveConfig, apply_overrides
+    from fourd.config import CarveConfig, apply_overrides, preset
     from fourd.datasets.synth import load_ground_truth
 
     root = Path(video.path)
@@ -123,8 +123,11 @@ def accuracy(video, n_frames: int) -> dict:
         return {}
     frames = video.frames[:: max(1, len(video.frames) // n_frames)][:n_frames]
     out = {}
-    for name, overrides in (("demo_preset", PRESETS["demo"]["carve"]), ("defaults_vote0.9", {"points": 32768})):
-        cfg = apply_overrides(CarveConfig(), overrides)
+    import dataclasses
+
+    for name, cfg in (("demo_preset", preset("demo", "carve")),
+                      ("defaults_vote0.9", apply_overrides(CarveConfig(), {"points": 32768}))):
+        overrides = {k: v for k, v in dataclasses.asdict(cfg).items() if getattr(CarveConfig(), k) != v}
         seq, rep = carve_sequence(video, cfg, frames=frames)
         ch = []
         for f in frames:

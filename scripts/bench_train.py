@@ -27,7 +27,7 @@ def run(cfg, minutes: float, eval_every_min: float, eval_frames: int, label: str
     while True:
         done = t_train >= minutes * 60 or tr.step >= cfg.steps
         if t_train >= next_eval or done:
-            m = evaluate(tr, out / "eval" / f"t{int(t_train):05d}", frames=eval_frames, write_images=False)
+            m = evaluate(tr.run, out / "eval" / f"t{int(t_train):05d}", frames=eval_frames, write_images=False)
             curve.append({"minutes": t_train / 60, "step": tr.step, "psnr": m["psnr"], "ssim": m["ssim"]})
             con.print(f"{label}: {t_train / 60:5.1f} min, step {tr.step}: PSNR {m['psnr']:.2f} SSIM {m['ssim']:.3f}")
             next_eval += eval_every_min * 60
@@ -37,7 +37,7 @@ def run(cfg, minutes: float, eval_every_min: float, eval_frames: int, label: str
         tr.train_step()
         t_train += time.perf_counter() - t
     tr.save()
-    final = evaluate(tr, out / "eval" / "final", frames=None)
+    final = evaluate(tr.run, out / "eval" / "final", frames=None)
     return {"label": label, "curve": curve, "final": final["summary"], "steps": tr.step,
             "ms_per_step": 1000 * t_train / max(tr.step, 1), "trainer": tr}
 
@@ -84,7 +84,7 @@ def main():
               args.eval_every, args.eval_frames, "hybrid", con)
     tr = hyb.pop("trainer")
     results["stage_ms"] = breakdown(tr)
-    results["baseline"] = evaluate(tr, work / "baseline", frames=None, baseline=True, write_images=False)["summary"]
+    results["baseline"] = evaluate(tr.run, work / "baseline", frames=None, baseline=True, write_images=False)["summary"]
     results["hybrid"] = hyb
     points = str(work / "hybrid" / "carve" / "points.safetensors")
     for mode in ("blend", "sh"):

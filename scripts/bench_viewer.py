@@ -193,13 +193,11 @@ def baked_quality(run: str, work: Path, n_frames: int) -> dict:
 
     from fourd.bake.bake import bake_run
     from fourd.bake.format import BakedSequence
-    from fourd.config import TrainConfig, from_json
     from fourd.train.evaluate import pick_frames
     from fourd.train.losses import psnr
-    from fourd.train.trainer import Trainer
+    from fourd.train.run import load_run
 
-    tr = Trainer(from_json(TrainConfig, (Path(run) / "config.json").read_text()))
-    tr.resume()
+    tr = load_run(run)
     frames = pick_frames(tr.video.frames, n_frames)
     out = {"frames": frames, "cameras": tr.eval_cams}
     seqs = {"baked_views": BakedSequence(bake_run(run, work / "views.fourd", frames=frames, appearance="views")),

@@ -17,8 +17,13 @@ def run(*args):
 def test_help_lists_commands():
     r = run("--help")
     assert r.returncode == 0
-    for word in ("demo", "data synth", "data info", "data convert", "data preview"):
-        assert word in r.stdout
+    for word in ("demo", "carve", "train", "eval", "bake", "view", "render", "path", "data", "fit-mesh", "generate",
+                 "import"):
+        assert f"• {word} " in r.stdout, word
+    r = run("data", "--help")
+    assert r.returncode == 0
+    for word in ("synth", "info", "convert", "preview"):
+        assert f"• {word} " in r.stdout, word
 
 
 def test_info_json(tiny_ev):
@@ -53,4 +58,4 @@ def test_errors_are_one_line_with_status_2(tmp_path):
 
 def test_unknown_command():
     r = run("frobnicate")
-    assert r.returncode == 2 and "unknown command" in r.stderr
+    assert r.returncode == 2 and "frobnicate" in r.stderr and "Traceback" not in r.stderr

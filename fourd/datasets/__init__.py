@@ -27,7 +27,8 @@ def detect_layout(path: Path) -> str | None:
 
 def open_dataset(name_or_path: str | Path, data_root: str | Path | None = None, **kwargs) -> MultiViewVideo:
     """``demo`` (generated on first use), ``dna_rendering`` (SMC files under ``data_root``,
-    default data/dna_rendering), or a path whose layout is detected."""
+    default data/dna_rendering), or a path whose layout is detected. ``kwargs`` go to the
+    layout's reader (every layout takes ``cache_bytes``; SMC also ``sequence`` and ``groups``)."""
     from fourd.datasets.easyvolcap import EasyVolcapCapture
     from fourd.datasets.smc import SMCCapture
 
@@ -35,7 +36,7 @@ def open_dataset(name_or_path: str | Path, data_root: str | Path | None = None, 
     if s == "demo":
         from fourd.datasets.demo import ensure_demo
 
-        return EasyVolcapCapture(ensure_demo(data_root))
+        return EasyVolcapCapture(ensure_demo(data_root), **kwargs)
     if s == "dna_rendering":
         root = Path(data_root or Path(__file__).resolve().parents[2] / "data" / "dna_rendering")
         if not root.exists():
@@ -49,11 +50,33 @@ def open_dataset(name_or_path: str | Path, data_root: str | Path | None = None, 
                         f"use one of {', '.join(NAMES)} or the path of a capture")
     layout = detect_layout(path)
     if layout == "easyvolcap":
-        return EasyVolcapCapture(path)
+        return EasyVolcapCapture(path, **kwargs)
     if layout == "smc":
         return SMCCapture(path, **kwargs)
     raise DataError("cannot tell the capture layout", path,
                     "expected intri.yml/extri.yml + images/ (EasyVolcap) or main/ + annotations/ (DNA-Rendering SMC)")
 
 
-__all__ = ["MultiViewVideo", "View", "open_dataset", "detect_layout"]
+def parse_frames(spec: str | None, available: list[int]) -> list[int] | None:
+    """A frame selection — 'a:b' (half-open), 'a:b:s', or 'i,j,k' — as frame ids checked against
+    the capture's ``available`` frames (None: all)."""
+    from fourd.errors import FourdError
+
+    if spec is None:
+        return None
+    try:
+        if ":" in spec:
+            parts = [int(x) if x else None for x in spec.split(":")]
+            chosen = [f for f in range(*slice(*parts).indices(max(available) + 1)) if f in available]
+        else:
+            chosen = [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise FourdError(f"cannot read frames '{spec}'", "--frames", "use a:b, a:b:step or a comma list") from None
+    missing = [f for f in chosen if f not in available]
+    if missing or not chosen:
+        raise FourdError(f"frames {missing or spec} are not in the capture ({available[0]}..{available[-1]})",
+                         "--frames", "pick frames the capture has")
+    return chosen
+
+
+__all__ = ["MultiViewVideo", "View", "open_dataset", "detect_layout", "parse_frames"]

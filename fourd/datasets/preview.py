@@ -106,3 +106,15 @@ def contact_sheet(video: MultiViewVideo, out: str | Path, max_cameras: int = 24,
     sheet[:grid.shape[0], side + 8:] = grid
     ok, buf = cv2.imencode(".png", sheet[..., ::-1])
     return atomic_write_bytes(out, buf.tobytes())
+
+
+def log_info(info: dict) -> None:
+    """A capture's summary (:meth:`MultiViewVideo.info`) as a table on the console."""
+    from rich.table import Table
+
+    from fourd.console import log
+
+    t = Table(title=f"capture {info['path']}", show_header=False)
+    for k, v in info.items():
+        t.add_row(k, f"{v:.1%}" if k == "mask_coverage" and v is not None else str(v))
+    log(t)

@@ -55,6 +55,18 @@ class SynthRecipe:
     """JPEG quality, 1–100."""
 
 
+def ring_recipe(asset: str = "Fox.glb", animation: str | None = "Walk", cameras: int = 24, rings: int = 2,
+                frames: int = 30, size: int = 512, held_out: int = 4, fps: float = 30.0,
+                image_format: str = "jpg") -> SynthRecipe:
+    """A rig of ``cameras`` split evenly over ``rings`` rings at elevations from 5° to 50°."""
+    if cameras < rings or rings < 1:
+        raise DataError(f"{cameras} cameras cannot fill {rings} rings", None, "use at least one camera per ring")
+    per = [cameras // rings + (1 if i < cameras % rings else 0) for i in range(rings)]
+    elev = [5.0] if rings == 1 else [5.0 + 45.0 * i / (rings - 1) for i in range(rings)]
+    return SynthRecipe(asset=asset, animation=animation, rings=list(zip(per, elev)), frames=frames, fps=fps,
+                       width=size, height=size, held_out=held_out, image_format=image_format)
+
+
 def resolve_asset(name: str) -> Path:
     p = Path(name)
     if p.is_file():

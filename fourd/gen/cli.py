@@ -1,4 +1,5 @@
-"""CLI of the static generators: `fourd fit-mesh`, `fourd generate`, `fourd import`."""
+"""Commands of the static generators — `fourd fit-mesh`, `fourd generate sds|shap-e|point-e`,
+`fourd import` — registered on the `fourd` command tree by :func:`add_commands`."""
 
 from __future__ import annotations
 
@@ -10,81 +11,48 @@ import tyro
 
 from fourd.console import log
 from fourd.errors import FourdError
+from fourd.gen.fit_mesh import FitMeshConfig
+from fourd.gen.sds import SDSConfig
 
 Pos = tyro.conf.Positional
 
 
-def fit_mesh_main(argv: list[str]) -> None:
-    """Fit a textured mesh to one frame of a capture (the DIB-R / pytorch3d tutorial task).
+def make_fit_mesh(default):
+    def fit_mesh_cmd(cfg: Annotated[FitMeshConfig, tyro.conf.arg(name="")] = default) -> None:
+        """Fit a textured mesh to one frame of a capture (the DIB-R / pytorch3d tutorial task).
 
-    `fourd fit-mesh --dataset demo --frame 0 --out DIR` starts from an icosphere and optimizes
-    vertex offsets, a global shift and a UV texture (or vertex colours) against the frame's images
-    and masks. --preset fourd (default), kaolin or pytorch3d selects the published settings; any
-    option overrides them. Writes DIR/mesh.obj (+ .mtl, texture .png), mesh.glb, renders.png
-    (ground truth | fit for every camera), metrics.json (mask IoU, PSNR, Chamfer to the ground
-    truth of synthetic captures) — then `fourd view DIR/mesh.glb`, `fourd render DIR/mesh.glb --orbit`.
-    """
-    from fourd.gen.fit_mesh import PRESETS, FitMeshConfig, fit_mesh, preset_config
+        `fourd fit-mesh --dataset demo --frame 0 --out DIR` starts from an icosphere and optimizes
+        vertex offsets, a global shift and a UV texture (or vertex colours) against the frame's images
+        and masks. --preset fourd (default), kaolin or pytorch3d selects the published settings; any
+        option overrides them. Writes DIR/mesh.obj (+ .mtl, texture .png), mesh.glb, renders.png
+        (ground truth | fit for every camera), metrics.json (mask IoU, PSNR, Chamfer to the ground
+        truth of synthetic captures) — then `fourd view DIR/mesh.glb`, `fourd render DIR/mesh.glb --orbit`.
+        """
+        from fourd.gen.fit_mesh import fit_mesh
 
-    argv = list(argv)
-    name = "fourd"
-    for i, a in enumerate(argv):
-        if a == "--preset" and i + 1 < len(argv):
-            name = argv[i + 1]
-        elif a.startswith("--preset="):
-            name = a.split("=", 1)[1]
-    if name not in PRESETS:
-        raise FourdError(f"unknown preset '{name}' (choose {', '.join(PRESETS)})")
-    cfg = tyro.cli(FitMeshConfig, args=argv, default=preset_config(name), prog="fourd fit-mesh",
-                   description=(fit_mesh_main.__doc__ or "").strip())
-    r = fit_mesh(cfg)
-    chamfer = f", Chamfer {r['chamfer_percent_of_height']:.2f}% of height" if r.get("chamfer") is not None else ""
-    log(f"[bold green]fitted[/] mask IoU {r['iou']:.3f} (min {r['iou_min']:.3f}), PSNR {r['psnr']:.2f} dB{chamfer}, "
-        f"{r['ms_per_iteration']:.0f} ms/iteration → {cfg.out}")
-    print(json.dumps({k: r[k] for k in ("iou", "iou_min", "psnr", "chamfer", "ms_per_iteration")}))
+        r = fit_mesh(cfg)
+        chamfer = f", Chamfer {r['chamfer_percent_of_height']:.2f}% of height" if r.get("chamfer") is not None else ""
+        log(f"[bold green]fitted[/] mask IoU {r['iou']:.3f} (min {r['iou_min']:.3f}), PSNR {r['psnr']:.2f} dB{chamfer}, "
+            f"{r['ms_per_iteration']:.0f} ms/iteration → {cfg.out}")
+        print(json.dumps({k: r[k] for k in ("iou", "iou_min", "psnr", "chamfer", "ms_per_iteration")}))
+
+    return fit_mesh_cmd
 
 
-def generate_main(argv: list[str]) -> None:
-    """Generate a static 3D object that fourd can bake, view and render.
+def sds_cmd(cfg: Annotated[SDSConfig, tyro.conf.arg(name="")]) -> None:
+    """Score distillation (DreamFusion) into a splat cloud through a local diffusion prior:
+    `fourd generate sds --prompt "..." --prior DIR`. Writes OUT/points.safetensors,
+    OUT/ply/000000.ply, OUT/preview.png."""
+    from fourd.gen.sds import generate_sds
 
-    --method sds      DreamFusion-style score distillation into splats through a local diffusers
-                      text-to-image model: `fourd generate --method sds --prompt "..." --prior DIR`
-    --method shap-e   Shap-E text → latent → mesh, decoded by fourd: `fourd generate --method shap-e
-                      --prompt "..." --model DIR`
-    Point-E outputs (.npz/.ply) and any mesh go through `fourd import FILE`.
-    `fourd generate --method METHOD --help` lists the method's options.
-    """
-    argv = list(argv)
-    method = None
-    for i, a in enumerate(argv):
-        if a == "--method" and i + 1 < len(argv):
-            method = argv[i + 1]
-            del argv[i:i + 2]
-            break
-        if a.startswith("--method="):
-            method = a.split("=", 1)[1]
-            del argv[i]
-            break
-    if method is None:
-        if any(a in ("-h", "--help") for a in argv):
-            print((generate_main.__doc__ or "").strip())
-            return
-        raise FourdError("choose a method: --method sds or --method shap-e (Point-E files: fourd import)")
-    if method == "sds":
-        from fourd.gen.sds import SDSConfig, generate_sds
+    generate_sds(cfg)
 
-        cfg = tyro.cli(SDSConfig, args=argv, prog="fourd generate --method sds",
-                       description="Score distillation (DreamFusion) into a splat cloud through a local diffusion "
-                                   "prior. Writes OUT/points.safetensors, OUT/ply/000000.ply, OUT/preview.png.")
-        generate_sds(cfg)
-    elif method == "shap-e":
-        tyro.cli(shap_e_cmd, args=argv, prog="fourd generate --method shap-e")
-    elif method == "point-e":
-        raise FourdError("Point-E is not part of diffusers and fetches its weights at run time", None,
-                         "run Point-E yourself, save its point cloud (PointCloud.save → .npz, or .ply), "
-                         "then `fourd import cloud.npz --out DIR`")
-    else:
-        raise FourdError(f"unknown method '{method}' (choose sds or shap-e)")
+
+def point_e_cmd() -> None:
+    """Point-E: run it yourself and import its point cloud (`fourd import cloud.npz`)."""
+    raise FourdError("Point-E is not part of diffusers and fetches its weights at run time", None,
+                     "run Point-E yourself, save its point cloud (PointCloud.save → .npz, or .ply), "
+                     "then `fourd import cloud.npz --out DIR`")
 
 
 def shap_e_cmd(prompt: str = "", model: Path | None = None, out: Path = Path("outputs/shap_e"), steps: int = 64,
@@ -145,3 +113,13 @@ def import_cmd(src: Annotated[Path, tyro.conf.Positional], out: Path = Path("out
     r = seq.attributes["radius"]
     log(f"imported {seq.points.shape[0]} points ({seq.meta['kind']}, radius median {float(r.median()):.4g}) → "
         f"{out / 'points.safetensors'}; next: fourd bake {out / 'points.safetensors'} --out scene.fourd")
+
+
+def add_commands(app, fit_mesh_default: FitMeshConfig | None = None) -> None:
+    """Register fit-mesh (its options default to ``fit_mesh_default``), generate {sds, shap-e,
+    point-e} and import on the `fourd` command tree."""
+    from fourd.cli import add
+
+    add(app, {"fit-mesh": make_fit_mesh(fit_mesh_default or FitMeshConfig()), "import": import_cmd})
+    add(app, {"sds": sds_cmd, "shap-e": shap_e_cmd, "point-e": point_e_cmd}, "generate",
+        "Generate a static object: sds (text → splats), shap-e (text → mesh).")

@@ -69,27 +69,11 @@ class FitMeshConfig:
     device: str = "cpu"  # torch device (cpu, cuda, cuda:1, ...); GL visibility reads back to it
 
 
-PRESETS = {
-    # default: Kaolin's losses; vertices moved in a smooth ("large steps") parameterization with 20× its
-    # vertex step, coarse-to-fine from icosphere level 2 (fits thin
-    # parts — legs, ears, tails — that a level-4 sphere at Kaolin's step cannot reach in 2000 steps), 192-px crops
-    "fourd": dict(lr_verts=1e-2, lr_shift=5e-3, coarse_levels=2, smooth_lambda=1.0, size=192),
-    # Kaolin DIB-R tutorial: image L1 ×0.1, mask IoU ×1, Laplacian ×0.03 (+ flat), Adam 5e-4 / 5e-2, UV texture
-    "kaolin": {},
-    # pytorch3d "fit a textured mesh": 20 views at 128 px, ico level 4, 2000 iterations, vertex colours,
-    # RGB and silhouette squared error ×1, edge ×1, normal consistency ×0.01, Laplacian ×1, SGD momentum 0.9.
-    # Its step of 1.0 diverges with this rasterizer's gradient scale (measured: IoU 0.01): 0.1 here, no shift
-    "pytorch3d": dict(views=20, size=128, level=4, iterations=2000, views_per_iter=2, appearance="vertex",
-                      w_image=1.0, image_loss="l2", w_mask=1.0, mask_loss="l2", w_laplacian=1.0, w_flat=0.0,
-                      w_edge=1.0, w_normal=0.01, optimizer="sgd", lr_verts=0.1, lr_shift=0.0, lr_appearance=1.0,
-                      lr_decay_every=0),
-}
-
-
 def preset_config(name: str, **overrides) -> FitMeshConfig:
-    if name not in PRESETS:
-        raise FourdError(f"unknown fit-mesh preset '{name}' (choose {', '.join(PRESETS)})")
-    return replace(FitMeshConfig(preset=name), **{**PRESETS[name], **overrides})
+    """A fit-mesh preset (fourd, kaolin, pytorch3d: the registry in :mod:`fourd.config`) with overrides."""
+    from fourd.config import preset
+
+    return replace(preset(name, "fit-mesh"), **overrides)
 
 
 @dataclass

@@ -36,6 +36,33 @@ class SourceView:
     name: str = ""  # camera name, for caching visibility maps
 
 
+def visible_points(camera: Cameras, xyz: Tensor, radius: Tensor, zfront: Tensor | None,
+                   size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """The visibility test of a point in a view: (uv [N, 2] pixel coordinates, visible [N]) — in
+    front of the camera, inside the ``size`` = (h, w) image, and (when the view's nearest-point
+    depth map ``zfront`` [h, w] is given) no more than 3 radii behind the nearest point there."""
+    uv, z = camera.project(xyz)
+    uv, z = uv[0], z[0]
+    h, w = size
+    ij = uv.detach().floor().long()
+    vis = (z > 0) & (ij[:, 0] >= 0) & (ij[:, 1] >= 0) & (ij[:, 0] < w) & (ij[:, 1] < h)
+    if zfront is not None:
+        zf = zfront[ij[:, 1].clamp(0, h - 1), ij[:, 0].clamp(0, w - 1)]
+        vis &= z.detach() <= zf + 3 * radius.detach()
+    return uv, vis
+
+
+def draw_depth_maps(sources: list[SourceView], xyz: Tensor, radius: Tensor, rasterize, near: float, far: float) -> None:
+    """Give each source view its nearest-point depth map (``zfront``) for the visibility test, drawn
+    with the same rasterizer as the image; maps already there (reused in training) are kept."""
+    from fourd.structures.fragments import RasterSettings
+
+    one = RasterSettings(K=1, near=near, far=far)
+    for s in sources:
+        if s.zfront is None:
+            s.zfront = rasterize(xyz.detach(), radius.detach(), s.camera, one).front_depth()
+
+
 class FeatureCNN(nn.Module):
     """A small CNN over source images, trained end to end: [S, 3, h, w] → [S, C, h, w]."""
 
@@ -123,14 +150,7 @@ class Appearance(nn.Module):
         imgs = torch.stack([s.image for s in sources])  # [S, 3, h, w] (one size: the trainer resizes)
         uv_all, vis_all, dirs = [], [], []
         for s in sources:
-            uv, z = s.camera.project(xyz)
-            uv, z = uv[0], z[0]
-            h, w = s.image.shape[-2:]
-            ij = uv.detach().floor().long()
-            inside = (z > 0) & (ij[:, 0] >= 0) & (ij[:, 1] >= 0) & (ij[:, 0] < w) & (ij[:, 1] < h)
-            if s.zfront is not None:
-                zf = s.zfront[ij[:, 1].clamp(0, h - 1), ij[:, 0].clamp(0, w - 1)]
-                inside &= z.detach() <= zf + 3 * radius.detach()
+            uv, inside = visible_points(s.camera, xyz, radius, s.zfront, tuple(s.image.shape[-2:]))
             uv_all.append(uv)
             vis_all.append(inside)
             dirs.append(F.normalize(xyz - s.camera.centers[0].to(xyz), dim=-1))

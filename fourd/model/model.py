@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from fourd.model.appearance import Appearance, SourceView
+from fourd.model.appearance import Appearance, SourceView, draw_depth_maps
 from fourd.model.geometry import GeometryHead
 from fourd.model.grid4d import Grid4D, Grid4DConfig
 from fourd.render.compositor import Composite, composite
@@ -114,12 +114,8 @@ class FourDModel(nn.Module):
             frags = rasterize(xyz.detach(), radius.detach(), camera, settings)
         hit = frags.idx[frags.idx >= 0]
         visible = torch.unique(hit) if hit.numel() else hit
-        for s in sources:  # each source view's nearest depth, for the visibility test
-            if s.zfront is None:
-                with record_function("peel_sources"):
-                    sf = rasterize(xyz.detach(), radius.detach(), s.camera,
-                                   RasterSettings(K=1, near=settings.near, far=settings.far))
-                s.zfront = sf.front_depth()
+        with record_function("peel_sources"):  # each source view's nearest depth, for the visibility test
+            draw_depth_maps(sources, xyz, radius, rasterize, settings.near, settings.far)
         with record_function("blend"):
             colors = self.appearance(xyz[visible], feat[visible], radius[visible], camera, sources, uniform=baseline)
         local = torch.full((xyz.shape[0],), -1, dtype=torch.long, device=xyz.device)

@@ -131,20 +131,25 @@ class CameraPath:
         step = self.duration / (n if self.loop else max(n - 1, 1))
         return [t0 + i * step for i in range(n)]
 
+    def summary(self) -> dict:
+        return {"keyframes": len(self.keyframes), "duration_s": self.duration, "fps": self.fps,
+                "frames": self.n_frames(), "interpolation": self.interpolation, "loop": self.loop,
+                "time_mode": self.time_mode}
+
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict:
         kf = []
         for k in self.keyframes:
             d = k.camera.to_dict()
-            kf.append({"time": k.time, "frame": k.frame, "K": d["K"][0], "R": d["R"][0], "T": d["T"][0],
-                       "H": d["H"][0], "W": d["W"][0]})
+            kf.append({"time": k.time, "frame": k.frame, **{key: d[key][0] for key in ("K", "R", "T", "D", "H", "W")}})
         return {"version": 1, "interpolation": self.interpolation, "fps": self.fps, "loop": self.loop,
                 "time_mode": self.time_mode, "frozen_frame": self.frozen_frame, "keyframes": kf, **self.meta}
 
     def save(self, path: str | Path) -> Path:
-        from fourd.io import atomic_write_text
+        """The one writer of camera-path JSON (the viewer's path editor and `fourd render path`)."""
+        from fourd.io import write_json
 
-        return atomic_write_text(path, json.dumps(self.to_json(), indent=2))
+        return write_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> "CameraPath":
@@ -163,7 +168,7 @@ class CameraPath:
         try:
             kfs = []
             for i, k in enumerate(d["keyframes"]):
-                cam = Cameras(k["K"], k["R"], k["T"], [k["H"]], [k["W"]])
+                cam = Cameras(k["K"], k["R"], k["T"], [k["H"]], [k["W"]], k.get("D"))
                 kfs.append(Keyframe(float(k["time"]), cam, k.get("frame")))
             return cls(kfs, d.get("interpolation", "catmull_rom"), float(d.get("fps", 30.0)), bool(d.get("loop", False)),
                        d.get("time_mode", "realtime"), int(d.get("frozen_frame", 0)))
@@ -189,3 +194,47 @@ def orbit(target, radius: float, height: float, n_keys: int = 8, seconds: float 
     if loop:
         keys[-1] = Keyframe(seconds, keys[0].camera)
     return CameraPath(keys, "catmull_rom", fps, loop=loop)
+
+
+def check_path_timing(frames: int, fps: float) -> None:
+    """A generated path needs at least one frame and a positive frame rate."""
+    if frames < 1:
+        raise FourdError(f"--frames must be at least 1, got {frames}", "--frames", "give a positive number of frames")
+    if not fps > 0 or fps > 1000:
+        raise FourdError(f"--fps must be in (0, 1000], got {fps}", "--fps", "give a frame rate such as 30")
+
+
+def default_orbit(scene_path: str | Path, frames: int, spiral: bool, fps: float,
+                  size: tuple[int, int] | None = None) -> CameraPath:
+    """An orbit (or a rising spiral) around a scene (anything ``fourd view`` opens, or a training
+    run), at the capture cameras' distance and height, lasting ``frames`` frames at ``fps``."""
+    import math
+
+    scene_path = Path(scene_path)
+    if (scene_path / "config.json").is_file():  # a run: its carved volume and its capture's cameras
+        from fourd.datasets import open_dataset
+        from fourd.structures.points import PointSequence
+        from fourd.train.run import points_path, read_config
+
+        cfg = read_config(scene_path)
+        bounds = PointSequence.load(points_path(cfg, scene_path)).meta["bounds"]
+        cams = open_dataset(cfg.dataset, cfg.data_root).cameras
+    else:
+        from fourd.viewer.scene import open_scene
+
+        sc = open_scene(scene_path)
+        bounds, cams = sc.bounds, sc.cameras
+    lo, hi = (np.asarray(b, np.float64) for b in bounds)
+    target = (lo + hi) / 2
+    W, H, radius, height = 640, 480, float(np.linalg.norm(hi - lo)) * 1.2, 0.3 * float(np.linalg.norm(hi - lo))
+    fov = 40.0
+    if cams is not None:
+        C = cams.centers.double().numpy() - target
+        radius = float(np.hypot(C[:, 0], C[:, 2]).mean())
+        height = float(np.median(C[:, 1]))
+        W, H = int(cams.W[0]), int(cams.H[0])
+        fov = math.degrees(2 * math.atan(H / (2 * float(cams.K[0, 1, 1]))))
+    if size:
+        W, H = size
+    return orbit(target, radius, height, 8, frames / fps, fov, W, H, fps=fps,
+                 height_to=(height + 0.6 * radius) if spiral else None)

@@ -13,6 +13,7 @@ import numpy as np
 
 from fourd.console import log, progress
 from fourd.errors import FourdError
+from fourd.io import check_output
 from fourd.offline.paths import CameraPath
 
 
@@ -59,16 +60,13 @@ def render_chunk(job: RenderJob, indices: list[int], on_frame=None) -> list[np.n
 
 
 def render_run_chunk(job: RenderJob, indices: list[int], on_frame=None) -> list[np.ndarray]:
-    """The same path through a trained run, unbaked (the model's torch renderer), for comparison."""
+    """The same path through a trained run, unbaked (the model's torch renderer), for comparison.
+    The run is loaded without side effects."""
     import torch
 
-    from fourd.config import TrainConfig, from_json
-    from fourd.train.trainer import Trainer
+    from fourd.train.run import load_run
 
-    run = Path(job.scene)
-    tr = Trainer(from_json(TrainConfig, (run / "config.json").read_text(), str(run / "config.json")))
-    if not tr.resume():
-        raise FourdError("the run has no checkpoint yet", run / "checkpoints", "train it first")
+    run = load_run(job.scene)
     path = CameraPath.from_json(job.path_json)
     times = path.sample(job.n_frames)
     out = []
@@ -76,26 +74,14 @@ def render_run_chunk(job: RenderJob, indices: list[int], on_frame=None) -> list[
         cam = path.camera_at(times[i])
         if job.width and job.height:
             cam = cam.resize(job.height, job.width)
-        frame = tr.video.frames[path.scene_frame(times[i], len(tr.video.frames))]
+        frame = run.video.frames[path.scene_frame(times[i], len(run.video.frames))]
         with torch.no_grad():
-            img = tr.render(frame, cam, None).image.rgb.clamp(0, 1)
-        out.append((img.numpy() * 255 + 0.5).astype(np.uint8))
+            img = run.render(frame, cam.to(run.device)).image.rgb.clamp(0, 1)
+        out.append((img.cpu().numpy() * 255 + 0.5).astype(np.uint8))
         if on_frame:
             on_frame()
+    run.release()
     return out
-
-
-def _check_output(out: Path) -> None:
-    """Before any rendering: the output's nearest existing ancestor must be a writable folder."""
-    import os
-
-    parent = out.parent if out.suffix else out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise FourdError(f"cannot write the output: {parent} is a file, not a folder", out, "choose another --out")
-    if not os.access(parent, os.W_OK):
-        raise FourdError("cannot write the output here (permission denied)", out, "choose a writable --out")
 
 
 def write_video(frames: list[np.ndarray], out: Path, fps: float) -> Path:
@@ -112,20 +98,18 @@ def write_video(frames: list[np.ndarray], out: Path, fps: float) -> Path:
 
 
 def write_pngs(frames: list[np.ndarray], out: Path) -> Path:
-    import cv2
-
-    from fourd.io import atomic_write_bytes
+    from fourd.io import write_png
 
     out.mkdir(parents=True, exist_ok=True)
     for i, f in enumerate(frames):
-        atomic_write_bytes(out / f"{i:06d}.png", cv2.imencode(".png", f[..., ::-1])[1].tobytes())
+        write_png(out / f"{i:06d}.png", f)
     return out
 
 
 def render_job(job: RenderJob, out: Path, fps: float, workers: int = 0, ray_address: str | None = None,
                chunk: int = 16) -> tuple[Path, list[np.ndarray]]:
     """Render a job serially (workers=0) or as Ray tasks; write MP4 (out.mp4) or PNGs (a folder)."""
-    _check_output(out)
+    check_output(out, "file" if out.suffix else "folder", (job.scene,))
     idx = list(range(job.n_frames))
     if workers or ray_address:
         frames = render_ray(job, idx, workers, ray_address, chunk)
@@ -189,3 +173,36 @@ def checksum(frames: list[np.ndarray]) -> str:
 
 def log_render(out: Path, n: int, fps: float, size: tuple[int, int]) -> None:
     log(f"rendered {n} frames at {size[0]}×{size[1]}, {fps:g} fps → {out}")
+
+
+def render_request(scene: Path, out: Path, path: Path | None = None, orbit: bool = False, spiral: bool = False,
+                   frames: int = 120, fps: float = 30.0, size: str | None = None, K: int = 8,
+                   background: tuple[float, float, float] | None = None, workers: int = 0,
+                   ray_address: str | None = None, chunk: int = 16) -> tuple[Path, int, float, tuple[int, int]]:
+    """What ``fourd render`` asks for, checked before any rendering: a camera path file, or a
+    generated orbit/spiral of ``frames`` at ``fps``; returns (output, frames, fps, (W, H))."""
+    from fourd.config import parse_size
+    from fourd.offline.paths import check_path_timing, default_orbit
+
+    if sum([path is not None, orbit, spiral]) != 1:
+        raise FourdError("choose exactly one of --path FILE, --orbit, --spiral", "--path", "pass one of them")
+    check_path_timing(frames, fps)
+    if not 1 <= K <= 64:
+        raise FourdError(f"--K must be in 1..64, got {K}", "--K", "composite 1 to 16 points per pixel")
+    if chunk < 1 or workers < 0:
+        raise FourdError("--chunk must be ≥ 1 and --workers ≥ 0", "--chunk", "use e.g. --workers 2 --chunk 16")
+    wh = parse_size(size) if size else None
+    if not (scene / "config.json").is_file():  # a scene (not a run): a bad one is refused before rendering
+        from fourd.viewer.scene import open_scene
+
+        open_scene(scene)
+    if path is not None:
+        cp = CameraPath.load(path)
+        n, fps = cp.n_frames(), cp.fps
+    else:
+        cp, n = default_orbit(scene, frames, spiral, fps, wh), frames
+    job = RenderJob(str(scene), cp.to_json(), n, wh[0] if wh else None, wh[1] if wh else None, K, background)
+    result, imgs = render_job(job, out, fps, workers, ray_address, chunk)
+    size_out = (imgs[0].shape[1], imgs[0].shape[0])
+    log_render(result, len(imgs), fps, size_out)
+    return result, len(imgs), fps, size_out

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -22,12 +21,10 @@ from fourd.console import log, progress
 from fourd.datasets import open_dataset
 from fourd.errors import FourdError
 from fourd.io import atomic_write_text
-from fourd.model.model import FourDModel
-from fourd.render.rasterize import GLRasterizer, rasterize_points
-from fourd.structures.fragments import RasterSettings
 from fourd.structures.points import PointSequence
 from fourd.train.checkpoint import load_checkpoint, save_checkpoint
-from fourd.train.data import ViewSampler, split_cameras
+from fourd.train.data import split_cameras
+from fourd.train.run import build_run, points_path
 from fourd.train.losses import lpips_distance, mask_loss, psnr
 
 
@@ -36,6 +33,10 @@ def _dist_info() -> tuple[int, int]:
 
 
 class Trainer:
+    """The optimization of a run: builds the run (carving first when it has no points), then
+    steps, checkpoints, evaluates and resumes. Everything that only *uses* a trained model takes
+    a :class:`~fourd.train.run.Run` from :func:`~fourd.train.run.load_run` instead."""
+
     def __init__(self, cfg: TrainConfig):
         torch.set_flush_denormal(True)
         self.cfg = cfg
@@ -44,42 +45,41 @@ class Trainer:
             torch.distributed.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
         self.device = torch.device(cfg.device)
         self.out = Path(cfg.out)
-        self.video = open_dataset(cfg.dataset, cfg.data_root)
-        self.video._cache.max_bytes = 2 << 30
-        self.train_cams, self.eval_cams = split_cameras(self.video, cfg.eval_cams)
+        video = open_dataset(cfg.dataset, cfg.data_root, cache_bytes=2 << 30)
+        split_cameras(video, cfg.eval_cams)  # bad --eval-cams: refuse before writing or carving
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / "config.json", to_json(cfg))
-        self.points = self._initial_points()
-        self.spacing = float(self.points.meta.get("spacing", self._spacing_guess()))
-        lo, hi = (torch.tensor(b) for b in self.points.meta["bounds"])
-        torch.manual_seed(cfg.seed)
-        self.model = FourDModel(cfg.model, self.points, lo, hi, self.spacing).to(self.device)
+        self.run = build_run(cfg, self._initial_points(video), self.out, video)
+        self.model = self.run.model
+        self.video, self.train_cams, self.eval_cams = video, self.run.train_cams, self.run.eval_cams
+        self.sampler, self.settings, self.bg = self.run.sampler, self.run.settings, self.run.background
         self.net = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
         pos = [self.model.positions]
         rest = [p for n, p in self.model.named_parameters() if n != "positions"]
-        self.optimizer = torch.optim.Adam([{"params": pos, "lr": cfg.lr_points * self.spacing},
+        self.optimizer = torch.optim.Adam([{"params": pos, "lr": cfg.lr_points * self.run.spacing},
                                            {"params": rest, "lr": cfg.lr}], eps=1e-15)
         gamma = cfg.lr_decay ** (1.0 / max(cfg.steps, 1))
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
-        self.sampler = ViewSampler(self.video, self.train_cams, cfg, self.device)
-        self.gl = GLRasterizer() if cfg.rasterizer in ("auto", "gl") else None
-        self.step = 0
-        self.bg = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
-        self.settings = self._raster_settings()
         self.writer = None
         self._zfront: dict = {}
 
+    @property
+    def step(self) -> int:
+        return self.run.step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.run.step = value
+
     # ------------------------------------------------------------------ set-up
-    def _initial_points(self) -> PointSequence:
+    def _initial_points(self, video) -> PointSequence:
         cfg = self.cfg
-        if cfg.points_file:
-            return PointSequence.load(cfg.points_file)
-        path = self.out / "carve" / "points.safetensors"
-        if path.is_file():
+        path = points_path(cfg, self.out)
+        if path.is_file() or cfg.points_file:
             return PointSequence.load(path)
         if self.world > 1:
             raise FourdError("distributed training needs carved points first", path,
@@ -88,32 +88,15 @@ class Trainer:
 
         log("carving the capture to initialize the points")
         carve_cfg = dataclasses.replace(cfg.carve, device=cfg.device)
-        seq, report = carve_sequence(self.video, carve_cfg, path.parent)
+        seq, report = carve_sequence(video, carve_cfg, path.parent)
         seq.meta["spacing"] = float(sum(f["spacing"] for f in report["frames"]) / len(report["frames"]))
         seq.save(path)
         return seq
 
-    def _spacing_guess(self) -> float:
-        lo, hi = (torch.tensor(b) for b in self.points.meta["bounds"])
-        n = self.points.counts[0]
-        return float((hi - lo).norm() / math.sqrt(n) * 0.5)
-
-    def _raster_settings(self) -> RasterSettings:
-        c = self.video.cameras.centers
-        lo, hi = (torch.tensor(b) for b in self.points.meta["bounds"])
-        d = (c - (lo + hi) / 2).norm(dim=1)
-        r = float((hi - lo).norm() / 2)
-        return RasterSettings(K=self.cfg.K, near=max(1e-3, float(d.min()) - 2 * r), far=float(d.max()) + 2 * r,
-                              background=tuple(self.cfg.background))
-
-    def rasterize(self, pts, radii, camera, settings):
-        return rasterize_points(pts, radii, camera, settings, backend=self.cfg.rasterizer, gl=self.gl)
-
     # --------------------------------------------------------------- steps
     def render(self, frame: int, camera, exclude: str | None, baseline: bool = False, net=None,
                reuse_visibility: bool = False):
-        slot = self.model.slot(frame)
-        sources = self.sampler.sources(frame, camera, exclude, self.cfg.model.source_views)
+        sources = self.run.sources(frame, camera, exclude)
         # training reuses the source views' depth maps (for visibility) for a while: they change
         # slowly; a render for evaluation or display draws them fresh, as a bake does
         if reuse_visibility:
@@ -121,7 +104,7 @@ class Trainer:
                 hit = self._zfront.get((frame, s.name, baseline))
                 if hit is not None and self.step - hit[1] < self.cfg.visibility_refresh:
                     s.zfront = hit[0]
-        out = (net or self.model)(slot, camera, sources, self.settings, self.rasterize, self.bg, baseline)
+        out = self.run.render(frame, camera, exclude, baseline, sources, net)
         if reuse_visibility:
             for s in sources:
                 key = (frame, s.name, baseline)
@@ -170,7 +153,7 @@ class Trainer:
             return
         d = self.out / "checkpoints"
         p = save_checkpoint(d / f"step_{self.step:07d}.pt", self.step, self.model, self.optimizer, self.scheduler,
-                            self.gen, to_json(self.cfg), {"spacing": self.spacing})
+                            self.gen, to_json(self.cfg), {"spacing": self.run.spacing})
         atomic_write_text(d / "latest.txt", p.name)
         for old in sorted(d.glob("step_*.pt"))[:-2]:  # keep the last two
             old.unlink()
@@ -217,11 +200,11 @@ class Trainer:
                     if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
                         self.save()
                     if self.rank == 0 and cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
-                        m = evaluate(self, self.out / "eval" / f"step_{self.step:07d}", frames=cfg.eval_frames)
+                        m = evaluate(self.run, self.out / "eval" / f"step_{self.step:07d}", frames=cfg.eval_frames)
                         self._log_eval(m, logf, t0)
             result = {"steps": self.step, "train": last}
             if self.rank == 0:
-                m = evaluate(self, self.out / "eval" / "final", frames=cfg.eval_frames)
+                m = evaluate(self.run, self.out / "eval" / "final", frames=cfg.eval_frames)
                 self._log_eval(m, logf, t0)
                 result["eval"] = m
             return result

@@ -17,7 +17,7 @@ import numpy as np
 
 from fourd.console import log
 from fourd.errors import FourdError
-from fourd.io import atomic_write_bytes, atomic_write_text
+from fourd.io import write_png
 from fourd.viewer.controls import Controls
 from fourd.viewer.scene import Scene
 from fourd.viewer.state import OrbitCamera, ViewerState
@@ -129,20 +129,20 @@ class ViewerApp:
     # ------------------------------------------------------------- actions
     def screenshot(self) -> Path:
         """Full-quality render of the current view to a PNG."""
-        import cv2
-
         w, h = self._fb_size()
         self._render(w, h, self.state.K)
-        self.screenshot_dir.mkdir(parents=True, exist_ok=True)
         path = self.screenshot_dir / f"fourd_{len(self.screenshots):03d}_frame{self.scene.frames[self.state.frame]:06d}.png"
-        atomic_write_bytes(path, cv2.imencode(".png", self.renderer.read()[..., ::-1])[1].tobytes())
+        write_png(path, self.renderer.read())
         self.screenshots.append(str(path))
         self.state.message = f"saved {path}"
         return path
 
     def save_path(self) -> Path:
-        data = {"version": 1, "interpolation": "catmull_rom", "fps": self.state.fps, "keyframes": self.state.keyframes}
-        atomic_write_text(self.path_file, json.dumps(data, indent=2))
+        from fourd.offline.paths import CameraPath, Keyframe
+        from fourd.structures.cameras import Cameras
+
+        keys = [Keyframe(k["time"], Cameras.from_dict(k), k["frame"]) for k in self.state.keyframes]
+        CameraPath(keys, "catmull_rom", self.state.fps).save(self.path_file)
         self.state.message = f"camera path → {self.path_file}"
         return self.path_file
 
@@ -225,14 +225,13 @@ class ViewerApp:
         return self.summary()
 
     def _capture_window(self, W: int, H: int) -> None:
-        import cv2
         from OpenGL import GL
 
         GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, 0)
         GL.glReadBuffer(GL.GL_BACK)
         GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
         buf = np.frombuffer(GL.glReadPixels(0, 0, W, H, GL.GL_RGB, GL.GL_UNSIGNED_BYTE), np.uint8).reshape(H, W, 3)
-        atomic_write_bytes(self.window_capture, cv2.imencode(".png", buf[::-1, :, ::-1])[1].tobytes())
+        write_png(self.window_capture, buf[::-1])
 
     def _apply(self, e: dict) -> None:
         """Scripted input, fed through the same handlers as real events."""
@@ -266,3 +265,32 @@ class ViewerApp:
         glfw.destroy_window(self.window)
         glfw.terminate()
         log("viewer closed")
+
+
+def run_viewer(scene: Scene, scene_path: Path, size: tuple[int, int], t: int = 0, K: int = 8, mode: str = "rgb",
+               camera: str | None = None, script: Path | None = None, max_frames: int | None = None,
+               screenshot_dir: Path = Path("screenshots"), state_out: Path | None = None,
+               window_capture: Path | None = None) -> dict:
+    """Open the viewer on ``scene`` at frame index ``t`` (from capture camera ``camera`` when
+    named), play until closed (or ``max_frames``), optionally replaying a JSON ``script`` of input
+    events; returns (and writes to ``state_out``) the final state."""
+    app = ViewerApp(scene, size[0], size[1], f"fourd — {Path(scene_path).name}")
+    app.screenshot_dir, app.window_capture = screenshot_dir, window_capture
+    app.state.time, app.state.K, app.state.mode = float(t), K, mode
+    if camera is not None and scene.cameras is not None and camera in scene.cameras.names:
+        app.controls.snap(scene.cameras.names.index(camera))
+    events = None
+    if script is not None:
+        try:
+            events = json.loads(Path(script).read_text())
+        except (OSError, ValueError) as e:
+            raise FourdError(f"cannot read the event script ({e})", script, "give a JSON list of events") from None
+    try:
+        summary = app.run(max_frames, events)
+    finally:
+        app.close()
+    if state_out:
+        from fourd.io import write_json
+
+        write_json(state_out, summary)
+    return summary

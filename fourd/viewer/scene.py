@@ -39,7 +39,7 @@ class BakedScene(Scene):
         m = self.seq.cameras
         cams = None
         if m.get("names"):
-            cams = Cameras(m["K"], m["R"], m["T"], m["H"], m["W"], names=m["names"])
+            cams = Cameras.from_dict(m)  # D too, where the file has it
         lo, hi = self.seq.lo.numpy(), self.seq.hi.numpy()
         super().__init__(self.seq.frames, self.seq.fps, cams, m.get("near", 0.01), m.get("far", 100.0),
                          self.seq.background, (lo, hi), m.get("held_out"))

@@ -107,9 +107,9 @@ def test_view_tables_need_a_view_independent_blend():
     from fourd.errors import FourdError
     from fourd.model.appearance import Appearance
 
-    tr = SimpleNamespace(model=SimpleNamespace(appearance=Appearance(8, view_input=True)), cfg=SimpleNamespace(out="run"))
+    run = SimpleNamespace(model=SimpleNamespace(appearance=Appearance(8, view_input=True)), path="run")
     with pytest.raises(FourdError, match="compact"):
-        bake_frame_views(tr, 0)
+        bake_frame_views(run, 0)
 
 
 def test_old_configs_keep_the_direction_input():

@@ -67,7 +67,7 @@ def test_view_dependent_prompts():
 
 def test_generate_sds_command_writes_a_scene_that_bakes_and_renders(tiny_sd, tmp_path):
     out = tmp_path / "gen"
-    assert main(["--quiet", "generate", "--method", "sds", "--prompt", "a small red fox", "--prior", str(tiny_sd),
+    assert main(["--quiet", "generate", "sds", "--prompt", "a small red fox", "--prior", str(tiny_sd),
                  "--iterations", "3", "--points", "400", "--resolution", "24", "--out", str(out)]) == 0
     for name in ("points.safetensors", "preview.png", "config.json", "metrics.json", "ply/000000.ply"):
         assert (out / name).is_file(), name
@@ -86,7 +86,7 @@ def test_sds_bad_input(tmp_path, tiny_sd):
     (tmp_path / "not_a_model").mkdir()
     with pytest.raises(FourdError, match="missing: model_index.json"):
         DiffusersPrior(tmp_path / "not_a_model")
-    assert main(["--quiet", "generate", "--method", "sds", "--prompt", "x", "--prior", str(tmp_path / "nope"),
+    assert main(["--quiet", "generate", "sds", "--prompt", "x", "--prior", str(tmp_path / "nope"),
                  "--out", str(tmp_path / "o")]) == 2
-    assert main(["--quiet", "generate", "--method", "dreamfusion"]) == 2
-    assert main(["--quiet", "generate", "--method", "point-e"]) == 2
+    assert main(["--quiet", "generate", "dreamfusion"]) == 2
+    assert main(["--quiet", "generate", "point-e"]) == 2

@@ -39,13 +39,13 @@ def test_shap_e_latent_decodes_to_a_y_up_mesh_on_the_zero_level_set(tiny_shap):
 
 def test_generate_shap_e_command(tiny_shap, tmp_path):
     out = tmp_path / "shap"
-    assert main(["--quiet", "generate", "--method", "shap-e", "--prompt", "a chair", "--model", str(tiny_shap),
+    assert main(["--quiet", "generate", "shap-e", "--prompt", "a chair", "--model", str(tiny_shap),
                  "--steps", "2", "--grid", "32", "--points", "2000", "--out", str(out)]) == 0
     for name in ("mesh.obj", "mesh.glb", "mesh.ply", "points.safetensors", "latent.safetensors"):
         assert (out / name).is_file(), name
     assert Meshes.load(out / "mesh.glb").n_faces > 100
-    assert main(["--quiet", "generate", "--method", "shap-e", "--prompt", "", "--model", str(tiny_shap)]) == 2
-    assert main(["--quiet", "generate", "--method", "shap-e", "--prompt", "x", "--model", str(tmp_path)]) == 2
+    assert main(["--quiet", "generate", "shap-e", "--prompt", "", "--model", str(tiny_shap)]) == 2
+    assert main(["--quiet", "generate", "shap-e", "--prompt", "x", "--model", str(tmp_path)]) == 2
 
 
 def test_load_shap_e_names_missing_parts(tmp_path):

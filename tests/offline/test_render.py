@@ -40,10 +40,10 @@ def test_mp4_decodes_with_frames_size_fps(scene, tmp_path):
 def test_frame_equals_viewer_screenshot(scene, tmp_path):
     import cv2
 
-    from fourd.cli import _default_orbit
+    from fourd.offline.paths import default_orbit
     from fourd.train.losses import psnr
 
-    path = _default_orbit(scene, 8, False, 30.0, "96x64")
+    path = default_orbit(scene, 8, False, 30.0, (96, 64))
     job = RenderJob(str(scene), path.to_json(), 8, K=6)
     frames = render_chunk(job, [5])
     t = path.sample(8)[5]
@@ -59,9 +59,9 @@ def test_frame_equals_viewer_screenshot(scene, tmp_path):
 
 @pytest.mark.slow
 def test_ray_chunks_match_serial_even_when_a_worker_dies(scene, tmp_path, monkeypatch):
-    from fourd.cli import _default_orbit
+    from fourd.offline.paths import default_orbit
 
-    path = _default_orbit(scene, 10, True, 30.0, "64x48")
+    path = default_orbit(scene, 10, True, 30.0, (64, 48))
     job = RenderJob(str(scene), path.to_json(), 10, K=4)
     serial = render_chunk(job, list(range(10)))
     monkeypatch.setenv("FOURD_TEST_FAIL_CHUNK_ONCE", "4")  # the worker rendering frames 4.. dies once
@@ -89,7 +89,7 @@ def test_bad_input_is_refused_before_rendering(scene, tmp_path, capsys):
 
 def test_unwritable_output_is_refused(scene, tmp_path):
     from fourd.errors import FourdError
-    from fourd.offline.video import _check_output
+    from fourd.io import check_output
 
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -99,6 +99,6 @@ def test_unwritable_output_is_refused(scene, tmp_path):
             pytest.skip("running as root: a read-only folder is still writable; the file-as-folder case in "
                         "test_bad_input_is_refused_before_rendering covers the same check")
         with pytest.raises(FourdError, match="permission denied"):
-            _check_output(ro / "v.mp4")
+            check_output(ro / "v.mp4")
     finally:
         ro.chmod(0o700)
