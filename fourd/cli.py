@@ -292,9 +292,8 @@ def add(app: SubcommandApp, commands: dict, group: str | None = None, help: str 
 
 def build_app(args: list[str]) -> SubcommandApp:
     """The command tree; ``args`` choose the defaults of commands with presets (train, fit-mesh)."""
-    from fourd.gen import cli as gen
-
     from fourd.datasets import cli as data
+    from fourd.gen import cli as gen
     from fourd.offline import cli as paths
 
     app = SubcommandApp()

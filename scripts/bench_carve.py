@@ -13,19 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 
 import numpy as np
 import torch
-
-
-def timed(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+from timing import best_of
 
 
 def open3d_carve(grid, cams, masks):
@@ -79,14 +70,14 @@ def main():
     o3d_rule = HullSettings(vote=1.0, min_views=1, sample="open3d")
     for res in args.resolutions:
         grid = Grid.from_bounds(lo, hi, res)
-        t_o3d, vg = timed(lambda: open3d_carve(grid, cams, masks), args.repeat)
+        t_o3d, vg = best_of(lambda: open3d_carve(grid, cams, masks), args.repeat)
         kept_o3d = len(vg.get_voxels())
-        t_c2f, occ = timed(lambda: carve_coarse_to_fine(grid, stack, o3d_rule), args.repeat)
+        t_c2f, occ = best_of(lambda: carve_coarse_to_fine(grid, stack, o3d_rule), args.repeat)
         methods = [("open3d_carve_silhouette", t_o3d, kept_o3d), ("fourd_coarse_to_fine", t_c2f, int(occ.sum()))]
         if res <= 64:
-            t_dense, occ_d = timed(lambda: carve_dense(grid, stack, o3d_rule), 1)
+            t_dense, occ_d = best_of(lambda: carve_dense(grid, stack, o3d_rule), 1)
             methods.append(("fourd_dense_reference", t_dense, int(occ_d.sum())))
-        t_center, occ_c = timed(lambda: carve_coarse_to_fine(grid, stack, HullSettings()), args.repeat)
+        t_center, occ_c = best_of(lambda: carve_coarse_to_fine(grid, stack, HullSettings()), args.repeat)
         methods.append(("fourd_coarse_to_fine_vote0.9_centres", t_center, int(occ_c.sum())))
         for m, t, k in methods:
             rows.append({"method": m, "cameras": len(names), "resolution": res, "seconds": t, "voxels_kept": k,

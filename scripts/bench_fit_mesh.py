@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import torch
+from timing import best_of
 
 
 def raster_rows(repeat: int = 3) -> list[dict]:
@@ -45,13 +45,8 @@ def raster_rows(repeat: int = 3) -> list[dict]:
                                                                face_ids=gl(m.verts, cam))) if gl else None)):
             if fn is None:
                 continue
-            fn()
-            best = float("inf")
-            for _ in range(repeat):
-                t = time.perf_counter()
-                fn()
-                best = min(best, time.perf_counter() - t)
-            row[name] = 1000 * best
+            fn()  # warm-up
+            row[name] = 1000 * best_of(fn, repeat)[0]
         if "gl_ids_ms" in row:
             row["gl_speedup_vs_torch_hard"] = row["torch_hard_ms"] / row["gl_ids_ms"]
         rows.append(row)

@@ -14,9 +14,9 @@ import argparse
 import json
 import math
 import platform
-import time
 
 import torch
+from timing import best_of
 
 
 def scene(n: int, seed: int = 0):
@@ -30,11 +30,8 @@ def scene(n: int, seed: int = 0):
 
 
 def timed(fn, repeat):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
+    """(best milliseconds, result)."""
+    best, out = best_of(fn, repeat)
     return best * 1000, out
 
 

@@ -14,10 +14,10 @@ import argparse
 import json
 import math
 import platform
-import time
 from pathlib import Path
 
 import torch
+from timing import best_of
 
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
 
@@ -65,15 +65,10 @@ def adaptive(r, oc, W: int, H: int, K: int, target_fps: float) -> dict:
 
 
 def timed(fn, repeat=3):
+    """Best milliseconds of a GL render, finished (glFinish) inside the timed region."""
     from OpenGL import GL
 
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        GL.glFinish()
-        best = min(best, time.perf_counter() - t)
-    return best * 1000
+    return best_of(fn, repeat, GL.glFinish)[0] * 1000
 
 
 def rss_mb() -> float:

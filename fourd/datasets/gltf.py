@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fourd.errors import DataError
+from fourd.structures.curves import hermite
 from fourd.structures.rotations import quat_to_matrix, slerp
 
 _COMPONENT = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
@@ -226,10 +227,8 @@ class AnimatedAsset:
         if interp == "STEP":
             return vals[k]
         if interp == "CUBICSPLINE":
-            dt = t1 - t0
-            p0, m0, p1, m1 = vals3[k, 1], vals3[k, 2] * dt, vals3[k + 1, 1], vals3[k + 1, 0] * dt
-            s2, s3 = s * s, s * s * s
-            return (2 * s3 - 3 * s2 + 1) * p0 + (s3 - 2 * s2 + s) * m0 + (-2 * s3 + 3 * s2) * p1 + (s3 - s2) * m1
+            # glTF stores tangents per unit time: the segment's duration scales them
+            return hermite(vals3[k, 1], vals3[k + 1, 1], vals3[k, 2], vals3[k + 1, 0], t1 - t0, s)
         return None if vals is None else (1 - s) * vals[k] + s * vals[k + 1]
 
     def _local_trs(self, t: float) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:

@@ -35,9 +35,9 @@ class BakedRenderer:
         self.ctx = context or headless_context()  # a window's context when the viewer passes one
         from OpenGL import GL
 
-        stages = {"vertex": "baked_points.vert", "fragment": "baked_peel.frag"}
-        self.peel = self.peel_compact = compile_program(stages)
-        self.peel_views = compile_program(stages, {"VIEWS": 1})
+        stages = {"vertex": "baked_points.vert", "fragment": "peel.frag"}
+        self.peel = self.peel_compact = compile_program(stages, {"BAKED": 1})
+        self.peel_views = compile_program(stages, {"BAKED": 1, "VIEWS": 1})
         self.accumulate = compile_program({"vertex": "fullscreen.vert", "fragment": "accumulate.frag"})
         self.present = compile_program({"vertex": "fullscreen.vert", "fragment": "present.frag"})
         self.max_point_size = float(GL.glGetFloatv(GL.GL_POINT_SIZE_RANGE)[1])

@@ -21,7 +21,7 @@ from fourd.gl.context import headless_context
 from fourd.gl.framebuffer import Framebuffer
 from fourd.gl.program import compile_program
 from fourd.structures.cameras import Cameras
-from fourd.structures.fragments import Fragments, RasterSettings
+from fourd.structures.fragments import Fragments, RasterSettings, pixel_d2, project_splats
 
 
 def set_splat_uniforms(prog: int, camera: Cameras, width: int, height: int, near: float, far: float, layer: int,
@@ -66,16 +66,13 @@ def fragments_from_indices(idx: torch.Tensor, points: torch.Tensor, radii: torch
     """Depths and squared distances of the chosen points, by the Fragments contract's formulas."""
     if points.shape[0] == 0:
         return Fragments(idx, torch.full(idx.shape, -1.0), torch.full(idx.shape, -1.0))
-    uv, z = camera.project(points, distort=False)
-    u, v, z = uv[0, :, 0], uv[0, :, 1], z[0]
+    u, v, z, _ = project_splats(points, radii, camera)
     H, W, _ = idx.shape
     valid = idx >= 0
-    safe = idx.clamp_min(0)
-    xs = torch.arange(W, dtype=torch.float32)[None, :, None] + 0.5
-    ys = torch.arange(H, dtype=torch.float32)[:, None, None] + 0.5
-    d2 = (xs - u[safe]) ** 2 + (ys - v[safe]) ** 2
-    neg = torch.tensor(-1.0)
-    return Fragments(idx, torch.where(valid, z[safe], neg), torch.where(valid, d2, neg))
+    d2 = pixel_d2(u, v, idx, torch.arange(W, device=idx.device)[None, :, None],
+                  torch.arange(H, device=idx.device)[:, None, None])
+    neg = torch.tensor(-1.0, device=idx.device)
+    return Fragments(idx, torch.where(valid, z[idx.clamp_min(0)], neg), torch.where(valid, d2, neg))
 
 
 class DepthPeeler:
@@ -152,9 +149,7 @@ class DepthPeeler:
         self._n_huge = 0
         if self.n_points == 0:
             return
-        uv, z = camera.project(self._points, distort=False)
-        u, v, z = uv[0, :, 0], uv[0, :, 1], z[0]
-        r = camera.K[0, 1, 1] * self._radii / z
+        u, v, z, r = project_splats(self._points, self._radii, camera)
         W, H = self.width, self.height
         off = (u < 0) | (v < 0) | (u >= W) | (v >= H)
         reaches = (u + r > 0) & (v + r > 0) & (u - r < W) & (v - r < H)

@@ -23,13 +23,8 @@ import torch
 
 from fourd.errors import FourdError
 from fourd.structures.cameras import Cameras
+from fourd.structures.curves import hermite
 from fourd.structures.rotations import matrix_to_quat, quat_to_matrix, slerp
-
-
-def hermite(p0, p1, m0, m1, h: float, s: float) -> np.ndarray:
-    """Cubic Hermite on a segment of duration h at fraction s, tangents m0, m1 per unit time."""
-    s2, s3 = s * s, s * s * s
-    return (2 * s3 - 3 * s2 + 1) * p0 + (s3 - 2 * s2 + s) * h * m0 + (-2 * s3 + 3 * s2) * p1 + (s3 - s2) * h * m1
 
 
 @dataclass

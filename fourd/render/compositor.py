@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from fourd.structures.cameras import Cameras
-from fourd.structures.fragments import Fragments
+from fourd.structures.fragments import Fragments, pixel_d2, project_splats
 
 
 @dataclass
@@ -37,19 +37,14 @@ def composite(fragments: Fragments, points: Tensor, radii: Tensor, densities: Te
         raise ValueError(f"radii [P], densities [P], colors [P, C] expected for P={P}, got "
                          f"{list(radii.shape)}, {list(densities.shape)}, {list(colors.shape)}")
     H, W, K = fragments.shape
-    cam = camera.to(points.device, points.dtype)
-    uv, z = cam.project(points, distort=False)
-    u, v, z = uv[0, :, 0], uv[0, :, 1], z[0]
-    r_px = cam.K[0, 1, 1] * radii / z
+    u, v, z, r_px = project_splats(points, radii, camera.to(points.device, points.dtype))
     # work only on pixels some point covers (the subject is usually a fraction of the frame)
     covered = fragments.idx[..., 0] >= 0
     ys, xs = covered.nonzero(as_tuple=True)
     idx = fragments.idx[ys, xs]  # [M, K]
     valid = idx >= 0
     safe = idx.clamp_min(0)
-    px = xs.to(points.dtype)[:, None] + 0.5
-    py = ys.to(points.dtype)[:, None] + 0.5
-    d2 = (px - u[safe]) ** 2 + (py - v[safe]) ** 2
+    d2 = pixel_d2(u, v, idx, xs[:, None], ys[:, None])
     alpha = (densities[safe] * (1 - d2 / r_px[safe] ** 2)).clamp(0, 1) * valid
     trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha], -1), -1)  # [M, K+1]
     w = alpha * trans[:, :-1]

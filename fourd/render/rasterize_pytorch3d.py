@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fourd.render.rasterize_torch import project_splats
+from fourd.render.rasterize_torch import drawable_splats
 from fourd.structures.cameras import Cameras
 from fourd.structures.fragments import Fragments, RasterSettings
 
@@ -22,7 +22,7 @@ def rasterize_points_pytorch3d(points: Tensor, radii: Tensor, camera: Cameras, s
         raise ImportError("the pytorch3d backend needs pytorch3d (see https://github.com/facebookresearch/pytorch3d "
                           "INSTALL.md); use backend='gl' or 'torch' instead") from None
     H, W = int(camera.H[0]), int(camera.W[0])
-    u, v, z, r, ok = project_splats(points.float(), radii.float(), camera.to(points.device), settings)
+    u, v, z, r, ok = drawable_splats(points.float(), radii.float(), camera.to(points.device), settings)
     # pytorch3d screen NDC: +x left, +y up, the shorter side spans [-1, 1], pixel centres at half steps
     S = min(H, W)
     x_ndc = -(u - W / 2) * 2 / S

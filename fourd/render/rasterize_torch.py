@@ -11,16 +11,16 @@ import torch
 from torch import Tensor
 
 from fourd.structures.cameras import Cameras
-from fourd.structures.fragments import Fragments, RasterSettings
+from fourd.structures.fragments import Fragments, RasterSettings, project_splats
 
 
-def project_splats(points: Tensor, radii: Tensor, camera: Cameras, settings: RasterSettings):
-    """(u [P], v [P], z [P], r_px [P], drawable [P]) for one camera, as every backend defines them."""
-    uv, z = camera.project(points, distort=False)
-    uv, z = uv[0], z[0]
-    r_px = camera.K[0, 1, 1] * radii / z
-    ok = (z > settings.near) & (z < settings.far) & (r_px > 0) & torch.isfinite(uv).all(-1) & torch.isfinite(r_px)
-    return uv[:, 0], uv[:, 1], z, r_px, ok
+def drawable_splats(points: Tensor, radii: Tensor, camera: Cameras, settings: RasterSettings):
+    """(u [P], v [P], z [P], r_px [P], drawable [P]) for one camera: :func:`project_splats` and
+    the contract's near/far and finiteness rule."""
+    u, v, z, r_px = project_splats(points, radii, camera)
+    ok = (z > settings.near) & (z < settings.far) & (r_px > 0) & torch.isfinite(u) & torch.isfinite(v) \
+        & torch.isfinite(r_px)
+    return u, v, z, r_px, ok
 
 
 def check_inputs(points: Tensor, radii: Tensor, camera: Cameras) -> Tensor:
@@ -46,7 +46,7 @@ def rasterize_points_torch(points: Tensor, radii: Tensor, camera: Cameras, setti
     frags = Fragments.empty(H, W, K, dev)
     if points.shape[0] == 0:
         return frags
-    u, v, z, r, ok = project_splats(points.float(), radii.float(), camera.to(dev), settings)
+    u, v, z, r, ok = drawable_splats(points.float(), radii.float(), camera.to(dev), settings)
     # pixel x is covered only if |x + ½ − u| < r: x ∈ [ceil(u − r − ½), floor(u + r − ½)]
     x0 = torch.ceil(u - r - 0.5).clamp(0, W - 1)
     x1 = torch.floor(u + r - 0.5).clamp(-1, W - 1)

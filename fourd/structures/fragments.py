@@ -16,6 +16,22 @@ import torch
 from torch import Tensor
 
 
+def project_splats(points: Tensor, radii: Tensor, camera) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The contract's projection of points [P, 3] with world radii [P] by one camera: pixel centre
+    (u [P], v [P]), depth z [P] and pixel radius r_px = f_y · r / z [P]. Every rasterizer, the
+    compositor and the GL peeler's read-back use this one definition."""
+    uv, z = camera.project(points, distort=False)
+    z = z[0]
+    return uv[0, :, 0], uv[0, :, 1], z, camera.K[0, 1, 1].to(z) * radii / z
+
+
+def pixel_d2(u: Tensor, v: Tensor, idx: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
+    """Squared distance from the pixel centres (xs + ½, ys + ½) to the splat centres of ``idx``
+    (−1 entries give a finite, unused value)."""
+    safe = idx.clamp_min(0)
+    return (xs.to(u.dtype) + 0.5 - u[safe]) ** 2 + (ys.to(u.dtype) + 0.5 - v[safe]) ** 2
+
+
 @dataclass
 class RasterSettings:
     K: int = 8

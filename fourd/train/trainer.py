@@ -24,8 +24,8 @@ from fourd.io import atomic_write_text
 from fourd.structures.points import PointSequence
 from fourd.train.checkpoint import load_checkpoint, save_checkpoint
 from fourd.train.data import split_cameras
-from fourd.train.run import build_run, points_path
 from fourd.train.losses import lpips_distance, mask_loss, psnr
+from fourd.train.run import build_run, points_path
 
 
 def _dist_info() -> tuple[int, int]:

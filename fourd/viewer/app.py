@@ -22,6 +22,7 @@ from fourd.viewer.controls import Controls
 from fourd.viewer.scene import Scene
 from fourd.viewer.state import OrbitCamera, ViewerState
 
+
 def _key_names():
     import glfw
 
@@ -43,8 +44,8 @@ class WindowContext:
 
 class ViewerApp:
     def __init__(self, scene: Scene, width: int = 1280, height: int = 720, title: str = "fourd"):
-        import imgui_bundle  # noqa: F401  (before glfw: it decides which GLFW library pyglfw loads)
         import glfw
+        import imgui_bundle  # noqa: F401  (before glfw: it decides which GLFW library pyglfw loads)
         from imgui_bundle import imgui
         from imgui_bundle.python_backends.glfw_backend import GlfwRenderer
 
