@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fourd.datasets.base import MultiViewVideo
-from fourd.io import atomic_write_bytes
+from fourd.io import write_png
 
 
 def _evenly(items: list, n: int) -> list:
@@ -104,8 +104,7 @@ def contact_sheet(video: MultiViewVideo, out: str | Path, max_cameras: int = 24,
     sheet = np.full((H, side + 8 + grid.shape[1], 3), 12, np.uint8)
     sheet[:side, :side] = plot
     sheet[:grid.shape[0], side + 8:] = grid
-    ok, buf = cv2.imencode(".png", sheet[..., ::-1])
-    return atomic_write_bytes(out, buf.tobytes())
+    return write_png(out, sheet)
 
 
 def log_info(info: dict) -> None:

@@ -266,7 +266,7 @@ def _grid(images, cols: int = 4) -> np.ndarray:
 def fit_mesh(cfg: FitMeshConfig) -> dict:
     """Run the fit; writes mesh.obj (+ texture), mesh.glb, renders.png, metrics.json into cfg.out."""
     from fourd.datasets import open_dataset
-    from fourd.io import atomic_write_bytes, atomic_write_text
+    from fourd.io import atomic_write_text, write_png
 
     if cfg.iterations < 0:
         raise FourdError("--iterations must be ≥ 0 (0 evaluates the starting mesh)")
@@ -349,10 +349,8 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
     world = mesh.with_verts(mesh.verts * scale + torch.tensor(center, dtype=torch.float32))
     world.save(cfg.out / "mesh.obj")
     world.save(cfg.out / "mesh.glb")
-    import cv2
 
-    ok, png = cv2.imencode(".png", cv2.cvtColor(_grid(images), cv2.COLOR_RGB2BGR))
-    atomic_write_bytes(cfg.out / "renders.png", png.tobytes())
+    write_png(cfg.out / "renders.png", _grid(images))
     result = {"iou": m["iou"], "iou_min": m["iou_min"], "psnr": m["psnr"], "iterations": cfg.iterations,
               "seconds": seconds, "ms_per_iteration": 1000 * seconds / max(cfg.iterations, 1),
               "vertices": mesh.n_verts, "faces": mesh.n_faces, "views": len(targets), "eval_views": len(evals),

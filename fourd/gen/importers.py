@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from fourd.errors import DataError
-from fourd.structures.mesh import MESH_SUFFIXES, Meshes
+from fourd.structures.mesh import Meshes
+from fourd.structures.mesh_io import MESH_SUFFIXES
 from fourd.structures.points import PointSequence
 
 Z_UP_TO_Y_UP = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # (x, y, z) → (x, z, −y)

@@ -310,9 +310,8 @@ def run_sds(cfg: SDSConfig, prior=None) -> SDSResult:
 @torch.no_grad()
 def write_preview(cloud: SplatCloud, cfg: SDSConfig, path: Path, n: int = 8, size: int = 128) -> Path:
     """Albedo (top) and textureless (bottom) renders from n azimuths."""
-    import cv2
 
-    from fourd.io import atomic_write_bytes
+    from fourd.io import write_png
 
     rows = []
     for shading in ("albedo", "textureless"):
@@ -326,8 +325,7 @@ def write_preview(cloud: SplatCloud, cfg: SDSConfig, path: Path, n: int = 8, siz
             tiles.append(img.clamp(0, 1).cpu().numpy())
         rows.append(np.concatenate(tiles, 1))
     grid = (np.concatenate(rows, 0) * 255).round().astype(np.uint8)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    return atomic_write_bytes(path, png.tobytes())
+    return write_png(path, grid)
 
 
 def generate_sds(cfg: SDSConfig, prior=None) -> dict:

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from fourd.errors import FourdError
-from fourd.structures.mesh import Meshes, marching_cubes
+from fourd.structures.isosurface import marching_cubes
+from fourd.structures.mesh import Meshes
 
 SHAP_E_HELP = ("download Shap-E in diffusers format to a local folder, e.g. "
                "`huggingface-cli download openai/shap-e --local-dir models/shap-e` on a machine with network "

@@ -34,8 +34,8 @@ def _import_gl_for_egl():
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         # Mesa's default EGL display needs an X/Wayland server; surfaceless needs nothing.
         os.environ.setdefault("EGL_PLATFORM", "surfaceless")
-    from OpenGL import EGL  # noqa: F401
     import OpenGL.GL  # noqa: F401
+    from OpenGL import EGL  # noqa: F401
 
     return EGL
 

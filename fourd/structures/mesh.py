@@ -1,12 +1,9 @@
 """``Meshes``: one triangle mesh with optional UV texture or vertex colours.
 
-Reading and writing go through trimesh (OBJ, GLB/glTF, PLY, OFF, STL). Also here: the
-icosphere the mesh fitter starts from, area-weighted surface sampling into a one-frame
-:class:`PointSequence`, and two ways to turn a signed distance field into triangles —
-marching cubes on a dense grid (scikit-image) and marching tetrahedra on a tetrahedral grid
-(the extraction step of DMTet / GET3D, differentiable in the vertex positions and SDF).
-
-Convention: the SDF is negative inside.
+The container: geometry queries (normals, areas, edges, adjacency, Laplacian), subdivision,
+texture lookup, area-weighted surface sampling into a one-frame :class:`PointSequence`, and the
+icosphere the mesh fitter starts from. Beside it: files in :mod:`fourd.structures.mesh_io`
+(trimesh: OBJ, GLB/glTF, PLY, OFF, STL) and SDF → triangles in :mod:`fourd.structures.isosurface`.
 """
 
 from __future__ import annotations
@@ -20,9 +17,6 @@ import torch
 from torch import Tensor
 
 from fourd.errors import DataError
-from fourd.io import atomic_write_bytes
-
-MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".off", ".stl")
 
 
 @dataclass
@@ -197,83 +191,19 @@ class Meshes:
             "colors": [colors.float().cpu()], "normals": [normals.float().cpu()], "radius": [radius.float()]},
             meta={"source": "mesh"})
 
-    # ------------------------------------------------------------ files
+    # ------------------------------------------------------------ files (fourd.structures.mesh_io)
     @classmethod
     def load(cls, path: str | Path) -> "Meshes":
-        import trimesh
+        """Read OBJ, GLB/glTF, PLY, OFF or STL (see :mod:`fourd.structures.mesh_io`)."""
+        from fourd.structures.mesh_io import load_mesh
 
-        path = Path(path)
-        if not path.is_file():
-            raise DataError("mesh file not found", path, "check the path")
-        try:
-            m = trimesh.load(str(path), force="mesh", process=False)
-        except Exception as e:  # noqa: BLE001 - trimesh raises many kinds
-            raise DataError(f"cannot read the mesh ({type(e).__name__}: {e})", path,
-                            "export it as OBJ, GLB or PLY") from None
-        if not isinstance(m, trimesh.Trimesh) or m.faces is None or len(m.faces) == 0:
-            raise DataError("the file has no triangles", path, "pass a mesh; point clouds go through `fourd import`")
-        return from_trimesh(m).validate(path)
-
-    def to_trimesh(self):
-        import trimesh
-        from PIL import Image
-
-        v = self.verts.detach().cpu().double().numpy()
-        f = self.faces.cpu().numpy()
-        if self.texture is not None and self.face_uvs is not None:
-            # trimesh keeps one UV per vertex: one vertex per distinct (position, UV) pair
-            uv = self.face_uvs.detach().cpu().double().numpy().reshape(-1, 2)
-            corners = np.concatenate([v[f].reshape(-1, 3), uv], 1)
-            uniq, inv = np.unique(corners, axis=0, return_inverse=True)
-            img = Image.fromarray((self.texture.detach().cpu().clamp(0, 1).numpy() * 255).round().astype(np.uint8))
-            material = trimesh.visual.material.SimpleMaterial(image=img, diffuse=(255, 255, 255, 255))
-            visual = trimesh.visual.TextureVisuals(uv=uniq[:, 3:], image=img, material=material)
-            return trimesh.Trimesh(uniq[:, :3], inv.reshape(-1, 3), visual=visual, process=False)
-        colors = None
-        if self.vertex_colors is not None:
-            c = (self.vertex_colors.detach().cpu().clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-            colors = np.concatenate([c, np.full((len(c), 1), 255, np.uint8)], 1)
-        return trimesh.Trimesh(v, f, vertex_colors=colors, process=False)
+        return load_mesh(path)
 
     def save(self, path: str | Path) -> Path:
         """Write OBJ (+ .mtl and texture PNG beside it), GLB or PLY by the suffix."""
-        import trimesh.exchange.export as tx
+        from fourd.structures.mesh_io import save_mesh
 
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in (".obj", ".glb", ".ply", ".off", ".stl"):
-            raise DataError(f"unsupported mesh format '{suffix}'", path, "use .obj, .glb or .ply")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        m = self.to_trimesh()
-        if suffix == ".obj":
-            if m.visual.kind == "texture":
-                m.visual.material.name = path.stem  # texture file <stem>.png beside the OBJ
-            files = tx.export_obj(m, include_texture=True, return_texture=True, mtl_name=f"{path.stem}.mtl")
-            text, extra = files if isinstance(files, tuple) else (files, {})
-            for name, data in extra.items():
-                atomic_write_bytes(path.parent / name, data)
-            return atomic_write_bytes(path, text.encode())
-        if suffix != ".glb" and m.visual.kind == "texture":
-            m.visual = m.visual.to_color()  # PLY/OFF/STL carry no image: bake the texture into vertex colours
-        return atomic_write_bytes(path, m.export(file_type=suffix[1:]))
-
-
-def from_trimesh(m) -> Meshes:
-    verts = torch.from_numpy(np.asarray(m.vertices, np.float32))
-    faces = torch.from_numpy(np.asarray(m.faces, np.int64))
-    face_uvs = texture = colors = None
-    vis = m.visual
-    if vis.kind == "texture" and getattr(vis, "uv", None) is not None:
-        img = getattr(vis.material, "baseColorTexture", None) or getattr(vis.material, "image", None)
-        if img is not None:
-            tex = np.asarray(img.convert("RGB"), np.float32) / 255.0
-            texture = torch.from_numpy(tex)
-            face_uvs = torch.from_numpy(np.asarray(vis.uv, np.float32))[faces]
-        else:
-            vis = vis.to_color()
-    if texture is None and vis.kind in ("vertex", "face"):
-        colors = torch.from_numpy(np.asarray(vis.vertex_colors)[:, :3].astype(np.float32) / 255.0)
-    return Meshes(verts, faces, face_uvs, texture, colors)
+        return save_mesh(self, path)
 
 
 def sample_texture(texture: Tensor, uv: Tensor) -> Tensor:
@@ -318,108 +248,3 @@ def icosphere(level: int = 4, radius: float = 1.0, center=(0.0, 0.0, 0.0), textu
 
 
 # ---------------------------------------------------------------- SDF → mesh
-def marching_cubes(sdf: Tensor | np.ndarray, lo, hi, level: float = 0.0) -> Meshes:
-    """Dense SDF grid [X, Y, Z] (index (i, j, k) at lo + (i, j, k)·(hi − lo)/(n − 1)) → mesh with
-    outward-facing triangles, through scikit-image."""
-    from skimage.measure import marching_cubes as mc
-
-    s = np.asarray(sdf.detach().cpu() if isinstance(sdf, Tensor) else sdf, np.float32)
-    if s.ndim != 3 or min(s.shape) < 2:
-        raise ValueError(f"marching_cubes: need a 3-D grid, got shape {s.shape}")
-    if not (s.min() < level < s.max()):
-        raise ValueError("marching_cubes: the SDF has no zero crossing in the grid (nothing to extract)")
-    lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
-    spacing = (hi - lo) / (np.asarray(s.shape) - 1)
-    verts, faces, _, _ = mc(s, level=level, spacing=tuple(spacing.tolist()), gradient_direction="descent")
-    verts = verts + lo
-    return Meshes(torch.from_numpy(verts.astype(np.float32)), torch.from_numpy(faces.astype(np.int64)))
-
-
-def tet_grid(res: int, lo=(-1.0, -1.0, -1.0), hi=(1.0, 1.0, 1.0)) -> tuple[Tensor, Tensor]:
-    """A cube of res³ cells, each split into 6 tetrahedra around its main diagonal (a conforming
-    Freudenthal split): vertices [(res+1)³, 3], tets [6·res³, 4]."""
-    n = res + 1
-    ax = [torch.linspace(float(a), float(b), n) for a, b in zip(lo, hi)]
-    verts = torch.stack(torch.meshgrid(*ax, indexing="ij"), dim=-1).reshape(-1, 3)
-    i, j, k = torch.meshgrid(*(torch.arange(res),) * 3, indexing="ij")
-    base = (i * n * n + j * n + k).reshape(-1)
-    off = lambda a, b, c: a * n * n + b * n + c  # noqa: E731
-    c = [off(0, 0, 0), off(1, 0, 0), off(0, 1, 0), off(1, 1, 0), off(0, 0, 1), off(1, 0, 1), off(0, 1, 1),
-         off(1, 1, 1)]
-    # the six paths from corner 0 to corner 7 along x, y, z in every order
-    paths = [(1, 3), (1, 5), (2, 3), (2, 6), (4, 5), (4, 6)]
-    tets = torch.stack([torch.stack([base + c[0], base + c[a], base + c[b], base + c[7]], 1) for a, b in paths], 1)
-    return verts, tets.reshape(-1, 4)
-
-
-# for each of the 16 sign patterns of a tet (bit v set = vertex v inside), the triangles as
-# lists of tet edges; edges numbered by _TET_EDGES
-_TET_EDGES = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
-
-
-def _tet_table():
-    table = []
-    for code in range(16):
-        inside = [(code >> v) & 1 for v in range(4)]
-        cut = [e for e, (a, b) in enumerate(_TET_EDGES) if inside[a] != inside[b]]
-        if len(cut) == 3:
-            table.append([cut])
-        elif len(cut) == 4:
-            # quad: order the four cut edges around the quad (edges sharing a vertex are adjacent)
-            e0 = cut[0]
-            ring = [e0]
-            rest = cut[1:]
-            while rest:
-                last = _TET_EDGES[ring[-1]]
-                nxt = next(e for e in rest if set(_TET_EDGES[e]) & set(last))
-                ring.append(nxt)
-                rest.remove(nxt)
-            table.append([[ring[0], ring[1], ring[2]], [ring[0], ring[2], ring[3]]])
-        else:
-            table.append([])
-    return table
-
-
-_TET_TABLE = _tet_table()
-
-
-def marching_tets(verts: Tensor, tets: Tensor, sdf: Tensor) -> Meshes:
-    """Marching tetrahedra (DMTet's surface extraction): triangles where ``sdf`` [V] changes sign
-    along tet edges; vertex positions interpolate linearly, so they are differentiable in
-    ``verts`` and ``sdf``. Triangles face outward (towards positive SDF)."""
-    if sdf.shape[0] != verts.shape[0]:
-        raise ValueError("marching_tets: one SDF value per grid vertex")
-    inside = (sdf < 0).long()
-    code = (inside[tets] * torch.tensor([1, 2, 4, 8], device=tets.device)).sum(1)
-    active = (code > 0) & (code < 15)
-    tets, code = tets[active], code[active]
-    edges_all = torch.tensor(_TET_EDGES, device=tets.device)
-    # unique cut edges → one mesh vertex each
-    ev = tets[:, edges_all]  # [T, 6, 2]
-    ev_sorted = torch.sort(ev, dim=-1).values
-    key = ev_sorted[..., 0] * verts.shape[0] + ev_sorted[..., 1]  # [T, 6]
-    tris_t, tris_e = [], []
-    for c in range(1, 15):
-        sel = (code == c).nonzero()[:, 0]
-        for tri in _TET_TABLE[c]:
-            tris_t.append(sel[:, None].expand(-1, 3))
-            tris_e.append(torch.tensor(tri, device=tets.device).expand(sel.numel(), 3))
-    if not tris_t:
-        return Meshes(verts.new_zeros((0, 3)), torch.zeros((0, 3), dtype=torch.long))
-    tt, te = torch.cat(tris_t), torch.cat(tris_e)
-    keys = key[tt, te]  # [n_tri, 3]
-    uniq, inv = torch.unique(keys.reshape(-1), return_inverse=True)
-    a, b = uniq // verts.shape[0], uniq % verts.shape[0]
-    sa, sb = sdf[a], sdf[b]
-    w = (sa / (sa - sb))[:, None]
-    pos = verts[a] + w * (verts[b] - verts[a])
-    faces = inv.reshape(-1, 3)
-    # orient: the normal should point along increasing SDF (outward); flip where it does not
-    p = pos[faces]
-    n = torch.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], dim=-1)
-    tet_v = verts[tets[tt[:, 0]]]  # [n_tri, 4, 3]
-    tet_s = sdf[tets[tt[:, 0]]]  # [n_tri, 4]
-    grad_dir = (tet_v * (tet_s - tet_s.mean(1, keepdim=True))[..., None]).sum(1)  # points towards higher SDF
-    flip = (n * grad_dir).sum(-1) < 0
-    faces = torch.where(flip[:, None], faces[:, [0, 2, 1]], faces)
-    return Meshes(pos, faces)

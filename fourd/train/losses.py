@@ -47,10 +47,10 @@ def ssim(pred: Tensor, gt: Tensor, window: int = 11, sigma: float = 1.5) -> floa
 def lpips_model():
     """An LPIPS network if the ``lpips`` package and its VGG weights are already on disk, else None."""
     try:
+        import os
+
         import lpips  # noqa: F401
         from torch.hub import get_dir
-
-        import os
 
         weights = os.path.join(get_dir(), "checkpoints", "vgg16-397923af.pth")
         if not os.path.isfile(weights):

@@ -44,8 +44,8 @@ class WindowContext:
 
 class ViewerApp:
     def __init__(self, scene: Scene, width: int = 1280, height: int = 720, title: str = "fourd"):
-        import glfw
-        import imgui_bundle  # noqa: F401  (before glfw: it decides which GLFW library pyglfw loads)
+        import imgui_bundle  # noqa: F401, I001  (before glfw: it decides which GLFW library pyglfw loads)
+        import glfw  # noqa: I001
         from imgui_bundle import imgui
         from imgui_bundle.python_backends.glfw_backend import GlfwRenderer
 

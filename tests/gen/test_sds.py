@@ -8,8 +8,16 @@ pytest.importorskip("diffusers", reason="the SDS prior needs the gen extra (inst
 
 from fourd.cli import main  # noqa: E402
 from fourd.errors import FourdError  # noqa: E402
-from fourd.gen.sds import (DiffusersPrior, SDSConfig, SplatCloud, TargetPrior, render_splats,  # noqa: E402
-                           run_sds, sample_camera, view_suffix)
+from fourd.gen.sds import (  # noqa: E402
+    DiffusersPrior,
+    SDSConfig,
+    SplatCloud,
+    TargetPrior,
+    render_splats,
+    run_sds,
+    sample_camera,
+    view_suffix,
+)
 
 
 @pytest.fixture(scope="module")

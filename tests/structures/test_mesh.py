@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from fourd.errors import DataError
-from fourd.structures.mesh import Meshes, icosphere, marching_cubes, marching_tets, tet_grid
+from fourd.structures.isosurface import marching_cubes, marching_tets, tet_grid
+from fourd.structures.mesh import Meshes, icosphere
 
 
 def test_icosphere_is_closed_and_subdivision_keeps_the_surface():
