@@ -7,14 +7,14 @@ the mask and downscaling are shared here. Images are RGB uint8, masks bool, both
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fourd.datasets.cache import ByteLRU
+from fourd.datasets.codecs import decode_image
 from fourd.errors import DataError
 from fourd.structures.cameras import Cameras
 
@@ -29,95 +29,6 @@ class View:
     frame: int
     name: str
     box: tuple[int, int, int, int]  # (x0, y0, w, h) of the crop in the full-resolution image
-
-
-def check_encoded(data: bytes, where: str) -> None:
-    """Catch truncated JPEG/PNG files that decoders would otherwise half-decode silently."""
-    if len(data) < 8:
-        raise DataError("image file is empty or truncated", where, "re-export or re-copy this image")
-    if data[:2] == b"\xff\xd8" and data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
-        raise DataError("JPEG is truncated (no end-of-image marker)", where, "re-export or re-copy this image")
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-16:]:
-        raise DataError("PNG is truncated (no IEND chunk)", where, "re-export or re-copy this image")
-
-
-def encoded_size(data: bytes, where: str) -> tuple[int, int]:
-    """(H, W) of a PNG or JPEG from its header, without decoding the pixels."""
-    check_encoded(data, where)
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            break
-        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
-        i += 2 + length
-    img = decode_image(data, where)
-    return img.shape[0], img.shape[1]
-
-
-def decode_image(data: bytes, where: str, grayscale: bool = False) -> np.ndarray:
-    import cv2
-
-    check_encoded(data, where)
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise DataError("image cannot be decoded (corrupt or unsupported format)", where, "re-export it as JPEG or PNG")
-    if arr.dtype == np.uint16:
-        arr = (arr // 257).astype(np.uint8)
-    if grayscale:
-        return arr if arr.ndim == 2 else arr[..., :3].max(-1)  # masks: max over channels
-    if arr.ndim == 2:
-        return np.repeat(arr[..., None], 3, -1)
-    return np.ascontiguousarray(arr[..., 2::-1])  # BGR(A) → RGB
-
-
-def encode_image(img: np.ndarray, ext: str, jpeg_quality: int = 95) -> bytes:
-    import cv2
-
-    if img.ndim == 3:
-        img = img[..., ::-1]
-    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext in (".jpg", ".jpeg") else []
-    ok, buf = cv2.imencode(ext, np.ascontiguousarray(img), params)
-    if not ok:
-        raise RuntimeError(f"cannot encode image as {ext}")
-    return buf.tobytes()
-
-
-def image_ext(data: bytes) -> str:
-    return ".png" if data[:8] == b"\x89PNG\r\n\x1a\n" else ".jpg"
-
-
-class _ByteLRU:
-    """A thread-safe LRU cache bounded by the bytes of the arrays it holds."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self.used = 0
-        self._d: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
-        return None
-
-    def put(self, key, value: np.ndarray | None) -> None:
-        size = 0 if value is None else value.nbytes
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            if key in self._d:
-                return
-            self._d[key] = value
-            self.used += size
-            while self.used > self.max_bytes and self._d:
-                _, old = self._d.popitem(last=False)
-                self.used -= 0 if old is None else old.nbytes
 
 
 class MultiViewVideo(ABC):
@@ -139,7 +50,7 @@ class MultiViewVideo(ABC):
         if unknown:
             raise DataError(f"held-out cameras {unknown} are not in the capture", self.path)
         self.fps = float(fps)
-        self._cache = _ByteLRU(cache_bytes)
+        self._cache = ByteLRU(cache_bytes)
         if not self.frames:
             raise DataError("the capture has no frames", self.path, "check that the image folders are not empty")
 
@@ -184,38 +95,31 @@ class MultiViewVideo(ABC):
 
     def image(self, frame: int, cam: int | str) -> np.ndarray:
         """[H, W, 3] uint8 RGB, as stored (distorted if the lens is)."""
-        i, name = self._cam(cam)
-        frame = self._check_frame(frame)
-        key = ("img", frame, name)
-        img = self._cache.get(key)
-        if img is None:
-            data, where = self.image_bytes(frame, name)
-            img = decode_image(data, where)
-            H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
-            if img.shape[:2] != (H, W):
-                raise DataError(f"image is {img.shape[1]}×{img.shape[0]} but camera '{name}' says {W}×{H}", where,
-                                "fix H/W in the calibration or re-export the image at the calibrated size")
-            self._cache.put(key, img)
-        return img
+        return self._decoded("image", frame, cam)
 
     def mask(self, frame: int, cam: int | str) -> np.ndarray | None:
         """[H, W] bool foreground mask, or None when the capture has no masks."""
+        return self._decoded("mask", frame, cam)
+
+    def _decoded(self, kind: str, frame: int, cam: int | str) -> np.ndarray | None:
+        """An image or mask decoded (through the cache) and checked against the camera's size."""
         i, name = self._cam(cam)
         frame = self._check_frame(frame)
-        key = ("mask", frame, name)
-        m = self._cache.get(key)
-        if m is None:
-            got = self.mask_bytes(frame, name)
+        key = (kind, frame, name)
+        arr = self._cache.get(key)
+        if arr is None:
+            got = self.image_bytes(frame, name) if kind == "image" else self.mask_bytes(frame, name)
             if got is None:
                 return None
             data, where = got
-            m = decode_image(data, where, grayscale=True) > 127
+            arr = decode_image(data, where) if kind == "image" else decode_image(data, where, grayscale=True) > 127
             H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
-            if m.shape != (H, W):
-                raise DataError(f"mask is {m.shape[1]}×{m.shape[0]} but camera '{name}' images are {W}×{H}", where,
-                                "re-export masks at the image resolution")
-            self._cache.put(key, m)
-        return m
+            if arr.shape[:2] != (H, W):
+                fix = ("fix H/W in the calibration or re-export the image at the calibrated size" if kind == "image"
+                       else "re-export masks at the image resolution")
+                raise DataError(f"{kind} is {arr.shape[1]}×{arr.shape[0]} but camera '{name}' is {W}×{H}", where, fix)
+            self._cache.put(key, arr)
+        return arr
 
     def view(self, frame: int, cam: int | str, scale: float = 1.0, crop_to_mask: bool = False,
              undistort: bool = True, margin: int = 8, image: bool = True) -> View:

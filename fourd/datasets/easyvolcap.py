@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fourd.datasets.base import MultiViewVideo, image_ext
+from fourd.datasets.base import MultiViewVideo
+from fourd.datasets.codecs import image_ext
 from fourd.errors import DataError
 from fourd.io import atomic_write_bytes
 from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv
@@ -100,7 +101,7 @@ def read_easyvolcap_cameras(root: Path) -> Cameras:
 
 
 def _size_from_image(root: Path, cam: str) -> tuple[int, int]:
-    from fourd.datasets.base import decode_image
+    from fourd.datasets.codecs import decode_image
 
     d = root / "images" / cam
     files = sorted(p for p in d.glob("*") if p.suffix.lower() in _IMAGE_EXTS) if d.is_dir() else []

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fourd.datasets.base import MultiViewVideo, encoded_size
+from fourd.datasets.base import MultiViewVideo
+from fourd.datasets.codecs import encoded_size
 from fourd.errors import DataError
 from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv
 
@@ -166,7 +167,7 @@ def write_smc(video: MultiViewVideo, root: str | Path, sequence: str = "fourd_00
     """
     import h5py
 
-    from fourd.datasets.base import decode_image
+    from fourd.datasets.codecs import decode_image
 
     root = Path(root)
     (root / "main").mkdir(parents=True, exist_ok=True)

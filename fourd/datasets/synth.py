@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from fourd.console import log, progress
-from fourd.datasets.base import InMemoryCapture, encode_image
+from fourd.datasets.base import InMemoryCapture
+from fourd.datasets.codecs import encode_image
 from fourd.errors import DataError
 from fourd.io import atomic_write_text
 from fourd.structures.cameras import Cameras

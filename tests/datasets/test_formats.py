@@ -107,11 +107,40 @@ def test_view_crop_and_scale_keep_geometry(tiny_ev):
 
 
 def test_cache_is_bounded(tiny_ev):
-    video = EasyVolcapCapture(tiny_ev, cache_bytes=3 * 96 * 80 * 3)
-    for f in video.frames:
-        for n in video.camera_names:
-            video.image(f, n)
-    assert video._cache.used <= 3 * 96 * 80 * 3
+    one = 96 * 80 * 3
+    video = EasyVolcapCapture(tiny_ev, cache_bytes=3 * one)
+    reads = []
+    fetch = video.image_bytes
+    video.image_bytes = lambda f, n: (reads.append((f, n)), fetch(f, n))[1]
+    keys = [(f, n) for f in video.frames for n in video.camera_names]
+    first = video.image(*keys[0])
+    assert video.image(*keys[0]) is first and len(reads) == 1  # a hit decodes nothing
+    for k in keys:
+        video.image(*k)
+    assert video._cache.used == 3 * one  # full, never over the bound
+    n = len(reads)
+    for k in keys[-3:]:  # the three most recent stay
+        video.image(*k)
+    assert len(reads) == n
+    video.image(*keys[0])  # the oldest was evicted: read again
+    assert len(reads) == n + 1
+
+
+def test_byte_lru_evicts_least_recently_used():
+    import numpy as np
+
+    from fourd.datasets.cache import ByteLRU
+
+    c = ByteLRU(300)
+    a, b, d = (np.zeros(100, np.uint8) + i for i in range(3))
+    c.put("a", a)
+    c.put("b", b)
+    c.put("d", d)
+    assert c.get("a") is a  # a is now the most recent
+    c.put("e", np.zeros(100, np.uint8))
+    assert c.get("b") is None and c.get("a") is a and c.get("d") is d and c.used == 300
+    c.put("huge", np.zeros(400, np.uint8))  # larger than the whole cache: not kept, nothing evicted
+    assert c.get("huge") is None and c.used == 300
 
 
 # ----------------------------------------------------------------------------- bad input
