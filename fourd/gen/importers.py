@@ -51,7 +51,13 @@ def read_point_cloud(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
             raise DataError(f"cannot read the .npz ({e})", path, "the file is truncated or not numpy's format") from None
         if rgb is not None and rgb.max() > 1.0:
             rgb = rgb / 255.0
-    else:
+    elif path.suffix.lower() == ".ply":  # fourd's own reader: truncation and NaN are refused, not zero-filled
+        from fourd.structures.points import read_ply
+
+        pts, attrs = read_ply(path)
+        xyz = pts.numpy()
+        rgb = attrs["colors"].numpy() if "colors" in attrs else None
+    else:  # .pcd, .xyz
         import open3d as o3d
 
         pc = o3d.io.read_point_cloud(str(path))

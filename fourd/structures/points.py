@@ -154,3 +154,93 @@ def write_ply(path: str | Path, points: Tensor, attributes: dict[str, Tensor] | 
     props = "".join(f"property {'uchar' if c.dtype == np.uint8 else 'float'} {n}\n" for n, c in cols)
     head = f"ply\nformat binary_little_endian 1.0\nelement vertex {len(pts)}\n{props}end_header\n".encode()
     return atomic_write_bytes(path, head + rec.tobytes())
+
+
+_PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
+              "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+              "float": "f4", "float32": "f4", "double": "f8", "float64": "f8"}
+
+
+def read_ply(path: str | Path) -> tuple[Tensor, dict[str, Tensor]]:
+    """The vertices of a PLY file (binary or ASCII) with every per-vertex property: (points
+    [N, 3] float32, attributes). red/green/blue become ``colors`` [N, 3] in [0, 1], nx/ny/nz
+    ``normals``; ``name_0..name_k`` one [N, k+1] attribute and any other scalar ``name`` [N]
+    — so files from :func:`write_ply` read back with radius, density and everything else."""
+    from fourd.errors import DataError
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read the PLY ({e.strerror})", path, "check the path") from None
+    end = raw.find(b"end_header\n")
+    if not raw.startswith(b"ply") or end < 0:
+        raise DataError("not a PLY file (no ply header)", path, "pass a .ply point cloud")
+    lines = raw[:end].decode("ascii", "replace").splitlines()
+    fmt, elements = None, []  # [(name, count, [(prop, dtype)] or None for list properties)]
+    for ln in lines[1:]:
+        w = ln.split()
+        if not w or w[0] in ("comment", "obj_info"):
+            continue
+        if w[0] == "format" and len(w) >= 2:
+            fmt = w[1]
+        elif w[0] == "element" and len(w) == 3 and w[2].isdigit():
+            elements.append((w[1], int(w[2]), []))
+        elif w[0] == "property" and elements and len(w) >= 3:
+            props = elements[-1][2]
+            if w[1] == "list" or w[1] not in _PLY_TYPES:
+                elements[-1] = (elements[-1][0], elements[-1][1], None)
+            elif props is not None:
+                props.append((w[2], _PLY_TYPES[w[1]]))
+        else:
+            raise DataError(f"unreadable PLY header line '{ln.strip()}'", path, "re-export the file")
+    if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
+        raise DataError(f"unknown PLY format '{fmt}'", path, "use binary_little_endian or ascii PLY")
+    names = [e[0] for e in elements]
+    if "vertex" not in names or names.index("vertex") != 0 or not elements[0][2]:
+        raise DataError("the PLY's first element is not a vertex list of numbers", path, "re-export the point cloud")
+    _, n, props = elements[0]
+    body = raw[end + len(b"end_header\n"):]
+    if fmt == "ascii":
+        rows = body.decode("ascii", "replace").split("\n")[:n]
+        try:
+            table = np.array([r.split()[:len(props)] for r in rows], dtype=np.float64)
+        except ValueError:
+            table = np.zeros((0, 0))
+        if table.shape != (n, len(props)):
+            raise DataError(f"the PLY is truncated or malformed: the header says {n} vertices", path,
+                            "re-export the file")
+        rec = {p: table[:, i].astype(t) for i, (p, t) in enumerate(props)}
+    else:
+        order = "<" if fmt == "binary_little_endian" else ">"
+        dtype = np.dtype([(p, order + t) for p, t in props])
+        if n * dtype.itemsize > len(body):
+            raise DataError(f"the PLY is truncated: the header says {n} vertices ({n * dtype.itemsize} bytes) but "
+                            f"the file holds {len(body)} bytes", path, "re-export or re-copy the file")
+        arr = np.frombuffer(body, dtype, count=n)
+        rec = {p: arr[p].astype(arr[p].dtype.newbyteorder("=")) for p, _ in props}
+    if n == 0:
+        raise DataError("the PLY has no points", path, "re-export it")
+    if not all(k in rec for k in "xyz"):
+        raise DataError("the PLY vertices have no x, y, z", path, "re-export the point cloud")
+    xyz = np.stack([rec.pop(k) for k in "xyz"], 1).astype(np.float32)
+    if not np.isfinite(xyz).all():
+        raise DataError("the PLY has NaN or infinite coordinates", path, "re-export it without invalid points")
+    attrs: dict[str, Tensor] = {}
+    for name, keys in _PLY_NAMES.items():
+        if all(k in rec for k in keys):
+            a = np.stack([rec.pop(k) for k in keys], 1)
+            a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+            attrs[name] = torch.from_numpy(a)
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for k in list(rec):
+        base, _, idx = k.rpartition("_")
+        if base and idx.isdigit():
+            groups.setdefault(base, []).append((int(idx), k))
+    for base, items in groups.items():
+        items.sort()
+        if [i for i, _ in items] == list(range(len(items))):
+            attrs[base] = torch.from_numpy(np.stack([rec.pop(k) for _, k in items], 1).astype(np.float32))
+    for k, v in rec.items():
+        attrs[k] = torch.from_numpy(v.astype(np.float32))
+    return torch.from_numpy(xyz), attrs

@@ -91,13 +91,14 @@ class PointsScene(Scene):
                     else torch.ones(n)
                 return BakedFrame(xyz, self.seq.attribute("radius", f).float().reshape(-1), dens, rgb, None)
         else:
-            import open3d as o3d
+            from fourd.structures.points import read_ply
 
-            pc = o3d.io.read_point_cloud(str(self.files[t]))
-            if not pc.has_points():
-                raise DataError("the PLY has no points", self.files[t], "re-export it")
-            xyz = torch.from_numpy(np.asarray(pc.points)).float()
-            rgb = torch.from_numpy(np.asarray(pc.colors)).float() if pc.has_colors() else None
+            xyz, attrs = read_ply(self.files[t])  # what fourd wrote reads back: radius and density too
+            n = xyz.shape[0]
+            rgb = attrs["colors"] if "colors" in attrs else torch.full((n, 3), 0.8)
+            if "radius" in attrs:
+                dens = attrs["density"].reshape(-1) if "density" in attrs else torch.ones(n)
+                return BakedFrame(xyz, attrs["radius"].reshape(-1), dens, rgb, None)
         n = xyz.shape[0]
         ext = float((xyz.max(0).values - xyz.min(0).values).norm())
         radius = 1.5 * ext / math.sqrt(max(n, 1)) * 0.5  # about the spacing of points on a surface
