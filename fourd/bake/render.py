@@ -37,5 +37,5 @@ def render_baked(f: BakedFrame, camera: Cameras, K: int = 8, near: float = 0.01,
     s = RasterSettings(K=K, near=near, far=far)
     frags = rasterize_points(f.xyz, f.radius, camera, s, backend=backend)
     cols = baked_colors(f, camera.centers[0])
-    out = composite(frags, f.xyz, f.radius, f.density, cols, camera, torch.tensor(background, dtype=torch.float32))
+    out = composite(frags, f.xyz, f.radius, f.density, cols, camera, torch.tensor(background, dtype=torch.float32, device=f.xyz.device))
     return out.rgb.clamp(0, 1)

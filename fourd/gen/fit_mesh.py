@@ -162,7 +162,7 @@ def _refine(st: FitState, cfg: FitMeshConfig) -> FitState:
 
 def normalize_cameras(cams: Cameras, center: np.ndarray, scale: float) -> Cameras:
     """Cameras for world' = (world − center) / scale: same R, T' = (T + R·center) / scale."""
-    c = torch.as_tensor(center, dtype=cams.R.dtype)
+    c = torch.as_tensor(center, dtype=cams.R.dtype, device=cams.device)
     T = (cams.T + (cams.R @ c[:, None])[..., 0]) / scale
     return Cameras(cams.K, cams.R, T, cams.H, cams.W, D=cams.D, names=cams.names)
 

@@ -62,6 +62,13 @@ def begin_peel_pass(out: Framebuffer, prev: Framebuffer) -> None:
     GL.glBindTexture(GL.GL_TEXTURE_2D, prev.textures[0])
 
 
+def _host(x) -> torch.Tensor:
+    """float32 values in host memory (GL reads them from there), from a tensor on any device or an array."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu()
+    return torch.from_numpy(np.asarray(x, np.float32))
+
+
 def fragments_from_indices(idx: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, camera: Cameras) -> Fragments:
     """Depths and squared distances of the chosen points, by the Fragments contract's formulas."""
     if points.shape[0] == 0:
@@ -123,8 +130,8 @@ class DepthPeeler:
         from OpenGL import GL
 
         self.ctx.make_current()
-        pts = torch.as_tensor(points).detach().float().cpu().contiguous()
-        rad = torch.as_tensor(radii).detach().float().cpu().reshape(-1)
+        pts = _host(points).contiguous()
+        rad = _host(radii).reshape(-1)
         if rad.numel() == 1:
             rad = rad.expand(pts.shape[0])
         rad = rad.contiguous()

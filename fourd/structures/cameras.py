@@ -25,7 +25,7 @@ _ORTHO_TOL = 1e-3
 
 def _as_float(x, name: str, dtype=None) -> Tensor:
     # arrays and lists become float32 (the default); tensors keep float32/float64
-    t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
+    t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float32))  # host memory
     if not t.is_floating_point():
         t = t.float()
     if dtype is not None:
@@ -71,14 +71,14 @@ class Cameras:
             self.R = self.R.reshape(B, 3, 3)
         if self.T.numel() == B * 3:
             self.T = self.T.reshape(B, 3)
-        self.H = torch.as_tensor(np.asarray(self.H) if not isinstance(self.H, Tensor) else self.H).reshape(-1).long()
-        self.W = torch.as_tensor(np.asarray(self.W) if not isinstance(self.W, Tensor) else self.W).reshape(-1).long()
+        self.H = (self.H if isinstance(self.H, Tensor) else torch.from_numpy(np.array(self.H))).reshape(-1).long()
+        self.W = (self.W if isinstance(self.W, Tensor) else torch.from_numpy(np.array(self.W))).reshape(-1).long()
         if self.H.numel() == 1 and B > 1:
             self.H = self.H.expand(B).clone()
         if self.W.numel() == 1 and B > 1:
             self.W = self.W.expand(B).clone()
         if self.D is None:
-            self.D = torch.zeros(B, 5, dtype=dtype)
+            self.D = torch.zeros(B, 5, dtype=dtype, device=self.K.device)
         self.D = _as_float(self.D, "D", dtype).reshape(B, -1)
         if self.D.shape[1] > 5:
             if bool((self.D[:, 5:] != 0).any()):
@@ -219,7 +219,7 @@ class Cameras:
         return o.reshape(H, W, 3), d.reshape(H, W, 3)
 
     def _points(self, X: Tensor) -> Tensor:
-        X = X if isinstance(X, Tensor) else torch.as_tensor(np.asarray(X), dtype=self.K.dtype)
+        X = X if isinstance(X, Tensor) else torch.as_tensor(np.asarray(X), dtype=self.K.dtype, device=self.device)
         X = X.to(device=self.device, dtype=self.K.dtype)
         if X.dim() == 2:
             X = X[None].expand(len(self), -1, -1)
@@ -244,15 +244,15 @@ class Cameras:
     def intrinsics_from_fov(fov_y_deg: float, H: int, W: int) -> Tensor:
         """[3, 3] K for a vertical field of view, principal point at the image centre."""
         f = 0.5 * H / math.tan(math.radians(fov_y_deg) / 2)
-        return torch.tensor([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]], dtype=torch.float32)
+        return torch.tensor([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]], dtype=torch.float32, device="cpu")
 
     @classmethod
     def look_at(cls, eye, target, up=(0.0, 1.0, 0.0), fov_y_deg: float = 40.0, H: int = 512, W: int = 512,
                 names: list[str] | None = None) -> "Cameras":
         """Cameras at ``eye`` [B, 3] looking at ``target`` [B, 3] or [3], with world ``up`` pointing up in the image."""
-        eye = torch.as_tensor(np.asarray(eye), dtype=torch.float64).reshape(-1, 3)
-        target = torch.as_tensor(np.asarray(target), dtype=torch.float64).reshape(-1, 3).expand_as(eye)
-        up = torch.as_tensor(np.asarray(up), dtype=torch.float64).reshape(-1, 3).expand_as(eye)
+        eye = torch.as_tensor(np.asarray(eye), dtype=torch.float64, device="cpu").reshape(-1, 3)
+        target = torch.as_tensor(np.asarray(target), dtype=torch.float64, device="cpu").reshape(-1, 3).expand_as(eye)
+        up = torch.as_tensor(np.asarray(up), dtype=torch.float64, device="cpu").reshape(-1, 3).expand_as(eye)
         z = torch.nn.functional.normalize(target - eye, dim=-1)
         y = -up + (up * z).sum(-1, keepdim=True) * z  # the part of "down" perpendicular to the view axis
         if bool((y.norm(dim=-1) < 1e-8).any()):
@@ -263,7 +263,8 @@ class Cameras:
         T = -(R @ eye[..., None])[..., 0]
         B = eye.shape[0]
         K = cls.intrinsics_from_fov(fov_y_deg, H, W).expand(B, 3, 3)
-        return cls(K.clone(), R.float(), T.float(), torch.full((B,), H), torch.full((B,), W), names=names or [])
+        HW = (torch.full((B,), H, device="cpu"), torch.full((B,), W, device="cpu"))
+        return cls(K.clone(), R.float(), T.float(), *HW, names=names or [])
 
     @classmethod
     def ring(cls, n: int, radius: float, height: float = 0.0, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0),

@@ -17,8 +17,20 @@ def ctx():
 
 
 def test_context_is_core_profile(ctx):
+    from OpenGL import GL
+
+    ctx.make_current()
     assert ctx.version >= (3, 3)
-    assert "Core" in ctx.gl_version or ctx.version >= (3, 3)
+    # the driver reports the version it created, at least the one asked for
+    major, minor = int(GL.glGetIntegerv(GL.GL_MAJOR_VERSION)), int(GL.glGetIntegerv(GL.GL_MINOR_VERSION))
+    assert (major, minor) >= ctx.version
+    # a core profile: the profile bit says so, and a fixed-function call is an error there
+    assert int(GL.glGetIntegerv(GL.GL_CONTEXT_PROFILE_MASK)) & GL.GL_CONTEXT_CORE_PROFILE_BIT
+    from OpenGL.error import GLError
+
+    with pytest.raises(GLError) as e:  # PyOpenGL checks glGetError after each call
+        GL.glMatrixMode(GL.GL_MODELVIEW)
+    assert e.value.err == GL.GL_INVALID_OPERATION
 
 
 def test_include_errors_name_the_file_and_line(ctx, tmp_path):
