@@ -223,3 +223,20 @@ def parse_size(text: str, option: str = "--size", limit: int = 16384) -> tuple[i
     if not (0 < w <= limit and 0 < h <= limit):
         raise FourdError(f"{option} {w}x{h} is out of range", option, f"use sides from 1 to {limit} pixels")
     return w, h
+
+
+def resolve_device(name: str, option: str = "--device"):
+    """``name`` as a torch device, refused in one line when it is malformed or not present here."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise FourdError(f"'{name}' is not a torch device", option, "use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FourdError(f"device '{name}' asked for, but CUDA is not available here", option,
+                         "use --device cpu, or install a CUDA build of torch on a machine with an NVIDIA GPU")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise FourdError(f"device '{name}' asked for, but this machine has {torch.cuda.device_count()} GPU(s)",
+                         option, "use cuda:0 .. cuda:N-1")
+    return dev

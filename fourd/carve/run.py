@@ -101,7 +101,9 @@ def colorize(points: torch.Tensor, normals: torch.Tensor, cams: Cameras, images:
 def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | None = None,
                    frames: list[int] | None = None) -> tuple[PointSequence, dict]:
     torch.set_flush_denormal(True)
-    dev = torch.device(cfg.device)
+    from fourd.config import resolve_device
+
+    dev = resolve_device(cfg.device)
     frames = list(frames or video.frames)
     names = video.camera_names if cfg.include_held_out else video.train_cameras
     hs = HullSettings(vote=cfg.vote, min_views=min(cfg.min_views, len(names)))

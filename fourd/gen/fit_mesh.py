@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from fourd.config import resolve_device
 from fourd.console import log, progress
 from fourd.errors import DataError, FourdError
 from fourd.gen.softras import MeshRasterSettings, rasterize_mesh, shade
@@ -268,6 +269,7 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
     from fourd.datasets import open_dataset
     from fourd.io import atomic_write_text, write_png
 
+    dev = resolve_device(cfg.device)  # before any work
     if cfg.iterations < 0:
         raise FourdError("--iterations must be ≥ 0 (0 evaluates the starting mesh)")
     torch.set_flush_denormal(True)  # denormals in the soft silhouette's tails cost 30× on CPU
@@ -280,7 +282,6 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
     if cfg.views:
         train = [train[int(i * len(train) / cfg.views)] for i in range(min(cfg.views, len(train)))]
     center, scale, half = subject_box(video, cfg.frame, train)
-    dev = torch.device(cfg.device)
     targets = [t.to(dev) for t in load_targets(video, cfg.frame, train, cfg.size, center, scale)]
     evals = [t.to(dev) for t in load_targets(video, cfg.frame, video.camera_names, cfg.eval_size, center, scale)]
 

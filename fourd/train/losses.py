@@ -32,7 +32,7 @@ def ssim(pred: Tensor, gt: Tensor, window: int = 11, sigma: float = 1.5) -> floa
     """Structural similarity of two [H, W, 3] images in [0, 1] (Gaussian window, as Wang et al.)."""
     x = pred.clamp(0, 1).permute(2, 0, 1)[None]
     y = gt.permute(2, 0, 1)[None]
-    g = torch.exp(-((torch.arange(window) - window // 2) ** 2) / (2 * sigma ** 2))
+    g = torch.exp(-((torch.arange(window, device=x.device) - window // 2) ** 2) / (2 * sigma ** 2))
     g = (g / g.sum()).to(x)
     k = (g[:, None] * g[None])[None, None].expand(3, 1, window, window)
     f = lambda t: F.conv2d(t, k, groups=3)  # noqa: E731

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from fourd.config import TrainConfig, from_json
+from fourd.config import TrainConfig, from_json, resolve_device
 from fourd.datasets import open_dataset
 from fourd.datasets.base import MultiViewVideo
 from fourd.errors import FourdError
@@ -116,7 +116,7 @@ def raster_settings(video: MultiViewVideo, points: PointSequence, cfg: TrainConf
 def build_run(cfg: TrainConfig, points: PointSequence, path: str | Path, video: MultiViewVideo | None = None) -> Run:
     """A freshly initialized run (seeded by ``cfg.seed``) from carved ``points``; writes nothing."""
     video = video if video is not None else open_dataset(cfg.dataset, cfg.data_root)
-    device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)
     train_cams, eval_cams = split_cameras(video, cfg.eval_cams)
     spacing = spacing_of(points)
     lo, hi = (torch.tensor(b) for b in points.meta["bounds"])

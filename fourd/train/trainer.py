@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from fourd.config import TrainConfig, to_json
+from fourd.config import TrainConfig, resolve_device, to_json
 from fourd.console import log, progress
 from fourd.datasets import open_dataset
 from fourd.errors import FourdError
@@ -43,7 +43,7 @@ class Trainer:
         self.rank, self.world = _dist_info()
         if self.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
-        self.device = torch.device(cfg.device)
+        self.device = resolve_device(cfg.device)
         self.out = Path(cfg.out)
         video = open_dataset(cfg.dataset, cfg.data_root, cache_bytes=2 << 30)
         split_cameras(video, cfg.eval_cams)  # bad --eval-cams: refuse before writing or carving

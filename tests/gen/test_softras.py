@@ -50,6 +50,13 @@ def test_chunking_does_not_change_the_result():
     assert torch.allclose(a.bary, b.bary, atol=1e-6)
     # barycentrics sum to one on covered pixels; depth lies within the mesh's depth range
     assert torch.allclose(a.bary[a.covered].sum(-1), torch.ones(int(a.covered.sum())), atol=1e-5)
+    z = cam.world_to_camera(m.verts)[0, :, 2]
+    d = a.depth[a.covered]
+    assert bool((d >= z.min() - 1e-4).all() and (d <= z.max() + 1e-4).all()), (float(d.min()), float(d.max()))
+    # and it is the depth of the reported face at the pixel (perspective-correct barycentrics), so with
+    # the face test against GL below, the depth of the nearest surface
+    zf = z[m.faces[a.face[a.covered]]]  # [M, 3]
+    assert torch.allclose(d, (a.bary[a.covered] * zf).sum(-1), atol=1e-4)
 
 
 @pytest.mark.gl

@@ -45,15 +45,20 @@ def test_tiny_scene_trains_and_loss_falls(tiny_ev, tmp_path):
 def test_run_folder_and_eval(tiny_ev, tmp_path):
     from fourd.cli import main
 
+    from fourd.config import from_json
+
     run = tmp_path / "run"
-    cfg = tiny_cfg(tiny_ev, run, steps=12)
-    (tmp_path / "args").write_text("")
     assert main(["--quiet", "train", "--dataset", str(tiny_ev), "--out", str(run), "--steps", "12",
                  "--K", "4", "--source-size", "48", "--eval-every", "0", "--eval-frames", "1",
                  "--carve.points", "1500", "--carve.resolution", "64", "--model.grid.levels", "1",
                  "--model.grid.spatial-min", "16", "--model.grid.spatial-max", "16"]) == 0
     saved = json.loads((run / "config.json").read_text())
     assert saved["steps"] == 12 and saved["carve"]["points"] == 1500
+    # a capture path has no preset: the saved config is the defaults with exactly the options given
+    assert from_json(TrainConfig, (run / "config.json").read_text()) == apply_overrides(TrainConfig(), {
+        "dataset": str(tiny_ev), "out": str(run), "steps": 12, "K": 4, "source_size": 48, "eval_every": 0,
+        "eval_frames": 1, "carve": {"points": 1500, "resolution": 64},
+        "model": {"grid": {"levels": 1, "spatial_min": 16, "spatial_max": 16}}})
     assert (run / "carve" / "points.safetensors").is_file() and (run / "tb").is_dir()
     assert (run / "checkpoints" / "latest.txt").is_file()
     out = tmp_path / "ev"
@@ -62,7 +67,6 @@ def test_run_folder_and_eval(tiny_ev, tmp_path):
     assert {"psnr", "ssim", "lpips", "per_frame"} <= set(m) and m["psnr"] > 15
     assert len(m["per_frame"]) == 3 * 2  # every frame × both held-out cameras
     assert (out / m["cameras"][0] / "000002.png").is_file()
-    del cfg
 
 
 def _train_cmd(cfg: TrainConfig, *extra):

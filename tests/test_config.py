@@ -1,0 +1,40 @@
+"""Configs: unknown keys are errors wherever a config is read (JSON, presets, overrides, the
+command line), presets are config instances from one registry, values round-trip through JSON."""
+
+import json
+
+import pytest
+
+from fourd.cli import main
+from fourd.config import CarveConfig, TrainConfig, apply_overrides, from_json, preset, to_json
+from fourd.errors import FourdError
+
+
+def test_unknown_keys_are_errors_at_every_depth():
+    d = json.loads(to_json(TrainConfig()))
+    d["stpes"] = 10
+    with pytest.raises(FourdError, match=r"unknown TrainConfig keys \['stpes'\]") as e:
+        from_json(TrainConfig, json.dumps(d), "run/config.json")
+    assert "run/config.json" in e.value.one_line() and "steps" in e.value.one_line()  # says where and what is valid
+    d = json.loads(to_json(TrainConfig()))
+    d["model"]["grid"]["level"] = 2
+    with pytest.raises(FourdError, match=r"unknown Grid4DConfig keys \['level'\]") as e:
+        from_json(TrainConfig, json.dumps(d), "cfg.json")
+    assert "cfg.json.model.grid" in e.value.one_line()
+    with pytest.raises(FourdError, match="unknown CarveConfig keys"):
+        apply_overrides(CarveConfig(), {"point": 5})
+
+
+def test_json_round_trip_and_presets():
+    cfg = preset("demo")
+    assert from_json(TrainConfig, to_json(cfg)) == cfg
+    assert cfg.steps == 1500 and cfg.carve.points == 32_768 and preset("demo", "carve") == cfg.carve
+    assert preset("dna_rendering").K == 15 and preset("pytorch3d", "fit-mesh").optimizer == "sgd"
+    with pytest.raises(FourdError, match="unknown train preset 'fast'"):
+        preset("fast")
+
+
+def test_unknown_options_are_refused_by_the_command_line(tmp_path, capsys):
+    assert main(["train", "--dataset", str(tmp_path / "none"), "--stpes", "3"]) == 2
+    assert "--stpes" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
