@@ -1,4 +1,4 @@
-"""``fourd generate --method sds``: text-to-3D by Score Distillation Sampling (DreamFusion).
+"""``fourd generate sds``: text-to-3D by Score Distillation Sampling (DreamFusion).
 
 The 3D representation is a cloud of coloured, oriented splats rendered by fourd's own
 differentiable point renderer (the same rasterizer + compositor the 4D model trains through).

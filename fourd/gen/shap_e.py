@@ -1,4 +1,4 @@
-"""``fourd generate --method shap-e``: text → Shap-E latent → SDF → mesh, decoded by fourd.
+"""``fourd generate shap-e``: text → Shap-E latent → SDF → mesh, decoded by fourd.
 
 The diffusers ShapEPipeline (loaded from a LOCAL folder) produces the latent. Decoding is done
 here rather than by diffusers' ``decode_to_mesh``: the latent is projected to the weights of

@@ -141,7 +141,7 @@ class CameraPath:
                 "time_mode": self.time_mode, "frozen_frame": self.frozen_frame, "keyframes": kf, **self.meta}
 
     def save(self, path: str | Path) -> Path:
-        """The one writer of camera-path JSON (the viewer's path editor and `fourd render path`)."""
+        """The one writer of camera-path JSON (the viewer's path editor and `fourd path orbit|spiral`)."""
         from fourd.io import write_json
 
         return write_json(path, self.to_json())
@@ -150,7 +150,7 @@ class CameraPath:
     def load(cls, path: str | Path) -> "CameraPath":
         path = Path(path)
         if not path.is_file():
-            raise FourdError("camera path not found", path, "save one from the viewer or `fourd render path orbit`")
+            raise FourdError("camera path not found", path, "save one from the viewer or `fourd path orbit`")
         try:
             return cls.from_json(json.loads(path.read_text()))
         except json.JSONDecodeError as e:

@@ -1,11 +1,9 @@
 """load_run: a finished run is loaded for use without side effects, on any device."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from fourd.cli import main
 

@@ -44,7 +44,6 @@ def test_tiny_scene_trains_and_loss_falls(tiny_ev, tmp_path):
 
 def test_run_folder_and_eval(tiny_ev, tmp_path):
     from fourd.cli import main
-
     from fourd.config import from_json
 
     run = tmp_path / "run"
