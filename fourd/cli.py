@@ -46,7 +46,7 @@ def carve(dataset: str = "demo", out: Path = Path("outputs/carve"), preset: str 
         data_root: where named datasets live.
     """
     from fourd.carve.run import carve_sequence
-    from fourd.config import apply_overrides
+    from fourd.config import apply_overrides, check_ranges
     from fourd.config import preset as get_preset
     from fourd.datasets import open_dataset, parse_frames
     from fourd.io import check_output
@@ -55,6 +55,7 @@ def carve(dataset: str = "demo", out: Path = Path("outputs/carve"), preset: str 
     cfg = get_preset(name, "carve") if name else CarveConfig()
     given = {"points": points, "resolution": resolution, "vote": vote, "bounds": bounds, "device": device}
     cfg = apply_overrides(cfg, {k: v for k, v in given.items() if v is not None}, "options")
+    check_ranges(cfg)
     video = open_dataset(dataset, data_root)
     check_output(out, "folder", (video.path,))
     seq, report = carve_sequence(video, cfg, out, parse_frames(frames, video.frames))
@@ -127,6 +128,8 @@ def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None)
     from fourd.train.run import load_run
 
     out = out or run / "eval" / "latest"
+    if frames is not None and frames < 1:
+        raise FourdError(f"{frames} is out of range [1, ...)", "--frames", "evaluate at least one frame")
     check_output(out, "folder")
     m = evaluate(load_run(run), out, frames=frames)
     log(f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, LPIPS {m['lpips']} → {out}")
@@ -161,6 +164,9 @@ def bake(run: Pos[Path], out: Path = Path("scene.fourd"), appearance: Literal["c
     from fourd.io import check_output
 
     check_output(out, "file", (run,))
+    if views < 1 or not smooth >= 0:
+        raise FourdError(f"--views {views} / --smooth {smooth}: views must be ≥ 1 and smooth ≥ 0", "--views",
+                         "use e.g. --views 8 --smooth 1")
     if (run / "config.json").is_file() or not run.exists():
         from fourd.datasets import parse_frames
         from fourd.train.run import load_run
@@ -201,6 +207,7 @@ def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, fr
         window_capture: write the last window image, panels included, to this PNG.
     """
     from fourd.config import parse_size
+    from fourd.io import check_output
     from fourd.viewer.scene import open_scene
 
     wh = parse_size(size) if size else None
@@ -217,7 +224,8 @@ def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, fr
         from fourd.viewer.headless import screenshot as shoot
 
         cam = resolve_camera(sc, camera, wh, scene)
-        out = shoot(sc, cam, t, screenshot or Path("screenshot.png"), K, mode)
+        out = check_output(screenshot or Path("screenshot.png"), "file")
+        out = shoot(sc, cam, t, out, K, mode)
         log(f"frame {sc.frames[t]} from camera {cam.names[0] if cam.names else 'orbit'} → {out}")
         print(out)
         return

@@ -240,3 +240,72 @@ def resolve_device(name: str, option: str = "--device"):
         raise FourdError(f"device '{name}' asked for, but this machine has {torch.cuda.device_count()} GPU(s)",
                          option, "use cuda:0 .. cuda:N-1")
     return dev
+
+
+# Ranges of numeric settings, by config class name and field: (low, high, low inclusive, high
+# inclusive); None leaves a side open. Checked by :func:`check_ranges` before any work.
+RANGES: dict[str, dict[str, tuple]] = {
+    "CarveConfig": {"points": (1, 50_000_000, True, True), "resolution": (8, 4096, True, True),
+                    "coarse_resolution": (2, 4096, True, True), "vote": (0.0, 1.0, False, True),
+                    "min_views": (1, None, True, True), "margin": (0.0, 10.0, True, True),
+                    "mask_max_side": (16, None, True, True), "bounds_frames": (1, None, True, True)},
+    "TrainConfig": {"steps": (0, None, True, True), "lr": (0.0, 10.0, False, True), "lr_points": (0.0, None, True, True),
+                    "lr_decay": (0.0, 1.0, False, True), "K": (1, 64, True, True), "image_scale": (0.0, 4.0, False, True),
+                    "source_size": (8, 4096, True, True), "visibility_refresh": (1, None, True, True),
+                    "crop_margin": (0, None, True, True), "w_mask": (0.0, None, True, True),
+                    "w_tv": (0.0, None, True, True), "w_time": (0.0, None, True, True), "w_lpips": (0.0, None, True, True),
+                    "eval_every": (0, None, True, True), "eval_frames": (1, None, True, True),
+                    "ckpt_every": (1, None, True, True), "log_every": (1, None, True, True)},
+    "ModelConfig": {"geometry_hidden": (1, None, True, True), "radius_min": (0.0, None, False, True),
+                    "radius_max": (0.0, None, False, True), "radius_init": (0.0, None, False, True),
+                    "source_views": (1, 64, True, True), "cnn_channels": (1, None, True, True),
+                    "cnn_downsample": (1, 64, True, True), "density_init": (0.0, 1.0, False, False),
+                    "sh_degree": (0, 3, True, True), "sh_scale": (0.0, None, True, True)},
+    "Grid4DConfig": {"levels": (1, 16, True, True), "features": (1, 256, True, True),
+                     "spatial_min": (2, 8192, True, True), "spatial_max": (2, 8192, True, True),
+                     "time_max": (1, 100_000, True, True)},
+}
+CHOICES: dict[str, dict[str, tuple]] = {
+    "TrainConfig": {"rasterizer": ("auto", "gl", "torch", "pytorch3d"), "mask_loss": ("iou", "l2")},
+    "ModelConfig": {"appearance": ("hybrid", "blend", "sh")},
+    "Grid4DConfig": {"combine": ("sum", "product")},
+}
+
+
+def check_ranges(cfg, prefix: str = "--") -> None:
+    """Refuse, in one line naming the option, a setting of ``cfg`` (and its nested configs) out of
+    its range (:data:`RANGES`) or choices (:data:`CHOICES`), or colours outside [0, 1]."""
+    import math
+
+    name = type(cfg).__name__
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        opt = f"{prefix}{f.name.replace('_', '-')}"
+        if dataclasses.is_dataclass(v):
+            check_ranges(v, f"{opt}.")
+            continue
+        rng = RANGES.get(name, {}).get(f.name)
+        if rng is not None and v is not None:
+            lo, hi, lo_in, hi_in = rng
+            bad = isinstance(v, float) and not math.isfinite(v)
+            bad |= lo is not None and (v < lo if lo_in else v <= lo)
+            bad |= hi is not None and (v > hi if hi_in else v >= hi)
+            if bad:
+                span = f"{'[' if lo_in else '('}{lo if lo is not None else '-inf'}, " \
+                       f"{hi if hi is not None else 'inf'}{']' if hi_in else ')'}"
+                raise FourdError(f"{v} is out of range {span}", opt, f"give {opt} a value in {span}")
+        choices = CHOICES.get(name, {}).get(f.name)
+        if choices is not None and v not in choices:
+            raise FourdError(f"'{v}' is not one of {', '.join(choices)}", opt, f"use one of {', '.join(choices)}")
+        if f.name == "background" and v is not None and not all(0 <= c <= 1 for c in v):
+            raise FourdError(f"{tuple(v)} is not a colour in [0, 1]", opt, "give r g b between 0 and 1")
+    if name == "ModelConfig" and not cfg.radius_min < cfg.radius_init < cfg.radius_max:
+        raise FourdError("the radii must satisfy radius-min < radius-init < radius-max", f"{prefix}radius-init",
+                         "change --model.radius-min / -init / -max")
+    if name == "Grid4DConfig" and cfg.spatial_min > cfg.spatial_max:
+        raise FourdError("spatial-min is larger than spatial-max", f"{prefix}spatial-min", "make min ≤ max")
+    if name == "CarveConfig" and cfg.bounds is not None:
+        b = cfg.bounds
+        if len(b) != 6 or not all(math.isfinite(x) for x in b) or not all(b[i] < b[i + 3] for i in range(3)):
+            raise FourdError(f"{tuple(b)} is not a box (xmin ymin zmin xmax ymax zmax, min < max)",
+                             f"{prefix}bounds", "give six finite numbers, each min below its max")

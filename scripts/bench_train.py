@@ -61,7 +61,7 @@ def breakdown(tr, steps: int = 10) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=20.0, help="CPU budget of the hybrid model")
-    ap.add_argument("--ablation-minutes", type=float, default=8.0, help="budget of each ablation (and hybrid at that point)")
+    ap.add_argument("--ablation-minutes", type=float, default=8.0, help="budget of each ablation (and hybrid at that point); 0 skips the ablations")
     ap.add_argument("--eval-every", type=float, default=2.0, help="minutes between curve points")
     ap.add_argument("--eval-frames", type=int, default=3)
     ap.add_argument("--steps-per-minute", type=float, default=75.0,
@@ -87,7 +87,7 @@ def main():
     results["baseline"] = evaluate(tr.run, work / "baseline", frames=None, baseline=True, write_images=False)["summary"]
     results["hybrid"] = hyb
     points = str(work / "hybrid" / "carve" / "points.safetensors")
-    for mode in ("blend", "sh"):
+    for mode in ("blend", "sh") if args.ablation_minutes > 0 else ():
         cfg = apply_overrides(base, {"out": str(work / mode), "points_file": points, "model": {"appearance": mode},
                                      "steps": steps(args.ablation_minutes)})
         r = run(cfg, args.ablation_minutes, args.eval_every, args.eval_frames, mode, con)
@@ -102,7 +102,9 @@ def main():
     t.add_row("baseline (carved + uniform blend)", "0", "0", f"{results['baseline']['psnr']:.2f}",
               f"{results['baseline']['ssim']:.3f}", "")
     for k, mins in (("hybrid", args.minutes), ("blend", args.ablation_minutes), ("sh", args.ablation_minutes)):
-        r = results[k]
+        r = results.get(k)
+        if r is None:
+            continue
         t.add_row(k, f"{mins:g}", str(r["steps"]), f"{r['final']['psnr']:.2f}", f"{r['final']['ssim']:.3f}",
                   f"{r['ms_per_step']:.0f}")
     con.print(t)

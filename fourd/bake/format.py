@@ -212,31 +212,15 @@ class BakedSequence:
                             "the file is truncated or damaged: bake it again") from None
         if meta.get("format") != FORMAT:
             raise DataError("not a fourd baked sequence", self.path, "pass a .fourd file written by fourd bake")
-        if int(meta.get("version", 0)) > VERSION:
-            raise DataError(f"baked format v{meta['version']} is newer than this fourd reads (v{VERSION})", self.path,
-                            "upgrade fourd")
-        self.frames: list[int] = json.loads(meta["frames"])
-        self.counts: list[int] = json.loads(meta["counts"])
-        lo, hi = json.loads(meta["bounds"])
-        self.lo, self.hi = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
-        self.cameras: dict = json.loads(meta["cameras"])
-        self.fps = float(meta["fps"])
-        self.background = tuple(json.loads(meta["background"]))
-        self.version = int(meta.get("version", 0))
-        if self.version >= 2:
-            self.sh_scales = [float(x) for x in json.loads(meta["sh_scales"])]
-        else:  # v1: one scale, int8 [N, 3, 3]
-            self.sh_scales = [float(meta["sh_scale"])] * len(json.loads(meta["counts"]))
-        self.has_sh = bool(json.loads(meta.get("has_sh", "false")))
-        self.appearance = meta.get("appearance", "compact")
-        self.views: dict | None = json.loads(meta["views"]) if self.appearance == "views" else None
-        self._fields = FIELDS + (("sh",) if self.has_sh else ())
-        if self.views is not None:
-            self._fields += VIEW_FIELDS if self.views["sh_basis"] else VIEW_FIELDS[:-1]
-            self._view_steps = json.loads(meta["view_sh_steps"])
-            self._centers = torch.tensor(self.views["centers"], dtype=torch.float32).reshape(-1, 3)
-        self._crc = json.loads(meta["crc32"])
-        # every tensor a frame needs must be there, with its point count, before anything is allocated
+        try:
+            self._parse_header(meta)
+        except DataError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError) as e:
+            what = f"lacks '{e.args[0]}'" if isinstance(e, KeyError) else f"has a bad header ({e})"
+            raise DataError(f"the baked file {what}", self.path, "bake the sequence again") from None
+        # every tensor a frame needs must be there, with its point count, and its stored bytes must be
+        # exactly shape × dtype — all before anything is allocated
         S = len(self._centers) if self.views is not None else 0
         for t, n in enumerate(self.counts):
             for k in self._fields:
@@ -244,8 +228,57 @@ class BakedSequence:
                 if e is None:
                     raise DataError(f"frame {self.frames[t]} lacks '{k}'", self.path, "bake the sequence again")
                 lead = [S, n] if k in ("src", "logit") else [n]
-                if e["shape"][:len(lead)] != lead or e["dtype"] not in _DTYPES:
+                if e.get("shape", [])[:len(lead)] != lead or e.get("dtype") not in _DTYPES:
                     raise DataError(f"frame {self.frames[t]}: '{k}' has the wrong shape or type", self.path, "bake again")
+                a, b = e["data_offsets"]
+                want = int(np.prod(e["shape"], dtype=np.int64)) * np.dtype(_DTYPES[e["dtype"]]).itemsize
+                if not 0 <= a <= b or b - a != want:
+                    raise DataError(f"frame {self.frames[t]}: '{k}' claims {want} bytes but stores {b - a}", self.path,
+                                    "the file is damaged: bake it again")
+
+    def _parse_header(self, meta: dict) -> None:
+        version = meta.get("version", "0")
+        if not str(version).isdigit():
+            raise ValueError(f"version '{version}' is not a number")
+        self.version = int(version)
+        if self.version > VERSION:
+            raise DataError(f"baked format v{self.version} is newer than this fourd reads (v{VERSION})", self.path,
+                            "upgrade fourd")
+        self.frames: list[int] = [int(f) for f in json.loads(meta["frames"])]
+        self.counts: list[int] = [int(c) for c in json.loads(meta["counts"])]
+        if not self.frames or len(self.frames) != len(self.counts) or len(set(self.frames)) != len(self.frames):
+            raise ValueError(f"{len(self.frames)} frames (unique?) for {len(self.counts)} point counts")
+        if min(self.counts) < 0:
+            raise ValueError("a negative point count")
+        lo, hi = json.loads(meta["bounds"])
+        self.lo, self.hi = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
+        if self.lo.shape != (3,) or self.hi.shape != (3,) or not bool(torch.isfinite(self.lo).all()
+                                                                          and torch.isfinite(self.hi).all()):
+            raise ValueError("bounds must be two finite xyz corners")
+        self.cameras: dict = json.loads(meta["cameras"])
+        self.fps = float(meta["fps"])
+        if not 0 < self.fps < 10_000:
+            raise ValueError(f"fps {self.fps}")
+        self.background = tuple(float(c) for c in json.loads(meta["background"]))
+        if len(self.background) != 3:
+            raise ValueError("background must be r g b")
+        if self.version >= 2:
+            self.sh_scales = [float(x) for x in json.loads(meta["sh_scales"])]
+        else:  # v1: one scale, int8 [N, 3, 3]
+            self.sh_scales = [float(meta["sh_scale"])] * len(self.counts)
+        self.has_sh = bool(json.loads(meta.get("has_sh", "false")))
+        self.appearance = meta.get("appearance", "compact")
+        if self.appearance not in ("compact", "views"):
+            raise ValueError(f"appearance '{self.appearance}'")
+        self.views: dict | None = json.loads(meta["views"]) if self.appearance == "views" else None
+        self._fields = FIELDS + (("sh",) if self.has_sh else ())
+        if self.views is not None:
+            self._fields += VIEW_FIELDS if self.views["sh_basis"] else VIEW_FIELDS[:-1]
+            self._view_steps = json.loads(meta["view_sh_steps"])
+            self._centers = torch.tensor(self.views["centers"], dtype=torch.float32).reshape(-1, 3)
+        self._crc = [int(c) for c in json.loads(meta["crc32"])]
+        if len(self._crc) != len(self.frames) or len(self.sh_scales) != len(self.frames):
+            raise ValueError("one checksum and one SH scale per frame expected")
 
     def _read(self, key: str) -> torch.Tensor:
         e = self._entries[key]

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import tyro
 
 from fourd.console import log
+from fourd.errors import FourdError
 
 Pos = tyro.conf.Positional
 Capture = Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="CAPTURE")]
@@ -35,7 +36,9 @@ def data_synth(out: Pos[Path], asset: str = "Fox.glb", animation: str | None = "
         image_format: jpg or png.
     """
     from fourd.datasets.synth import ring_recipe, synthesize
+    from fourd.io import check_output
 
+    check_output(out, "folder")
     synthesize(ring_recipe(asset, animation, cameras, rings, frames, size, held_out, fps, image_format), out, layout)
 
 
@@ -84,7 +87,12 @@ def data_preview(path: Capture, out: Path = Path("sheet.png"), cameras: int = 24
     """
     from fourd.datasets import open_dataset
     from fourd.datasets.preview import contact_sheet
+    from fourd.io import check_output
 
+    for opt, v in (("--cameras", cameras), ("--frames", frames)):
+        if v < 1:
+            raise FourdError(f"{v} is out of range [1, ...)", opt, f"give {opt} at least 1")
+    check_output(out, "file")
     contact_sheet(open_dataset(path, data_root), out, cameras, frames)
     log(f"contact sheet → {out}")
     print(out)

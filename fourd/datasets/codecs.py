@@ -16,6 +16,44 @@ def check_encoded(data: bytes, where: str) -> None:
         raise DataError("JPEG is truncated (no end-of-image marker)", where, "re-export or re-copy this image")
     if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-16:]:
         raise DataError("PNG is truncated (no IEND chunk)", where, "re-export or re-copy this image")
+    if data[:2] == b"\xff\xd8":
+        _check_jpeg_scan(data, where)
+
+
+def _check_jpeg_scan(data: bytes, where: str) -> None:
+    """The markers libjpeg warns about ("Corrupt JPEG data") and then decodes past as garbage rows:
+    in a baseline JPEG's single scan every 0xFF byte must be stuffed (FF 00), a restart marker in
+    sequence (FF D0..D7) or the end of image. Progressive files (several scans) are not checked."""
+    i, sos = 2, -1
+    while i + 4 <= len(data):  # walk the header segments to the start of scan
+        if data[i] != 0xFF:
+            raise DataError("JPEG header is corrupt (a segment does not start with a marker)", where,
+                            "re-export or re-copy this image")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xC2, 0xC6, 0xCA, 0xCE):  # progressive: several scans with tables between them
+            return
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA:
+            sos = i + 2 + length
+            break
+        i += 2 + length
+    if sos < 0:
+        raise DataError("JPEG has no image data (no start-of-scan)", where, "re-export or re-copy this image")
+    scan = np.frombuffer(data, np.uint8, offset=sos)
+    ff = np.flatnonzero(scan[:-1] == 0xFF)
+    nxt = scan[ff + 1]
+    eoi = np.flatnonzero(nxt == 0xD9)
+    end = int(ff[eoi[0]]) if len(eoi) else len(scan)
+    inside = ff < end
+    nxt = nxt[inside]
+    ok = (nxt == 0x00) | ((nxt >= 0xD0) & (nxt <= 0xD7)) | (nxt == 0xFF)
+    rst = nxt[(nxt >= 0xD0) & (nxt <= 0xD7)].astype(np.int64)
+    if not ok.all() or (len(rst) and not (np.diff(np.concatenate([[0xD7], rst])) % 8 == 1).all()):
+        raise DataError("JPEG data is corrupt (libjpeg would decode garbage rows)", where,
+                        "re-export or re-copy this image")
 
 
 def encoded_size(data: bytes, where: str) -> tuple[int, int]:

@@ -40,8 +40,9 @@ def _open_fs(path: Path):
                         "(fourd data convert can write them from another layout)")
     try:
         fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
-    except cv2.error as e:
-        raise DataError(f"not a readable OpenCV YAML file ({str(e).strip().splitlines()[-1]})", path,
+    except (cv2.error, SystemError, UnicodeDecodeError) as e:  # OpenCV's reader raises SystemError on some damage
+        last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise DataError(f"not a readable OpenCV YAML file ({last})", path,
                         "check the file was written by cv2.FileStorage and is not truncated") from None
     if not fs.isOpened():
         raise DataError("cannot open as OpenCV YAML", path, "check the file")
@@ -52,21 +53,45 @@ def _names(fs, path: Path) -> list[str]:
     node = fs.getNode("names")
     if node.empty() or not node.isSeq():
         raise DataError("has no 'names' list", path, "add a 'names' sequence listing the camera names")
-    return [node.at(i).string() or str(int(node.at(i).real())) for i in range(node.size())]
+    names = [node.at(i).string() or str(int(node.at(i).real())) for i in range(node.size())]
+    if not names:
+        raise DataError("the 'names' list is empty", path, "list the camera names under 'names'")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"camera names listed more than once: {dup}", path, "give every camera one unique name")
+    return names
 
 
-def _mat(fs, key: str, path: Path, required: bool = True):
+def _mat(fs, key: str, path: Path, sizes: tuple[int, ...], required: bool = True) -> np.ndarray | None:
+    """The numbers stored under ``key`` as a flat float64 array of one of ``sizes`` elements,
+    finite — checked before anything reshapes or inverts them."""
     node = fs.getNode(key)
     if node.empty():
         if required:
             raise DataError(f"lacks '{key}'", path, f"add {key} for every camera in 'names'")
         return None
     if node.isReal() or node.isInt():
-        return np.array([[node.real()]])
-    return node.mat()
+        a = np.array([node.real()])
+    elif node.isString():
+        raise DataError(f"'{key}' holds text ('{node.string()[:20]}'), not numbers", path,
+                        f"write {key} as an OpenCV matrix (!!opencv-matrix) of numbers")
+    else:
+        m = node.mat()
+        if m is None:
+            raise DataError(f"'{key}' is not a matrix of numbers", path,
+                            f"write {key} as an OpenCV matrix (!!opencv-matrix)")
+        a = np.asarray(m, np.float64).reshape(-1)
+    if a.size not in sizes:
+        want = " or ".join(str(n) for n in sizes)
+        raise DataError(f"'{key}' has {a.size} values, expected {want}", path, f"fix the shape of {key}")
+    if not np.isfinite(a).all():
+        raise DataError(f"'{key}' contains NaN or infinite values", path, f"fix {key}")
+    return a
 
 
 def read_easyvolcap_cameras(root: Path) -> Cameras:
+    import cv2
+
     ip, ep = root / "intri.yml", root / "extri.yml"
     fi, fe = _open_fs(ip), _open_fs(ep)
     ni, ne = _names(fi, ip), _names(fe, ep)
@@ -77,27 +102,35 @@ def read_easyvolcap_cameras(root: Path) -> Cameras:
                         "list the same cameras in the same order in both files")
     Ks, Rs, Ts, Ds, Hs, Ws = [], [], [], [], [], []
     for n in ni:
-        Ks.append(K_from_opencv(_mat(fi, f"K_{n}", ip)))
-        D = _mat(fi, f"D_{n}", ip, required=False)
-        D = _mat(fi, f"dist_{n}", ip, required=False) if D is None else D
-        Ds.append(np.zeros(5) if D is None else np.asarray(D, np.float64).reshape(-1)[:5])
-        H, W = _mat(fi, f"H_{n}", ip, required=False), _mat(fi, f"W_{n}", ip, required=False)
+        K = _mat(fi, f"K_{n}", ip, (9,)).reshape(3, 3)
+        if K[0, 0] <= 0 or K[1, 1] <= 0 or not np.allclose(K[2], [0, 0, 1]) or K[1, 0] != 0:
+            raise DataError(f"K_{n} is not a camera matrix (focal lengths must be positive, last row 0 0 1)", ip,
+                            f"fix K_{n}")
+        Ks.append(K_from_opencv(K))
+        D = _mat(fi, f"D_{n}", ip, (4, 5, 8, 12, 14), required=False)
+        D = _mat(fi, f"dist_{n}", ip, (4, 5, 8, 12, 14), required=False) if D is None else D
+        Ds.append(np.zeros(5) if D is None else D)
+        H, W = _mat(fi, f"H_{n}", ip, (1,), required=False), _mat(fi, f"W_{n}", ip, (1,), required=False)
         if H is None or W is None:
             H, W = _size_from_image(root, n)
-        Hs.append(int(np.asarray(H).reshape(-1)[0]))
-        Ws.append(int(np.asarray(W).reshape(-1)[0]))
-        R = _mat(fe, f"Rot_{n}", ep, required=False)
-        if R is None:
-            import cv2
-
-            R = cv2.Rodrigues(np.asarray(_mat(fe, f"R_{n}", ep), np.float64).reshape(3, 1))[0]
-        Rs.append(np.asarray(R, np.float64).reshape(3, 3))
-        Ts.append(np.asarray(_mat(fe, f"T_{n}", ep), np.float64).reshape(3))
-    Ds = [np.pad(d, (0, 5 - len(d))) for d in Ds]
+        H, W = float(np.asarray(H).reshape(-1)[0]), float(np.asarray(W).reshape(-1)[0])
+        if not (H >= 1 and W >= 1 and H == int(H) and W == int(W)):
+            raise DataError(f"H_{n}/W_{n} = {H:g}/{W:g} is not an image size", ip, "give positive whole pixel counts")
+        Hs.append(int(H))
+        Ws.append(int(W))
+        R = _mat(fe, f"Rot_{n}", ep, (9,), required=False)
+        R = R.reshape(3, 3) if R is not None else cv2.Rodrigues(_mat(fe, f"R_{n}", ep, (3,)).reshape(3, 1))[0]
+        if abs(np.linalg.det(R) - 1) > 1e-3 or not np.allclose(R @ R.T, np.eye(3), atol=1e-3):
+            raise DataError(f"the rotation of camera '{n}' is not a rotation matrix (orthonormal, det +1)", ep,
+                            f"fix Rot_{n} / R_{n}")
+        Rs.append(R)
+        Ts.append(_mat(fe, f"T_{n}", ep, (3,)))
+    Ds = [np.pad(d, (0, max(0, 5 - len(d)))) for d in Ds]
     try:
         return Cameras(np.stack(Ks), np.stack(Rs), np.stack(Ts), Hs, Ws, np.stack(Ds), ni)
-    except ValueError as e:
-        raise DataError(str(e), ep, "fix the calibration (R must be a rotation; no NaN values)") from None
+    except ValueError as e:  # distortion terms beyond the 5-term model, for instance
+        raise DataError(str(e), ip if "distortion" in str(e) or "K" in str(e) else ep,
+                        "fix the calibration") from None
 
 
 def _size_from_image(root: Path, cam: str) -> tuple[int, int]:
@@ -152,8 +185,7 @@ class EasyVolcapCapture(MultiViewVideo):
         return self._has_masks
 
     def image_bytes(self, frame, cam):
-        p = self._images[cam][frame]
-        return p.read_bytes(), str(p)
+        return _read(self._images[cam][frame]), str(self._images[cam][frame])
 
     def mask_bytes(self, frame, cam):
         if not self._has_masks:
@@ -162,7 +194,16 @@ class EasyVolcapCapture(MultiViewVideo):
         if p is None:
             raise DataError(f"mask for frame {frame} is missing", self.path / "masks" / cam,
                             "provide a mask for every image")
-        return p.read_bytes(), str(p)
+        return _read(p), str(p)
+
+
+def _read(p: Path) -> bytes:
+    try:
+        return p.read_bytes()
+    except IsADirectoryError:
+        raise DataError("a folder stands where an image file should be", p, "replace it with the image") from None
+    except OSError as e:
+        raise DataError(f"cannot read the file ({e.strerror})", p, "check the file and its permissions") from None
 
 
 def _read_meta(root: Path) -> dict:

@@ -45,6 +45,23 @@ def _open_h5(path: Path):
                         "the file is truncated or corrupt: download or copy it again") from None
 
 
+def _numbers(group, key: str, sizes: tuple[int, ...], where: str) -> np.ndarray:
+    """``group[key]`` as a flat float64 array of one of ``sizes`` elements, finite — checked before
+    anything reshapes or inverts it."""
+    if key not in group:
+        raise DataError(f"no '{key}'", where, f"add {key} to every camera's Camera_Parameter")
+    try:
+        a = np.asarray(group[key][()], np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(f"'{key}' is not numeric", where, f"store {key} as numbers") from None
+    if a.size not in sizes:
+        raise DataError(f"'{key}' has {a.size} values, expected {' or '.join(map(str, sizes))}", where,
+                        f"fix the shape of {key}")
+    if not np.isfinite(a).all():
+        raise DataError(f"'{key}' contains NaN or inf", where, "re-export the calibration")
+    return a
+
+
 def smc_pair(path: str | Path, sequence: str | None = None) -> tuple[Path, Path]:
     """Resolve (main, annotations) files from a .smc path or a folder holding main/ and annotations/."""
     path = Path(path)
@@ -79,6 +96,10 @@ class SMCCapture(MultiViewVideo):
         self._group_of: dict[str, str] = {}
         for g in groups:
             if g in self.smc:
+                bad = [k for k in self.smc[g].keys() if not k.isdigit()]
+                if bad:
+                    raise DataError(f"camera ids {bad[:4]} under {g} are not numbers", self.main_path,
+                                    "DNA-Rendering names cameras by number (0, 1, ...); rename or remove those groups")
                 for cid in sorted(self.smc[g].keys(), key=int):
                     self._group_of[cid] = g
         if not self._group_of:
@@ -94,22 +115,33 @@ class SMCCapture(MultiViewVideo):
                 raise DataError(f"camera {cid} has images but no Camera_Parameter/{key}", self.annots_path,
                                 "use the annotations file of the same sequence")
             p = self.annots["Camera_Parameter"][key]
-            RT = np.asarray(p["RT"][()], np.float64).reshape(4, 4)
-            if not np.isfinite(RT).all():
-                raise DataError(f"Camera_Parameter/{key}/RT contains NaN or inf", self.annots_path, "re-export the calibration")
-            w2c = np.linalg.inv(RT)
-            Rs.append(w2c[:3, :3])
-            Ts.append(w2c[:3, 3])
-            Ks.append(K_from_opencv(p["K"][()]))
-            Ds.append(np.asarray(p["D"][()], np.float64).reshape(-1)[:5])
+            where = f"{self.annots_path}:/Camera_Parameter/{key}"
+            RT = _numbers(p, "RT", (16,), where).reshape(4, 4)
+            R = RT[:3, :3]
+            if not np.allclose(RT[3], [0, 0, 0, 1]) or abs(np.linalg.det(R) - 1) > 1e-3 \
+                    or not np.allclose(R @ R.T, np.eye(3), atol=1e-3):
+                raise DataError(f"camera {cid}: RT is not a rigid transform (rotation + translation, last row 0 0 0 1)",
+                                where, "re-export the calibration")
+            Rs.append(R.T)  # RT is camera → world: its inverse is (Rᵀ, −Rᵀ t)
+            Ts.append(-R.T @ RT[:3, 3])
+            K = _numbers(p, "K", (9,), where).reshape(3, 3)
+            if K[0, 0] <= 0 or K[1, 1] <= 0 or not np.allclose(K[2], [0, 0, 1]):
+                raise DataError(f"camera {cid}: K is not a camera matrix (positive focal lengths, last row 0 0 1)",
+                                where, "re-export the calibration")
+            Ks.append(K_from_opencv(K))
+            Ds.append(_numbers(p, "D", (4, 5, 8, 12, 14), where) if "D" in p else np.zeros(5))
             if "Color_Calibration" in p:
                 self.color_calibration[self._name(cid)] = np.asarray(p["Color_Calibration"][()], np.float64)
             color = self.smc[self._group_of[cid]][cid]["color"]
+            bad = [f for f in color.keys() if not f.isdigit()]
+            if bad:
+                raise DataError(f"camera {cid}: frame keys {bad[:4]} are not numbers", self.main_path,
+                                "frames are stored under their number (0, 1, ...)")
             frame_sets.append({int(f) for f in color.keys()})
             H, W = self._resolution(cid)
             Hs.append(H)
             Ws.append(W)
-        Ds = [np.pad(d, (0, 5 - len(d))) for d in Ds]
+        Ds = [np.pad(d, (0, max(0, 5 - len(d)))) for d in Ds]
         names = [self._name(c) for c in ids]
         self._id_of = dict(zip(names, ids))
         try:

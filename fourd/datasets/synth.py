@@ -60,8 +60,14 @@ def ring_recipe(asset: str = "Fox.glb", animation: str | None = "Walk", cameras:
                 frames: int = 30, size: int = 512, held_out: int = 4, fps: float = 30.0,
                 image_format: str = "jpg") -> SynthRecipe:
     """A rig of ``cameras`` split evenly over ``rings`` rings at elevations from 5° to 50°."""
-    if cameras < rings or rings < 1:
-        raise DataError(f"{cameras} cameras cannot fill {rings} rings", None, "use at least one camera per ring")
+    for opt, v, lo, hi in (("--cameras", cameras, 2, 512), ("--rings", rings, 1, 64), ("--frames", frames, 1, 100_000),
+                           ("--size", size, 16, 8192), ("--held-out", held_out, 0, cameras - 2)):
+        if not lo <= v <= hi:
+            raise DataError(f"{v} is out of range [{lo}, {hi}]", opt, f"give {opt} a value in [{lo}, {hi}]")
+    if not 0 < fps <= 1000:
+        raise DataError(f"{fps} is out of range (0, 1000]", "--fps", "give a frame rate such as 30")
+    if cameras < rings:
+        raise DataError(f"{cameras} cameras cannot fill {rings} rings", "--cameras", "use at least one camera per ring")
     per = [cameras // rings + (1 if i < cameras % rings else 0) for i in range(rings)]
     elev = [5.0] if rings == 1 else [5.0 + 45.0 * i / (rings - 1) for i in range(rings)]
     return SynthRecipe(asset=asset, animation=animation, rings=list(zip(per, elev)), frames=frames, fps=fps,

@@ -29,7 +29,9 @@ def make_fit_mesh(default):
         truth of synthetic captures) — then `fourd view DIR/mesh.glb`, `fourd render DIR/mesh.glb --orbit`.
         """
         from fourd.gen.fit_mesh import fit_mesh
+        from fourd.io import check_output
 
+        check_output(cfg.out, "folder")
         r = fit_mesh(cfg)
         chamfer = f", Chamfer {r['chamfer_percent_of_height']:.2f}% of height" if r.get("chamfer") is not None else ""
         log(f"[bold green]fitted[/] mask IoU {r['iou']:.3f} (min {r['iou_min']:.3f}), PSNR {r['psnr']:.2f} dB{chamfer}, "
@@ -44,7 +46,9 @@ def sds_cmd(cfg: Annotated[SDSConfig, tyro.conf.arg(name="")]) -> None:
     `fourd generate sds --prompt "..." --prior DIR`. Writes OUT/points.safetensors,
     OUT/ply/000000.ply, OUT/preview.png."""
     from fourd.gen.sds import generate_sds
+    from fourd.io import check_output
 
+    check_output(cfg.out, "folder")
     generate_sds(cfg)
 
 
@@ -76,8 +80,14 @@ def shap_e_cmd(prompt: str = "", model: Path | None = None, out: Path = Path("ou
 
     from fourd.gen.shap_e import latent_to_mesh, load_shap_e, text_to_latent
 
+    from fourd.io import check_output
+
     if not prompt.strip():
-        raise FourdError("the prompt is empty", None, 'pass --prompt "a red chair"')
+        raise FourdError("the prompt is empty", "--prompt", 'pass --prompt "a red chair"')
+    for opt, v, lo in (("--steps", steps, 1), ("--grid", grid, 8), ("--points", points, 1)):
+        if v < lo:
+            raise FourdError(f"{v} is out of range [{lo}, ...)", opt, f"give {opt} at least {lo}")
+    check_output(out, "folder")
     pipe = load_shap_e(model, device)
     latent = text_to_latent(pipe, prompt, steps, guidance_scale, seed)
     mesh = latent_to_mesh(pipe.shap_e_renderer, latent, grid)
@@ -105,7 +115,9 @@ def import_cmd(src: Annotated[Path, tyro.conf.Positional], out: Path = Path("out
         seed: sampling seed.
     """
     from fourd.gen.importers import import_any
+    from fourd.io import check_output
 
+    check_output(out, "folder", (src,))
     seq = import_any(src, points, up, seed)
     out.mkdir(parents=True, exist_ok=True)
     seq.save(out / "points.safetensors")

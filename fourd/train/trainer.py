@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from fourd.config import TrainConfig, resolve_device, to_json
+from fourd.config import TrainConfig, check_ranges, resolve_device, to_json
 from fourd.console import log, progress
 from fourd.datasets import open_dataset
 from fourd.errors import FourdError
@@ -39,6 +39,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig):
         torch.set_flush_denormal(True)
+        check_ranges(cfg)  # before any work
         self.cfg = cfg
         self.rank, self.world = _dist_info()
         if self.world > 1 and not torch.distributed.is_initialized():
