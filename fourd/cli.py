@@ -16,7 +16,7 @@ import tyro
 from tyro.extras import SubcommandApp
 
 from fourd.config import CarveConfig, TrainConfig
-from fourd.console import log, set_quiet
+from fourd.console import log, log_error, set_quiet
 from fourd.errors import FourdError
 
 Pos = tyro.conf.Positional
@@ -217,7 +217,8 @@ def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, fr
     t = 0
     if frame is not None:
         if frame not in sc.frames:
-            raise FourdError(f"frame {frame} is not in the scene ({sc.frames[0]}..{sc.frames[-1]})", scene)
+            raise FourdError(f"frame {frame} is not in the scene ({sc.frames[0]}..{sc.frames[-1]})", scene,
+                             "pass --frame with one of the scene's frames")
         t = sc.frames.index(frame)
     if headless:
         from fourd.viewer.headless import resolve_camera
@@ -293,7 +294,7 @@ def add(app: SubcommandApp, commands: dict, group: str | None = None, help: str 
     command list shows each docstring's first line (``fourd COMMAND --help`` the whole)."""
     target = SubcommandApp() if group else app
     for name, fn in commands.items():
-        target.command(fn, name=name, help=(fn.__doc__ or "").strip().split("\n")[0])
+        target.command(_announced(fn), name=name, help=(fn.__doc__ or "").strip().split("\n")[0])
     if group:
         app.command(target, name=group, help=help)
 
@@ -321,6 +322,57 @@ def build_app(args: list[str]) -> SubcommandApp:
     return app
 
 
+def _announced(fn):
+    """``fn`` that first marks the command line as parsed (stderr text after that is the command's,
+    not tyro's). Built in ``fn``'s own module namespace, so tyro resolves its annotations there."""
+    import functools
+    import types
+
+    parsed = _PARSED  # a closure cell: the wrapper's globals are fn's module, not this one
+
+    def call(*args, **kwargs):
+        parsed.append(True)
+        return fn(*args, **kwargs)
+
+    wrapper = types.FunctionType(call.__code__, fn.__globals__, fn.__name__, None, call.__closure__)
+    return functools.update_wrapper(wrapper, fn)
+
+
+_PARSED: list[bool] = []  # non-empty once tyro has called a command in this process's current main()
+
+
+class _HoldTyroBox:
+    """sys.stderr during :func:`main`: while tyro is still parsing, whatever is written is tyro's
+    refusal of the command line, held so :func:`main` prints it as one line; once a command runs,
+    text passes straight through."""
+
+    def __init__(self, real):
+        self.real, self.held = real, []
+
+    def write(self, text: str) -> int:
+        if not _PARSED:  # still parsing: only tyro writes here, and only to refuse the command line
+            self.held.append(text)
+            return len(text)
+        return self.real.write(text)
+
+    def flush(self) -> None:
+        self.real.flush()
+
+    def isatty(self) -> bool:
+        return False  # plain text: the box is condensed, not shown
+
+    def one_line(self) -> str:
+        lines = (ln.strip(" │╭╮╰╯─━┃") for ln in _plain("".join(self.held)).splitlines())
+        text = " ".join(ln for ln in lines if ln and not ln.startswith("For full helptext"))
+        return " ".join(text.split()) or "the command line was not understood"
+
+
+def _plain(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     flags = set()
@@ -328,24 +380,52 @@ def main(argv: list[str] | None = None) -> int:
         flags.add(args[0])
         args = args[1:]
     set_quiet("--quiet" in flags)
+    args = args or ["--help"]
     command = args[0] if args else ""
+    import contextlib
+
+    from fourd.console import console
+
+    real = sys.stderr
+    _PARSED.clear()
+    guard = _HoldTyroBox(real)
+    console.file = real  # fourd's own output is never held
     try:
-        build_app(args).cli(args=args, prog="fourd", description=__doc__.splitlines()[0],
-                            config=(tyro.conf.PositionalMetavarFromFieldName,))
+        app = build_app(args)
+        try:
+            with contextlib.redirect_stderr(guard):
+                app.cli(args=args, prog="fourd", description=__doc__.splitlines()[0],
+                        config=(tyro.conf.PositionalMetavarFromFieldName,))
+        except SystemExit as e:
+            if e.code not in (0, None) and guard.held:
+                guard.held, text = [], guard.one_line()
+                raise FourdError(text, "command line", "see `fourd COMMAND --help`") from None
+            raise
+        finally:
+            if guard.held:  # not an error after all: show it
+                real.write("".join(guard.held))
     except FourdError as e:
-        log(f"[bold red]error:[/] {e.one_line()}", soft_wrap=True)
+        log_error(f"error: {e.one_line()}")
         return 2
     except SystemExit as e:  # tyro: --help (0) or a bad command line (2)
         return e.code if isinstance(e.code, int) else 2
+    except BrokenPipeError:  # `fourd ... | head`: the reader left; say nothing more
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         log("[yellow]interrupted[/]")
         return 130
     except Exception as e:  # a bug, not bad input: one line, the traceback on request
         if "--debug" in flags:
             raise
-        log(f"[bold red]internal error[/] in `fourd {command}`: {type(e).__name__}: {e} "
-            "(run `fourd --debug ...` for the traceback and report it)", soft_wrap=True)
+        detail = " ".join(str(e).split())[:300]
+        log_error(f"internal error in `fourd {command}`: {type(e).__name__}: {detail} "
+                  "(run `fourd --debug ...` for the traceback and report it)")
         return 1
+    finally:
+        console.file = None  # back to whatever sys.stderr is
     return 0
 
 

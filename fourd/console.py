@@ -29,6 +29,15 @@ def log(*args, **kwargs) -> None:
     console.print(*args, **kwargs)
 
 
+def log_error(text: str) -> None:
+    """One line on stderr that --quiet does not silence (a refusal must always be seen)."""
+    quiet, console.quiet = console.quiet, False
+    try:
+        console.print(text, soft_wrap=True, markup=False, highlight=False)
+    finally:
+        console.quiet = quiet
+
+
 @contextlib.contextmanager
 def progress(description: str, total: int, completed: int = 0):
     """``with progress("carving", n) as advance: ... advance(info="loss 0.1")`` — a bar with count,

@@ -294,7 +294,8 @@ class BakedSequence:
     def frame(self, t: int) -> BakedFrame:
         """Decode frame slot ``t`` (0-based), checking its CRC."""
         if not 0 <= t < len(self.frames):
-            raise DataError(f"frame slot {t} is out of range (0..{len(self.frames) - 1})", self.path)
+            raise DataError(f"frame slot {t} is out of range (0..{len(self.frames) - 1})", self.path,
+                            "ask for a frame the file has")
         enc = {k: self._read(_key(t, k)) for k in self._fields}
         if _crc(enc) != self._crc[t]:
             raise DataError(f"frame {self.frames[t]} fails its checksum (damaged or edited)", self.path,

@@ -19,6 +19,28 @@ from fourd.errors import DataError
 from fourd.structures.cameras import Cameras
 
 
+def common_frames(frame_sets: dict[str, set[int]], where) -> list[int]:
+    """The frames every camera has (only those are synchronized samples). A camera that lacks some
+    is reported in one warning line each — frames are never dropped without a word — and a capture
+    with no common frame left is refused."""
+    from fourd.console import log
+
+    if not frame_sets:
+        return []
+    union = set().union(*frame_sets.values())
+    common = set.intersection(*frame_sets.values())
+    for name, have in frame_sets.items():
+        lack = sorted(union - have)
+        if lack:
+            shown = ", ".join(map(str, lack[:6])) + (" …" if len(lack) > 6 else "")
+            log(f"[yellow]warning:[/] {where}: camera '{name}' lacks frame(s) {shown}; "
+                f"those frames are left out for every camera ({len(common)} of {len(union)} kept)")
+    if union and not common:
+        raise DataError("no frame is present for every camera", where,
+                        "provide the same frame numbers for every camera (or remove the incomplete cameras)")
+    return sorted(common)
+
+
 @dataclass
 class View:
     """One (frame, camera) sample ready for training or display."""
@@ -48,7 +70,8 @@ class MultiViewVideo(ABC):
         self.held_out = [str(h) for h in (held_out or [])]
         unknown = [h for h in self.held_out if h not in cameras.names]
         if unknown:
-            raise DataError(f"held-out cameras {unknown} are not in the capture", self.path)
+            raise DataError(f"held-out cameras {unknown} are not in the capture", self.path,
+                            f"hold out cameras the capture has ({', '.join(cameras.names[:8])}…) in fourd.json")
         self.fps = float(fps)
         self._cache = ByteLRU(cache_bytes)
         if not self.frames:
@@ -85,12 +108,13 @@ class MultiViewVideo(ABC):
         try:
             return self.cameras.index(cam), str(cam)
         except KeyError as e:
-            raise DataError(str(e.args[0]), self.path) from None
+            raise DataError(str(e.args[0]), self.path, f"use one of the capture's cameras ({', '.join(self.cameras.names[:8])}…)") from None
 
     def _check_frame(self, frame: int) -> int:
         frame = int(frame)
         if frame not in self.frames:
-            raise DataError(f"frame {frame} is not in the capture (frames {self.frames[0]}..{self.frames[-1]})", self.path)
+            raise DataError(f"frame {frame} is not in the capture (frames {self.frames[0]}..{self.frames[-1]})", self.path,
+                            "use one of the capture's frames")
         return frame
 
     def image(self, frame: int, cam: int | str) -> np.ndarray:

@@ -11,6 +11,27 @@ from fourd.errors import FourdError
 from fourd.io import check_output
 
 
+def verify_encoded(video) -> None:
+    """Before copying: every image and mask is a complete JPEG/PNG (no truncation, no corrupt scan)
+    of its camera's size — read from the header, without decoding the pixels."""
+    from fourd.datasets.codecs import encoded_size
+
+    names = video.camera_names
+    with progress("checking images", len(video.frames)) as advance:
+        for f in video.frames:
+            for i, n in enumerate(names):
+                want = (int(video.cameras.H[i]), int(video.cameras.W[i]))
+                for got in (video.image_bytes(f, n), video.mask_bytes(f, n)):
+                    if got is None:
+                        continue
+                    data, where = got
+                    if encoded_size(data, where) != want:
+                        h, w = encoded_size(data, where)
+                        raise FourdError(f"is {w}×{h} but camera '{n}' is {want[1]}×{want[0]}", where,
+                                         "re-export it at the calibrated size")
+            advance()
+
+
 def convert(src: str | Path, out: str | Path, to: str = "easyvolcap", sequence: str = "fourd_0000",
             data_root: str | Path | None = None) -> Path:
     out = Path(out)
@@ -21,6 +42,7 @@ def convert(src: str | Path, out: str | Path, to: str = "easyvolcap", sequence: 
     if source.is_dir() and out.exists() and out.resolve() in source.resolve().parents:
         raise FourdError("the output folder holds the input capture; it would be overwritten", out,
                          "write to a new folder")
+    verify_encoded(video)
     if to == "easyvolcap":
         from fourd.datasets.easyvolcap import write_easyvolcap
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fourd.datasets.base import MultiViewVideo
+from fourd.datasets.base import MultiViewVideo, common_frames
 from fourd.datasets.codecs import image_ext
 from fourd.errors import DataError
 from fourd.io import atomic_write_bytes
@@ -65,6 +65,26 @@ def _names(fs, path: Path) -> list[str]:
 def _mat(fs, key: str, path: Path, sizes: tuple[int, ...], required: bool = True) -> np.ndarray | None:
     """The numbers stored under ``key`` as a flat float64 array of one of ``sizes`` elements,
     finite — checked before anything reshapes or inverts them."""
+    import cv2
+
+    try:
+        return _mat_node(fs, key, path, sizes, required)
+    except (cv2.error, SystemError) as e:  # a damaged node (truncated file, broken matrix)
+        last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise DataError(f"cannot read '{key}' ({last})", path, "the file is damaged or truncated; re-export it") from None
+
+
+def _distortion(D: np.ndarray | None, key: str, path: Path) -> np.ndarray:
+    """5 OpenCV terms (k1 k2 p1 p2 k3): fewer are padded with zeros; more must be zero beyond the 5th."""
+    if D is None:
+        return np.zeros(5)
+    if D.size > 5 and np.any(D[5:] != 0):
+        raise DataError(f"'{key}' has non-zero terms beyond the 5-term model (k1 k2 p1 p2 k3)", path,
+                        "undistort the images first, or calibrate with the 5-term model")
+    return np.pad(D[:5], (0, max(0, 5 - D.size)))
+
+
+def _mat_node(fs, key: str, path: Path, sizes: tuple[int, ...], required: bool) -> np.ndarray | None:
     node = fs.getNode(key)
     if node.empty():
         if required:
@@ -109,7 +129,7 @@ def read_easyvolcap_cameras(root: Path) -> Cameras:
         Ks.append(K_from_opencv(K))
         D = _mat(fi, f"D_{n}", ip, (4, 5, 8, 12, 14), required=False)
         D = _mat(fi, f"dist_{n}", ip, (4, 5, 8, 12, 14), required=False) if D is None else D
-        Ds.append(np.zeros(5) if D is None else D)
+        Ds.append(_distortion(D, f"D_{n}", ip))
         H, W = _mat(fi, f"H_{n}", ip, (1,), required=False), _mat(fi, f"W_{n}", ip, (1,), required=False)
         if H is None or W is None:
             H, W = _size_from_image(root, n)
@@ -125,7 +145,6 @@ def read_easyvolcap_cameras(root: Path) -> Cameras:
                             f"fix Rot_{n} / R_{n}")
         Rs.append(R)
         Ts.append(_mat(fe, f"T_{n}", ep, (3,)))
-    Ds = [np.pad(d, (0, max(0, 5 - len(d)))) for d in Ds]
     try:
         return Cameras(np.stack(Ks), np.stack(Rs), np.stack(Ts), Hs, Ws, np.stack(Ds), ni)
     except ValueError as e:  # distortion terms beyond the 5-term model, for instance
@@ -139,7 +158,8 @@ def _size_from_image(root: Path, cam: str) -> tuple[int, int]:
     d = root / "images" / cam
     files = sorted(p for p in d.glob("*") if p.suffix.lower() in _IMAGE_EXTS) if d.is_dir() else []
     if not files:
-        raise DataError(f"no H_{cam}/W_{cam} in intri.yml and no images to read the size from", d)
+        raise DataError(f"no H_{cam}/W_{cam} in intri.yml and no images to read the size from", d,
+                        f"add H_{cam} and W_{cam} to intri.yml")
     img = decode_image(files[0].read_bytes(), str(files[0]))
     return img.shape[0], img.shape[1]
 
@@ -169,9 +189,7 @@ class EasyVolcapCapture(MultiViewVideo):
             md = root / "masks" / n
             if md.is_dir():
                 self._masks[n] = _frame_files(md)
-        frame_sets = [set(v) for v in self._images.values()]
-        # Only frames seen by every camera are synchronized samples.
-        frames = sorted(set.intersection(*frame_sets)) if frame_sets else []
+        frames = common_frames({n: set(v) for n, v in self._images.items()}, root / "images")
         meta = _read_meta(root)
         super().__init__(root, cameras, frames, meta.get("held_out"), meta.get("fps", 30.0), cache_bytes)
         missing_masks = [n for n in cameras.names if n not in self._masks]

@@ -65,7 +65,7 @@ class AnimatedAsset:
         self.animation = self._pick_animation(animation)
         self.primitives = self._load_primitives()
         if not self.primitives:
-            raise DataError("the asset has no triangle meshes", self.path)
+            raise DataError("the asset has no triangle meshes", self.path, "pass a glTF with a mesh")
         self.parent = {c: i for i, n in enumerate(g.nodes) for c in (n.children or [])}
 
     # ----------------------------------------------------------- raw data
@@ -102,7 +102,8 @@ class AnimatedAsset:
             stride = stride or elem
             need = off + stride * (a.count - 1) + elem
             if need > len(raw):
-                raise DataError(f"accessor {index} runs past its buffer (truncated file?)", self.path)
+                raise DataError(f"accessor {index} runs past its buffer (truncated file?)", self.path,
+                                "re-export or re-copy the asset")
             out = np.lib.stride_tricks.as_strided(
                 np.frombuffer(raw, np.uint8, count=need - off, offset=off), (a.count, elem), (stride, 1)
             ).copy().view(dtype).reshape(a.count, nc)
@@ -138,7 +139,7 @@ class AnimatedAsset:
             return None
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if arr is None:
-            raise DataError(f"texture image {tex.source} cannot be decoded", self.path)
+            raise DataError(f"texture image {tex.source} cannot be decoded", self.path, "re-export the asset's textures")
         if arr.ndim == 2:
             arr = np.repeat(arr[..., None], 3, -1)
         arr = arr[..., [2, 1, 0]] if arr.shape[2] == 3 else arr[..., [2, 1, 0, 3]]
@@ -192,10 +193,12 @@ class AnimatedAsset:
         if isinstance(animation, str):
             names = [a.name for a in anims]
             if animation not in names:
-                raise DataError(f"no animation named '{animation}' (have: {', '.join(map(str, names))})", self.path)
+                raise DataError(f"no animation named '{animation}' (have: {', '.join(map(str, names))})", self.path,
+                                "pass --animation with one of those names")
             return names.index(animation)
         if not 0 <= animation < len(anims):
-            raise DataError(f"animation index {animation} out of range (0..{len(anims) - 1})", self.path)
+            raise DataError(f"animation index {animation} out of range (0..{len(anims) - 1})", self.path,
+                            "pass an index in range")
         return animation
 
     @property

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fourd.datasets.base import MultiViewVideo
+from fourd.datasets.base import MultiViewVideo, common_frames
 from fourd.datasets.codecs import encoded_size
 from fourd.errors import DataError
 from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv
@@ -108,7 +108,7 @@ class SMCCapture(MultiViewVideo):
             raise DataError("no Camera_Parameter group", self.annots_path, "use the sequence's *_annots.smc file")
         ids = list(self._group_of)
         Ks, Rs, Ts, Ds, Hs, Ws, self.color_calibration = [], [], [], [], [], [], {}
-        frame_sets = []
+        frame_sets: dict[str, set[int]] = {}
         for cid in ids:
             key = f"{int(cid):02d}"
             if key not in self.annots["Camera_Parameter"]:
@@ -129,7 +129,11 @@ class SMCCapture(MultiViewVideo):
                 raise DataError(f"camera {cid}: K is not a camera matrix (positive focal lengths, last row 0 0 1)",
                                 where, "re-export the calibration")
             Ks.append(K_from_opencv(K))
-            Ds.append(_numbers(p, "D", (4, 5, 8, 12, 14), where) if "D" in p else np.zeros(5))
+            D = _numbers(p, "D", (4, 5, 8, 12, 14), where) if "D" in p else np.zeros(5)
+            if D.size > 5 and np.any(D[5:] != 0):
+                raise DataError(f"camera {cid}: D has non-zero terms beyond the 5-term model", where,
+                                "undistort the images first, or calibrate with the 5-term model")
+            Ds.append(np.pad(D[:5], (0, max(0, 5 - D.size))))
             if "Color_Calibration" in p:
                 self.color_calibration[self._name(cid)] = np.asarray(p["Color_Calibration"][()], np.float64)
             color = self.smc[self._group_of[cid]][cid]["color"]
@@ -137,18 +141,17 @@ class SMCCapture(MultiViewVideo):
             if bad:
                 raise DataError(f"camera {cid}: frame keys {bad[:4]} are not numbers", self.main_path,
                                 "frames are stored under their number (0, 1, ...)")
-            frame_sets.append({int(f) for f in color.keys()})
+            frame_sets[self._name(cid)] = {int(f) for f in color.keys()}
             H, W = self._resolution(cid)
             Hs.append(H)
             Ws.append(W)
-        Ds = [np.pad(d, (0, max(0, 5 - len(d)))) for d in Ds]
         names = [self._name(c) for c in ids]
         self._id_of = dict(zip(names, ids))
         try:
             cameras = Cameras(np.stack(Ks), np.stack(Rs), np.stack(Ts), Hs, Ws, np.stack(Ds), names)
         except ValueError as e:
             raise DataError(str(e), self.annots_path, "fix Camera_Parameter (RT must be a rigid transform)") from None
-        frames = sorted(set.intersection(*frame_sets))
+        frames = common_frames(frame_sets, self.main_path)
         held = [self._name(c) for c in json.loads(self.smc.attrs.get("fourd_held_out", "[]"))]
         fps = float(self.smc.attrs.get("fps", 30.0))
         super().__init__(self.main_path, cameras, frames, held, fps, cache_bytes)

@@ -271,7 +271,8 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
 
     dev = resolve_device(cfg.device)  # before any work
     if cfg.iterations < 0:
-        raise FourdError("--iterations must be ≥ 0 (0 evaluates the starting mesh)")
+        raise FourdError(f"{cfg.iterations} is out of range [0, ...)", "--iterations",
+                         "give --iterations ≥ 0 (0 evaluates the starting mesh)")
     torch.set_flush_denormal(True)  # denormals in the soft silhouette's tails cost 30× on CPU
     torch.manual_seed(cfg.seed)
     video = open_dataset(cfg.dataset, cfg.data_root)

@@ -40,6 +40,8 @@ def spacing_radius(points: torch.Tensor, k: int = 3, factor: float = 0.75) -> to
 def read_point_cloud(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(points [N, 3], colours [N, 3] in [0, 1] or None) from Point-E .npz or a PLY point cloud."""
     if path.suffix.lower() == ".npz":
+        import zipfile
+
         try:
             with np.load(path, allow_pickle=False) as z:
                 if "coords" not in z:
@@ -47,7 +49,7 @@ def read_point_cloud(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
                                     "pass a Point-E point cloud (PointCloud.save writes coords, R, G, B)")
                 xyz = np.asarray(z["coords"], np.float32)
                 rgb = np.stack([z[c] for c in "RGB"], 1).astype(np.float32) if all(c in z for c in "RGB") else None
-        except (ValueError, OSError, EOFError, KeyError) as e:
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
             raise DataError(f"cannot read the .npz ({e})", path, "the file is truncated or not numpy's format") from None
         if rgb is not None and rgb.max() > 1.0:
             rgb = rgb / 255.0

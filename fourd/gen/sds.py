@@ -251,9 +251,9 @@ def run_sds(cfg: SDSConfig, prior=None) -> SDSResult:
     if not cfg.prompt.strip() and not isinstance(prior, TargetPrior):
         raise FourdError("the prompt is empty", None, 'pass --prompt "a DSLR photo of a corgi"')
     if cfg.iterations < 1 or cfg.points < 1:
-        raise FourdError("--iterations and --points must be at least 1")
+        raise FourdError("--iterations and --points must be at least 1", "--iterations", "pass e.g. --iterations 3000")
     if not (0 <= cfg.t_min < cfg.t_max <= 1):
-        raise FourdError(f"need 0 ≤ t-min < t-max ≤ 1, got {cfg.t_min}, {cfg.t_max}")
+        raise FourdError(f"need 0 ≤ t-min < t-max ≤ 1, got {cfg.t_min}, {cfg.t_max}", "--t-min", "e.g. --t-min 0.02 --t-max 0.98")
     torch.manual_seed(cfg.seed)
     prior = prior or load_prior(cfg.prior, cfg.device)
     rng = np.random.default_rng(cfg.seed)

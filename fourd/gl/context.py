@@ -52,7 +52,7 @@ class HeadlessContext:
             self.display = EGL.eglGetDisplay(EGL.EGL_DEFAULT_DISPLAY)
             major, minor = EGL.EGLint(), EGL.EGLint()
             if not EGL.eglInitialize(self.display, ctypes.pointer(major), ctypes.pointer(minor)):
-                raise GLUnavailable("eglInitialize failed")
+                raise GLUnavailable("eglInitialize failed", None, "install Mesa EGL (scripts/install.sh) or set FOURD_GL=osmesa / PYOPENGL_PLATFORM=osmesa")
         except GLUnavailable:
             raise
         except Exception as e:  # PyOpenGL raises EGLError instead of returning EGL_FALSE
@@ -67,7 +67,7 @@ class HeadlessContext:
                                    ctypes.pointer(n)) or n.value < 1:
             raise GLUnavailable("no EGL config supports desktop OpenGL", fix="install libgl1-mesa-dri")
         if not EGL.eglBindAPI(EGL.EGL_OPENGL_API):
-            raise GLUnavailable("eglBindAPI(EGL_OPENGL_API) failed")
+            raise GLUnavailable("eglBindAPI(EGL_OPENGL_API) failed", None, "install Mesa EGL (scripts/install.sh) or set FOURD_GL=osmesa / PYOPENGL_PLATFORM=osmesa")
         self.context = None
         for vmaj, vmin in versions:
             ca = [EGL.EGL_CONTEXT_MAJOR_VERSION, vmaj, EGL.EGL_CONTEXT_MINOR_VERSION, vmin,
@@ -80,7 +80,7 @@ class HeadlessContext:
                 self.context, self.version = ctx, (vmaj, vmin)
                 break
         if self.context is None:
-            raise GLUnavailable("no OpenGL 3.3+ core context is available through EGL")
+            raise GLUnavailable("no OpenGL 3.3+ core context is available through EGL", None, "install Mesa EGL (scripts/install.sh) or set FOURD_GL=osmesa / PYOPENGL_PLATFORM=osmesa")
         self.make_current()
         from OpenGL import GL
 
@@ -90,7 +90,7 @@ class HeadlessContext:
     def make_current(self) -> None:
         EGL = self._EGL
         if not EGL.eglMakeCurrent(self.display, EGL.EGL_NO_SURFACE, EGL.EGL_NO_SURFACE, self.context):
-            raise GLUnavailable("eglMakeCurrent failed (surfaceless contexts need EGL_KHR_surfaceless_context)")
+            raise GLUnavailable("eglMakeCurrent failed (surfaceless contexts need EGL_KHR_surfaceless_context)", None, "install Mesa EGL (scripts/install.sh) or set FOURD_GL=osmesa / PYOPENGL_PLATFORM=osmesa")
 
     @property
     def is_software(self) -> bool:

@@ -15,6 +15,7 @@ or one fixed frame ("frozen", bullet time).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +52,11 @@ class CameraPath:
             raise FourdError(f"unknown interpolation '{self.interpolation}'", fix="use catmull_rom or linear")
         if self.time_mode not in ("follow", "frozen", "realtime"):
             raise FourdError(f"unknown time mode '{self.time_mode}'", fix="use follow, frozen or realtime")
+        if not 0 < self.fps <= 1000:
+            raise FourdError(f"the path's fps {self.fps} is out of range (0, 1000]", fix="set fps to e.g. 30")
         times = [k.time for k in self.keyframes]
+        if not all(math.isfinite(t) for t in times):
+            raise FourdError("a keyframe time is not a finite number", fix="give every keyframe a time in seconds")
         if any(b <= a for a, b in zip(times, times[1:])):
             raise FourdError("keyframe times must strictly increase (a keyframe has zero or negative duration)",
                              fix="space the keyframes out in time")

@@ -113,10 +113,19 @@ class PointSequence:
                             "upgrade fourd")
         attrs = {k[5:]: v for k, v in tensors.items() if k.startswith("attr.")}
         try:
-            return cls(tensors["points"], tensors["offsets"], json.loads(header["frames"]), attrs,
-                       json.loads(header.get("meta", "{}")))
-        except (KeyError, ValueError) as e:
+            seq = cls(tensors["points"], tensors["offsets"], [int(f) for f in json.loads(header["frames"])], attrs,
+                      json.loads(header.get("meta", "{}")))
+        except (KeyError, ValueError, TypeError) as e:
             raise DataError(f"inconsistent point sequence ({e})", path, "re-run `fourd carve`") from None
+        empty = [f for f, n in zip(seq.frames, seq.counts) if n == 0]
+        if empty:
+            raise DataError(f"frame(s) {empty[:6]} have no points", path, "re-run `fourd carve` (or drop those frames)")
+        if not bool(torch.isfinite(seq.points).all()):
+            raise DataError("the points contain NaN or infinite coordinates", path, "re-run `fourd carve`")
+        bad = [k for k, v in attrs.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise DataError(f"attribute(s) {bad} contain NaN or infinite values", path, "re-run `fourd carve`")
+        return seq
 
     def write_ply_frames(self, folder: str | Path) -> list[Path]:
         """One binary PLY per frame, ``<frame:06d>.ply``, with colours/normals when present."""
