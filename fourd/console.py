@@ -62,3 +62,35 @@ def progress(description: str, total: int, completed: int = 0):
                 bar.update(task, info=info)
 
         yield advance
+
+
+class HoldParseErrors:
+    """sys.stderr during :func:`main`: while tyro is still parsing, whatever is written is tyro's
+    refusal of the command line, held so `fourd.cli.main` prints it as one line; once a command runs,
+    text passes straight through."""
+
+    def __init__(self, real, parsed: list):
+        self.real, self.held, self.parsed = real, [], parsed
+
+    def write(self, text: str) -> int:
+        if not self.parsed:  # still parsing: only tyro writes here, and only to refuse the command line
+            self.held.append(text)
+            return len(text)
+        return self.real.write(text)
+
+    def flush(self) -> None:
+        self.real.flush()
+
+    def isatty(self) -> bool:
+        return False  # plain text: the box is condensed, not shown
+
+    def one_line(self) -> str:
+        lines = (ln.strip(" │╭╮╰╯─━┃") for ln in plain_text("".join(self.held)).splitlines())
+        text = " ".join(ln for ln in lines if ln and not ln.startswith("For full helptext"))
+        return " ".join(text.split()) or "the command line was not understood"
+
+
+def plain_text(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)

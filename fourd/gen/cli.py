@@ -79,7 +79,6 @@ def shap_e_cmd(prompt: str = "", model: Path | None = None, out: Path = Path("ou
     from safetensors.torch import save_file
 
     from fourd.gen.shap_e import latent_to_mesh, load_shap_e, text_to_latent
-
     from fourd.io import check_output
 
     if not prompt.strip():

@@ -1,4 +1,5 @@
-"""`fourd path orbit|spiral|show`: camera paths for `fourd render --path` and the viewer."""
+"""`fourd render` (camera-path videos) and `fourd path orbit|spiral|show` (camera paths for
+`fourd render --path` and the viewer)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,35 @@ import tyro
 from fourd.console import log
 
 Pos = tyro.conf.Positional
+
+
+def render(scene: Pos[Path], out: Path = Path("render.mp4"), path: Path | None = None, orbit: bool = False,
+           spiral: bool = False, frames: int = 120, fps: float = 30.0, size: str | None = None, K: int = 8,
+           background: tuple[float, float, float] | None = None, workers: int = 0, ray_address: str | None = None,
+           chunk: int = 16) -> None:
+    """Render a camera path of a baked scene to an H.264 MP4 (or PNG frames when OUT has no video suffix).
+
+    Args:
+        scene: .fourd file from fourd bake, a folder of PLY frames, or a training run folder (rendered
+            unbaked through the model, to compare with its baked scene).
+        out: video.mp4, or a folder for PNG frames.
+        path: camera path JSON (the viewer's path editor writes it; `fourd path orbit` makes them).
+        orbit: render a closed orbit around the scene instead of --path.
+        spiral: render a rising spiral around the scene instead of --path.
+        frames: number of frames of a generated path (a --path file sets its own from its fps).
+        fps: frame rate of the video (and of generated paths).
+        size: WxH output size (default: the path's camera size).
+        K: points composited per pixel.
+        background: colour r g b in [0, 1] (default: the scene's).
+        workers: render as chunks on this many local Ray workers (0: serially in this process).
+        ray_address: an existing Ray cluster to render on.
+        chunk: frames per Ray task.
+    """
+    from fourd.offline.video import render_request
+
+    result, n, fps_out, wh = render_request(scene, out, path, orbit, spiral, frames, fps, size, K, background,
+                                            workers, ray_address, chunk)
+    print(json.dumps({"out": str(result), "frames": n}))
 
 
 def path_make(kind: Literal["orbit", "spiral"], scene: Pos[Path], out: Path = Path("path.json"),
