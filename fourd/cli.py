@@ -20,7 +20,6 @@ from fourd.console import HoldParseErrors, log, log_error, set_quiet
 from fourd.errors import FourdError
 
 
-
 # ----------------------------------------------------------------------------- carve
 def carve(dataset: str = "demo", out: Path = Path("outputs/carve"), preset: str | None = None,
           points: int | None = None, resolution: int | None = None, vote: float | None = None,
@@ -73,7 +72,7 @@ def demo(out: Path = Path("outputs/demo"), data_root: Path | None = None, steps:
 
     Args:
         out: folder for everything the demo writes.
-        data_root: where to put the generated demo capture (default data/generated/demo).
+        data_root: where to put the generated demo capture (default: the cache folder, FOURD_CACHE).
         steps: training steps (default: the demo preset's).
         appearance: how the scene is baked (see fourd bake): compact (17 bytes/point) or views (the
             model's exact image, ~180 bytes/point, and a much quicker bake).

@@ -38,7 +38,9 @@ def open_dataset(name_or_path: str | Path, data_root: str | Path | None = None, 
 
         return EasyVolcapCapture(ensure_demo(data_root), **kwargs)
     if s == "dna_rendering":
-        root = Path(data_root or Path(__file__).resolve().parents[2] / "data" / "dna_rendering")
+        from fourd.locations import cache_dir
+
+        root = Path(data_root or cache_dir() / "dna_rendering")
         if not root.exists():
             raise DataError("DNA-Rendering data not found", root,
                             "download sequences from the DNA-Rendering project into main/ and annotations/ there, "

@@ -24,7 +24,7 @@ def data_synth(out: Pos[Path], asset: str = "Fox.glb", animation: str | None = "
 
     Args:
         out: output folder.
-        asset: .glb path, or a name in data/assets/ (Fox.glb, CesiumMan.glb, RiggedSimple.glb).
+        asset: .glb path, or a shipped asset (Fox.glb, CesiumMan.glb, RiggedSimple.glb).
         animation: clip name (None: the first clip).
         layout: easyvolcap (images/, masks/, intri.yml, extri.yml) or smc (DNA-Rendering main/ + annotations/).
         cameras: total number of cameras, split evenly over the rings.

@@ -12,7 +12,11 @@ from fourd.datasets.synth import SynthRecipe
 
 DEMO_RECIPE = SynthRecipe(asset="Fox.glb", animation="Walk", rings=[(12, 5.0), (12, 35.0)], frames=30, fps=30.0,
                           width=512, height=512, held_out=4)
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data" / "generated" / "demo"
+def default_root() -> Path:
+    """The demo capture's folder in the cache (``FOURD_CACHE``; see :mod:`fourd.locations`)."""
+    from fourd.locations import cache_dir
+
+    return cache_dir() / "captures" / "demo"
 
 
 def recipe_key(recipe: SynthRecipe) -> str:
@@ -36,4 +40,4 @@ def ensure_capture(recipe: SynthRecipe, root: str | Path, layout: str = "easyvol
 
 
 def ensure_demo(root: str | Path | None = None) -> Path:
-    return ensure_capture(DEMO_RECIPE, root or DEFAULT_ROOT)
+    return ensure_capture(DEMO_RECIPE, root or default_root())

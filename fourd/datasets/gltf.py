@@ -53,7 +53,7 @@ class AnimatedAsset:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise DataError("glTF asset not found", self.path, "pass a .glb/.gltf file (data/assets/ ships Fox.glb)")
+            raise DataError("glTF asset not found", self.path, "pass a .glb/.gltf file (fourd ships Fox.glb, CesiumMan.glb)")
         try:
             g = pygltflib.GLTF2().load(str(self.path))
         except Exception as e:

@@ -21,13 +21,11 @@ from fourd.errors import DataError
 from fourd.io import atomic_write_text
 from fourd.structures.cameras import Cameras
 
-ASSET_DIR = Path(__file__).resolve().parents[2] / "data" / "assets"
-
 
 @dataclass
 class SynthRecipe:
     asset: str = "Fox.glb"
-    """glTF/GLB file; a bare name is looked up in data/assets/."""
+    """glTF/GLB file; a bare name is looked up among the shipped assets (fourd.assets)."""
     animation: str | None = "Walk"
     """animation clip name (None: the first clip)."""
     rings: list[tuple[int, float]] = field(default_factory=lambda: [(12, 5.0), (12, 35.0)])
@@ -78,9 +76,12 @@ def resolve_asset(name: str) -> Path:
     p = Path(name)
     if p.is_file():
         return p
-    if (ASSET_DIR / name).is_file():
-        return ASSET_DIR / name
-    have = ", ".join(sorted(q.name for q in ASSET_DIR.glob("*.gl*")))
+    from fourd.locations import asset_dir
+
+    shipped = asset_dir()
+    if (shipped / name).is_file():
+        return shipped / name
+    have = ", ".join(sorted(q.name for q in shipped.glob("*.gl*")))
     raise DataError(f"asset '{name}' not found", name, f"pass a .glb path or one of: {have}")
 
 

@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 from fourd.errors import FourdError
+from fourd.locations import shader_dir
 
-SHADER_DIR = Path(__file__).resolve().parents[2] / "shaders"
 _INCLUDE = re.compile(r'^\s*#include\s+"([^"]+)"\s*$')
 
 
@@ -69,7 +69,7 @@ def compile_program(stages: dict[str, str | Path], defines: dict | None = None) 
     kinds = {"vertex": GL.GL_VERTEX_SHADER, "fragment": GL.GL_FRAGMENT_SHADER, "geometry": GL.GL_GEOMETRY_SHADER}
     shaders = []
     for stage, name in stages.items():
-        path = Path(name) if Path(name).is_absolute() else SHADER_DIR / name
+        path = Path(name) if Path(name).is_absolute() else shader_dir() / name
         src, files = preprocess(path, defines)
         sh = GL.glCreateShader(kinds[stage])
         GL.glShaderSource(sh, src)
