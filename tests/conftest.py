@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
+import pytest
 
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # the GL tests share one headless context
+from fourd.datasets.synth import SynthRecipe
 
-import pytest  # noqa: E402
-
-from fourd.datasets.synth import SynthRecipe  # noqa: E402
+# GL: the tests share one headless context, made by fourd.gl.context (FOURD_GL picks the backend)
 
 TINY = SynthRecipe(asset="Fox.glb", animation="Walk", rings=[(4, 5.0), (4, 40.0)], frames=3, width=96, height=80,
                    held_out=2)

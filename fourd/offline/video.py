@@ -154,7 +154,6 @@ def render_ray(job: RenderJob, indices: list[int], workers: int, address: str | 
 def _ray_chunk(job: RenderJob, indices: list[int]) -> list[np.ndarray]:
     import os
 
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # a Ray worker is a fresh, headless process
     fail = os.environ.get("FOURD_TEST_FAIL_CHUNK_ONCE")  # tests: kill the worker on its first try
     if fail and int(fail) == indices[0]:
         marker = Path(os.environ["FOURD_TEST_FAIL_MARKER"])

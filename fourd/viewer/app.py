@@ -44,23 +44,17 @@ class WindowContext:
 
 class ViewerApp:
     def __init__(self, scene: Scene, width: int = 1280, height: int = 720, title: str = "fourd"):
-        import imgui_bundle  # noqa: F401, I001  (before glfw: it decides which GLFW library pyglfw loads)
-        import glfw  # noqa: I001
+        from fourd.gl.context import GLUnavailable, glfw_window
+
+        try:  # the same window code as the hidden headless context (FOURD_GL=glfw)
+            self.window, _ = glfw_window(width, height, title, visible=True)
+        except GLUnavailable as e:
+            raise FourdError(f"cannot open a window: {e.message}", fix="run under a desktop or `xvfb-run -a`, "
+                             "or use `fourd view SCENE --headless --screenshot out.png`") from None
+        import glfw
         from imgui_bundle import imgui
         from imgui_bundle.python_backends.glfw_backend import GlfwRenderer
 
-        if not glfw.init():
-            raise FourdError("cannot open a window (no display?)", fix="run under a desktop or `xvfb-run -a`, "
-                             "or use `fourd view SCENE --headless --screenshot out.png`")
-        glfw.window_hint(glfw.CONTEXT_VERSION_MAJOR, 3)
-        glfw.window_hint(glfw.CONTEXT_VERSION_MINOR, 3)
-        glfw.window_hint(glfw.OPENGL_PROFILE, glfw.OPENGL_CORE_PROFILE)
-        glfw.window_hint(glfw.OPENGL_FORWARD_COMPAT, True)
-        self.window = glfw.create_window(width, height, title, None, None)
-        if not self.window:
-            glfw.terminate()
-            raise FourdError("glfw could not create an OpenGL 3.3 core window", fix="update the GL driver (Mesa ≥ 20)")
-        glfw.make_context_current(self.window)
         glfw.swap_interval(0)
         imgui.create_context()
         imgui.get_io().set_ini_filename("")
