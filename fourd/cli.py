@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import tyro
 from tyro.extras import SubcommandApp
@@ -82,6 +82,22 @@ def demo(out: Path = Path("outputs/demo"), data_root: Path | None = None, steps:
     print(json.dumps(run_demo(out, data_root, steps, appearance)))
 
 
+def doctor(json_out: Annotated[bool, tyro.conf.arg(name="json")] = False) -> None:
+    """Say what fourd will use here (Python, torch and devices, the GL backend and renderer, interop,
+    ffmpeg, extras, the cache folder) and, for anything missing, the command that fixes it.
+
+    Args:
+        json_out: print the report as JSON on stdout.
+    """
+    from fourd.doctor import diagnose, print_report
+
+    report = diagnose()
+    print(json.dumps(report, indent=2)) if json_out else print_report(report)
+    if not report["ok"]:
+        raise FourdError("fourd is missing something it needs (see the report)", "fourd doctor",
+                         "run the command in its fix column")
+
+
 # ------------------------------------------------------------------------------ main
 def add(app: SubcommandApp, commands: dict, group: str | None = None, help: str | None = None) -> None:
     """Register ``commands`` (name → function) on ``app``, or on a new group ``group`` of it; the
@@ -105,7 +121,7 @@ def build_app(args: list[str]) -> SubcommandApp:
 
     app = SubcommandApp()
     train = make_train(train_default(args) if args[:1] == ["train"] else TrainConfig())
-    add(app, {"demo": demo, "carve": carve, "train": train, "eval": eval_run, "bake": bake, "view": view,
+    add(app, {"demo": demo, "doctor": doctor, "carve": carve, "train": train, "eval": eval_run, "bake": bake, "view": view,
               "render": render})
     add(app, {"orbit": paths.path_orbit, "spiral": paths.path_spiral, "show": paths.path_show}, "path",
         "Camera paths: generate (orbit, spiral) or inspect (show).")

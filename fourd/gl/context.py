@@ -261,6 +261,10 @@ def backend_order() -> list[str]:
 def create_context():
     """A new context from the first backend of :func:`backend_order` that works."""
     from fourd.console import log
+    from fourd.locations import cache_dir
+
+    # Mesa keeps compiled shaders on disk: in fourd's cache folder, not wherever HOME points
+    os.environ.setdefault("MESA_SHADER_CACHE_DIR", str(cache_dir() / "mesa_shader_cache"))
 
     failures = []
     for name in backend_order():

@@ -1,0 +1,166 @@
+"""Carve a whole capture: find the volume once, then per frame hull → surface points → colours.
+
+Outputs (in ``out``): ``<frame:06d>.ply`` per frame, ``points.safetensors`` (the packed
+:class:`PointSequence` the trainer reads) and ``carve.json`` (config, volume, per-frame stats).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fourd.carve.hull import Grid, HullSettings, MaskStack, carve_coarse_to_fine, levels_for
+from fourd.carve.metrics import point_spacing, silhouette_iou
+from fourd.carve.surface import hull_mesh, surface_points
+from fourd.carve.volume import find_bounds
+from fourd.config import CarveConfig
+from fourd.console import log, progress
+from fourd.datasets.base import MultiViewVideo
+from fourd.errors import DataError
+from fourd.io import atomic_write_text
+from fourd.structures.cameras import Cameras
+from fourd.structures.points import PointSequence
+
+
+def frame_views(video: MultiViewVideo, frame: int, names: list[str], max_side: int, images: bool = False):
+    """Undistorted (optionally downscaled) masks — and images — of one frame with their cameras."""
+    views = []
+    for n in names:
+        i = video.cameras.index(n)
+        side = max(int(video.cameras.H[i]), int(video.cameras.W[i]))
+        views.append(video.view(frame, n, scale=min(1.0, max_side / side), image=images))
+    masks = [v.mask for v in views]
+    if any(m is None for m in masks):
+        raise DataError("the capture has no masks; carving needs foreground masks", video.path,
+                        "add masks (e.g. from a matting tool) in the layout's mask folder")
+    return Cameras.cat([v.camera for v in views]), masks, [v.image for v in views]
+
+
+def check_frame_masks(masks: list[np.ndarray], names: list[str], frame: int, where) -> None:
+    empty = [n for n, m in zip(names, masks) if not m.any()]
+    if len(empty) == len(names):
+        raise DataError(f"every mask of frame {frame} is empty", where,
+                        "check the mask folder for this frame, or carve other frames with --frames")
+    if len(empty) > (1 - 0.9) * len(names) + 1:
+        log(f"[yellow]warning:[/] frame {frame}: empty masks for cameras {empty[:8]} — they vote 'outside'")
+
+
+def check_cameras_see_volume(cams: Cameras, lo: np.ndarray, hi: np.ndarray, where) -> None:
+    corners = torch.tensor([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])] +
+                           [list((lo + hi) / 2)], dtype=torch.float32)
+    uv, z = cams.project(corners)
+    W, H = cams.W[:, None].float(), cams.H[:, None].float()
+    # the volume's box seen at all: some corner in front, and its projected box overlaps the image
+    front = z > 0
+    u0 = torch.where(front, uv[..., 0], torch.full_like(uv[..., 0], float("inf"))).min(1).values
+    u1 = torch.where(front, uv[..., 0], torch.full_like(uv[..., 0], -float("inf"))).max(1).values
+    v0 = torch.where(front, uv[..., 1], torch.full_like(uv[..., 1], float("inf"))).min(1).values
+    v1 = torch.where(front, uv[..., 1], torch.full_like(uv[..., 1], -float("inf"))).max(1).values
+    sees = front.any(1) & (u1 > 0) & (v1 > 0) & (u0 < W[:, 0]) & (v0 < H[:, 0])
+    blind = [n for n, s in zip(cams.names, sees.tolist()) if not s]
+    if blind:
+        raise DataError(f"camera(s) {blind} see nothing of the working volume", where,
+                        "check their calibration, or leave them out with --cameras")
+
+
+def colorize(points: torch.Tensor, normals: torch.Tensor, cams: Cameras, images: list[np.ndarray],
+             spacing: float) -> torch.Tensor:
+    """Colour per point: the average over cameras that see it (coarse z-buffer), weighted by facing."""
+    acc = torch.zeros(points.shape[0], 3, dtype=torch.float64)
+    wsum = torch.zeros(points.shape[0], dtype=torch.float64)
+    uv, z = cams.project(points)
+    for i in range(len(cams)):
+        H, W = images[i].shape[:2]
+        f = float(cams.K[i, 0, 0])
+        zi, uvi = z[i], uv[i]
+        cell = max(1.0, 2.0 * f * spacing / float(zi[zi > 0].median()))  # z-buffer cells hold ≥ 1 front point
+        gx, gy = int(math.ceil(W / cell)), int(math.ceil(H / cell))
+        cx, cy = (uvi[:, 0] / cell).floor().long(), (uvi[:, 1] / cell).floor().long()
+        ok = (zi > 0) & (cx >= 0) & (cy >= 0) & (cx < gx) & (cy < gy)
+        flat = (cy.clamp(0, gy - 1) * gx + cx.clamp(0, gx - 1))
+        zbuf = torch.full((gx * gy,), float("inf")).scatter_reduce(0, flat[ok], zi[ok], "amin")
+        vis = ok & (zi <= zbuf[flat] + 2 * spacing)
+        to_cam = cams.centers[i] - points
+        facing = (torch.nn.functional.normalize(to_cam, dim=1) * normals).sum(1).clamp_min(0)
+        w = (facing ** 2) * vis
+        px = uvi.floor().long()
+        px[:, 0].clamp_(0, W - 1)
+        px[:, 1].clamp_(0, H - 1)
+        col = torch.from_numpy(images[i][px[:, 1].numpy(), px[:, 0].numpy()]).double() / 255
+        acc += w[:, None].double() * col
+        wsum += w.double()
+    return (acc / wsum.clamp_min(1e-9)[:, None]).float()
+
+
+def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | None = None,
+                   frames: list[int] | None = None) -> tuple[PointSequence, dict]:
+    torch.set_flush_denormal(True)
+    from fourd.config import resolve_device
+
+    dev = resolve_device(cfg.device)
+    frames = list(frames or video.frames)
+    names = video.camera_names if cfg.include_held_out else video.train_cameras
+    hs = HullSettings(vote=cfg.vote, min_views=min(cfg.min_views, len(names)))
+    t0 = time.perf_counter()
+    if cfg.bounds is not None:
+        lo, hi = np.asarray(cfg.bounds[:3], np.float64), np.asarray(cfg.bounds[3:], np.float64)
+        if not (hi > lo).all():
+            raise DataError(f"--bounds max must exceed min on every axis, got {cfg.bounds}", None, "fix --bounds")
+    else:
+        sample = frames[:: max(1, len(frames) // cfg.bounds_frames)][: cfg.bounds_frames]
+        fm = []
+        for f in sample:
+            cams, masks, _ = frame_views(video, f, names, min(cfg.mask_max_side, 512))
+            check_frame_masks(masks, names, f, video.path)
+            fm.append((cams, masks))
+        lo, hi = find_bounds(fm, settings=hs, margin=cfg.margin, device=dev)
+    grid = Grid.from_bounds(lo, hi, cfg.resolution)
+    log(f"working volume {np.round(lo, 3).tolist()} → {np.round(hi, 3).tolist()}, "
+        f"grid {grid.shape} of {grid.size:.4g}, {levels_for(grid, cfg.coarse_resolution)} coarse levels")
+    pts_list, nrm_list, col_list, stats = [], [], [], []
+    with progress("carving", len(frames)) as advance:
+        for f in frames:
+            tf = time.perf_counter()
+            cams, masks, images = frame_views(video, f, names, cfg.mask_max_side, images=True)
+            check_frame_masks(masks, names, f, video.path)
+            if f == frames[0]:
+                check_cameras_see_volume(cams, lo, hi, video.path)
+            stack = MaskStack.build(cams, masks, dev)
+            occ = carve_coarse_to_fine(grid, stack, hs, levels=levels_for(grid, cfg.coarse_resolution))
+            if not occ.any():
+                raise DataError(f"frame {f}: the hull collapsed to zero voxels", video.path,
+                                f"lower --vote (now {cfg.vote}) or check this frame's masks")
+            verts, faces = hull_mesh(occ, grid)
+            area = float(np.linalg.norm(np.cross(verts[faces[:, 1]] - verts[faces[:, 0]],
+                                                 verts[faces[:, 2]] - verts[faces[:, 0]]), axis=1).sum() / 2)
+            p, n = surface_points(occ, grid, cfg.points, cfg.seed + f, cfg.outlier_removal)
+            p, n = torch.from_numpy(p), torch.from_numpy(n)
+            spacing = point_spacing(area, cfg.points)
+            col = colorize(p, n, cams.to("cpu"), images, spacing)
+            ious = silhouette_iou(p, cams.to("cpu"), masks, spacing)
+            pts_list.append(p)
+            nrm_list.append(n)
+            col_list.append(col)
+            stats.append({"frame": f, "voxels": int(occ.sum()), "iou_mean": float(np.mean(ious)),
+                          "iou_min": float(np.min(ious)), "spacing": spacing,
+                          "seconds": time.perf_counter() - tf})
+            advance()
+    seq = PointSequence.from_list(pts_list, frames, {"normals": nrm_list, "colors": col_list},
+                                  meta={"bounds": [lo.tolist(), hi.tolist()], "source": str(video.path)})
+    report = {"config": dataclasses.asdict(cfg), "bounds": [lo.tolist(), hi.tolist()], "grid": list(grid.shape),
+              "voxel_size": grid.size, "cameras": names, "frames": stats,
+              "iou_mean": float(np.mean([s["iou_mean"] for s in stats])),
+              "seconds": time.perf_counter() - t0}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        seq.write_ply_frames(out)
+        seq.save(out / "points.safetensors")
+        atomic_write_text(out / "carve.json", json.dumps(report, indent=2))
+    return seq, report

@@ -1,0 +1,311 @@
+"""Dataclass configs: one docstring per field (shown by ``--help``), presets by name.
+
+A run saves its resolved config as JSON beside its outputs; loading rejects unknown keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from fourd.errors import FourdError
+from fourd.model.model import ModelConfig
+
+
+@dataclass
+class CarveConfig:
+    points: int = 262_144
+    """surface points per frame (4K4D uses 262,144; the demo preset far fewer)."""
+    resolution: int = 256
+    """voxels along the longest side of the working volume (the fine level)."""
+    coarse_resolution: int = 32
+    """voxels along the longest side at the coarsest level; each finer level halves the voxel edge
+    (4K4D carves at ~15 mm then ~5 mm; here levels are relative to the subject, so any scale works)."""
+    vote: float = 0.9
+    """fraction of the cameras seeing a voxel that must put it inside their mask."""
+    min_views: int = 3
+    """voxels seen by fewer cameras are dropped."""
+    margin: float = 0.05
+    """margin around the automatically found volume, as a fraction of its largest side."""
+    bounds: tuple[float, float, float, float, float, float] | None = None
+    """working volume (xmin ymin zmin xmax ymax zmax); found from cameras and masks when unset."""
+    mask_max_side: int = 1024
+    """masks are downscaled so their longer side is at most this many pixels."""
+    bounds_frames: int = 8
+    """frames sampled (evenly) to find the working volume."""
+    outlier_removal: bool = True
+    """drop statistical outliers (Open3D) before resampling to the exact count."""
+    include_held_out: bool = False
+    """also carve with the held-out evaluation cameras' masks."""
+    device: str = "cpu"
+    """torch device (cpu, cuda, cuda:1, ...)."""
+    seed: int = 0
+    """seed for surface sampling."""
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "demo"
+    """demo, dna_rendering, or a capture path."""
+    out: str = "outputs/run"
+    """run folder: config, checkpoints, TensorBoard logs, evaluation images."""
+    data_root: str | None = None
+    """where named datasets live."""
+    eval_cams: str | None = None
+    """comma-separated cameras held out from training (default: the capture's held-out set, or a spread of 4)."""
+    points_file: str | None = None
+    """carved points (points.safetensors) to start from; carved into the run folder when unset."""
+    steps: int = 2000
+    """optimization steps (one (frame, camera) crop per step per process)."""
+    lr: float = 5e-3
+    """learning rate of the networks and the feature grid (Adam)."""
+    lr_points: float = 0.1
+    """learning rate of the point positions, in units of the scene's point spacing per step. The carved
+    hull is larger than the subject where cameras disagree; moving points is what shrinks it (demo,
+    held-out PSNR after 300 steps: 29.6 dB at 1e-4 (points barely move), 29.9 at 0.01, 30.3 at 0.03,
+    30.7 at 0.1)."""
+    lr_decay: float = 0.1
+    """factor the learning rates decay to (exponentially) by the last step."""
+    K: int = 8
+    """points composited per pixel in training (4K4D: 15)."""
+    image_scale: float = 1.0
+    """training images are the mask crop scaled by this."""
+    source_size: int = 256
+    """source views are resized to source_size × source_size for blending."""
+    visibility_refresh: int = 1000
+    """steps a source view's depth map (for the visibility test) is reused in training before it is
+    redrawn (renders for evaluation and baking always draw it; checkpoints do not keep it, so a
+    resumed run redraws it and departs slightly from an uninterrupted one unless this is 1)."""
+    crop_margin: int = 8
+    """pixels kept around the mask's bounding box."""
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """background colour behind the subject (ground truth is composited over it with the mask)."""
+    w_mask: float = 0.01
+    """weight of the mask loss (1 − soft IoU of rendered alpha and the mask). Larger weights make
+    radii grow past the silhouette and blur the image (0.1 cost 3 dB held-out on the demo)."""
+    mask_loss: str = "iou"
+    """mask loss: iou (1 − soft IoU) or l2 (per-pixel squared alpha error)."""
+    w_tv: float = 1e-3
+    """weight of the feature planes' total variation."""
+    w_time: float = 1e-3
+    """weight of the time planes' second-difference smoothness."""
+    w_lpips: float = 0.0
+    """weight of LPIPS (only when its VGG weights are on disk; 4K4D uses 1e-3)."""
+    eval_every: int = 500
+    """steps between evaluations on held-out cameras (0: only at the end)."""
+    eval_frames: int = 4
+    """frames evaluated during training (all at the end and by fourd eval)."""
+    ckpt_every: int = 250
+    """steps between checkpoints."""
+    log_every: int = 25
+    """steps between log lines / TensorBoard scalars."""
+    rasterizer: str = "auto"
+    """auto (GL when available), gl, torch or pytorch3d."""
+    device: str = "cpu"
+    """torch device (cpu, cuda, ...)."""
+    seed: int = 0
+    """seed for sampling and initialization."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """the 4D model."""
+    carve: CarveConfig = field(default_factory=CarveConfig)
+    """carving settings used when no points file is given."""
+
+
+def apply_overrides(cfg, overrides: dict[str, Any], where: str = "config"):
+    """Return ``cfg`` with fields replaced (nested configs take nested dicts); unknown keys are errors."""
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise FourdError(f"unknown {type(cfg).__name__} keys {unknown}", where,
+                         f"valid keys: {', '.join(sorted(fields))}")
+    changes = {}
+    for k, v in overrides.items():
+        cur = getattr(cfg, k)
+        if dataclasses.is_dataclass(cur) and isinstance(v, dict):
+            changes[k] = apply_overrides(cur, v, f"{where}.{k}")
+        else:
+            changes[k] = tuple(v) if isinstance(v, list) and isinstance(cur, tuple) else v
+    return dataclasses.replace(cfg, **changes)
+
+
+def _train_demo() -> "TrainConfig":
+    # exact synthetic masks: one camera in twenty may disagree (vote 0.95) instead of two
+    return apply_overrides(TrainConfig(), {
+        "carve": {"points": 32_768, "resolution": 256, "vote": 0.95},
+        "steps": 1500, "K": 8, "eval_every": 500, "source_size": 192,
+        "model": {"grid": {"levels": 2, "spatial_min": 32, "spatial_max": 128, "time_max": 16}},
+    }, "preset demo")
+
+
+def _train_dna_rendering() -> "TrainConfig":
+    return apply_overrides(TrainConfig(), {
+        "carve": {"points": 262_144, "resolution": 256},
+        "steps": 200_000, "K": 15, "image_scale": 0.5, "source_size": 512, "eval_every": 5000, "ckpt_every": 2000,
+        "w_lpips": 1e-3,
+    }, "preset dna_rendering")
+
+
+def _fit_mesh(name: str):
+    from fourd.gen.fit_mesh import FitMeshConfig
+
+    over = {
+        # default: Kaolin's losses; vertices moved in a smooth ("large steps") parameterization with 20× its
+        # vertex step, coarse-to-fine from icosphere level 2 (fits thin parts — legs, ears, tails — that a
+        # level-4 sphere at Kaolin's step cannot reach in 2000 steps), 192-px crops
+        "fourd": dict(lr_verts=1e-2, lr_shift=5e-3, coarse_levels=2, smooth_lambda=1.0, size=192),
+        # Kaolin DIB-R tutorial: image L1 ×0.1, mask IoU ×1, Laplacian ×0.03 (+ flat), Adam 5e-4 / 5e-2, UV texture
+        "kaolin": {},
+        # pytorch3d "fit a textured mesh": 20 views at 128 px, ico level 4, 2000 iterations, vertex colours,
+        # RGB and silhouette squared error ×1, edge ×1, normal consistency ×0.01, Laplacian ×1, SGD momentum
+        # 0.9. Its step of 1.0 diverges with this rasterizer's gradient scale (measured: IoU 0.01): 0.1 here,
+        # no shift
+        "pytorch3d": dict(views=20, size=128, level=4, iterations=2000, views_per_iter=2, appearance="vertex",
+                          w_image=1.0, image_loss="l2", w_mask=1.0, mask_loss="l2", w_laplacian=1.0, w_flat=0.0,
+                          w_edge=1.0, w_normal=0.01, optimizer="sgd", lr_verts=0.1, lr_shift=0.0, lr_appearance=1.0,
+                          lr_decay_every=0),
+    }[name]
+    return apply_overrides(FitMeshConfig(preset=name), over, f"fit-mesh preset {name}")
+
+
+# The one preset registry: per command, named config instances (built on demand, so a command
+# imports only its own config's module).
+PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
+    "train": {"demo": _train_demo, "dna_rendering": _train_dna_rendering},
+    "carve": {"demo": lambda: _train_demo().carve, "dna_rendering": lambda: _train_dna_rendering().carve},
+    "fit-mesh": {name: (lambda n=name: _fit_mesh(n)) for name in ("fourd", "kaolin", "pytorch3d")},
+}
+
+
+def preset(name: str, command: str = "train"):
+    """The config instance of preset ``name`` of ``command`` (train, carve, fit-mesh)."""
+    table = PRESETS[command]
+    if name not in table:
+        raise FourdError(f"unknown {command} preset '{name}'", fix=f"use one of {', '.join(table)}")
+    return table[name]()
+
+
+def to_json(cfg) -> str:
+    return json.dumps(dataclasses.asdict(cfg), indent=2)
+
+
+# settings whose default changed: a saved config without them was made with the old value
+_OLD_DEFAULTS = {TrainConfig: {"model": {"blend_view_input": True}}}
+
+
+def _fill_old_defaults(d: dict, old: dict) -> dict:
+    out = dict(d)
+    for k, v in old.items():
+        if isinstance(v, dict):
+            if isinstance(out.get(k), dict):
+                out[k] = _fill_old_defaults(out[k], v)
+        elif k not in out:
+            out[k] = v
+    return out
+
+
+def from_json(cls, text: str, where: str = "config"):
+    """Rebuild a config saved by :func:`to_json`; unknown keys (another fourd's config) are errors.
+    Settings added since with a changed default take the value older fourd used."""
+    return apply_overrides(cls(), _fill_old_defaults(json.loads(text), _OLD_DEFAULTS.get(cls, {})), where)
+
+
+
+
+
+def parse_size(text: str, option: str = "--size", limit: int = 16384) -> tuple[int, int]:
+    """'1280x720' → (1280, 720), both sides in 1..limit."""
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise FourdError(f"{option} must look like 1280x720, got '{text}'", option, "give WIDTHxHEIGHT") from None
+    if not (0 < w <= limit and 0 < h <= limit):
+        raise FourdError(f"{option} {w}x{h} is out of range", option, f"use sides from 1 to {limit} pixels")
+    return w, h
+
+
+def resolve_device(name: str, option: str = "--device"):
+    """``name`` as a torch device, refused in one line when it is malformed or not present here."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise FourdError(f"'{name}' is not a torch device", option, "use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FourdError(f"device '{name}' asked for, but CUDA is not available here", option,
+                         "use --device cpu, or install a CUDA build of torch on a machine with an NVIDIA GPU")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise FourdError(f"device '{name}' asked for, but this machine has {torch.cuda.device_count()} GPU(s)",
+                         option, "use cuda:0 .. cuda:N-1")
+    return dev
+
+
+# Ranges of numeric settings, by config class name and field: (low, high, low inclusive, high
+# inclusive); None leaves a side open. Checked by :func:`check_ranges` before any work.
+RANGES: dict[str, dict[str, tuple]] = {
+    "CarveConfig": {"points": (1, 50_000_000, True, True), "resolution": (8, 4096, True, True),
+                    "coarse_resolution": (2, 4096, True, True), "vote": (0.0, 1.0, False, True),
+                    "min_views": (1, None, True, True), "margin": (0.0, 10.0, True, True),
+                    "mask_max_side": (16, None, True, True), "bounds_frames": (1, None, True, True)},
+    "TrainConfig": {"steps": (0, None, True, True), "lr": (0.0, 10.0, False, True), "lr_points": (0.0, None, True, True),
+                    "lr_decay": (0.0, 1.0, False, True), "K": (1, 64, True, True), "image_scale": (0.0, 4.0, False, True),
+                    "source_size": (8, 4096, True, True), "visibility_refresh": (1, None, True, True),
+                    "crop_margin": (0, None, True, True), "w_mask": (0.0, None, True, True),
+                    "w_tv": (0.0, None, True, True), "w_time": (0.0, None, True, True), "w_lpips": (0.0, None, True, True),
+                    "eval_every": (0, None, True, True), "eval_frames": (1, None, True, True),
+                    "ckpt_every": (1, None, True, True), "log_every": (1, None, True, True)},
+    "ModelConfig": {"geometry_hidden": (1, None, True, True), "radius_min": (0.0, None, False, True),
+                    "radius_max": (0.0, None, False, True), "radius_init": (0.0, None, False, True),
+                    "source_views": (1, 64, True, True), "cnn_channels": (1, None, True, True),
+                    "cnn_downsample": (1, 64, True, True), "density_init": (0.0, 1.0, False, False),
+                    "sh_degree": (0, 3, True, True), "sh_scale": (0.0, None, True, True)},
+    "Grid4DConfig": {"levels": (1, 16, True, True), "features": (1, 256, True, True),
+                     "spatial_min": (2, 8192, True, True), "spatial_max": (2, 8192, True, True),
+                     "time_max": (1, 100_000, True, True)},
+}
+CHOICES: dict[str, dict[str, tuple]] = {
+    "TrainConfig": {"rasterizer": ("auto", "gl", "torch", "pytorch3d"), "mask_loss": ("iou", "l2")},
+    "ModelConfig": {"appearance": ("hybrid", "blend", "sh")},
+    "Grid4DConfig": {"combine": ("sum", "product")},
+}
+
+
+def check_ranges(cfg, prefix: str = "--") -> None:
+    """Refuse, in one line naming the option, a setting of ``cfg`` (and its nested configs) out of
+    its range (:data:`RANGES`) or choices (:data:`CHOICES`), or colours outside [0, 1]."""
+    import math
+
+    name = type(cfg).__name__
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        opt = f"{prefix}{f.name.replace('_', '-')}"
+        if dataclasses.is_dataclass(v):
+            check_ranges(v, f"{opt}.")
+            continue
+        rng = RANGES.get(name, {}).get(f.name)
+        if rng is not None and v is not None:
+            lo, hi, lo_in, hi_in = rng
+            bad = isinstance(v, float) and not math.isfinite(v)
+            bad |= lo is not None and (v < lo if lo_in else v <= lo)
+            bad |= hi is not None and (v > hi if hi_in else v >= hi)
+            if bad:
+                span = f"{'[' if lo_in else '('}{lo if lo is not None else '-inf'}, " \
+                       f"{hi if hi is not None else 'inf'}{']' if hi_in else ')'}"
+                raise FourdError(f"{v} is out of range {span}", opt, f"give {opt} a value in {span}")
+        choices = CHOICES.get(name, {}).get(f.name)
+        if choices is not None and v not in choices:
+            raise FourdError(f"'{v}' is not one of {', '.join(choices)}", opt, f"use one of {', '.join(choices)}")
+        if f.name == "background" and v is not None and not all(0 <= c <= 1 for c in v):
+            raise FourdError(f"{tuple(v)} is not a colour in [0, 1]", opt, "give r g b between 0 and 1")
+    if name == "ModelConfig" and not cfg.radius_min < cfg.radius_init < cfg.radius_max:
+        raise FourdError("the radii must satisfy radius-min < radius-init < radius-max", f"{prefix}radius-init",
+                         "change --model.radius-min / -init / -max")
+    if name == "Grid4DConfig" and cfg.spatial_min > cfg.spatial_max:
+        raise FourdError("spatial-min is larger than spatial-max", f"{prefix}spatial-min", "make min ≤ max")
+    if name == "CarveConfig" and cfg.bounds is not None:
+        b = cfg.bounds
+        if len(b) != 6 or not all(math.isfinite(x) for x in b) or not all(b[i] < b[i + 3] for i in range(3)):
+            raise FourdError(f"{tuple(b)} is not a box (xmin ymin zmin xmax ymax zmax, min < max)",
+                             f"{prefix}bounds", "give six finite numbers, each min below its max")

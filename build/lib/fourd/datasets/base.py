@@ -1,0 +1,213 @@
+"""One API over synchronized multi-view video: (frame, camera) → image, mask, camera.
+
+Subclasses only say where encoded bytes live (:meth:`MultiViewVideo.image_bytes`,
+:meth:`MultiViewVideo.mask_bytes`); decoding, validation, caching, undistortion, cropping to
+the mask and downscaling are shared here. Images are RGB uint8, masks bool, both top row first.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fourd.datasets.cache import ByteLRU
+from fourd.datasets.codecs import decode_image
+from fourd.errors import DataError
+from fourd.structures.cameras import Cameras
+
+
+def common_frames(frame_sets: dict[str, set[int]], where) -> list[int]:
+    """The frames every camera has (only those are synchronized samples). A camera that lacks some
+    is reported in one warning line each — frames are never dropped without a word — and a capture
+    with no common frame left is refused."""
+    from fourd.console import log
+
+    if not frame_sets:
+        return []
+    union = set().union(*frame_sets.values())
+    common = set.intersection(*frame_sets.values())
+    for name, have in frame_sets.items():
+        lack = sorted(union - have)
+        if lack:
+            shown = ", ".join(map(str, lack[:6])) + (" …" if len(lack) > 6 else "")
+            log(f"[yellow]warning:[/] {where}: camera '{name}' lacks frame(s) {shown}; "
+                f"those frames are left out for every camera ({len(common)} of {len(union)} kept)")
+    if union and not common:
+        raise DataError("no frame is present for every camera", where,
+                        "provide the same frame numbers for every camera (or remove the incomplete cameras)")
+    return sorted(common)
+
+
+@dataclass
+class View:
+    """One (frame, camera) sample ready for training or display."""
+
+    image: np.ndarray | None  # [H, W, 3] uint8 RGB (None when only the mask was asked for)
+    mask: np.ndarray | None  # [H, W] bool
+    camera: Cameras  # one camera matching image (after undistortion, crop and resize)
+    frame: int
+    name: str
+    box: tuple[int, int, int, int]  # (x0, y0, w, h) of the crop in the full-resolution image
+
+
+class MultiViewVideo(ABC):
+    """A synchronized multi-view capture with a static camera rig.
+
+    ``cameras`` may carry lens distortion; :meth:`view` undistorts by default.
+    ``held_out`` names cameras kept for evaluation. ``fps`` is the capture frame rate.
+    """
+
+    layout: str = "?"
+
+    def __init__(self, path: str | Path, cameras: Cameras, frames: list[int], held_out: list[str] | None = None,
+                 fps: float = 30.0, cache_bytes: int = 512 << 20):
+        self.path = Path(path)
+        self.cameras = cameras
+        self.frames = sorted(int(f) for f in frames)
+        self.held_out = [str(h) for h in (held_out or [])]
+        unknown = [h for h in self.held_out if h not in cameras.names]
+        if unknown:
+            raise DataError(f"held-out cameras {unknown} are not in the capture", self.path,
+                            f"hold out cameras the capture has ({', '.join(cameras.names[:8])}…) in fourd.json")
+        self.fps = float(fps)
+        self._cache = ByteLRU(cache_bytes)
+        if not self.frames:
+            raise DataError("the capture has no frames", self.path, "check that the image folders are not empty")
+
+    # ---------------------------------------------------------- subclasses
+    @abstractmethod
+    def image_bytes(self, frame: int, cam: str) -> tuple[bytes, str]:
+        """Encoded image and a description of where it came from (a path, for errors)."""
+
+    @abstractmethod
+    def mask_bytes(self, frame: int, cam: str) -> tuple[bytes, str] | None:
+        """Encoded mask (any channel count, foreground > 127) or None if the capture has none."""
+
+    @property
+    def has_masks(self) -> bool:
+        return self.mask_bytes(self.frames[0], self.cameras.names[0]) is not None
+
+    # ----------------------------------------------------------- shared
+    @property
+    def camera_names(self) -> list[str]:
+        return list(self.cameras.names)
+
+    @property
+    def train_cameras(self) -> list[str]:
+        return [n for n in self.cameras.names if n not in self.held_out]
+
+    def __len__(self) -> int:
+        return len(self.frames) * len(self.cameras)
+
+    def _cam(self, cam: int | str) -> tuple[int, str]:
+        if isinstance(cam, (int, np.integer)):
+            return int(cam), self.cameras.names[int(cam)]
+        try:
+            return self.cameras.index(cam), str(cam)
+        except KeyError as e:
+            raise DataError(str(e.args[0]), self.path, f"use one of the capture's cameras ({', '.join(self.cameras.names[:8])}…)") from None
+
+    def _check_frame(self, frame: int) -> int:
+        frame = int(frame)
+        if frame not in self.frames:
+            raise DataError(f"frame {frame} is not in the capture (frames {self.frames[0]}..{self.frames[-1]})", self.path,
+                            "use one of the capture's frames")
+        return frame
+
+    def image(self, frame: int, cam: int | str) -> np.ndarray:
+        """[H, W, 3] uint8 RGB, as stored (distorted if the lens is)."""
+        return self._decoded("image", frame, cam)
+
+    def mask(self, frame: int, cam: int | str) -> np.ndarray | None:
+        """[H, W] bool foreground mask, or None when the capture has no masks."""
+        return self._decoded("mask", frame, cam)
+
+    def _decoded(self, kind: str, frame: int, cam: int | str) -> np.ndarray | None:
+        """An image or mask decoded (through the cache) and checked against the camera's size."""
+        i, name = self._cam(cam)
+        frame = self._check_frame(frame)
+        key = (kind, frame, name)
+        arr = self._cache.get(key)
+        if arr is None:
+            got = self.image_bytes(frame, name) if kind == "image" else self.mask_bytes(frame, name)
+            if got is None:
+                return None
+            data, where = got
+            arr = decode_image(data, where) if kind == "image" else decode_image(data, where, grayscale=True) > 127
+            H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
+            if arr.shape[:2] != (H, W):
+                fix = ("fix H/W in the calibration or re-export the image at the calibrated size" if kind == "image"
+                       else "re-export masks at the image resolution")
+                raise DataError(f"{kind} is {arr.shape[1]}×{arr.shape[0]} but camera '{name}' is {W}×{H}", where, fix)
+            self._cache.put(key, arr)
+        return arr
+
+    def view(self, frame: int, cam: int | str, scale: float = 1.0, crop_to_mask: bool = False,
+             undistort: bool = True, margin: int = 8, image: bool = True) -> View:
+        """One sample: undistorted, optionally cropped to the mask's bounding box (+margin) and resized.
+        ``image=False`` skips decoding the image (masks and camera only)."""
+        import cv2
+
+        i, name = self._cam(cam)
+        camera = self.cameras[i]
+        m = self.mask(frame, i)
+        img = self.image(frame, i) if image else np.zeros((int(camera.H[0]), int(camera.W[0]), 0), np.uint8)
+        if undistort and camera.has_distortion:
+            img = camera.undistort_image(img, 0) if image else img
+            if m is not None:
+                m = camera.undistort_image(m.astype(np.uint8) * 255, 0, cv2.INTER_LINEAR) > 127
+            camera = camera.undistorted()
+        H, W = img.shape[:2]
+        box = (0, 0, W, H)
+        if crop_to_mask and m is not None and m.any():
+            ys, xs = np.nonzero(m)
+            x0, y0 = max(int(xs.min()) - margin, 0), max(int(ys.min()) - margin, 0)
+            x1, y1 = min(int(xs.max()) + 1 + margin, W), min(int(ys.max()) + 1 + margin, H)
+            box = (x0, y0, x1 - x0, y1 - y0)
+            img, m = img[y0:y1, x0:x1], m[y0:y1, x0:x1]
+            camera = camera.crop(x0, y0, x1 - x0, y1 - y0)
+        if scale != 1.0:
+            h, w = max(1, round(img.shape[0] * scale)), max(1, round(img.shape[1] * scale))
+            if image:
+                img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            if m is not None:
+                m = cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.5
+            camera = camera.resize(h, w)
+        return View(np.ascontiguousarray(img) if image else None, m, camera, int(frame), name, box)
+
+    # --------------------------------------------------------- summaries
+    def info(self, coverage_frames: int = 3) -> dict:
+        """Summary: layout, cameras, frames, size, held-out cameras and mean mask coverage."""
+        Hs, Ws = self.cameras.H.tolist(), self.cameras.W.tolist()
+        cov = None
+        if self.has_masks:
+            fr = self.frames[:: max(1, len(self.frames) // coverage_frames)][:coverage_frames]
+            cov = float(np.mean([self.mask(f, c).mean() for f in fr for c in range(len(self.cameras))]))
+        return {
+            "layout": self.layout, "path": str(self.path), "cameras": len(self.cameras), "frames": len(self.frames),
+            "width": int(max(Ws)), "height": int(max(Hs)), "sizes_differ": len(set(zip(Hs, Ws))) > 1,
+            "first_frame": self.frames[0], "last_frame": self.frames[-1], "fps": self.fps,
+            "held_out": self.held_out, "mask_coverage": cov, "distorted": self.cameras.has_distortion,
+        }
+
+
+class InMemoryCapture(MultiViewVideo):
+    """A capture held as encoded bytes in memory (synthesis writes through it)."""
+
+    layout = "memory"
+
+    def __init__(self, cameras: Cameras, frames: list[int], images: dict, masks: dict | None = None,
+                 held_out: list[str] | None = None, fps: float = 30.0):
+        self._images, self._masks = images, masks
+        super().__init__("<memory>", cameras, frames, held_out, fps)
+
+    def image_bytes(self, frame, cam):
+        return self._images[(frame, cam)], f"<memory frame {frame} camera {cam}>"
+
+    def mask_bytes(self, frame, cam):
+        if self._masks is None:
+            return None
+        return self._masks[(frame, cam)], f"<memory mask frame {frame} camera {cam}>"

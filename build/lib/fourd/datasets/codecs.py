@@ -1,0 +1,105 @@
+"""Image codecs of captures: decode (RGB uint8, or a grey mask) with truncation checks, encode
+JPEG/PNG, and read an image's size from its PNG or JPEG header without decoding the pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fourd.errors import DataError
+
+
+def check_encoded(data: bytes, where: str) -> None:
+    """Catch truncated JPEG/PNG files that decoders would otherwise half-decode silently."""
+    if len(data) < 8:
+        raise DataError("image file is empty or truncated", where, "re-export or re-copy this image")
+    if data[:2] == b"\xff\xd8" and data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+        raise DataError("JPEG is truncated (no end-of-image marker)", where, "re-export or re-copy this image")
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-16:]:
+        raise DataError("PNG is truncated (no IEND chunk)", where, "re-export or re-copy this image")
+    if data[:2] == b"\xff\xd8":
+        _check_jpeg_scan(data, where)
+
+
+def _check_jpeg_scan(data: bytes, where: str) -> None:
+    """The markers libjpeg warns about ("Corrupt JPEG data") and then decodes past as garbage rows:
+    in a baseline JPEG's single scan every 0xFF byte must be stuffed (FF 00), a restart marker in
+    sequence (FF D0..D7) or the end of image. Progressive files (several scans) are not checked."""
+    i, sos = 2, -1
+    while i + 4 <= len(data):  # walk the header segments to the start of scan
+        if data[i] != 0xFF:
+            raise DataError("JPEG header is corrupt (a segment does not start with a marker)", where,
+                            "re-export or re-copy this image")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xC2, 0xC6, 0xCA, 0xCE):  # progressive: several scans with tables between them
+            return
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA:
+            sos = i + 2 + length
+            break
+        i += 2 + length
+    if sos < 0:
+        raise DataError("JPEG has no image data (no start-of-scan)", where, "re-export or re-copy this image")
+    scan = np.frombuffer(data, np.uint8, offset=sos)
+    ff = np.flatnonzero(scan[:-1] == 0xFF)
+    nxt = scan[ff + 1]
+    eoi = np.flatnonzero(nxt == 0xD9)
+    end = int(ff[eoi[0]]) if len(eoi) else len(scan)
+    inside = ff < end
+    nxt = nxt[inside]
+    ok = (nxt == 0x00) | ((nxt >= 0xD0) & (nxt <= 0xD7)) | (nxt == 0xFF)
+    rst = nxt[(nxt >= 0xD0) & (nxt <= 0xD7)].astype(np.int64)
+    if not ok.all() or (len(rst) and not (np.diff(np.concatenate([[0xD7], rst])) % 8 == 1).all()):
+        raise DataError("JPEG data is corrupt (libjpeg would decode garbage rows)", where,
+                        "re-export or re-copy this image")
+
+
+def encoded_size(data: bytes, where: str) -> tuple[int, int]:
+    """(H, W) of a PNG or JPEG from its header, without decoding the pixels."""
+    check_encoded(data, where)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            break
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+        i += 2 + length
+    img = decode_image(data, where)
+    return img.shape[0], img.shape[1]
+
+
+def decode_image(data: bytes, where: str, grayscale: bool = False) -> np.ndarray:
+    import cv2
+
+    check_encoded(data, where)
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise DataError("image cannot be decoded (corrupt or unsupported format)", where, "re-export it as JPEG or PNG")
+    if arr.dtype == np.uint16:
+        arr = (arr // 257).astype(np.uint8)
+    if grayscale:
+        return arr if arr.ndim == 2 else arr[..., :3].max(-1)  # masks: max over channels
+    if arr.ndim == 2:
+        return np.repeat(arr[..., None], 3, -1)
+    return np.ascontiguousarray(arr[..., 2::-1])  # BGR(A) → RGB
+
+
+def encode_image(img: np.ndarray, ext: str, jpeg_quality: int = 95) -> bytes:
+    import cv2
+
+    if img.ndim == 3:
+        img = img[..., ::-1]
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(img), params)
+    if not ok:
+        raise RuntimeError(f"cannot encode image as {ext}")
+    return buf.tobytes()
+
+
+def image_ext(data: bytes) -> str:
+    return ".png" if data[:8] == b"\x89PNG\r\n\x1a\n" else ".jpg"

@@ -1,0 +1,292 @@
+"""EasyVolcap / EasyMocap capture layout.
+
+```
+root/
+  intri.yml            names, K_<cam>, D_<cam> (or dist_<cam>), H_<cam>, W_<cam>
+  extri.yml            names, R_<cam> (Rodrigues), Rot_<cam> (3×3), T_<cam> (3×1)
+  images/<cam>/<frame:06d>.jpg
+  masks/<cam>/<frame:06d>.png     (optional)
+  fourd.json           (optional: held-out cameras, fps)
+```
+
+Calibration files are read and written through OpenCV's FileStorage. OpenCV 5 writes a
+``%YAML 1.2`` header; EasyVolcap's files and older OpenCV use ``%YAML:1.0``, which every version
+reads, so that is what is written. Intrinsics in the files use OpenCV's integer pixel centres.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fourd.datasets.base import MultiViewVideo, common_frames
+from fourd.datasets.codecs import image_ext
+from fourd.errors import DataError
+from fourd.io import atomic_write_bytes
+from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv
+
+_IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+
+
+def _open_fs(path: Path):
+    import cv2
+
+    if not path.is_file():
+        raise DataError(f"{path.name} is missing", path,
+                        "EasyVolcap captures need intri.yml and extri.yml in the capture root "
+                        "(fourd data convert can write them from another layout)")
+    try:
+        fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
+    except (cv2.error, SystemError, UnicodeDecodeError) as e:  # OpenCV's reader raises SystemError on some damage
+        last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise DataError(f"not a readable OpenCV YAML file ({last})", path,
+                        "check the file was written by cv2.FileStorage and is not truncated") from None
+    if not fs.isOpened():
+        raise DataError("cannot open as OpenCV YAML", path, "check the file")
+    return fs
+
+
+def _names(fs, path: Path) -> list[str]:
+    node = fs.getNode("names")
+    if node.empty() or not node.isSeq():
+        raise DataError("has no 'names' list", path, "add a 'names' sequence listing the camera names")
+    names = [node.at(i).string() or str(int(node.at(i).real())) for i in range(node.size())]
+    if not names:
+        raise DataError("the 'names' list is empty", path, "list the camera names under 'names'")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"camera names listed more than once: {dup}", path, "give every camera one unique name")
+    return names
+
+
+def _mat(fs, key: str, path: Path, sizes: tuple[int, ...], required: bool = True) -> np.ndarray | None:
+    """The numbers stored under ``key`` as a flat float64 array of one of ``sizes`` elements,
+    finite — checked before anything reshapes or inverts them."""
+    import cv2
+
+    try:
+        return _mat_node(fs, key, path, sizes, required)
+    except (cv2.error, SystemError) as e:  # a damaged node (truncated file, broken matrix)
+        last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise DataError(f"cannot read '{key}' ({last})", path, "the file is damaged or truncated; re-export it") from None
+
+
+def _distortion(D: np.ndarray | None, key: str, path: Path) -> np.ndarray:
+    """5 OpenCV terms (k1 k2 p1 p2 k3): fewer are padded with zeros; more must be zero beyond the 5th."""
+    if D is None:
+        return np.zeros(5)
+    if D.size > 5 and np.any(D[5:] != 0):
+        raise DataError(f"'{key}' has non-zero terms beyond the 5-term model (k1 k2 p1 p2 k3)", path,
+                        "undistort the images first, or calibrate with the 5-term model")
+    return np.pad(D[:5], (0, max(0, 5 - D.size)))
+
+
+def _mat_node(fs, key: str, path: Path, sizes: tuple[int, ...], required: bool) -> np.ndarray | None:
+    node = fs.getNode(key)
+    if node.empty():
+        if required:
+            raise DataError(f"lacks '{key}'", path, f"add {key} for every camera in 'names'")
+        return None
+    if node.isReal() or node.isInt():
+        a = np.array([node.real()])
+    elif node.isString():
+        raise DataError(f"'{key}' holds text ('{node.string()[:20]}'), not numbers", path,
+                        f"write {key} as an OpenCV matrix (!!opencv-matrix) of numbers")
+    else:
+        m = node.mat()
+        if m is None:
+            raise DataError(f"'{key}' is not a matrix of numbers", path,
+                            f"write {key} as an OpenCV matrix (!!opencv-matrix)")
+        a = np.asarray(m, np.float64).reshape(-1)
+    if a.size not in sizes:
+        want = " or ".join(str(n) for n in sizes)
+        raise DataError(f"'{key}' has {a.size} values, expected {want}", path, f"fix the shape of {key}")
+    if not np.isfinite(a).all():
+        raise DataError(f"'{key}' contains NaN or infinite values", path, f"fix {key}")
+    return a
+
+
+def read_easyvolcap_cameras(root: Path) -> Cameras:
+    import cv2
+
+    ip, ep = root / "intri.yml", root / "extri.yml"
+    fi, fe = _open_fs(ip), _open_fs(ep)
+    ni, ne = _names(fi, ip), _names(fe, ep)
+    if ni != ne:
+        only_i, only_e = sorted(set(ni) - set(ne)), sorted(set(ne) - set(ni))
+        detail = f"only in intri: {only_i}, only in extri: {only_e}" if (only_i or only_e) else "different order"
+        raise DataError(f"camera names disagree between intri.yml and extri.yml ({detail})", ep,
+                        "list the same cameras in the same order in both files")
+    Ks, Rs, Ts, Ds, Hs, Ws = [], [], [], [], [], []
+    for n in ni:
+        K = _mat(fi, f"K_{n}", ip, (9,)).reshape(3, 3)
+        if K[0, 0] <= 0 or K[1, 1] <= 0 or not np.allclose(K[2], [0, 0, 1]) or K[1, 0] != 0:
+            raise DataError(f"K_{n} is not a camera matrix (focal lengths must be positive, last row 0 0 1)", ip,
+                            f"fix K_{n}")
+        Ks.append(K_from_opencv(K))
+        D = _mat(fi, f"D_{n}", ip, (4, 5, 8, 12, 14), required=False)
+        D = _mat(fi, f"dist_{n}", ip, (4, 5, 8, 12, 14), required=False) if D is None else D
+        Ds.append(_distortion(D, f"D_{n}", ip))
+        H, W = _mat(fi, f"H_{n}", ip, (1,), required=False), _mat(fi, f"W_{n}", ip, (1,), required=False)
+        if H is None or W is None:
+            H, W = _size_from_image(root, n)
+        H, W = float(np.asarray(H).reshape(-1)[0]), float(np.asarray(W).reshape(-1)[0])
+        if not (H >= 1 and W >= 1 and H == int(H) and W == int(W)):
+            raise DataError(f"H_{n}/W_{n} = {H:g}/{W:g} is not an image size", ip, "give positive whole pixel counts")
+        Hs.append(int(H))
+        Ws.append(int(W))
+        R = _mat(fe, f"Rot_{n}", ep, (9,), required=False)
+        R = R.reshape(3, 3) if R is not None else cv2.Rodrigues(_mat(fe, f"R_{n}", ep, (3,)).reshape(3, 1))[0]
+        if abs(np.linalg.det(R) - 1) > 1e-3 or not np.allclose(R @ R.T, np.eye(3), atol=1e-3):
+            raise DataError(f"the rotation of camera '{n}' is not a rotation matrix (orthonormal, det +1)", ep,
+                            f"fix Rot_{n} / R_{n}")
+        Rs.append(R)
+        Ts.append(_mat(fe, f"T_{n}", ep, (3,)))
+    try:
+        return Cameras(np.stack(Ks), np.stack(Rs), np.stack(Ts), Hs, Ws, np.stack(Ds), ni)
+    except ValueError as e:  # distortion terms beyond the 5-term model, for instance
+        raise DataError(str(e), ip if "distortion" in str(e) or "K" in str(e) else ep,
+                        "fix the calibration") from None
+
+
+def _size_from_image(root: Path, cam: str) -> tuple[int, int]:
+    from fourd.datasets.codecs import decode_image
+
+    d = root / "images" / cam
+    files = sorted(p for p in d.glob("*") if p.suffix.lower() in _IMAGE_EXTS) if d.is_dir() else []
+    if not files:
+        raise DataError(f"no H_{cam}/W_{cam} in intri.yml and no images to read the size from", d,
+                        f"add H_{cam} and W_{cam} to intri.yml")
+    img = decode_image(files[0].read_bytes(), str(files[0]))
+    return img.shape[0], img.shape[1]
+
+
+def _frame_files(folder: Path) -> dict[int, Path]:
+    out = {}
+    for p in folder.iterdir():
+        if p.suffix.lower() in _IMAGE_EXTS and p.stem.isdigit():
+            out[int(p.stem)] = p
+    return out
+
+
+class EasyVolcapCapture(MultiViewVideo):
+    layout = "easyvolcap"
+
+    def __init__(self, root: str | Path, cache_bytes: int = 512 << 20):
+        root = Path(root)
+        cameras = read_easyvolcap_cameras(root)
+        self._images: dict[str, dict[int, Path]] = {}
+        self._masks: dict[str, dict[int, Path]] = {}
+        for n in cameras.names:
+            d = root / "images" / n
+            if not d.is_dir():
+                raise DataError(f"camera '{n}' is calibrated but has no image folder", d,
+                                "add its images or remove it from intri.yml/extri.yml")
+            self._images[n] = _frame_files(d)
+            md = root / "masks" / n
+            if md.is_dir():
+                self._masks[n] = _frame_files(md)
+        frames = common_frames({n: set(v) for n, v in self._images.items()}, root / "images")
+        meta = _read_meta(root)
+        super().__init__(root, cameras, frames, meta.get("held_out"), meta.get("fps", 30.0), cache_bytes)
+        missing_masks = [n for n in cameras.names if n not in self._masks]
+        self._has_masks = bool(self._masks) and not missing_masks
+        if self._masks and missing_masks:
+            raise DataError(f"masks exist for some cameras but not for {missing_masks[:5]}", root / "masks",
+                            "provide masks for every camera or none")
+
+    @property
+    def has_masks(self) -> bool:
+        return self._has_masks
+
+    def image_bytes(self, frame, cam):
+        return _read(self._images[cam][frame]), str(self._images[cam][frame])
+
+    def mask_bytes(self, frame, cam):
+        if not self._has_masks:
+            return None
+        p = self._masks[cam].get(frame)
+        if p is None:
+            raise DataError(f"mask for frame {frame} is missing", self.path / "masks" / cam,
+                            "provide a mask for every image")
+        return _read(p), str(p)
+
+
+def _read(p: Path) -> bytes:
+    try:
+        return p.read_bytes()
+    except IsADirectoryError:
+        raise DataError("a folder stands where an image file should be", p, "replace it with the image") from None
+    except OSError as e:
+        raise DataError(f"cannot read the file ({e.strerror})", p, "check the file and its permissions") from None
+
+
+def _read_meta(root: Path) -> dict:
+    p = root / "fourd.json"
+    if not p.is_file():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"invalid JSON ({e})", p, "fix or delete this file") from None
+
+
+def _write_yaml_atomic(path: Path, items: list[tuple[str, object]], names: list[str]) -> None:
+    import cv2
+
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fs = cv2.FileStorage(str(tmp), cv2.FILE_STORAGE_WRITE)
+    fs.startWriteStruct("names", cv2.FileNode_SEQ)
+    for n in names:
+        fs.write("", n)
+    fs.endWriteStruct()
+    for key, val in items:
+        fs.write(key, val)
+    fs.release()
+    text = tmp.read_text()
+    if text.startswith("%YAML 1.2"):  # OpenCV ≥ 5; EasyVolcap and OpenCV 4 expect %YAML:1.0
+        text = "%YAML:1.0" + text[len("%YAML 1.2"):]
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_easyvolcap_cameras(root: Path, cams: Cameras) -> None:
+    import cv2
+
+    intri, extri = [], []
+    for i, n in enumerate(cams.names):
+        intri += [(f"K_{n}", K_to_opencv(cams.K[i].double().cpu().numpy())),
+                  (f"D_{n}", cams.D[i].double().cpu().numpy().reshape(5, 1)),
+                  (f"H_{n}", int(cams.H[i])), (f"W_{n}", int(cams.W[i]))]
+        R = cams.R[i].double().cpu().numpy()
+        extri += [(f"R_{n}", cv2.Rodrigues(R)[0]), (f"Rot_{n}", R),
+                  (f"T_{n}", cams.T[i].double().cpu().numpy().reshape(3, 1))]
+    _write_yaml_atomic(root / "intri.yml", intri, cams.names)
+    _write_yaml_atomic(root / "extri.yml", extri, cams.names)
+
+
+def write_easyvolcap(video: MultiViewVideo, root: str | Path, progress=None) -> Path:
+    """Write any capture in the EasyVolcap layout, copying encoded images byte for byte."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    write_easyvolcap_cameras(root, video.cameras)
+    has_masks = video.has_masks
+    for n in video.camera_names:
+        (root / "images" / n).mkdir(parents=True, exist_ok=True)
+        if has_masks:
+            (root / "masks" / n).mkdir(parents=True, exist_ok=True)
+    for f in video.frames:
+        for n in video.camera_names:
+            data, _ = video.image_bytes(f, n)
+            atomic_write_bytes(root / "images" / n / f"{f:06d}{image_ext(data)}", data)
+            if has_masks:
+                mdata, _ = video.mask_bytes(f, n)
+                atomic_write_bytes(root / "masks" / n / f"{f:06d}{image_ext(mdata)}", mdata)
+        if progress is not None:
+            progress()
+    meta = {"held_out": video.held_out, "fps": video.fps}
+    atomic_write_bytes(root / "fourd.json", json.dumps(meta, indent=2).encode())
+    return root

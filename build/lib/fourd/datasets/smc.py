@@ -1,0 +1,253 @@
+"""DNA-Rendering SMC captures (the public two-file HDF5 layout), read and written.
+
+```
+main/<seq>.smc                attrs actor_id, performance_part, capture_date
+  Camera_5mp/<id>/color/<frame>    encoded image bytes (uint8), ids unpadded ("0".."47")
+  Camera_12mp/<id>/color/<frame>   ("48".."59")
+  (group attrs num_device, num_frame, resolution)
+annotations/<seq>_annots.smc
+  Camera_Parameter/<id:02d>/{K, D, RT, Color_Calibration}   RT: 4×4 camera→world
+  Mask/<id>/mask/<frame>           encoded mask bytes; foreground = max over channels
+```
+
+This follows the structure the official DNA-Rendering ``SMCReader`` reads. Images may be
+distorted (``D``); :meth:`MultiViewVideo.view` undistorts them. Intrinsics in the files use
+OpenCV's integer pixel centres. ``Color_Calibration`` (a 3×3 matrix per camera) is exposed as
+:attr:`SMCCapture.color_calibration` and not applied to images.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fourd.datasets.base import MultiViewVideo, common_frames
+from fourd.datasets.codecs import encoded_size
+from fourd.errors import DataError
+from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv
+
+GROUPS = ("Camera_5mp", "Camera_12mp")
+
+
+def _open_h5(path: Path):
+    import h5py
+
+    if not path.is_file():
+        raise DataError("SMC file not found", path,
+                        "DNA-Rendering sequences need main/<seq>.smc and annotations/<seq>_annots.smc")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        msg = str(e).split("(", 1)[-1].rstrip(")") if "(" in str(e) else str(e)
+        raise DataError(f"cannot open as HDF5 ({msg})", path,
+                        "the file is truncated or corrupt: download or copy it again") from None
+
+
+def _numbers(group, key: str, sizes: tuple[int, ...], where: str) -> np.ndarray:
+    """``group[key]`` as a flat float64 array of one of ``sizes`` elements, finite — checked before
+    anything reshapes or inverts it."""
+    if key not in group:
+        raise DataError(f"no '{key}'", where, f"add {key} to every camera's Camera_Parameter")
+    try:
+        a = np.asarray(group[key][()], np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(f"'{key}' is not numeric", where, f"store {key} as numbers") from None
+    if a.size not in sizes:
+        raise DataError(f"'{key}' has {a.size} values, expected {' or '.join(map(str, sizes))}", where,
+                        f"fix the shape of {key}")
+    if not np.isfinite(a).all():
+        raise DataError(f"'{key}' contains NaN or inf", where, "re-export the calibration")
+    return a
+
+
+def smc_pair(path: str | Path, sequence: str | None = None) -> tuple[Path, Path]:
+    """Resolve (main, annotations) files from a .smc path or a folder holding main/ and annotations/."""
+    path = Path(path)
+    if path.is_file() or path.suffix == ".smc":
+        main = path
+        seq = main.stem
+        annots = main.parent.parent / "annotations" / f"{seq}_annots.smc"
+        if not annots.is_file():
+            annots = main.with_name(f"{seq}_annots.smc")
+        return main, annots
+    mains = sorted((path / "main").glob("*.smc"))
+    if sequence is not None:
+        mains = [m for m in mains if m.stem == sequence]
+    if not mains:
+        want = f"main/{sequence}.smc" if sequence else "main/*.smc"
+        raise DataError(f"no DNA-Rendering sequence ({want}) here", path,
+                        "put the SMC files from DNA-Rendering under main/ and annotations/, "
+                        "or create one with `fourd data convert SRC OUT --to smc`")
+    main = mains[0]
+    return main, path / "annotations" / f"{main.stem}_annots.smc"
+
+
+class SMCCapture(MultiViewVideo):
+    layout = "smc"
+
+    def __init__(self, path: str | Path, sequence: str | None = None, groups: tuple[str, ...] = GROUPS,
+                 cache_bytes: int = 512 << 20):
+        self.main_path, self.annots_path = smc_pair(path, sequence)
+        self.smc = _open_h5(self.main_path)
+        self.annots = _open_h5(self.annots_path)
+        self._names_attr = json.loads(self.smc.attrs.get("fourd_camera_names", "{}"))
+        self._group_of: dict[str, str] = {}
+        for g in groups:
+            if g in self.smc:
+                bad = [k for k in self.smc[g].keys() if not k.isdigit()]
+                if bad:
+                    raise DataError(f"camera ids {bad[:4]} under {g} are not numbers", self.main_path,
+                                    "DNA-Rendering names cameras by number (0, 1, ...); rename or remove those groups")
+                for cid in sorted(self.smc[g].keys(), key=int):
+                    self._group_of[cid] = g
+        if not self._group_of:
+            raise DataError(f"no cameras under {', '.join(groups)}", self.main_path, "is this a DNA-Rendering main SMC?")
+        if "Camera_Parameter" not in self.annots:
+            raise DataError("no Camera_Parameter group", self.annots_path, "use the sequence's *_annots.smc file")
+        ids = list(self._group_of)
+        Ks, Rs, Ts, Ds, Hs, Ws, self.color_calibration = [], [], [], [], [], [], {}
+        frame_sets: dict[str, set[int]] = {}
+        for cid in ids:
+            key = f"{int(cid):02d}"
+            if key not in self.annots["Camera_Parameter"]:
+                raise DataError(f"camera {cid} has images but no Camera_Parameter/{key}", self.annots_path,
+                                "use the annotations file of the same sequence")
+            p = self.annots["Camera_Parameter"][key]
+            where = f"{self.annots_path}:/Camera_Parameter/{key}"
+            RT = _numbers(p, "RT", (16,), where).reshape(4, 4)
+            R = RT[:3, :3]
+            if not np.allclose(RT[3], [0, 0, 0, 1]) or abs(np.linalg.det(R) - 1) > 1e-3 \
+                    or not np.allclose(R @ R.T, np.eye(3), atol=1e-3):
+                raise DataError(f"camera {cid}: RT is not a rigid transform (rotation + translation, last row 0 0 0 1)",
+                                where, "re-export the calibration")
+            Rs.append(R.T)  # RT is camera → world: its inverse is (Rᵀ, −Rᵀ t)
+            Ts.append(-R.T @ RT[:3, 3])
+            K = _numbers(p, "K", (9,), where).reshape(3, 3)
+            if K[0, 0] <= 0 or K[1, 1] <= 0 or not np.allclose(K[2], [0, 0, 1]):
+                raise DataError(f"camera {cid}: K is not a camera matrix (positive focal lengths, last row 0 0 1)",
+                                where, "re-export the calibration")
+            Ks.append(K_from_opencv(K))
+            D = _numbers(p, "D", (4, 5, 8, 12, 14), where) if "D" in p else np.zeros(5)
+            if D.size > 5 and np.any(D[5:] != 0):
+                raise DataError(f"camera {cid}: D has non-zero terms beyond the 5-term model", where,
+                                "undistort the images first, or calibrate with the 5-term model")
+            Ds.append(np.pad(D[:5], (0, max(0, 5 - D.size))))
+            if "Color_Calibration" in p:
+                self.color_calibration[self._name(cid)] = np.asarray(p["Color_Calibration"][()], np.float64)
+            color = self.smc[self._group_of[cid]][cid]["color"]
+            bad = [f for f in color.keys() if not f.isdigit()]
+            if bad:
+                raise DataError(f"camera {cid}: frame keys {bad[:4]} are not numbers", self.main_path,
+                                "frames are stored under their number (0, 1, ...)")
+            frame_sets[self._name(cid)] = {int(f) for f in color.keys()}
+            H, W = self._resolution(cid)
+            Hs.append(H)
+            Ws.append(W)
+        names = [self._name(c) for c in ids]
+        self._id_of = dict(zip(names, ids))
+        try:
+            cameras = Cameras(np.stack(Ks), np.stack(Rs), np.stack(Ts), Hs, Ws, np.stack(Ds), names)
+        except ValueError as e:
+            raise DataError(str(e), self.annots_path, "fix Camera_Parameter (RT must be a rigid transform)") from None
+        frames = common_frames(frame_sets, self.main_path)
+        held = [self._name(c) for c in json.loads(self.smc.attrs.get("fourd_held_out", "[]"))]
+        fps = float(self.smc.attrs.get("fps", 30.0))
+        super().__init__(self.main_path, cameras, frames, held, fps, cache_bytes)
+        self._has_masks = "Mask" in self.annots and all(c in self.annots["Mask"] for c in ids)
+
+    def _name(self, cid: str) -> str:
+        return self._names_attr.get(cid, cid)
+
+    def _resolution(self, cid: str) -> tuple[int, int]:
+        """Size from the first image's header (no decode; the group's resolution attr is not trusted)."""
+        g = self.smc[self._group_of[cid]]
+        first = sorted(g[cid]["color"].keys(), key=int)[0]
+        return encoded_size(bytes(g[cid]["color"][first][()]), f"{self.main_path}:{g.name}/{cid}/color/{first}")
+
+    @property
+    def has_masks(self) -> bool:
+        return self._has_masks
+
+    @property
+    def actor_info(self) -> dict:
+        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.smc.attrs.items()}
+
+    def image_bytes(self, frame, cam):
+        cam = self._id_of[cam]
+        g = self._group_of[cam]
+        where = f"{self.main_path}:/{g}/{cam}/color/{frame}"
+        try:
+            return bytes(self.smc[g][cam]["color"][str(frame)][()]), where
+        except KeyError:
+            raise DataError("image is missing", where, "the SMC file is incomplete; download it again") from None
+
+    def mask_bytes(self, frame, cam):
+        if not self._has_masks:
+            return None
+        cam = self._id_of[cam]
+        where = f"{self.annots_path}:/Mask/{cam}/mask/{frame}"
+        try:
+            return bytes(self.annots["Mask"][cam]["mask"][str(frame)][()]), where
+        except KeyError:
+            raise DataError("mask is missing", where, "the annotations file is incomplete; download it again") from None
+
+
+def write_smc(video: MultiViewVideo, root: str | Path, sequence: str = "fourd_0000", progress=None) -> Path:
+    """Write any capture as main/<seq>.smc + annotations/<seq>_annots.smc (bytes copied as stored).
+
+    Camera names must be integers (DNA-Rendering ids); other names are numbered in order and the
+    original names kept in the attribute ``fourd_camera_names``.
+    """
+    import h5py
+
+    from fourd.datasets.codecs import decode_image
+
+    root = Path(root)
+    (root / "main").mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    names = video.camera_names
+    numeric = all(n.isdigit() and n == str(int(n)) for n in names)
+    ids = [str(int(n)) for n in names] if numeric else [str(i) for i in range(len(names))]
+    main_p, ann_p = root / "main" / f"{sequence}.smc", root / "annotations" / f"{sequence}_annots.smc"
+    tmp_main, tmp_ann = main_p.with_suffix(".smc.tmp"), ann_p.with_suffix(".smc.tmp")
+    cams = video.cameras
+    with h5py.File(tmp_main, "w") as fm, h5py.File(tmp_ann, "w") as fa:
+        fm.attrs["actor_id"] = sequence
+        fm.attrs["performance_part"] = "fourd"
+        fm.attrs["capture_date"] = "synthetic"
+        fm.attrs["fps"] = video.fps
+        fm.attrs["fourd_held_out"] = json.dumps([ids[names.index(h)] for h in video.held_out])
+        if not numeric:
+            fm.attrs["fourd_camera_names"] = json.dumps(dict(zip(ids, names)))
+        g = fm.create_group("Camera_5mp")
+        g.attrs["num_device"] = len(ids)
+        g.attrs["num_frame"] = len(video.frames)
+        sizes = {(int(h), int(w)) for h, w in zip(cams.H, cams.W)}
+        if len(sizes) == 1:
+            (H, W), = sizes
+            g.attrs["resolution"] = np.array([W, H])
+        cp = fa.create_group("Camera_Parameter")
+        mg = fa.create_group("Mask") if video.has_masks else None
+        for i, (cid, n) in enumerate(zip(ids, names)):
+            p = cp.create_group(f"{int(cid):02d}")
+            p["K"] = K_to_opencv(cams.K[i].double().cpu().numpy())
+            p["D"] = cams.D[i].double().cpu().numpy()
+            p["RT"] = cams.c2w[i].double().cpu().numpy()
+            cc = getattr(video, "color_calibration", {}).get(n)
+            p["Color_Calibration"] = np.eye(3) if cc is None else cc
+            cg = g.create_group(cid).create_group("color")
+            mcg = mg.create_group(cid).create_group("mask") if mg is not None else None
+            for f in video.frames:
+                data, where = video.image_bytes(f, n)
+                decode_image(data, where)  # never copy a corrupt image into a new file
+                cg.create_dataset(str(f), data=np.frombuffer(data, np.uint8))
+                if mcg is not None:
+                    mdata, _ = video.mask_bytes(f, n)
+                    mcg.create_dataset(str(f), data=np.frombuffer(mdata, np.uint8))
+            if progress is not None:
+                progress()
+    tmp_main.replace(main_p)
+    tmp_ann.replace(ann_p)
+    return main_p

@@ -1,0 +1,206 @@
+"""Synthetic multi-view captures rendered from animated glTF assets, with exact masks and the
+posed mesh of every frame as ground truth (``gt/verts_<frame:06d>.npy``, ``gt/faces.npy``).
+
+The asset is normalized so the subject stands on y = 0, centred on the y axis, ``subject_height``
+tall over the whole clip; cameras sit on rings around it (OpenCV convention, world y up).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fourd.console import log, progress
+from fourd.datasets.base import InMemoryCapture
+from fourd.datasets.codecs import encode_image
+from fourd.errors import DataError
+from fourd.io import atomic_write_text
+from fourd.structures.cameras import Cameras
+
+
+@dataclass
+class SynthRecipe:
+    asset: str = "Fox.glb"
+    """glTF/GLB file; a bare name is looked up among the shipped assets (fourd.assets)."""
+    animation: str | None = "Walk"
+    """animation clip name (None: the first clip)."""
+    rings: list[tuple[int, float]] = field(default_factory=lambda: [(12, 5.0), (12, 35.0)])
+    """camera rings as (number of cameras, elevation in degrees above the subject centre)."""
+    frames: int = 30
+    """number of frames."""
+    fps: float = 30.0
+    """capture frame rate; frame i shows the clip at time start + i / fps (looping)."""
+    start: float = 0.0
+    """clip time of frame 0, seconds."""
+    width: int = 512
+    """image width, pixels."""
+    height: int = 512
+    """image height, pixels."""
+    fov_deg: float = 40.0
+    """vertical field of view, degrees."""
+    fill: float = 0.9
+    """how far toward the image border the subject's bounding box may reach (1 = touching it)."""
+    held_out: int = 4
+    """cameras held out for evaluation, spread evenly over the rig."""
+    subject_height: float = 1.0
+    """height of the subject in world units after normalization."""
+    image_format: str = "jpg"
+    """jpg or png."""
+    jpeg_quality: int = 95
+    """JPEG quality, 1–100."""
+
+
+def ring_recipe(asset: str = "Fox.glb", animation: str | None = "Walk", cameras: int = 24, rings: int = 2,
+                frames: int = 30, size: int = 512, held_out: int = 4, fps: float = 30.0,
+                image_format: str = "jpg") -> SynthRecipe:
+    """A rig of ``cameras`` split evenly over ``rings`` rings at elevations from 5° to 50°."""
+    for opt, v, lo, hi in (("--cameras", cameras, 2, 512), ("--rings", rings, 1, 64), ("--frames", frames, 1, 100_000),
+                           ("--size", size, 16, 8192), ("--held-out", held_out, 0, cameras - 2)):
+        if not lo <= v <= hi:
+            raise DataError(f"{v} is out of range [{lo}, {hi}]", opt, f"give {opt} a value in [{lo}, {hi}]")
+    if not 0 < fps <= 1000:
+        raise DataError(f"{fps} is out of range (0, 1000]", "--fps", "give a frame rate such as 30")
+    if cameras < rings:
+        raise DataError(f"{cameras} cameras cannot fill {rings} rings", "--cameras", "use at least one camera per ring")
+    per = [cameras // rings + (1 if i < cameras % rings else 0) for i in range(rings)]
+    elev = [5.0] if rings == 1 else [5.0 + 45.0 * i / (rings - 1) for i in range(rings)]
+    return SynthRecipe(asset=asset, animation=animation, rings=list(zip(per, elev)), frames=frames, fps=fps,
+                       width=size, height=size, held_out=held_out, image_format=image_format)
+
+
+def resolve_asset(name: str) -> Path:
+    p = Path(name)
+    if p.is_file():
+        return p
+    from fourd.locations import asset_dir
+
+    shipped = asset_dir()
+    if (shipped / name).is_file():
+        return shipped / name
+    have = ", ".join(sorted(q.name for q in shipped.glob("*.gl*")))
+    raise DataError(f"asset '{name}' not found", name, f"pass a .glb path or one of: {have}")
+
+
+def normalization(asset, times: list[float], height: float) -> tuple[float, np.ndarray]:
+    """Scale and offset putting the clip's bounding box on y = 0, centred in x and z, ``height`` tall."""
+    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+    for t in times:
+        v = np.concatenate(asset.pose(t))
+        lo, hi = np.minimum(lo, v.min(0)), np.maximum(hi, v.max(0))
+    s = height / max(hi[1] - lo[1], 1e-9)
+    off = -np.array([(lo[0] + hi[0]) / 2, lo[1], (lo[2] + hi[2]) / 2]) * s
+    return s, off
+
+
+def rig(recipe: SynthRecipe, lo: np.ndarray, hi: np.ndarray) -> Cameras:
+    """Rings of cameras around the box [lo, hi], as close as keeps the box inside every image.
+
+    ``fill`` is the largest fraction of the image half-size any box corner may reach."""
+    center = (lo + hi) / 2
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    radius = float(np.linalg.norm(hi - lo) / 2)
+
+    def build(d: float) -> Cameras:
+        cams, k = [], 0
+        for j, (n, elev) in enumerate(recipe.rings):
+            e = math.radians(elev)
+            names = [f"{k + i:02d}" for i in range(n)]
+            k += n
+            cams.append(Cameras.ring(n, d * math.cos(e), d * math.sin(e), target=center, up=(0, 1, 0),
+                                     fov_y_deg=recipe.fov_deg, H=recipe.height, W=recipe.width,
+                                     phase_deg=j * 180.0 / max(n, 1), names=names))
+        return Cameras.cat(cams)
+
+    def fits(cams: Cameras) -> bool:
+        uv, z = cams.project(corners)
+        half = np.array([recipe.width, recipe.height]) / 2
+        off = np.abs(uv.numpy() - half) / half
+        return bool((z > 0).all()) and float(off.max()) <= recipe.fill
+
+    d = radius / math.sin(math.radians(recipe.fov_deg) / 2)  # the bounding sphere always fits
+    for k in np.linspace(0.4, 1.0, 25):
+        if fits(build(d * k)):
+            return build(d * k)
+    return build(d)
+
+
+def held_out_names(names: list[str], n: int) -> list[str]:
+    if n <= 0:
+        return []
+    if n >= len(names):
+        raise DataError(f"cannot hold out {n} of {len(names)} cameras", None, "hold out fewer cameras")
+    step = len(names) / n
+    return [names[int(i * step + step / 2)] for i in range(n)]
+
+
+def synthesize(recipe: SynthRecipe, out: str | Path, layout: str = "easyvolcap") -> Path:
+    """Render the recipe and write it in ``layout`` ('easyvolcap' or 'smc') under ``out``."""
+    from fourd.datasets.gltf import AnimatedAsset
+    from fourd.gl.mesh_renderer import MeshPart, MeshRenderer
+
+    if layout not in ("easyvolcap", "smc"):
+        raise DataError(f"unknown layout '{layout}'", None, "use easyvolcap or smc")
+    ext = "." + recipe.image_format.lower().lstrip(".")
+    if ext not in (".jpg", ".png"):
+        raise DataError(f"unknown image format '{recipe.image_format}'", None, "use jpg or png")
+    out = Path(out)
+    asset = AnimatedAsset(resolve_asset(recipe.asset), recipe.animation)
+    dur = asset.duration
+    times = [(recipe.start + i / recipe.fps) % dur if dur > 0 else 0.0 for i in range(recipe.frames)]
+    s, off = normalization(asset, times, recipe.subject_height)
+    posed = [[v * s + off for v in asset.pose(t)] for t in times]
+    allv = np.concatenate([np.concatenate(p) for p in posed])
+    lo, hi = allv.min(0), allv.max(0)
+    center = (lo + hi) / 2
+    radius = float(np.linalg.norm(hi - lo) / 2)
+    cams = rig(recipe, lo, hi)
+    dists = np.linalg.norm(cams.centers.double().numpy() - center, axis=1)
+    near, far = max(0.01 * dists.min(), dists.min() - 1.5 * radius), dists.max() + 1.5 * radius
+
+    parts = [MeshPart(p.faces, p.uvs, p.colors, p.base_color, p.texture) for p in asset.primitives]
+    renderer = MeshRenderer(parts, [len(p.positions) for p in asset.primitives])
+    images, masks = {}, {}
+    gt = out / "gt"
+    gt.mkdir(parents=True, exist_ok=True)
+    offs = np.cumsum([0] + [len(p.positions) for p in asset.primitives])
+    faces = np.concatenate([p.faces + o for p, o in zip(asset.primitives, offs[:-1])]).astype(np.int32)
+    np.save(gt / "faces.npy", faces)
+    with progress(f"rendering {asset.path.name}", recipe.frames * len(cams)) as advance:
+        for f, verts in enumerate(posed):
+            renderer.update(verts)
+            np.save(gt / f"verts_{f:06d}.npy", np.concatenate(verts).astype(np.float32))
+            for i, name in enumerate(cams.names):
+                r = renderer.render(cams[i], near, far)
+                images[(f, name)] = encode_image(r.rgb, ext, recipe.jpeg_quality)
+                masks[(f, name)] = encode_image(r.mask.astype(np.uint8) * 255, ".png")
+                advance()
+    renderer.release()
+    video = InMemoryCapture(cams, list(range(recipe.frames)), images, masks,
+                            held_out_names(cams.names, recipe.held_out), recipe.fps)
+    if layout == "easyvolcap":
+        from fourd.datasets.easyvolcap import write_easyvolcap
+
+        write_easyvolcap(video, out)
+    else:
+        from fourd.datasets.smc import write_smc
+
+        write_smc(video, out, sequence=Path(recipe.asset).stem.lower())
+    meta = {"recipe": asdict(recipe), "layout": layout, "normalization": {"scale": s, "offset": off.tolist()},
+            "near": float(near), "far": float(far)}
+    atomic_write_text(out / "synth.json", json.dumps(meta, indent=2))
+    log(f"wrote {layout} capture: {len(cams)} cameras × {recipe.frames} frames at "
+        f"{recipe.width}×{recipe.height} → {out}")
+    return out
+
+
+def load_ground_truth(root: str | Path, frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices [V, 3], faces [F, 3]) of a synthetic capture's posed mesh at ``frame``."""
+    gt = Path(root) / "gt"
+    vp = gt / f"verts_{int(frame):06d}.npy"
+    if not vp.is_file():
+        raise DataError("no ground-truth mesh for this frame", vp, "only synthetic captures carry gt/")
+    return np.load(vp, allow_pickle=False), np.load(gt / "faces.npy", allow_pickle=False)

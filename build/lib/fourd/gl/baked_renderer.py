@@ -1,0 +1,216 @@
+"""Real-time rendering of baked frames: K depth-peeling passes with compositing on the GPU.
+
+Each pass keeps, per pixel, the nearest splat behind the previous layer and writes its
+premultiplied colour; a full-screen pass blends that layer front to back into an accumulation
+buffer; a last pass puts the result over the background — into a texture that is read back
+(headless) or drawn to the window. Same splat and α definitions as the training renderer.
+
+Frames with view tables (``fourd bake --appearance views``) are drawn by the same shader compiled
+with ``VIEWS``: the tables go into texture buffers and the vertex shader blends the nearest
+training cameras' colours as the model does, choosing the cameras for each render.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import torch
+
+from fourd.bake.format import BakedFrame, pack_views, view_sh_steps
+from fourd.errors import FourdError
+from fourd.gl.context import headless_context
+from fourd.gl.framebuffer import Framebuffer
+from fourd.gl.peeler import begin_peel_pass, set_splat_uniforms
+from fourd.gl.program import compile_program
+from fourd.structures.cameras import Cameras
+
+MODE_IDS = {"rgb": 0, "depth": 1, "alpha": 2, "radius": 3}
+MAX_SELECT = 8  # shaders/baked_points.vert
+_TABLE_UNIT = 4  # first texture unit of the view tables (0 and 1 hold the previous peel layer)
+
+
+class BakedRenderer:
+    def __init__(self, width: int, height: int, context=None):
+        self.ctx = context or headless_context()  # a window's context when the viewer passes one
+        from OpenGL import GL
+
+        stages = {"vertex": "baked_points.vert", "fragment": "peel.frag"}
+        self.peel = self.peel_compact = compile_program(stages, {"BAKED": 1})
+        self.peel_views = compile_program(stages, {"BAKED": 1, "VIEWS": 1})
+        self.accumulate = compile_program({"vertex": "fullscreen.vert", "fragment": "accumulate.frag"})
+        self.present = compile_program({"vertex": "fullscreen.vert", "fragment": "present.frag"})
+        self.max_point_size = float(GL.glGetFloatv(GL.GL_POINT_SIZE_RANGE)[1])
+        self.vao = GL.glGenVertexArrays(1)
+        self.empty_vao = GL.glGenVertexArrays(1)
+        self.vbos = GL.glGenBuffers(7)
+        self.table_buffers = GL.glGenBuffers(3)  # src, logit, shv
+        self.table_textures = GL.glGenTextures(3)
+        self.max_texels = int(GL.glGetIntegerv(GL.GL_MAX_TEXTURE_BUFFER_SIZE))
+        self.views = None  # the uploaded frame's ViewTables
+        self.n = 0
+        self.radius_range = (0.0, 1.0)
+        self.width = self.height = 0
+        self.fbos: list[Framebuffer] = []
+        self.resize(width, height)
+
+    def resize(self, width: int, height: int) -> None:
+        if (width, height) == (self.width, self.height):
+            return
+        for f in self.fbos:
+            f.release()
+        self.width, self.height = int(width), int(height)
+        self.fbos = [Framebuffer(width, height, {"index": "r32i", "zd": "rg32f", "rgba": "rgba16f"}) for _ in range(2)]
+        self.accum = Framebuffer(width, height, {"rgba": "rgba16f"})
+        self.output = Framebuffer(width, height, {"color": "rgba8"})
+        self.fbos.extend([self.accum, self.output])
+        self._peels = self.fbos[:2]
+
+    def upload(self, f: BakedFrame) -> None:
+        from OpenGL import GL
+
+        self.ctx.make_current()
+        n = f.xyz.shape[0]
+        sh = f.sh if f.sh is not None else torch.zeros(n, 3, 3)
+        rgb = f.views.fallback if f.views is not None else f.rgb
+        arrays = [(f.xyz, 3), (f.radius[:, None], 1), (f.density[:, None], 1), (rgb, 3),
+                  (sh[:, 0], 3), (sh[:, 1], 3), (sh[:, 2], 3)]
+        GL.glBindVertexArray(self.vao)
+        for loc, ((a, size), vbo) in enumerate(zip(arrays, self.vbos)):
+            data = np.ascontiguousarray(a.detach().float().cpu().numpy())
+            GL.glBindBuffer(GL.GL_ARRAY_BUFFER, vbo)
+            GL.glBufferData(GL.GL_ARRAY_BUFFER, max(data.nbytes, 4), data if data.nbytes else None, GL.GL_DYNAMIC_DRAW)
+            GL.glEnableVertexAttribArray(loc)
+            GL.glVertexAttribPointer(loc, size, GL.GL_FLOAT, GL.GL_FALSE, 0, ctypes.c_void_p(0))
+        GL.glBindVertexArray(0)
+        self.n = n
+        if n:
+            self.radius_range = (float(f.radius.min()), float(f.radius.max()) + 1e-9)
+        self.views = f.views
+        self.peel = self.peel_compact
+        if f.views is not None and n:
+            self._upload_tables(f.views, n)
+            self.peel = self.peel_views
+
+    def _upload_tables(self, v, n: int) -> None:
+        from OpenGL import GL
+
+        S = v.rgb.shape[0]
+        if S * n > self.max_texels:
+            raise FourdError(f"view tables of {S} cameras × {n} points exceed this GL's texture-buffer limit "
+                             f"({self.max_texels} texels)", fix="bake with --appearance compact")
+        packed = pack_views(v)
+        tables = [(packed["src"], GL.GL_RGBA8), (packed["logit"], GL.GL_R16F)]
+        if v.sh is not None:
+            q = packed["shv"].reshape(n, -1)
+            q = torch.cat([q, torch.zeros(n, (-q.shape[1]) % 4, dtype=torch.int8)], 1)  # whole RGBA8I texels
+            tables.append((q, GL.GL_RGBA8I))
+            self._sh = (v.sh.shape[1], q.shape[1] // 4, view_sh_steps(v.sh))
+        else:
+            self._sh = (0, 0, [])
+        for (data, fmt), buf, tex in zip(tables, self.table_buffers, self.table_textures):
+            arr = np.ascontiguousarray(data.numpy())
+            GL.glBindBuffer(GL.GL_TEXTURE_BUFFER, buf)
+            GL.glBufferData(GL.GL_TEXTURE_BUFFER, arr.nbytes, arr, GL.GL_DYNAMIC_DRAW)
+            GL.glBindTexture(GL.GL_TEXTURE_BUFFER, tex)
+            GL.glTexBuffer(GL.GL_TEXTURE_BUFFER, fmt, buf)
+        GL.glBindBuffer(GL.GL_TEXTURE_BUFFER, 0)
+
+    def _set_view_uniforms(self, eye: torch.Tensor) -> None:
+        from OpenGL import GL
+
+        v, prog = self.views, self.peel_views
+        sel = v.nearest(eye).tolist()[:MAX_SELECT]
+        loc = lambda n: GL.glGetUniformLocation(prog, n)  # noqa: E731
+        for i, name in enumerate(("u_src", "u_logit", "u_shv")):
+            GL.glActiveTexture(GL.GL_TEXTURE0 + _TABLE_UNIT + i)
+            GL.glBindTexture(GL.GL_TEXTURE_BUFFER, self.table_textures[i])
+            GL.glUniform1i(loc(name), _TABLE_UNIT + i)
+        GL.glActiveTexture(GL.GL_TEXTURE0)
+        GL.glUniform1i(loc("u_n"), self.n)
+        GL.glUniform1i(loc("u_nsel"), len(sel))
+        GL.glUniform1iv(loc("u_sel"), len(sel), np.asarray(sel, np.int32))
+        GL.glUniform3fv(loc("u_src_eye"), len(sel), np.ascontiguousarray(v.centers[sel].numpy(), np.float32))
+        GL.glUniform1f(loc("u_prior"), v.prior)
+        GL.glUniform1f(loc("u_sh_scale"), v.sh_scale)
+        basis, texels, steps = self._sh
+        GL.glUniform1i(loc("u_sh_basis"), basis)
+        GL.glUniform1i(loc("u_sh_texels"), texels)
+        if basis:
+            GL.glUniform1fv(loc("u_sh_step"), basis, np.asarray(steps, np.float32))
+
+    def render(self, camera: Cameras, K: int = 8, background=(0.0, 0.0, 0.0), mode: str = "rgb",
+               radius_scale: float = 1.0, near: float = 0.01, far: float = 100.0, target: int | None = None,
+               fraction: float = 1.0) -> None:
+        """Draw into the output texture (or into framebuffer ``target``, e.g. 0 for the window).
+
+        ``fraction`` < 1 draws only that share of the points (they are stored in random order, so a
+        prefix is an even subsample) with radii grown by 1/sqrt(fraction): a level of detail for
+        interaction, where the per-point cost of a software rasterizer dominates."""
+        fraction = float(min(max(fraction, 1e-3), 1.0))
+        radius_scale = radius_scale / fraction ** 0.5
+        count = max(1, int(round(self.n * fraction))) if self.n else 0
+        from OpenGL import GL
+
+        cam = camera.to("cpu", torch.float32)
+        if (int(cam.W[0]), int(cam.H[0])) != (self.width, self.height):
+            self.resize(int(cam.W[0]), int(cam.H[0]))
+        self.ctx.make_current()
+        self.accum.clear()
+        for k in range(K):
+            out, prev = self._peels[k % 2], self._peels[(k + 1) % 2]
+            begin_peel_pass(out, prev)
+            GL.glUseProgram(self.peel)
+            set_splat_uniforms(self.peel, cam, self.width, self.height, near, far, k, self.max_point_size)
+            loc = lambda n: GL.glGetUniformLocation(self.peel, n)  # noqa: E731
+            GL.glUniform1f(loc("u_radius_scale"), radius_scale)
+            GL.glUniform3f(loc("u_eye"), *cam.centers[0].tolist())
+            GL.glUniform1i(loc("u_mode"), MODE_IDS[mode])
+            rng = (near, far) if mode == "depth" else self.radius_range
+            GL.glUniform2f(loc("u_range"), *rng)
+            if self.peel == self.peel_views:
+                self._set_view_uniforms(cam.centers[0])
+            if count:
+                GL.glBindVertexArray(self.vao)
+                GL.glDrawArrays(GL.GL_POINTS, 0, count)
+            # blend this layer into the accumulation buffer, front to back
+            self.accum.bind()
+            GL.glDisable(GL.GL_DEPTH_TEST)
+            GL.glEnable(GL.GL_BLEND)
+            GL.glBlendFuncSeparate(GL.GL_ONE_MINUS_DST_ALPHA, GL.GL_ONE, GL.GL_ONE_MINUS_DST_ALPHA, GL.GL_ONE)
+            GL.glUseProgram(self.accumulate)
+            GL.glActiveTexture(GL.GL_TEXTURE0)
+            GL.glBindTexture(GL.GL_TEXTURE_2D, out.textures[2])
+            GL.glUniform1i(GL.glGetUniformLocation(self.accumulate, "u_layer_rgba"), 0)
+            GL.glBindVertexArray(self.empty_vao)
+            GL.glDrawArrays(GL.GL_TRIANGLES, 0, 3)
+        GL.glDisable(GL.GL_BLEND)
+        if target is None:
+            self.output.bind()
+        else:
+            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, target)
+        GL.glUseProgram(self.present)
+        GL.glActiveTexture(GL.GL_TEXTURE0)
+        GL.glBindTexture(GL.GL_TEXTURE_2D, self.accum.textures[0])
+        GL.glUniform1i(GL.glGetUniformLocation(self.present, "u_accum"), 0)
+        GL.glUniform3f(GL.glGetUniformLocation(self.present, "u_background"), *map(float, background))
+        GL.glBindVertexArray(self.empty_vao)
+        GL.glDrawArrays(GL.GL_TRIANGLES, 0, 3)
+        GL.glBindVertexArray(0)
+
+    def read(self) -> np.ndarray:
+        """The last render as [H, W, 3] uint8 RGB, top row first."""
+        return self.output.read("color")[..., :3]
+
+    def release(self) -> None:
+        from OpenGL import GL
+
+        self.ctx.make_current()
+        for f in self.fbos:
+            f.release()
+        GL.glDeleteBuffers(len(self.vbos), list(self.vbos))
+        GL.glDeleteBuffers(len(self.table_buffers), list(self.table_buffers))
+        GL.glDeleteTextures(list(self.table_textures))
+        GL.glDeleteVertexArrays(2, [self.vao, self.empty_vao])
+        for p in (self.peel_compact, self.peel_views, self.accumulate, self.present):
+            GL.glDeleteProgram(p)

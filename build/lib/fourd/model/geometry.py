@@ -1,0 +1,30 @@
+"""Geometry head: point feature → (radius, density). Radius ranges are relative to the point
+spacing of the carved sequence, so the same settings work at any scene scale."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class GeometryHead(nn.Module):
+    def __init__(self, in_dim: int, hidden: int, r_min: float, r_max: float, r_init: float,
+                 density_init: float = 0.9):
+        super().__init__()
+        if not 0 < r_min < r_init < r_max:
+            raise ValueError(f"need 0 < r_min < r_init < r_max, got {r_min}, {r_init}, {r_max}")
+        self.r_min, self.r_max = r_min, r_max
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 2))
+        with torch.no_grad():  # start every point at r_init and density_init
+            last = self.mlp[-1]
+            last.weight.mul_(0.01)
+            f = (r_init - r_min) / (r_max - r_min)
+            last.bias.copy_(torch.tensor([math.log(f / (1 - f)), math.log(density_init / (1 - density_init))]))
+
+    def forward(self, feat: Tensor) -> tuple[Tensor, Tensor]:
+        """feat [N, D] → radius [N] (world units), density [N] in (0, 1)."""
+        o = self.mlp(feat)
+        return self.r_min + (self.r_max - self.r_min) * torch.sigmoid(o[:, 0]), torch.sigmoid(o[:, 1])

@@ -1,0 +1,81 @@
+"""Training samples from a capture: target crops, nearest source views, held-out split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fourd.datasets.base import MultiViewVideo
+from fourd.errors import DataError
+from fourd.model.appearance import SourceView
+from fourd.structures.cameras import Cameras
+
+
+@dataclass
+class Target:
+    image: Tensor  # [H, W, 3] float in [0, 1], composited over the background with the mask
+    mask: Tensor | None  # [H, W] float
+    camera: Cameras
+    frame: int
+    name: str
+
+
+def split_cameras(video: MultiViewVideo, eval_cams: str | None) -> tuple[list[str], list[str]]:
+    """(train, eval) camera names: --eval-cams, else the capture's held-out set, else a spread of 4."""
+    names = video.camera_names
+    if eval_cams:
+        held = [c.strip() for c in eval_cams.split(",") if c.strip()]
+        bad = [c for c in held if c not in names]
+        if bad:
+            raise DataError(f"--eval-cams names unknown cameras {bad}", video.path, f"pick from {', '.join(names)}")
+    elif video.held_out:
+        held = list(video.held_out)
+    else:
+        n = min(4, max(0, len(names) - 4))
+        held = [names[int(i * len(names) / n + len(names) / (2 * n))] for i in range(n)] if n else []
+    train = [c for c in names if c not in held]
+    if len(train) < 2:
+        raise DataError(f"only {len(train)} training cameras remain after holding out {held}", video.path,
+                        "hold out fewer cameras")
+    return train, held
+
+
+class ViewSampler:
+    def __init__(self, video: MultiViewVideo, train_cams: list[str], cfg, device: torch.device):
+        self.video, self.train_cams, self.cfg, self.device = video, train_cams, cfg, device
+        self.bg = torch.tensor(cfg.background, dtype=torch.float32)
+        idx = [video.cameras.index(n) for n in train_cams]
+        self.centers = video.cameras.centers[idx]
+
+    def target(self, frame: int, cam: str, crop: bool = True, scale: float | None = None) -> Target:
+        v = self.video.view(frame, cam, scale=self.cfg.image_scale if scale is None else scale,
+                            crop_to_mask=crop, margin=self.cfg.crop_margin)
+        img = torch.from_numpy(v.image).float() / 255
+        mask = None
+        if v.mask is not None:
+            mask = torch.from_numpy(v.mask).float()
+            img = img * mask[..., None] + self.bg * (1 - mask[..., None])
+        return Target(img.to(self.device), None if mask is None else mask.to(self.device),
+                      v.camera.to(self.device), frame, cam)
+
+    def source_names(self, camera: Cameras, exclude: str | None, n: int) -> list[str]:
+        d = (self.centers - camera.centers[0].cpu()).norm(dim=1)
+        order = [self.train_cams[i] for i in torch.argsort(d).tolist()]
+        return [c for c in order if c != exclude][:n]
+
+    def sources(self, frame: int, camera: Cameras, exclude: str | None, n: int) -> list[SourceView]:
+        return [self.source(frame, name) for name in self.source_names(camera, exclude, n)]
+
+    def source(self, frame: int, name: str) -> SourceView:
+        """One source view: the camera's image cropped to the subject, resized to source_size²."""
+        import cv2
+
+        S = self.cfg.source_size
+        v = self.video.view(frame, name, crop_to_mask=True, margin=self.cfg.crop_margin)
+        img = cv2.resize(v.image, (S, S), interpolation=cv2.INTER_AREA)
+        cam = v.camera.resize(S, S)
+        t = torch.from_numpy(np.ascontiguousarray(img)).float().permute(2, 0, 1) / 255
+        return SourceView(t.to(self.device), cam.to(self.device), name=name)

@@ -1,0 +1,71 @@
+"""Losses and image metrics: MSE, soft-IoU mask loss, PSNR, SSIM; LPIPS only when its weights are
+on disk (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def mask_loss(alpha: Tensor, mask: Tensor, kind: str = "iou") -> Tensor:
+    """``iou``: 1 − soft IoU between rendered alpha and the foreground mask; ``l2``: mean squared
+    difference per pixel (penalizes holes inside the mask and spill outside it alike)."""
+    if kind == "l2":
+        return ((alpha - mask) ** 2).mean()
+    if kind != "iou":
+        raise ValueError(f"mask loss must be iou or l2, got '{kind}'")
+    inter = (alpha * mask).sum()
+    union = (alpha + mask - alpha * mask).sum().clamp_min(1e-6)
+    return 1 - inter / union
+
+
+def psnr(pred: Tensor, gt: Tensor) -> float:
+    mse = float(((pred.clamp(0, 1) - gt) ** 2).mean())
+    return 10 * math.log10(1 / max(mse, 1e-12))
+
+
+def ssim(pred: Tensor, gt: Tensor, window: int = 11, sigma: float = 1.5) -> float:
+    """Structural similarity of two [H, W, 3] images in [0, 1] (Gaussian window, as Wang et al.)."""
+    x = pred.clamp(0, 1).permute(2, 0, 1)[None]
+    y = gt.permute(2, 0, 1)[None]
+    g = torch.exp(-((torch.arange(window, device=x.device) - window // 2) ** 2) / (2 * sigma ** 2))
+    g = (g / g.sum()).to(x)
+    k = (g[:, None] * g[None])[None, None].expand(3, 1, window, window)
+    f = lambda t: F.conv2d(t, k, groups=3)  # noqa: E731
+    mx, my = f(x), f(y)
+    sxx, syy, sxy = f(x * x) - mx ** 2, f(y * y) - my ** 2, f(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))
+    return float(m.mean())
+
+
+@functools.lru_cache(maxsize=1)
+def lpips_model():
+    """An LPIPS network if the ``lpips`` package and its VGG weights are already on disk, else None."""
+    try:
+        import os
+
+        import lpips  # noqa: F401
+        from torch.hub import get_dir
+
+        weights = os.path.join(get_dir(), "checkpoints", "vgg16-397923af.pth")
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(weights)
+        return lpips.LPIPS(net="vgg", verbose=False).eval()
+    except Exception as e:  # not installed, or weights absent: skip, never download
+        from fourd.console import log
+
+        log(f"[dim]LPIPS unavailable ({type(e).__name__}); perceptual loss and LPIPS metric skipped[/]")
+        return None
+
+
+def lpips_distance(pred: Tensor, gt: Tensor) -> Tensor | None:
+    net = lpips_model()
+    if net is None:
+        return None
+    to = lambda t: t.permute(2, 0, 1)[None] * 2 - 1  # noqa: E731
+    return net.to(pred.device)(to(pred.clamp(0, 1)), to(gt)).mean()

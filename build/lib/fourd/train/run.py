@@ -1,0 +1,165 @@
+"""A trained run as something to use: :func:`load_run` reads ``RUN/config.json``, the carved
+points and the latest checkpoint's weights and returns a :class:`Run` — the model, the capture and
+everything needed to render it. Loading never writes, carves or trains: evaluation, baking and
+offline rendering take a ``Run``; the trainer builds one for itself and adds the optimization.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from fourd.config import TrainConfig, from_json, resolve_device
+from fourd.datasets import open_dataset
+from fourd.datasets.base import MultiViewVideo
+from fourd.errors import FourdError
+from fourd.model.appearance import SourceView
+from fourd.model.model import FourDModel, RenderOutput
+from fourd.render.rasterize import GLRasterizer, rasterize_points
+from fourd.structures.cameras import Cameras
+from fourd.structures.fragments import Fragments, RasterSettings
+from fourd.structures.points import PointSequence
+from fourd.train.data import ViewSampler, split_cameras
+
+
+@dataclass
+class Run:
+    """A model with its capture: what evaluation, bake and offline rendering need."""
+
+    cfg: TrainConfig
+    model: FourDModel
+    video: MultiViewVideo
+    points: PointSequence  # the carved points the model started from
+    train_cams: list[str]
+    eval_cams: list[str]
+    sampler: ViewSampler
+    settings: RasterSettings  # K, near and far for this capture
+    background: torch.Tensor  # [3] on the model's device
+    spacing: float
+    path: Path
+    step: int = 0  # the checkpoint's step (0 before training)
+    gl: GLRasterizer | None = field(default=None, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.background.device
+
+    @property
+    def cameras(self) -> Cameras:
+        return self.video.cameras
+
+    def rasterize(self, points: torch.Tensor, radii: torch.Tensor, camera: Cameras,
+                  settings: RasterSettings) -> Fragments:
+        return rasterize_points(points, radii, camera, settings, backend=self.cfg.rasterizer, gl=self.gl)
+
+    def settings_for(self, K: int) -> RasterSettings:
+        """This capture's near and far planes with another number of layers."""
+        return RasterSettings(K=K, near=self.settings.near, far=self.settings.far,
+                              background=self.settings.background)
+
+    def sources(self, frame: int, camera: Cameras, exclude: str | None) -> list[SourceView]:
+        return self.sampler.sources(frame, camera, exclude, self.cfg.model.source_views)
+
+    def render(self, frame: int, camera: Cameras, exclude: str | None = None, baseline: bool = False,
+               sources: list[SourceView] | None = None, net=None) -> RenderOutput:
+        """Frame ``frame`` seen from ``camera``, blending the nearest training cameras (but
+        ``exclude``). ``net`` is the module to call (the DDP wrapper in training)."""
+        sources = self.sources(frame, camera, exclude) if sources is None else sources
+        return (net or self.model)(self.model.slot(frame), camera, sources, self.settings, self.rasterize,
+                                   self.background, baseline)
+
+    def release(self) -> None:
+        if self.gl is not None:
+            self.gl.release()
+
+
+def read_config(run: str | Path) -> TrainConfig:
+    """The run's saved configuration (``RUN/config.json``), checked."""
+    run = Path(run)
+    path = run / "config.json"
+    if not path.is_file():
+        raise FourdError("not a training run (no config.json)", run, "pass the --out folder of fourd train")
+    try:
+        return from_json(TrainConfig, path.read_text(), str(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FourdError(f"config.json is not valid JSON ({e})", path,
+                         "restore it from the checkpoint (it holds a copy) or retrain") from None
+
+
+def points_path(cfg: TrainConfig, run: str | Path) -> Path:
+    """Where a run's initial points are: ``--points-file``, else ``RUN/carve/points.safetensors``."""
+    return Path(cfg.points_file) if cfg.points_file else Path(run) / "carve" / "points.safetensors"
+
+
+def spacing_of(points: PointSequence) -> float:
+    """The carved point spacing (saved by the carve), else a guess from the volume and the count."""
+    if "spacing" in points.meta:
+        return float(points.meta["spacing"])
+    lo, hi = (torch.tensor(b) for b in points.meta["bounds"])
+    return float((hi - lo).norm() / math.sqrt(points.counts[0]) * 0.5)
+
+
+def raster_settings(video: MultiViewVideo, points: PointSequence, cfg: TrainConfig) -> RasterSettings:
+    """Near and far planes that hold the carved volume from every camera of the capture."""
+    c = video.cameras.centers
+    lo, hi = (torch.tensor(b) for b in points.meta["bounds"])
+    d = (c - (lo + hi) / 2).norm(dim=1)
+    r = float((hi - lo).norm() / 2)
+    return RasterSettings(K=cfg.K, near=max(1e-3, float(d.min()) - 2 * r), far=float(d.max()) + 2 * r,
+                          background=tuple(cfg.background))
+
+
+def build_run(cfg: TrainConfig, points: PointSequence, path: str | Path, video: MultiViewVideo | None = None) -> Run:
+    """A freshly initialized run (seeded by ``cfg.seed``) from carved ``points``; writes nothing."""
+    video = video if video is not None else open_dataset(cfg.dataset, cfg.data_root)
+    device = resolve_device(cfg.device)
+    train_cams, eval_cams = split_cameras(video, cfg.eval_cams)
+    spacing = spacing_of(points)
+    lo, hi = (torch.tensor(b) for b in points.meta["bounds"])
+    torch.manual_seed(cfg.seed)
+    model = FourDModel(cfg.model, points, lo, hi, spacing).to(device)
+    sampler = ViewSampler(video, train_cams, cfg, device)
+    gl = GLRasterizer() if cfg.rasterizer in ("auto", "gl") else None
+    bg = torch.tensor(cfg.background, dtype=torch.float32, device=device)
+    return Run(cfg, model, video, points, train_cams, eval_cams, sampler, raster_settings(video, points, cfg), bg,
+               spacing, Path(path), 0, gl)
+
+
+def latest_checkpoint(run: str | Path) -> Path | None:
+    d = Path(run) / "checkpoints"
+    latest = d / "latest.txt"
+    return d / latest.read_text().strip() if latest.is_file() else None
+
+
+def load_run(run: str | Path, device: str | None = None) -> Run:
+    """Load a trained run for use: nothing is written, carved or trained. ``device`` overrides
+    the device the run was trained on."""
+    from fourd.config import to_json
+    from fourd.train.checkpoint import load_checkpoint
+
+    run = Path(run)
+    cfg = read_config(run)
+    if device is not None:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, device=device)
+    ckpt = latest_checkpoint(run)
+    if ckpt is None:
+        raise FourdError("the run has no checkpoint yet", run / "checkpoints", "train it first")
+    pts_path = points_path(cfg, run)
+    if not pts_path.is_file():
+        raise FourdError("the run's carved points are missing", pts_path,
+                         "restore the file, or carve again with `fourd train --resume` on this run")
+    points = PointSequence.load(pts_path)
+    r = build_run(cfg, points, run)
+    state = load_checkpoint(ckpt, to_json(cfg))
+    r.model.load_state_dict(state["model"])
+    r.step = int(state["step"])
+    return r
+
+
+__all__ = ["Run", "load_run", "build_run", "read_config", "points_path", "latest_checkpoint", "raster_settings"]

@@ -1,0 +1,224 @@
+"""``fourd train``: carve (if needed) → fit the 4D model through the point renderer.
+
+One (frame, camera) crop per step and process; Adam with exponential decay; progress bar,
+TensorBoard, JSON-lines log; periodic held-out evaluation; atomic checkpoints and exact resume.
+With ``torchrun`` (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel (gloo on
+CPU, NCCL on GPU); rank 0 writes checkpoints and logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from fourd.config import TrainConfig, check_ranges, resolve_device, to_json
+from fourd.console import log, progress
+from fourd.datasets import open_dataset
+from fourd.errors import FourdError
+from fourd.io import atomic_write_text
+from fourd.structures.points import PointSequence
+from fourd.train.checkpoint import load_checkpoint, save_checkpoint
+from fourd.train.data import split_cameras
+from fourd.train.losses import lpips_distance, mask_loss, psnr
+from fourd.train.run import build_run, points_path
+
+
+def _dist_info() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+class Trainer:
+    """The optimization of a run: builds the run (carving first when it has no points), then
+    steps, checkpoints, evaluates and resumes. Everything that only *uses* a trained model takes
+    a :class:`~fourd.train.run.Run` from :func:`~fourd.train.run.load_run` instead."""
+
+    def __init__(self, cfg: TrainConfig):
+        torch.set_flush_denormal(True)
+        check_ranges(cfg)  # before any work
+        self.cfg = cfg
+        self.rank, self.world = _dist_info()
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
+        self.device = resolve_device(cfg.device)
+        self.out = Path(cfg.out)
+        video = open_dataset(cfg.dataset, cfg.data_root, cache_bytes=2 << 30)
+        split_cameras(video, cfg.eval_cams)  # bad --eval-cams: refuse before writing or carving
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "config.json", to_json(cfg))
+        self.run = build_run(cfg, self._initial_points(video), self.out, video)
+        self.model = self.run.model
+        self.video, self.train_cams, self.eval_cams = video, self.run.train_cams, self.run.eval_cams
+        self.sampler, self.settings, self.bg = self.run.sampler, self.run.settings, self.run.background
+        self.net = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
+        pos = [self.model.positions]
+        rest = [p for n, p in self.model.named_parameters() if n != "positions"]
+        self.optimizer = torch.optim.Adam([{"params": pos, "lr": cfg.lr_points * self.run.spacing},
+                                           {"params": rest, "lr": cfg.lr}], eps=1e-15)
+        gamma = cfg.lr_decay ** (1.0 / max(cfg.steps, 1))
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
+        self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
+        self.writer = None
+        self._zfront: dict = {}
+
+    @property
+    def step(self) -> int:
+        return self.run.step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.run.step = value
+
+    # ------------------------------------------------------------------ set-up
+    def _initial_points(self, video) -> PointSequence:
+        cfg = self.cfg
+        path = points_path(cfg, self.out)
+        if path.is_file() or cfg.points_file:
+            return PointSequence.load(path)
+        if self.world > 1:
+            raise FourdError("distributed training needs carved points first", path,
+                             f"run `fourd carve --dataset {cfg.dataset} --out {path.parent}` or pass --points-file")
+        from fourd.carve.run import carve_sequence
+
+        log("carving the capture to initialize the points")
+        carve_cfg = dataclasses.replace(cfg.carve, device=cfg.device)
+        seq, report = carve_sequence(video, carve_cfg, path.parent)
+        seq.meta["spacing"] = float(sum(f["spacing"] for f in report["frames"]) / len(report["frames"]))
+        seq.save(path)
+        return seq
+
+    # --------------------------------------------------------------- steps
+    def render(self, frame: int, camera, exclude: str | None, baseline: bool = False, net=None,
+               reuse_visibility: bool = False):
+        sources = self.run.sources(frame, camera, exclude)
+        # training reuses the source views' depth maps (for visibility) for a while: they change
+        # slowly; a render for evaluation or display draws them fresh, as a bake does
+        if reuse_visibility:
+            for s in sources:
+                hit = self._zfront.get((frame, s.name, baseline))
+                if hit is not None and self.step - hit[1] < self.cfg.visibility_refresh:
+                    s.zfront = hit[0]
+        out = self.run.render(frame, camera, exclude, baseline, sources, net)
+        if reuse_visibility:
+            for s in sources:
+                key = (frame, s.name, baseline)
+                if key not in self._zfront or self.step - self._zfront[key][1] >= self.cfg.visibility_refresh:
+                    self._zfront[key] = (s.zfront, self.step)
+        return out
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        f = self.video.frames[int(torch.randint(len(self.video.frames), (1,), generator=self.gen))]
+        cam = self.train_cams[int(torch.randint(len(self.train_cams), (1,), generator=self.gen))]
+        tgt = self.sampler.target(f, cam)
+        out = self.render(f, tgt.camera, cam, net=self.net, reuse_visibility=True)
+        img = out.image
+        loss_rgb = ((img.rgb - tgt.image) ** 2).mean()
+        loss = loss_rgb
+        if tgt.mask is not None and cfg.w_mask:
+            loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask, cfg.mask_loss)
+        if cfg.w_tv:
+            loss = loss + cfg.w_tv * self.model.grid.tv_loss()
+        if cfg.w_time:
+            loss = loss + cfg.w_time * self.model.grid.time_smoothness()
+        if cfg.w_lpips:
+            lp = lpips_distance(img.rgb, tgt.image)
+            if lp is not None:
+                loss = loss + cfg.w_lpips * lp
+        if not torch.isfinite(loss):
+            raise FourdError(f"the loss became {float(loss.detach())} at step {self.step}; training stopped and the last good "
+                             "checkpoint was kept", self.out / "checkpoints" / "latest.pt",
+                             "resume with a lower --lr (the checkpoint is intact)")
+        from torch.profiler import record_function
+
+        self.optimizer.zero_grad(set_to_none=True)
+        with record_function("backward"):
+            loss.backward()
+        with record_function("optimizer"):
+            self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return {"loss": float(loss.detach()), "psnr": psnr(img.rgb.detach(), tgt.image), "frame": f, "camera": cam,
+                "points_visible": int(out.visible.numel())}
+
+    # ---------------------------------------------------------- checkpoints
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        d = self.out / "checkpoints"
+        p = save_checkpoint(d / f"step_{self.step:07d}.pt", self.step, self.model, self.optimizer, self.scheduler,
+                            self.gen, to_json(self.cfg), {"spacing": self.run.spacing})
+        atomic_write_text(d / "latest.txt", p.name)
+        for old in sorted(d.glob("step_*.pt"))[:-2]:  # keep the last two
+            old.unlink()
+
+    def resume(self) -> bool:
+        d = self.out / "checkpoints"
+        if not (d / "latest.txt").is_file():
+            return False
+        state = load_checkpoint(d / (d / "latest.txt").read_text().strip(), to_json(self.cfg))
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.gen.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        log(f"resumed from step {self.step}")
+        return True
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, resume: bool = False) -> dict:
+        from fourd.train.evaluate import evaluate
+
+        cfg = self.cfg
+        if resume:
+            self.resume()
+        if self.rank == 0:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tb"))
+        logf = open(self.out / "log.jsonl", "a") if self.rank == 0 else None
+        t0, last = time.perf_counter(), {}
+        try:
+            with progress("training", cfg.steps, completed=self.step) as advance:
+                while self.step < cfg.steps:
+                    last = self.train_step()
+                    advance(info=f"loss {last['loss']:.4f} psnr {last['psnr']:.2f}")
+                    if self.rank == 0 and self.step % cfg.log_every == 0:
+                        rec = {"step": self.step, "time": time.perf_counter() - t0, **last,
+                               "lr": self.scheduler.get_last_lr()[1]}
+                        logf.write(json.dumps(rec) + "\n")
+                        logf.flush()
+                        for k in ("loss", "psnr"):
+                            self.writer.add_scalar(f"train/{k}", last[k], self.step)
+                    if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                        self.save()
+                    if self.rank == 0 and cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                        m = evaluate(self.run, self.out / "eval" / f"step_{self.step:07d}", frames=cfg.eval_frames)
+                        self._log_eval(m, logf, t0)
+            result = {"steps": self.step, "train": last}
+            if self.rank == 0:
+                m = evaluate(self.run, self.out / "eval" / "final", frames=cfg.eval_frames)
+                self._log_eval(m, logf, t0)
+                result["eval"] = m
+            return result
+        finally:
+            if logf:
+                logf.close()
+            if self.writer:
+                self.writer.close()
+
+    def _log_eval(self, m: dict, logf, t0: float) -> None:
+        logf.write(json.dumps({"step": self.step, "time": time.perf_counter() - t0, "eval": m["summary"]}) + "\n")
+        logf.flush()
+        for k, v in m["summary"].items():
+            if v is not None:
+                self.writer.add_scalar(f"eval/{k}", v, self.step)
+        log(f"step {self.step}: held-out PSNR {m['summary']['psnr']:.2f} dB, SSIM {m['summary']['ssim']:.3f}")

@@ -1,0 +1,67 @@
+"""`fourd view`: the interactive viewer, or one headless frame into a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import tyro
+
+from fourd.console import log
+from fourd.errors import FourdError
+
+Pos = tyro.conf.Positional
+
+
+def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, frame: int | None = None,
+         screenshot: Path | None = None, size: str | None = None, K: int = 8,
+         mode: Literal["rgb", "depth", "alpha", "radius"] = "rgb", script: Path | None = None,
+         max_frames: int | None = None, screenshot_dir: Path = Path("screenshots"), state_out: Path | None = None,
+         window_capture: Path | None = None) -> None:
+    """Play a baked scene (.fourd), a folder of PLY frames or carved points in a window; or, with
+    --headless, render one frame from one camera into a PNG through EGL.
+
+    Args:
+        scene: .fourd file (fourd bake), a folder of <frame>.ply, or points.safetensors (fourd carve).
+        headless: no window: render --frame from --camera into --screenshot.
+        camera: a camera name of the capture the scene was trained on, or a camera JSON file
+            ({"K", "R", "T", "H", "W"}, OpenCV convention); default the first held-out camera.
+        frame: frame id to show (default the first).
+        screenshot: PNG to write (headless; default screenshot.png).
+        size: WxH of the window (default 1280x720) or of the image (default: the camera's own size).
+        K: points composited per pixel.
+        mode: rgb, depth, alpha or radius.
+        script: JSON list of input events to replay (automation, tests).
+        max_frames: close the window after this many frames.
+        screenshot_dir: where P / the Screenshot button write PNGs.
+        state_out: write the viewer state at exit as JSON.
+        window_capture: write the last window image, panels included, to this PNG.
+    """
+    from fourd.config import parse_size
+    from fourd.io import check_output
+    from fourd.viewer.scene import open_scene
+
+    wh = parse_size(size) if size else None
+    if K < 1:
+        raise FourdError(f"--K must be at least 1, got {K}", "--K", "composite 1 to 16 points per pixel")
+    sc = open_scene(scene)
+    t = 0
+    if frame is not None:
+        if frame not in sc.frames:
+            raise FourdError(f"frame {frame} is not in the scene ({sc.frames[0]}..{sc.frames[-1]})", scene,
+                             "pass --frame with one of the scene's frames")
+        t = sc.frames.index(frame)
+    if headless:
+        from fourd.viewer.headless import resolve_camera
+        from fourd.viewer.headless import screenshot as shoot
+
+        cam = resolve_camera(sc, camera, wh, scene)
+        out = check_output(screenshot or Path("screenshot.png"), "file")
+        out = shoot(sc, cam, t, out, K, mode)
+        log(f"frame {sc.frames[t]} from camera {cam.names[0] if cam.names else 'orbit'} → {out}")
+        print(out)
+        return
+    from fourd.viewer.app import run_viewer
+
+    run_viewer(sc, scene, wh or (1280, 720), t, K, mode, camera, script, max_frames, screenshot_dir, state_out,
+               window_capture)
