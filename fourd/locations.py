@@ -2,7 +2,7 @@
 
 * Shaders and the glTF assets travel inside the package (``fourd.shaders``, ``fourd.assets``;
   in a checkout they are ``shaders/`` and ``data/assets/``, mapped by ``pyproject.toml``) and are
-  read with :mod:`importlib.resources` — never located through the source tree.
+  found through the import system (the package's spec) — never through the source tree.
 * Generated captures (the demo, synthetic test captures) and other caches go to the cache folder:
   ``FOURD_CACHE`` if set, else the platform's user cache folder (``$XDG_CACHE_HOME/fourd`` or
   ``~/.cache/fourd`` on Linux, ``~/Library/Caches/fourd`` on macOS, ``%LOCALAPPDATA%\\fourd\\Cache``
@@ -19,14 +19,15 @@ from pathlib import Path
 def _package_dir(package: str, checkout: str) -> Path:
     """A data package's folder: through importlib.resources (a wheel or an editable install), or
     the checkout's folder when fourd runs from a source tree that was never installed."""
-    from importlib import resources
+    from importlib.util import find_spec
 
-    try:
-        path = Path(str(resources.files(package)))
-        if path.is_dir():
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
+    try:  # a data package has no __init__.py: a namespace package, whose folder the spec knows
+        spec = find_spec(package)
+    except ModuleNotFoundError:
+        spec = None
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        if Path(folder).is_dir():
+            return Path(folder)
     return Path(__file__).resolve().parent.parent / checkout
 
 
