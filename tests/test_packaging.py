@@ -34,7 +34,12 @@ def test_wheel_in_a_fresh_venv_runs_doctor_and_the_demo(tmp_path):
         d.mkdir()
     src_before = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=ROOT, capture_output=True,
                                 text=True).stdout
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(wheels)],
+    import shutil
+
+    # build from a copy: setuptools writes build/ and *.egg-info beside the sources it builds
+    src = Path(shutil.copytree(ROOT, tmp_path / "src", ignore=shutil.ignore_patterns(
+        ".git", ".venv", "outputs", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache")))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(wheels)],
                    check=True, timeout=600, cwd=tmp_path)
     wheel = next(wheels.glob("fourd-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
