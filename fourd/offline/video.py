@@ -89,10 +89,15 @@ def write_video(frames: list[np.ndarray], out: Path, fps: float) -> Path:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, pixelformat="yuv420p",
-                            macro_block_size=2, ffmpeg_log_level="error") as w:
-        for f in frames:
-            w.append_data(f)
+    try:
+        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, pixelformat="yuv420p",
+                                macro_block_size=2, ffmpeg_log_level="error") as w:
+            for f in frames:
+                w.append_data(f)
+    except (ImportError, RuntimeError) as e:  # no ffmpeg (imageio-ffmpeg missing or broken)
+        tmp.unlink(missing_ok=True)
+        raise FourdError(f"cannot write video: ffmpeg is not available ({type(e).__name__})", out,
+                         "pip install imageio-ffmpeg (fourd doctor checks it), or write PNG frames: --out FOLDER") from None
     tmp.replace(out)
     return out
 
@@ -128,7 +133,8 @@ def render_ray(job: RenderJob, indices: list[int], workers: int, address: str | 
     try:
         import ray
     except ImportError:
-        raise FourdError("distributed rendering needs Ray", fix="pip install 'fourd[dist]' (or ray)") from None
+        raise FourdError("distributed rendering needs Ray", "--workers",
+                         "pip install 'fourd[dist]' (fourd doctor lists the optional extras)") from None
     started = False
     if not ray.is_initialized():
         if address:
