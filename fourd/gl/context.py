@@ -60,7 +60,7 @@ class HeadlessContext:
 
     backend = "egl"
 
-    def __init__(self, versions=((4, 5), (4, 3), (3, 3))):
+    def __init__(self):
         EGL = _import_gl_for_egl()
         import ctypes
 
@@ -85,17 +85,12 @@ class HeadlessContext:
             raise GLUnavailable("no EGL config supports desktop OpenGL", fix="install libgl1-mesa-dri")
         if not EGL.eglBindAPI(EGL.EGL_OPENGL_API):
             raise GLUnavailable("eglBindAPI(EGL_OPENGL_API) failed", None, "install Mesa EGL (scripts/install.sh) or set FOURD_GL=osmesa / PYOPENGL_PLATFORM=osmesa")
-        self.context = None
-        for vmaj, vmin in versions:
+        def create(vmaj: int, vmin: int):
             ca = [EGL.EGL_CONTEXT_MAJOR_VERSION, vmaj, EGL.EGL_CONTEXT_MINOR_VERSION, vmin,
                   EGL.EGL_CONTEXT_OPENGL_PROFILE_MASK, EGL.EGL_CONTEXT_OPENGL_CORE_PROFILE_BIT, EGL.EGL_NONE]
-            try:
-                ctx = EGL.eglCreateContext(self.display, cfg, EGL.EGL_NO_CONTEXT, (EGL.EGLint * len(ca))(*ca))
-            except Exception:
-                continue
-            if ctx:
-                self.context, self.version = ctx, (vmaj, vmin)
-                break
+            return EGL.eglCreateContext(self.display, cfg, EGL.EGL_NO_CONTEXT, (EGL.EGLint * len(ca))(*ca))
+
+        self.context, self.version = _newest_core(create)
         if self.context is None:
             raise GLUnavailable("no OpenGL 3.3+ core context is available through EGL", None, "install Mesa EGL (scripts/install.sh) or set FOURD_GL=osmesa / PYOPENGL_PLATFORM=osmesa")
         self.make_current()
@@ -129,6 +124,19 @@ def _core_versions():
     return ((4, 5), (4, 3), (4, 1), (3, 3))  # 4.1: the newest macOS offers
 
 
+def _newest_core(create) -> tuple:
+    """(context, (major, minor)) from ``create(major, minor)`` for the newest core version that
+    works, or (None, None); a create that raises (PyOpenGL's EGLError) counts as a refusal."""
+    for vmaj, vmin in _core_versions():
+        try:
+            ctx = create(vmaj, vmin)
+        except Exception:  # noqa: BLE001 - drivers refuse versions in many ways
+            continue
+        if ctx:
+            return ctx, (vmaj, vmin)
+    return None, None
+
+
 class OSMesaContext:
     """Mesa's off-screen renderer: a core-profile context drawing into a tiny client buffer (fourd
     renders into its own framebuffers)."""
@@ -144,19 +152,16 @@ class OSMesaContext:
         except Exception as e:  # libOSMesa missing
             raise GLUnavailable(f"OSMesa is not available ({type(e).__name__}: {e})", None,
                                 "install it: apt-get install libosmesa6 (bash scripts/install.sh does)") from None
-        self._osmesa, self.context = osmesa, None
-        for vmaj, vmin in _core_versions():
+        self._osmesa = osmesa
+
+        def create(vmaj: int, vmin: int):
             attrs = arrays.GLintArray.asArray([osmesa.OSMESA_FORMAT, osmesa.OSMESA_RGBA, osmesa.OSMESA_DEPTH_BITS, 24,
                                                osmesa.OSMESA_PROFILE, osmesa.OSMESA_CORE_PROFILE,
                                                osmesa.OSMESA_CONTEXT_MAJOR_VERSION, vmaj,
                                                osmesa.OSMESA_CONTEXT_MINOR_VERSION, vmin, 0])
-            try:
-                ctx = osmesa.OSMesaCreateContextAttribs(attrs, None)
-            except Exception:
-                continue
-            if ctx:
-                self.context, self.version = ctx, (vmaj, vmin)
-                break
+            return osmesa.OSMesaCreateContextAttribs(attrs, None)
+
+        self.context, self.version = _newest_core(create)
         if self.context is None:
             raise GLUnavailable("OSMesa offers no OpenGL 3.3+ core context", None, "install a newer Mesa (libosmesa6)")
         self._buf = (ctypes.c_ubyte * 4)()
@@ -264,7 +269,13 @@ def create_context():
     from fourd.locations import cache_dir
 
     # Mesa keeps compiled shaders on disk: in fourd's cache folder, not wherever HOME points
-    os.environ.setdefault("MESA_SHADER_CACHE_DIR", str(cache_dir() / "mesa_shader_cache"))
+    if "MESA_SHADER_CACHE_DIR" not in os.environ:
+        mesa = cache_dir() / "mesa_shader_cache"
+        try:
+            mesa.mkdir(parents=True, exist_ok=True)
+            os.environ["MESA_SHADER_CACHE_DIR"] = str(mesa)
+        except OSError:  # an unwritable cache folder: Mesa keeps its own default
+            pass
 
     failures = []
     for name in backend_order():
