@@ -102,7 +102,8 @@ class TrainConfig:
     log_every: int = 25
     """steps between log lines / TensorBoard scalars."""
     rasterizer: str = "auto"
-    """auto (GL when available), gl, torch or pytorch3d."""
+    """auto (GL when available, else torch), gl (one-pass K-buffer on GL 4.3+, else K-pass peeling),
+    gl-kbuffer, gl-peel (the K-pass reference), torch or pytorch3d."""
     device: str = "cpu"
     """torch device (cpu, cuda, ...)."""
     seed: int = 0
@@ -266,7 +267,7 @@ RANGES: dict[str, dict[str, tuple]] = {
                      "time_max": (1, 100_000, True, True)},
 }
 CHOICES: dict[str, dict[str, tuple]] = {
-    "TrainConfig": {"rasterizer": ("auto", "gl", "torch", "pytorch3d"), "mask_loss": ("iou", "l2")},
+    "TrainConfig": {"rasterizer": ("auto", "gl", "gl-kbuffer", "gl-peel", "torch", "pytorch3d"), "mask_loss": ("iou", "l2")},
     "ModelConfig": {"appearance": ("hybrid", "blend", "sh")},
     "Grid4DConfig": {"combine": ("sum", "product")},
 }

@@ -69,17 +69,73 @@ def _host(x) -> torch.Tensor:
     return torch.from_numpy(np.asarray(x, np.float32))
 
 
-def fragments_from_indices(idx: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, camera: Cameras) -> Fragments:
-    """Depths and squared distances of the chosen points, by the Fragments contract's formulas."""
+class IndexFragments(Fragments):
+    """Fragments read back as indices only: depths and squared distances follow from them by the
+    contract's formulas, computed on first use (the compositor recomputes d² itself, so training
+    never pays for them; the visibility test reads only the front layer's depth)."""
+
+    def __init__(self, idx: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, camera: Cameras):
+        if idx.dim() != 3:
+            raise ValueError(f"Fragments: idx must be [H, W, K], got {list(idx.shape)}")
+        self._zd = None
+        self._source = (points, radii, camera)
+        self.idx = idx
+
+    def _derived(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._zd is None:
+            self._zd = _depths_and_d2(self.idx, *self._source)
+        return self._zd
+
+    zbuf = property(lambda self: self._derived()[0])
+    dists = property(lambda self: self._derived()[1])
+
+    def front_depth(self) -> torch.Tensor:
+        if self._zd is not None:
+            return super().front_depth()
+        points, radii, camera = self._source
+        front = self.idx[..., 0]
+        if points.shape[0] == 0:
+            return torch.full(front.shape, 1e30, device=front.device)
+        _, _, z, _ = project_splats(points, radii, camera)
+        z = z.to(front.device)
+        return torch.where(front >= 0, z[front.clamp_min(0)], torch.full(front.shape, 1e30, device=front.device))
+
+    def __setattr__(self, name, value):
+        if name == "idx" and "idx" in self.__dict__ and self._zd is None:
+            self._derived()  # depths and d² belong to the old indices: derive them before they change
+        super().__setattr__(name, value)
+
+    def reindex(self, local: torch.Tensor, keep: torch.Tensor) -> "Fragments":
+        points, radii, camera = self._source
+        idx = torch.where(self.idx >= 0, local[self.idx.clamp_min(0)], self.idx)
+        out = IndexFragments(idx, points[keep.to(points.device)], radii[keep.to(radii.device)], camera)
+        out._zd = self._zd
+        return out
+
+    def to(self, device) -> "Fragments":
+        points, radii, camera = self._source
+        out = IndexFragments(self.idx.to(device), points, radii, camera)
+        if self._zd is not None:
+            out._zd = (self._zd[0].to(device), self._zd[1].to(device))
+        return out
+
+
+def _depths_and_d2(idx: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, camera: Cameras):
+    neg = torch.tensor(-1.0, device=idx.device)
     if points.shape[0] == 0:
-        return Fragments(idx, torch.full(idx.shape, -1.0), torch.full(idx.shape, -1.0))
+        return torch.full(idx.shape, -1.0, device=idx.device), torch.full(idx.shape, -1.0, device=idx.device)
     u, v, z, _ = project_splats(points, radii, camera)
+    u, v, z = u.to(idx.device), v.to(idx.device), z.to(idx.device)
     H, W, _ = idx.shape
     valid = idx >= 0
     d2 = pixel_d2(u, v, idx, torch.arange(W, device=idx.device)[None, :, None],
                   torch.arange(H, device=idx.device)[:, None, None])
-    neg = torch.tensor(-1.0, device=idx.device)
-    return Fragments(idx, torch.where(valid, z[idx.clamp_min(0)], neg), torch.where(valid, d2, neg))
+    return torch.where(valid, z[idx.clamp_min(0)], neg), torch.where(valid, d2, neg)
+
+
+def fragments_from_indices(idx: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, camera: Cameras) -> Fragments:
+    """Fragments from the chosen points' indices; depths and d² by the contract's formulas, on demand."""
+    return IndexFragments(idx, points.clone(), radii.clone(), camera)  # clones: the caller may update in place
 
 
 class DepthPeeler:
@@ -157,7 +213,7 @@ class DepthPeeler:
         if self.n_points == 0:
             return
         u, v, z, r = project_splats(self._points, self._radii, camera)
-        W, H = self.width, self.height
+        W, H = self.view
         off = (u < 0) | (v < 0) | (u >= W) | (v >= H)
         reaches = (u + r > 0) & (v + r > 0) & (u - r < W) & (v - r < H)
         front = (z > self.settings.near) & (z < self.settings.far)
@@ -180,19 +236,23 @@ class DepthPeeler:
         GL.glBindVertexArray(0)
 
     # -------------------------------------------------------------- peeling
+    def _fits(self, width: int, height: int) -> bool:
+        return (width, height) == (self.width, self.height)
+
     def begin(self, camera: Cameras, settings: RasterSettings) -> None:
         if len(camera) != 1:
             raise ValueError("one camera at a time")
-        if (int(camera.W[0]), int(camera.H[0])) != (self.width, self.height):
+        if not self._fits(int(camera.W[0]), int(camera.H[0])):
             raise ValueError(f"camera is {int(camera.W[0])}×{int(camera.H[0])} but the peeler is "
                              f"{self.width}×{self.height}")
         self.ctx.make_current()
+        self.view = (int(camera.W[0]), int(camera.H[0]))  # the image drawn (≤ the allocation in a K-buffer)
         self.camera, self.settings = camera.to("cpu", torch.float32), settings
         self._prepare_huge(self.camera)
         self._layer = 0
 
     def _uniforms(self, prog: int) -> None:
-        set_splat_uniforms(prog, self.camera, self.width, self.height, self.settings.near, self.settings.far,
+        set_splat_uniforms(prog, self.camera, *self.view, self.settings.near, self.settings.far,
                            self._layer, self.max_point_size)
 
     def draw_layer(self) -> Framebuffer:

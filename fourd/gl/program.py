@@ -63,10 +63,11 @@ def _rewrite_log(log: str, files: list[Path]) -> str:
 
 
 def compile_program(stages: dict[str, str | Path], defines: dict | None = None) -> int:
-    """Compile and link a program; ``stages`` maps 'vertex'/'fragment'/'geometry' to files in shaders/."""
+    """Compile and link a program; ``stages`` maps 'vertex'/'fragment'/'geometry'/'compute' to files in shaders/."""
     from OpenGL import GL
 
-    kinds = {"vertex": GL.GL_VERTEX_SHADER, "fragment": GL.GL_FRAGMENT_SHADER, "geometry": GL.GL_GEOMETRY_SHADER}
+    kinds = {"vertex": GL.GL_VERTEX_SHADER, "fragment": GL.GL_FRAGMENT_SHADER, "geometry": GL.GL_GEOMETRY_SHADER,
+             "compute": GL.GL_COMPUTE_SHADER}
     shaders = []
     for stage, name in stages.items():
         path = Path(name) if Path(name).is_absolute() else shader_dir() / name

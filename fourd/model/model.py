@@ -120,7 +120,7 @@ class FourDModel(nn.Module):
             colors = self.appearance(xyz[visible], feat[visible], radius[visible], camera, sources, uniform=baseline)
         local = torch.full((xyz.shape[0],), -1, dtype=torch.long, device=xyz.device)
         local[visible] = torch.arange(visible.numel(), device=xyz.device)
-        frags.idx = torch.where(frags.idx >= 0, local[frags.idx.clamp_min(0)], frags.idx)
+        frags = frags.reindex(local, visible)
         with record_function("composite"):
             image = composite(frags, xyz[visible], radius[visible], density[visible], colors, camera, background)
         return RenderOutput(image, visible, radius, density)

@@ -71,6 +71,14 @@ class Fragments:
         z = self.zbuf[..., 0]
         return torch.where(self.idx[..., 0] >= 0, z, torch.full_like(z, 1e30))
 
+    def to(self, device) -> "Fragments":
+        return Fragments(self.idx.to(device), self.zbuf.to(device), self.dists.to(device))
+
+    def reindex(self, local: Tensor, keep: Tensor) -> "Fragments":
+        """The same fragments indexing the subset ``points[keep]``: ``local`` [P] maps an old
+        index to its new one (``local[keep] == arange``); depths and distances are unchanged."""
+        return Fragments(torch.where(self.idx >= 0, local[self.idx.clamp_min(0)], self.idx), self.zbuf, self.dists)
+
     @classmethod
     def empty(cls, H: int, W: int, K: int, device=None) -> "Fragments":
         return cls(torch.full((H, W, K), -1, dtype=torch.long, device=device),

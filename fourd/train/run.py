@@ -19,7 +19,7 @@ from fourd.datasets.base import MultiViewVideo
 from fourd.errors import FourdError
 from fourd.model.appearance import SourceView
 from fourd.model.model import FourDModel, RenderOutput
-from fourd.render.rasterize import GLRasterizer, rasterize_points
+from fourd.render.rasterize import GLRasterizer, gl_method, rasterize_points
 from fourd.structures.cameras import Cameras
 from fourd.structures.fragments import Fragments, RasterSettings
 from fourd.structures.points import PointSequence
@@ -123,7 +123,7 @@ def build_run(cfg: TrainConfig, points: PointSequence, path: str | Path, video: 
     torch.manual_seed(cfg.seed)
     model = FourDModel(cfg.model, points, lo, hi, spacing).to(device)
     sampler = ViewSampler(video, train_cams, cfg, device)
-    gl = GLRasterizer() if cfg.rasterizer in ("auto", "gl") else None
+    gl = GLRasterizer(gl_method(cfg.rasterizer)) if cfg.rasterizer in ("auto", "gl", "gl-kbuffer", "gl-peel") else None
     bg = torch.tensor(cfg.background, dtype=torch.float32, device=device)
     return Run(cfg, model, video, points, train_cams, eval_cams, sampler, raster_settings(video, points, cfg), bg,
                spacing, Path(path), 0, gl)
