@@ -31,7 +31,7 @@ from fourd.console import log
 from fourd.gl.peeler import DepthPeeler, fragments_from_indices
 from fourd.gl.program import compile_program
 from fourd.structures.cameras import Cameras
-from fourd.structures.fragments import Fragments, RasterSettings, project_splats
+from fourd.structures.fragments import Fragments, RasterSettings
 
 KMAX = 32  # shaders/kbuffer_resolve.comp
 EMPTY = 0xFFFFFFFF
@@ -222,7 +222,7 @@ class KBufferRasterizer(DepthPeeler):
             raise RuntimeError(f"one-pass K-buffer unavailable: {why}")
         self.append_points = compile_program({"vertex": "peel_points.vert", "fragment": "kbuffer_append.frag"})
         self.append_quads = compile_program({"vertex": "peel_quads.vert", "fragment": "kbuffer_append.frag"})
-        self.resolve_prog = compile_program({"compute": "kbuffer_resolve.comp"})
+        self._resolve_progs: dict[int, int] = {}  # one per K (compiled in)
         self.nodes = NodeBuffer(self.width, self.height, 3, max_bytes)
         self.out = GL.glGenBuffers(1)
         self._out_k = 0  # ints the index buffer holds
@@ -236,7 +236,7 @@ class KBufferRasterizer(DepthPeeler):
         self.ctx.make_current()
         self.nodes.release()
         GL.glDeleteBuffers(1, [self.out])
-        for p in (self.append_points, self.append_quads, self.resolve_prog):
+        for p in (self.append_points, self.append_quads, *self._resolve_progs.values()):
             GL.glDeleteProgram(p)
         super().release()
 
@@ -270,10 +270,11 @@ class KBufferRasterizer(DepthPeeler):
     def _resolve(self, K: int, y0: int, y1: int) -> None:
         from OpenGL import GL
 
-        prog = self.resolve_prog
+        prog = self._resolve_progs.get(K)
+        if prog is None:
+            prog = self._resolve_progs[K] = compile_program({"compute": "kbuffer_resolve.comp"}, {"K": K})
         GL.glUseProgram(prog)
         GL.glUniform2i(GL.glGetUniformLocation(prog, "u_size"), *self.view)
-        GL.glUniform1i(GL.glGetUniformLocation(prog, "u_K"), K)
         GL.glUniform1i(GL.glGetUniformLocation(prog, "u_y0"), y0)
         GL.glUniform1i(GL.glGetUniformLocation(prog, "u_y1"), y1)
         GL.glBindBufferBase(GL.GL_SHADER_STORAGE_BUFFER, 2, self.out)
@@ -298,7 +299,7 @@ class KBufferRasterizer(DepthPeeler):
             self._out_k = H * W * K
         bound = 0
         if self.n_points:
-            u, v, z, r = project_splats(self._points, self._radii, self.camera)
+            u, v, z, r = self._projected  # by begin()
             bound = fragment_bound(u, v, r, z, W, H, settings.near, settings.far)
         self.last_fragments = draw_banded(self.nodes, bound, W, H, self._draw_append,
                                           lambda y0, y1: self._resolve(K, y0, y1), "K-buffer rasterizer")

@@ -210,9 +210,10 @@ class DepthPeeler:
         from OpenGL import GL
 
         self._n_huge = 0
+        self._projected = None
         if self.n_points == 0:
             return
-        u, v, z, r = project_splats(self._points, self._radii, camera)
+        u, v, z, r = self._projected = project_splats(self._points, self._radii, camera)
         W, H = self.view
         off = (u < 0) | (v < 0) | (u >= W) | (v >= H)
         reaches = (u + r > 0) & (v + r > 0) & (u - r < W) & (v - r < H)
