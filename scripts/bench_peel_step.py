@@ -18,6 +18,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=20, help="profiled steps per backend (after 5 warm-up steps)")
     ap.add_argument("--preset", default="demo")
+    ap.add_argument("--quality-steps", type=int, default=0,
+                    help="also train each backend this many steps (same points, seed, schedule) and compare held-out PSNR/SSIM")
     ap.add_argument("--work", default="outputs/bench_peel_step")
     ap.add_argument("--out", default="bench_peel_step.json")
     args = ap.parse_args()
@@ -58,6 +60,29 @@ def main():
     con.print(t)
     out = {"rows": rows, "peel_speedup": p["peel"] / k["peel"], "step_speedup": p["total"] / k["total"],
            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, Mesa llvmpipe GL"}
+    if args.quality_steps:
+        from fourd.train.evaluate import evaluate
+
+        q = Table(title=f"held-out quality after {args.quality_steps} steps, same points and seed")
+        for c in ("backend", "PSNR", "SSIM", "minutes"):
+            q.add_column(c)
+        out["quality"] = []
+        for backend in ("gl-peel", "gl-kbuffer"):
+            over = {"out": str(Path(args.work) / f"quality-{backend}"), "eval_every": 0, "ckpt_every": 10**9,
+                    "rasterizer": backend, "points_file": points, "steps": args.quality_steps}
+            tr = Trainer(apply_overrides(preset(args.preset), over))
+            import time
+
+            t0 = time.perf_counter()
+            while tr.step < args.quality_steps:
+                tr.train_step()
+            minutes = (time.perf_counter() - t0) / 60
+            m = evaluate(tr.run, Path(over["out"]) / "eval", frames=None, write_images=False)["summary"]
+            out["quality"].append({"backend": backend, "steps": args.quality_steps, "psnr": m["psnr"],
+                                   "ssim": m["ssim"], "minutes": minutes})
+            q.add_row(backend, f"{m['psnr']:.2f}", f"{m['ssim']:.4f}", f"{minutes:.1f}")
+            tr.run.release()
+        con.print(q)
     Path(args.out).write_text(json.dumps(out, indent=2))
     con.print(f"wrote {args.out}")
 

@@ -50,7 +50,7 @@ def adaptive(r, oc, W: int, H: int, K: int, target_fps: float) -> dict:
     """Let the viewer's quality controller settle while "moving", then time that quality."""
     from fourd.viewer.state import ViewerState
 
-    st = ViewerState(K=K, target_fps=target_fps, moving=True)
+    st = ViewerState(K=K, target_fps=target_fps, moving=True, one_pass=r.method == "kbuffer")
     for _ in range(25):
         K, scale, frac = st.effective_quality()
         w, h = max(1, int(W * scale)), max(1, int(H * scale))
@@ -88,6 +88,8 @@ def main():
                                               "PSNR of baked vs unbaked renders")
     ap.add_argument("--quality-frames", type=int, default=5)
     ap.add_argument("--quality-only", action="store_true", help="only the --run comparison (no frame timing)")
+    ap.add_argument("--methods", nargs="+", default=["kbuffer", "peel"],
+                    help="renderers side by side: kbuffer (one geometry pass), peel (K passes, the reference)")
     ap.add_argument("--views", type=int, default=16, help="training cameras of the view-table rows (0: none)")
     args = ap.parse_args()
     from rich.console import Console
@@ -100,37 +102,47 @@ def main():
     from fourd.viewer.state import OrbitCamera
 
     con = Console()
-    rows = []
+    rows, agree = [], []
     oc = OrbitCamera(target=torch.zeros(3).numpy(), distance=3.2, pitch=0.15)
     for size in ([] if args.quality_only else args.sizes):
         W, H = SIZES[size]
         cam = oc.cameras(W, H)
-        r = BakedRenderer(W, H)
+        renderers = {m: BakedRenderer(W, H, method=m) for m in args.methods}
         peeler = DepthPeeler(W, H)
         for n in args.points:
             f = frame(n)
-            r.upload(f)
-            for K in args.Ks:
-                ms = timed(lambda: (r.render(cam, K, near=0.1, far=10.0), r.read()))
-                rows.append({"points": n, "width": W, "height": H, "K": K, "mode": "full", "ms_per_frame": ms})
-            rows.append({"points": n, "width": W, "height": H, "mode": "adaptive",
-                         **adaptive(r, oc, W, H, max(args.Ks), args.target_fps)})
-            if args.views:
-                r.upload(with_views(f, args.views))
-                K = max(args.Ks)
-                rows.append({"points": n, "width": W, "height": H, "K": K, "mode": "full_views",
-                             "ms_per_frame": timed(lambda: (r.render(cam, K, near=0.1, far=10.0), r.read()))})
-                rows.append({"points": n, "width": W, "height": H, "mode": "adaptive_views",
-                             **adaptive(r, oc, W, H, K, args.target_fps)})
+            images = {}
+            for m, r in renderers.items():
+                r.upload(f)
+                for K in args.Ks:
+                    ms = timed(lambda: (r.render(cam, K, near=0.1, far=10.0), r.read()))
+                    rows.append({"method": m, "points": n, "width": W, "height": H, "K": K, "mode": "full",
+                                 "ms_per_frame": ms})
+                images[m] = torch.from_numpy(r.read()).float() / 255  # the largest K
+                rows.append({"method": m, "points": n, "width": W, "height": H, "mode": "adaptive",
+                             **adaptive(r, oc, W, H, max(args.Ks), args.target_fps)})
+                if args.views:
+                    r.upload(with_views(f, args.views))
+                    K = max(args.Ks)
+                    rows.append({"method": m, "points": n, "width": W, "height": H, "K": K, "mode": "full_views",
+                                 "ms_per_frame": timed(lambda: (r.render(cam, K, near=0.1, far=10.0), r.read()))})
+                    rows.append({"method": m, "points": n, "width": W, "height": H, "mode": "adaptive_views",
+                                 **adaptive(r, oc, W, H, K, args.target_fps)})
+            if "kbuffer" in images and "peel" in images:
+                from fourd.train.losses import psnr
+
+                agree.append({"points": n, "width": W, "height": H, "K": max(args.Ks),
+                              "kbuffer_vs_peel_psnr": psnr(images["kbuffer"], images["peel"])})
             peeler.upload(f.xyz, f.radius)
 
             def single():
                 peeler.begin(cam, RasterSettings(K=1, near=0.1, far=10.0))
                 peeler.draw_layer()
 
-            rows.append({"points": n, "width": W, "height": H, "K": 1, "mode": "single_pass",
+            rows.append({"method": "plain", "points": n, "width": W, "height": H, "K": 1, "mode": "single_pass",
                          "ms_per_frame": timed(single)})
-        r.release()
+        for r in renderers.values():
+            r.release()
         peeler.release()
 
     work = Path(args.work)
@@ -166,17 +178,21 @@ def main():
             size[f"4k4d_bytes_at_{S}_views"] = 2.0 * (4 * S + 48 + 2)
     quality = baked_quality(args.run, work, args.quality_frames) if args.run else None
     t = Table(title=f"viewer renderer, Mesa llvmpipe ({platform.machine()}, {torch.get_num_threads()} threads)")
-    for c in ("points", "size", "K", "mode", "ms/frame", "FPS"):
+    for c in ("method", "points", "size", "K", "mode", "ms/frame", "FPS"):
         t.add_column(c)
     for row in rows:
-        t.add_row(str(row["points"]), f"{row['width']}×{row['height']}", str(row["K"]), row["mode"],
+        t.add_row(row["method"], str(row["points"]), f"{row['width']}×{row['height']}", str(row["K"]), row["mode"],
                   f"{row['ms_per_frame']:.1f}", f"{1000 / row['ms_per_frame']:.1f}")
     con.print(t)
     con.print(size)
+    for a in agree:
+        con.print(f"{a['width']}×{a['height']}, {a['points']} points, K={a['K']}: one-pass image vs K-pass "
+                  f"reference PSNR {a['kbuffer_vs_peel_psnr']:.1f} dB")
     if quality:
         con.print(quality)
     with open(args.out, "w") as fh:
-        json.dump({"rows": rows, "size_and_memory": size, "baked_quality": quality}, fh, indent=2)
+        json.dump({"rows": rows, "agreement": agree, "size_and_memory": size, "baked_quality": quality,
+                   "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, Mesa llvmpipe"}, fh, indent=2)
     con.print(f"wrote {args.out}")
 
 

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from fourd.bake.format import BakedFrame, pack_views, view_sh_steps
+from fourd.console import log
 from fourd.errors import FourdError
 from fourd.gl.context import headless_context
 from fourd.gl.framebuffer import Framebuffer
+from fourd.gl.kbuffer import KMAX
 from fourd.gl.peeler import begin_peel_pass, set_splat_uniforms
 from fourd.gl.program import compile_program
 from fourd.structures.cameras import Cameras
@@ -31,13 +33,34 @@ _TABLE_UNIT = 4  # first texture unit of the view tables (0 and 1 hold the previ
 
 
 class BakedRenderer:
-    def __init__(self, width: int, height: int, context=None):
+    """``method``: "kbuffer" (every point drawn once into per-pixel fragment lists, the K nearest
+    composited in a compute pass; GL 4.3+), "peel" (K depth-peeling passes; any GL 3.3) or "auto"
+    (the K-buffer where the GL allows it, said in one line otherwise)."""
+
+    def __init__(self, width: int, height: int, context=None, method: str = "auto"):
         self.ctx = context or headless_context()  # a window's context when the viewer passes one
         from OpenGL import GL
 
+        from fourd.gl.kbuffer import kbuffer_support
+
+        if method not in ("auto", "kbuffer", "peel"):
+            raise ValueError(f"unknown baked renderer method '{method}' (auto, kbuffer or peel)")
+        why = kbuffer_support(self.ctx) if method != "peel" else "asked for"
+        if why and method == "kbuffer":
+            raise FourdError(f"the one-pass K-buffer renderer needs {why}", fix="render with --method peel")
+        if why and method == "auto":
+            log(f"[yellow]viewer: K-pass depth peeling ({why})[/]")
+        self.method = "peel" if why else "kbuffer"
         stages = {"vertex": "baked_points.vert", "fragment": "peel.frag"}
         self.peel = self.peel_compact = compile_program(stages, {"BAKED": 1})
         self.peel_views = compile_program(stages, {"BAKED": 1, "VIEWS": 1})
+        self.nodes = None
+        self._resolve_progs: dict[int, int] = {}
+        if self.method == "kbuffer":
+            stages = {"vertex": "baked_points.vert", "fragment": "kbuffer_append.frag"}
+            self.append_compact = compile_program(stages, {"BAKED": 1})
+            self.append_views = compile_program(stages, {"BAKED": 1, "VIEWS": 1})
+            self.last_fragments = 0
         self.accumulate = compile_program({"vertex": "fullscreen.vert", "fragment": "accumulate.frag"})
         self.present = compile_program({"vertex": "fullscreen.vert", "fragment": "present.frag"})
         self.max_point_size = float(GL.glGetFloatv(GL.GL_POINT_SIZE_RANGE)[1])
@@ -51,6 +74,7 @@ class BakedRenderer:
         self.n = 0
         self.radius_range = (0.0, 1.0)
         self.width = self.height = 0
+        self.view = (int(width), int(height))
         self.fbos: list[Framebuffer] = []
         self.resize(width, height)
 
@@ -60,6 +84,12 @@ class BakedRenderer:
         for f in self.fbos:
             f.release()
         self.width, self.height = int(width), int(height)
+        if self.method == "kbuffer":
+            from fourd.gl.kbuffer import NodeBuffer
+
+            if self.nodes is not None:
+                self.nodes.release()
+            self.nodes = NodeBuffer(self.width, self.height, 5)
         self.fbos = [Framebuffer(width, height, {"index": "r32i", "zd": "rg32f", "rgba": "rgba16f"}) for _ in range(2)]
         self.accum = Framebuffer(width, height, {"rgba": "rgba16f"})
         self.output = Framebuffer(width, height, {"color": "rgba8"})
@@ -88,9 +118,13 @@ class BakedRenderer:
             self.radius_range = (float(f.radius.min()), float(f.radius.max()) + 1e-9)
         self.views = f.views
         self.peel = self.peel_compact
+        if self.method == "kbuffer":
+            self.append = self.append_compact
         if f.views is not None and n:
             self._upload_tables(f.views, n)
             self.peel = self.peel_views
+            if self.method == "kbuffer":
+                self.append = self.append_views
 
     def _upload_tables(self, v, n: int) -> None:
         from OpenGL import GL
@@ -116,10 +150,10 @@ class BakedRenderer:
             GL.glTexBuffer(GL.GL_TEXTURE_BUFFER, fmt, buf)
         GL.glBindBuffer(GL.GL_TEXTURE_BUFFER, 0)
 
-    def _set_view_uniforms(self, eye: torch.Tensor) -> None:
+    def _set_view_uniforms(self, prog: int, eye: torch.Tensor) -> None:
         from OpenGL import GL
 
-        v, prog = self.views, self.peel_views
+        v = self.views
         sel = v.nearest(eye).tolist()[:MAX_SELECT]
         loc = lambda n: GL.glGetUniformLocation(prog, n)  # noqa: E731
         for i, name in enumerate(("u_src", "u_logit", "u_shv")):
@@ -153,23 +187,25 @@ class BakedRenderer:
         from OpenGL import GL
 
         cam = camera.to("cpu", torch.float32)
-        if (int(cam.W[0]), int(cam.H[0])) != (self.width, self.height):
-            self.resize(int(cam.W[0]), int(cam.H[0]))
+        W, H = int(cam.W[0]), int(cam.H[0])
+        if self.method == "kbuffer" and K <= KMAX:
+            # any image up to the allocation (adaptive quality changes the size every frame)
+            if W > self.width or H > self.height:
+                self.resize(max(W, self.width), max(H, self.height))
+        elif (W, H) != (self.width, self.height):
+            self.resize(W, H)
+        self.view = (W, H)
         self.ctx.make_current()
+        point_uniforms = (cam, near, far, radius_scale, mode)
+        if self.method == "kbuffer" and K <= KMAX:
+            self._render_kbuffer(point_uniforms, K, count, background, target)
+            return
         self.accum.clear()
         for k in range(K):
             out, prev = self._peels[k % 2], self._peels[(k + 1) % 2]
             begin_peel_pass(out, prev)
             GL.glUseProgram(self.peel)
-            set_splat_uniforms(self.peel, cam, self.width, self.height, near, far, k, self.max_point_size)
-            loc = lambda n: GL.glGetUniformLocation(self.peel, n)  # noqa: E731
-            GL.glUniform1f(loc("u_radius_scale"), radius_scale)
-            GL.glUniform3f(loc("u_eye"), *cam.centers[0].tolist())
-            GL.glUniform1i(loc("u_mode"), MODE_IDS[mode])
-            rng = (near, far) if mode == "depth" else self.radius_range
-            GL.glUniform2f(loc("u_range"), *rng)
-            if self.peel == self.peel_views:
-                self._set_view_uniforms(cam.centers[0])
+            self._point_uniforms(self.peel, *point_uniforms, layer=k)
             if count:
                 GL.glBindVertexArray(self.vao)
                 GL.glDrawArrays(GL.GL_POINTS, 0, count)
@@ -198,9 +234,75 @@ class BakedRenderer:
         GL.glDrawArrays(GL.GL_TRIANGLES, 0, 3)
         GL.glBindVertexArray(0)
 
+    def _point_uniforms(self, prog: int, cam: Cameras, near: float, far: float, radius_scale: float, mode: str,
+                        layer: int = 0) -> None:
+        """Uniforms of shaders/baked_points.vert (and the layer of a peeling pass)."""
+        from OpenGL import GL
+
+        set_splat_uniforms(prog, cam, *self.view, near, far, layer, self.max_point_size)
+        loc = lambda n: GL.glGetUniformLocation(prog, n)  # noqa: E731
+        GL.glUniform1f(loc("u_radius_scale"), radius_scale)
+        GL.glUniform3f(loc("u_eye"), *cam.centers[0].tolist())
+        GL.glUniform1i(loc("u_mode"), MODE_IDS[mode])
+        rng = (near, far) if mode == "depth" else self.radius_range
+        GL.glUniform2f(loc("u_range"), *rng)
+        if prog in (self.peel_views, getattr(self, "append_views", None)):
+            self._set_view_uniforms(prog, cam.centers[0])
+
+    def _render_kbuffer(self, point_uniforms: tuple, K: int, count: int, background, target: int | None) -> None:
+        """Every point once into per-pixel fragment lists; a compute pass composites each pixel's
+        K nearest front to back over the background into the output texture."""
+        from OpenGL import GL
+
+        from fourd.gl.kbuffer import draw_banded
+
+        def draw():
+            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.fbos[0].fbo)
+            GL.glViewport(0, 0, W, H)
+            GL.glDisable(GL.GL_DEPTH_TEST)
+            GL.glDisable(GL.GL_BLEND)
+            GL.glEnable(GL.GL_PROGRAM_POINT_SIZE)
+            if not count:
+                return
+            GL.glUseProgram(self.append)
+            self._point_uniforms(self.append, *point_uniforms)
+            GL.glUniform1ui(GL.glGetUniformLocation(self.append, "u_capacity"), self.nodes.capacity)
+            GL.glBindVertexArray(self.vao)
+            GL.glDrawArrays(GL.GL_POINTS, 0, count)
+            GL.glBindVertexArray(0)
+
+        def resolve(y0: int, y1: int):
+            prog = self._resolve_progs.get(K)
+            if prog is None:
+                prog = self._resolve_progs[K] = compile_program({"compute": "kbuffer_resolve.comp"},
+                                                                {"K": K, "BAKED": 1})
+            GL.glUseProgram(prog)
+            GL.glUniform2i(GL.glGetUniformLocation(prog, "u_size"), W, H)
+            GL.glUniform1i(GL.glGetUniformLocation(prog, "u_y0"), y0)
+            GL.glUniform1i(GL.glGetUniformLocation(prog, "u_y1"), y1)
+            GL.glUniform3f(GL.glGetUniformLocation(prog, "u_background"), *map(float, background))
+            GL.glBindImageTexture(1, self.output.textures[0], 0, GL.GL_FALSE, 0, GL.GL_WRITE_ONLY, GL.GL_RGBA8)
+            GL.glDispatchCompute((W + 7) // 8, (y1 - y0 + 7) // 8, 1)
+
+        # the node buffer is sized from the last frame's fragments (frames change little); a frame
+        # with more grows it and is drawn again (draw_banded reads the counter)
+        W, H = self.view
+        bound = max(self.last_fragments, W * H * 2)
+        self.last_fragments = draw_banded(self.nodes, bound, W, H, draw, resolve, "viewer")
+        GL.glMemoryBarrier(GL.GL_FRAMEBUFFER_BARRIER_BIT | GL.GL_TEXTURE_FETCH_BARRIER_BIT
+                           | GL.GL_TEXTURE_UPDATE_BARRIER_BIT)
+        if target is not None:
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self.output.fbo)
+            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, target)
+            GL.glBlitFramebuffer(0, 0, W, H, 0, 0, W, H,
+                                 GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, target)
+
     def read(self) -> np.ndarray:
-        """The last render as [H, W, 3] uint8 RGB, top row first."""
-        return self.output.read("color")[..., :3]
+        """The last render as [H, W, 3] uint8 RGB, top row first (the rendered image is the
+        bottom-left W×H of the output texture, which may be larger)."""
+        W, H = self.view
+        return self.output.read("color")[self.height - H:, :W, :3]
 
     def release(self) -> None:
         from OpenGL import GL
@@ -212,5 +314,9 @@ class BakedRenderer:
         GL.glDeleteBuffers(len(self.table_buffers), list(self.table_buffers))
         GL.glDeleteTextures(list(self.table_textures))
         GL.glDeleteVertexArrays(2, [self.vao, self.empty_vao])
-        for p in (self.peel_compact, self.peel_views, self.accumulate, self.present):
-            GL.glDeleteProgram(p)
+        for p in (self.peel_compact, self.peel_views, self.accumulate, self.present,
+                  getattr(self, "append_compact", 0), getattr(self, "append_views", 0), *self._resolve_progs.values()):
+            if p:
+                GL.glDeleteProgram(p)
+        if self.nodes is not None:
+            self.nodes.release()

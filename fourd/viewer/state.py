@@ -90,8 +90,10 @@ class ViewerState:
     points: int = 0  # points of the loaded frame
     errors: list[str] = field(default_factory=list)  # frames that failed to load, shown in the UI
     frame_ms: float = 0.0
-    motion_scale: float = 0.5  # internal resolution while moving, adapted toward target_fps
-    motion_fraction: float = 0.5  # share of the points drawn while moving, adapted likewise
+    motion_scale: float = 1.0  # internal resolution while moving, adapted toward target_fps
+    motion_fraction: float = 1.0  # share of the points drawn while moving, adapted likewise
+    min_motion_scale: float = 0.5  # resolution goes down to this before points are dropped
+    one_pass: bool = False  # the renderer draws the points once whatever K (K-buffer): K costs little
 
     @property
     def frame(self) -> int:
@@ -119,17 +121,32 @@ class ViewerState:
 
     def effective_quality(self) -> tuple[int, float, float]:
         """(K, resolution scale, point fraction) to render with now: while the camera moves, fewer
-        peels, pixels and points (adapted toward target_fps); full quality when it is still."""
+        pixels, then fewer points (adapted toward target_fps), and with a K-pass renderer fewer
+        peels; full quality when it is still."""
         if self.adaptive and self.moving:
-            return max(1, min(self.K, 2)), self.motion_scale, self.motion_fraction
+            K = self.K if self.one_pass else max(1, min(self.K, 2))
+            return K, self.motion_scale, self.motion_fraction
         return self.K, 1.0, 1.0
 
     def adapt(self, frame_ms: float) -> None:
         """After a moving frame: shrink or grow resolution and point count toward the target frame rate."""
-        if self.adaptive and self.moving:
-            f = 0.85 if frame_ms > 1000.0 / max(self.target_fps, 1e-3) else 1.05
-            self.motion_scale = float(np.clip(self.motion_scale * f, 0.25, 1.0))
-            self.motion_fraction = float(np.clip(self.motion_fraction * f, 0.05, 1.0))
+        if not (self.adaptive and self.moving):
+            return
+        slow = frame_ms > 1000.0 / max(self.target_fps, 1e-3)
+        if slow:  # resolution first (down to min_motion_scale), then points, then resolution again
+            if self.motion_scale > self.min_motion_scale:
+                self.motion_scale = max(self.min_motion_scale, self.motion_scale * 0.85)
+            elif self.motion_fraction > 0.05:
+                self.motion_fraction = max(0.05, self.motion_fraction * 0.85)
+            else:
+                self.motion_scale = max(0.25, self.motion_scale * 0.85)
+        else:  # give back in the reverse order
+            if self.motion_scale < self.min_motion_scale:
+                self.motion_scale = min(self.min_motion_scale, self.motion_scale * 1.05)
+            elif self.motion_fraction < 1.0:
+                self.motion_fraction = min(1.0, self.motion_fraction * 1.05)
+            else:
+                self.motion_scale = min(1.0, self.motion_scale * 1.05)
 
     def add_keyframe(self, width: int, height: int) -> None:
         cam = self.camera.cameras(width, height)

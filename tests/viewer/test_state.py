@@ -72,11 +72,20 @@ def test_adaptive_quality_only_while_moving():
     s = ViewerState(K=8, target_fps=10)
     assert s.effective_quality() == (8, 1.0, 1.0)
     s.moving = True
-    K, scale, frac = s.effective_quality()
-    assert K <= 2 and scale < 1 and frac < 1
-    for _ in range(20):
-        s.adapt(500.0)  # too slow: shrink
-    assert s.motion_scale == pytest.approx(0.25) and s.motion_fraction < 0.1
+    assert s.effective_quality()[0] <= 2  # a K-pass renderer peels less while moving
+    s.adapt(500.0)  # too slow: resolution goes first, points are kept
+    assert s.motion_scale < 1 and s.motion_fraction == 1.0
+    for _ in range(5):
+        s.adapt(500.0)
+    assert s.motion_scale == pytest.approx(0.5) and s.motion_fraction < 1.0  # then points
+    for _ in range(40):
+        s.adapt(500.0)
+    assert s.motion_scale == pytest.approx(0.25) and s.motion_fraction == pytest.approx(0.05)  # then pixels again
+    for _ in range(200):
+        s.adapt(10.0)  # fast again: back in the reverse order, up to full quality
+    assert s.effective_quality() == (2, 1.0, 1.0)
+    s.one_pass = True  # a one-pass renderer keeps K while moving
+    assert s.effective_quality()[0] == 8
 
 
 def test_meshes_and_point_folders_open_as_scenes(tmp_path):
