@@ -1,4 +1,5 @@
-"""Benchmark point rendering side by side in one run: GL depth peeling vs the torch reference
+"""Benchmark point rendering side by side in one run: the GL one-pass K-buffer and GL K-pass depth
+peeling (its reference twin) vs the torch reference
 (vs pytorch3d when importable), forward (rasterize + composite) and backward (composite), and a
 single plain GL point pass (no peeling, no read-back) as the fill-rate limit.
 
@@ -51,7 +52,7 @@ def main():
     from rich.console import Console
     from rich.table import Table
 
-    from fourd.gl.peeler import DepthPeeler
+    from fourd.gl.kbuffer import KBufferRasterizer
     from fourd.render.compositor import composite
     from fourd.render.rasterize import rasterize_points
     from fourd.structures.cameras import Cameras
@@ -68,7 +69,7 @@ def main():
     for size in args.sizes:
         W, H = (int(x) for x in size.split("x"))
         cam = Cameras.look_at([[0.0, 0.2, -3.2]], [0, 0, 0], H=H, W=W, fov_y_deg=45)
-        peeler = DepthPeeler(W, H)
+        peeler = KBufferRasterizer(W, H)  # method="peel" runs the K-pass reference on the same buffers
         for n in args.points:
             pts, radii, dens, cols = scene(n)
             peeler.upload(pts, radii)
@@ -83,45 +84,52 @@ def main():
             t_single, _ = timed(single_pass, args.repeat)
             rows.append(dict(backend="gl_single_pass", points=n, width=W, height=H, K=1, forward_ms=t_single,
                              backward_ms=None))
-            backends = ["gl"] + (["pytorch3d"] if have_p3d else [])
+            backends = ["gl-kbuffer", "gl-peel"] + (["pytorch3d"] if have_p3d else [])
             if W * H * n <= args.skip_torch_above:
                 backends.append("torch")
             for b in backends:
-                rep = args.torch_repeat if b != "gl" else args.repeat
+                gl = b.startswith("gl-")
+                rep = args.repeat if gl else args.torch_repeat
 
                 def fwd():
-                    if b == "gl":
-                        frags = peeler.rasterize(cam, s)
+                    if gl:
+                        frags = peeler.rasterize(cam, s, method=b[3:])
                     else:
                         frags = rasterize_points(pts, radii, cam, s, backend=b)
                     p = pts.clone().requires_grad_()
                     return composite(frags, p, radii, dens, cols, cam), p, frags
 
                 t_f, (out, p, frags) = timed(fwd, rep)
-                t_r, _ = timed(lambda: peeler.rasterize(cam, s) if b == "gl" else
+                t_r, _ = timed(lambda: peeler.rasterize(cam, s, method=b[3:]) if gl else
                                rasterize_points(pts, radii, cam, s, backend=b), 1)
                 t_b, _ = timed(lambda: out.rgb.sum().backward(retain_graph=True), rep)
                 rows.append(dict(backend=b, points=n, width=W, height=H, K=args.K, forward_ms=t_f, backward_ms=t_b,
                                  rasterize_ms=t_r, coverage=float((frags.idx[..., 0] >= 0).float().mean())))
         peeler.release()
     for r in rows:
-        if r["backend"] == "gl":
+        if r["backend"].startswith("gl-"):
             limit = next(x["forward_ms"] for x in rows if x["backend"] == "gl_single_pass" and x["points"] == r["points"]
                          and x["width"] == r["width"])
             r["peel_over_K_single_passes"] = r["rasterize_ms"] / (r["K"] * limit)
             ref = [x for x in rows if x["backend"] == "torch" and x["points"] == r["points"] and x["width"] == r["width"]]
             if ref:
                 r["speedup_vs_torch"] = (ref[0]["forward_ms"] + ref[0]["backward_ms"]) / (r["forward_ms"] + r["backward_ms"])
+            if r["backend"] == "gl-kbuffer":
+                peel = next(x for x in rows if x["backend"] == "gl-peel" and x["points"] == r["points"]
+                            and x["width"] == r["width"])
+                r["rasterize_speedup_vs_peel"] = peel["rasterize_ms"] / r["rasterize_ms"]
     con = Console()
     t = Table(title=f"point rendering, K={args.K}, {platform.machine()} {torch.get_num_threads()} threads")
-    for c in ("backend", "size", "points", "fwd ms", "bwd ms", "raster ms", "peel/(K·single)", "× vs torch"):
+    for c in ("backend", "size", "points", "fwd ms", "bwd ms", "raster ms", "raster/(K·single)", "× vs torch",
+              "raster × vs peel"):
         t.add_column(c)
     for r in rows:
         t.add_row(r["backend"], f"{r['width']}×{r['height']}", str(r["points"]), f"{r['forward_ms']:.1f}",
                   "" if r["backward_ms"] is None else f"{r['backward_ms']:.1f}",
                   f"{r.get('rasterize_ms', r['forward_ms']):.1f}",
                   f"{r['peel_over_K_single_passes']:.2f}" if "peel_over_K_single_passes" in r else "",
-                  f"{r['speedup_vs_torch']:.1f}" if "speedup_vs_torch" in r else "")
+                  f"{r['speedup_vs_torch']:.1f}" if "speedup_vs_torch" in r else "",
+                  f"{r['rasterize_speedup_vs_peel']:.2f}" if "rasterize_speedup_vs_peel" in r else "")
     con.print(t)
     if not have_p3d:
         con.print("pytorch3d: not importable here (no Linux/Python 3.11 wheel), so no pytorch3d rows")
