@@ -12,8 +12,10 @@ import shutil
 import subprocess
 import sys
 
-_GL_PROBE = ("import json; from fourd.gl.context import headless_context as h; c = h(); "
-             "print(json.dumps({'backend': c.backend, 'renderer': c.renderer, 'version': c.gl_version}))")
+_GL_PROBE = ("import json; from fourd.gl.context import headless_context as h; "
+             "from fourd.gl.kbuffer import kbuffer_support as k; c = h(); "
+             "print(json.dumps({'backend': c.backend, 'renderer': c.renderer, 'version': c.gl_version, "
+             "'one_pass': k(c)}))")
 
 
 def _probe_gl(backend: str | None, timeout: float = 60.0) -> dict:
@@ -77,6 +79,10 @@ def diagnose() -> dict:
                                else chosen["why"]),
           "Linux: bash scripts/install.sh (or apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6); "
           "elsewhere: a desktop session with an OpenGL 3.3+ driver")
+    if chosen["ok"]:
+        why = chosen.get("one_pass")
+        check("rasterizer", True, "one-pass K-buffer (training, viewer, render)" if why is None else
+              f"K-pass depth peeling ({why})", required=False)
     backends = {}
     for b in ("egl", "glfw", "osmesa"):
         backends[b] = _probe_gl(b)

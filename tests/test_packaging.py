@@ -23,6 +23,15 @@ def test_every_subpackage_is_in_the_wheel_list():
                for p in on_disk if p != "fourd"), "every subpackage needs an __init__.py"
 
 
+def test_every_shader_file_is_package_data():
+    """A new kind of shader file (e.g. compute shaders, .comp) must travel in the wheel too."""
+    from fnmatch import fnmatch
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["fourd.shaders"]
+    missing = [p.name for p in (ROOT / "shaders").iterdir() if p.is_file() and not any(fnmatch(p.name, g) for g in patterns)]
+    assert not missing, f"add their suffixes to pyproject.toml package-data for fourd.shaders: {missing}"
+
+
 def _files(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
 

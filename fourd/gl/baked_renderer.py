@@ -13,6 +13,7 @@ training cameras' colours as the model does, choosing the cameras for each rende
 from __future__ import annotations
 
 import ctypes
+import os
 
 import numpy as np
 import torch
@@ -35,19 +36,22 @@ _TABLE_UNIT = 4  # first texture unit of the view tables (0 and 1 hold the previ
 class BakedRenderer:
     """``method``: "kbuffer" (every point drawn once into per-pixel fragment lists, the K nearest
     composited in a compute pass; GL 4.3+), "peel" (K depth-peeling passes; any GL 3.3) or "auto"
-    (the K-buffer where the GL allows it, said in one line otherwise)."""
+    (the K-buffer where the GL allows it, said in one line otherwise); default: the environment
+    variable FOURD_RENDERER, else auto."""
 
-    def __init__(self, width: int, height: int, context=None, method: str = "auto"):
+    def __init__(self, width: int, height: int, context=None, method: str | None = None):
         self.ctx = context or headless_context()  # a window's context when the viewer passes one
         from OpenGL import GL
 
         from fourd.gl.kbuffer import kbuffer_support
 
+        if method is None:  # fourd view / fourd render: the environment chooses, like FOURD_GL
+            method = os.environ.get("FOURD_RENDERER", "auto").strip().lower() or "auto"
         if method not in ("auto", "kbuffer", "peel"):
-            raise ValueError(f"unknown baked renderer method '{method}' (auto, kbuffer or peel)")
+            raise FourdError(f"unknown renderer '{method}'", "FOURD_RENDERER", "set FOURD_RENDERER to auto, kbuffer or peel")
         why = kbuffer_support(self.ctx) if method != "peel" else "asked for"
         if why and method == "kbuffer":
-            raise FourdError(f"the one-pass K-buffer renderer needs {why}", fix="render with --method peel")
+            raise FourdError(f"the one-pass K-buffer renderer needs {why}", fix="set FOURD_RENDERER=peel")
         if why and method == "auto":
             log(f"[yellow]viewer: K-pass depth peeling ({why})[/]")
         self.method = "peel" if why else "kbuffer"

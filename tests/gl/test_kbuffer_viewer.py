@@ -126,8 +126,20 @@ def test_gl_without_compute_falls_back_to_peeling_in_one_line(scene, monkeypatch
     r.render(cams[1], K=4, near=0.1, far=10.0)
     assert r.read().std() > 0
     r.release()
-    with pytest.raises(FourdError, match="--method peel"):
+    with pytest.raises(FourdError, match="FOURD_RENDERER=peel"):
         BakedRenderer(160, 120, method="kbuffer")
+    monkeypatch.setenv("FOURD_RENDERER", "fast")
+    with pytest.raises(FourdError, match="auto, kbuffer or peel"):
+        BakedRenderer(160, 120)
+
+
+def test_the_environment_picks_the_renderer(monkeypatch):
+    from fourd.gl.baked_renderer import BakedRenderer
+
+    monkeypatch.setenv("FOURD_RENDERER", "peel")
+    r = BakedRenderer(32, 24)
+    assert r.method == "peel"
+    r.release()
 
 
 def _hardware_gl() -> str | None:
