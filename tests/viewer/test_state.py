@@ -84,7 +84,7 @@ def test_adaptive_quality_only_while_moving():
     for _ in range(200):
         s.adapt(10.0)  # fast again: back in the reverse order, up to full quality
     assert s.effective_quality() == (2, 1.0, 1.0)
-    s.one_pass = True  # a one-pass renderer keeps K while moving
+    s.one_pass = True  # a one-pass renderer keeps K while moving (its cost is in the resolve)
     assert s.effective_quality()[0] == 8
 
 
