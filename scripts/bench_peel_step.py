@@ -18,6 +18,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=20, help="profiled steps per backend (after 5 warm-up steps)")
     ap.add_argument("--preset", default="demo")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per backend; the best of each is compared")
     ap.add_argument("--quality-steps", type=int, default=0,
                     help="also train each backend this many steps (same points, seed, schedule) and compare held-out PSNR/SSIM")
     ap.add_argument("--work", default="outputs/bench_peel_step")
@@ -34,7 +35,7 @@ def main():
     con = Console()
     rows = []
     points = None
-    for backend in ("gl-peel", "gl-kbuffer", "gl-peel", "gl-kbuffer"):  # twice each: llvmpipe timings drift
+    for backend in ("gl-peel", "gl-kbuffer") * args.rounds:  # interleaved rounds: llvmpipe timings drift
         over = {"out": str(Path(args.work) / backend), "eval_every": 0, "ckpt_every": 10**9, "rasterizer": backend}
         if points:
             over["points_file"] = points
@@ -46,7 +47,7 @@ def main():
         rows.append({"backend": backend, "preset": args.preset, "K": tr.run.settings.K, **ms})
         tr.run.release()
     best = {}
-    for r in rows:  # the better of the two runs of each backend
+    for r in rows:  # the best round of each backend
         if r["backend"] not in best or r["total"] < best[r["backend"]]["total"]:
             best[r["backend"]] = r
     p, k = best["gl-peel"], best["gl-kbuffer"]

@@ -35,6 +35,7 @@ from fourd.structures.fragments import Fragments, RasterSettings
 
 KMAX = 32  # shaders/kbuffer_resolve.comp
 EMPTY = 0xFFFFFFFF
+STRIPES = 4  # shaders/kbuffer_append.frag: node-pool slices, one counter each
 DEFAULT_MAX_MB = 1024
 
 
@@ -88,9 +89,10 @@ class NodeBuffer:
         GL.glBindTexture(GL.GL_TEXTURE_2D, self.head)
         GL.glTexStorage2D(GL.GL_TEXTURE_2D, 1, GL.GL_R32UI, self.width, self.height)
         self.counter, self.nodes = GL.glGenBuffers(2)
-        GL.glBindBuffer(GL.GL_ATOMIC_COUNTER_BUFFER, self.counter)
-        GL.glBufferData(GL.GL_ATOMIC_COUNTER_BUFFER, 4, np.zeros(1, np.uint32), GL.GL_DYNAMIC_COPY)
-        GL.glBindBuffer(GL.GL_ATOMIC_COUNTER_BUFFER, 0)
+        self._zeros = np.zeros(16 * STRIPES, np.uint32)
+        GL.glBindBuffer(GL.GL_SHADER_STORAGE_BUFFER, self.counter)
+        GL.glBufferData(GL.GL_SHADER_STORAGE_BUFFER, self._zeros.nbytes, self._zeros, GL.GL_DYNAMIC_COPY)
+        GL.glBindBuffer(GL.GL_SHADER_STORAGE_BUFFER, 0)
         self.capacity = 0
         self.reserve(self.width * self.height * 2)
         self._clear_tex = bool(GL.glClearTexImage)
@@ -98,13 +100,13 @@ class NodeBuffer:
 
     @property
     def max_nodes(self) -> int:
-        return max(1, self.max_bytes // (4 * self.words))
+        return max(STRIPES, self.max_bytes // (4 * self.words) // STRIPES * STRIPES)
 
     def reserve(self, nodes: int) -> None:
         """Make room for ``nodes`` (capped at max_bytes)."""
         from OpenGL import GL
 
-        nodes = int(min(max(nodes, 1024), self.max_nodes))
+        nodes = int(min(max(nodes, 1024), self.max_nodes)) // STRIPES * STRIPES
         if nodes <= self.capacity:
             return
         GL.glBindBuffer(GL.GL_SHADER_STORAGE_BUFFER, self.nodes)
@@ -113,7 +115,7 @@ class NodeBuffer:
         self.capacity = nodes
 
     def reset(self) -> None:
-        """Empty every list and zero the counter."""
+        """Empty every list and zero the counters."""
         from OpenGL import GL
 
         if self._clear_tex:
@@ -124,28 +126,30 @@ class NodeBuffer:
             GL.glBindTexture(GL.GL_TEXTURE_2D, self.head)
             GL.glTexSubImage2D(GL.GL_TEXTURE_2D, 0, 0, 0, self.width, self.height, GL.GL_RED_INTEGER,
                                GL.GL_UNSIGNED_INT, self._empty)
-        GL.glBindBuffer(GL.GL_ATOMIC_COUNTER_BUFFER, self.counter)
-        GL.glBufferSubData(GL.GL_ATOMIC_COUNTER_BUFFER, 0, 4, np.zeros(1, np.uint32))
-        GL.glBindBuffer(GL.GL_ATOMIC_COUNTER_BUFFER, 0)
+        GL.glBindBuffer(GL.GL_SHADER_STORAGE_BUFFER, self.counter)
+        GL.glBufferSubData(GL.GL_SHADER_STORAGE_BUFFER, 0, self._zeros.nbytes, self._zeros)
+        GL.glBindBuffer(GL.GL_SHADER_STORAGE_BUFFER, 0)
 
     def bind(self, write: bool) -> None:
         from OpenGL import GL
 
         access = GL.GL_READ_WRITE if write else GL.GL_READ_ONLY
         GL.glBindImageTexture(0, self.head, 0, GL.GL_FALSE, 0, access, GL.GL_R32UI)
-        GL.glBindBufferBase(GL.GL_ATOMIC_COUNTER_BUFFER, 0, self.counter)
+        GL.glBindBufferBase(GL.GL_SHADER_STORAGE_BUFFER, 3, self.counter)
         GL.glBindBufferBase(GL.GL_SHADER_STORAGE_BUFFER, 1, self.nodes)
 
-    def count(self) -> int:
-        """Fragments the last draw produced (stored or not)."""
+    def count(self) -> tuple[int, int]:
+        """(fragments the last draw produced, stored or not; pool size that would have held them:
+        the fullest slice × STRIPES)."""
         from OpenGL import GL
 
-        GL.glMemoryBarrier(GL.GL_ATOMIC_COUNTER_BARRIER_BIT | GL.GL_BUFFER_UPDATE_BARRIER_BIT)
-        GL.glBindBuffer(GL.GL_ATOMIC_COUNTER_BUFFER, self.counter)
-        out = np.zeros(1, np.uint32)
-        read_buffer(GL.GL_ATOMIC_COUNTER_BUFFER, out)
-        GL.glBindBuffer(GL.GL_ATOMIC_COUNTER_BUFFER, 0)
-        return int(out[0])
+        GL.glMemoryBarrier(GL.GL_SHADER_STORAGE_BARRIER_BIT | GL.GL_BUFFER_UPDATE_BARRIER_BIT)
+        GL.glBindBuffer(GL.GL_SHADER_STORAGE_BUFFER, self.counter)
+        out = np.zeros(16 * STRIPES, np.uint32)
+        read_buffer(GL.GL_SHADER_STORAGE_BUFFER, out)
+        GL.glBindBuffer(GL.GL_SHADER_STORAGE_BUFFER, 0)
+        per = out[::16].astype(np.int64)
+        return int(per.sum()), int(per.max()) * STRIPES
 
     def bands(self, bound: int) -> int:
         """How many horizontal bands keep a frame of at most ``bound`` fragments within max_bytes."""
@@ -189,14 +193,14 @@ def draw_banded(nodes: NodeBuffer, bound: int, width: int, height: int, draw, re
         draw()
         if banded:
             GL.glDisable(GL.GL_SCISSOR_TEST)
-        n = nodes.count()
-        if n > nodes.capacity:
-            if n <= nodes.max_nodes:
-                nodes.reserve(int(n * 1.1))
+        n, need = nodes.count()
+        if need > nodes.capacity:
+            if need <= nodes.max_nodes:
+                nodes.reserve(int(need * 1.1))
                 todo.insert(0, (y0, y1))
                 continue
             if y1 - y0 <= 1:
-                raise RuntimeError(f"{what}: one image row has {n:,} fragments, more than the node buffer "
+                raise RuntimeError(f"{what}: one image row needs {need:,} nodes, more than the node buffer "
                                    f"holds ({nodes.max_nodes:,}); raise FOURD_KBUFFER_MB")
             mid = (y0 + y1) // 2
             todo[:0] = [(y0, mid), (mid, y1)]
