@@ -313,7 +313,7 @@ class KBufferRasterizer(DepthPeeler):
         read_buffer(GL.GL_SHADER_STORAGE_BUFFER, idx)
         GL.glBindBuffer(GL.GL_SHADER_STORAGE_BUFFER, 0)
         idx_t = torch.from_numpy(idx).long()
-        frags = fragments_from_indices(idx_t, self._points, self._radii, self.camera)
+        frags = fragments_from_indices(idx_t, self._projected)
         if torch.device(device).type != "cpu":
             frags = Fragments(frags.idx.to(device), frags.zbuf.to(device), frags.dists.to(device))
         return frags

@@ -70,35 +70,31 @@ def _host(x) -> torch.Tensor:
 
 
 class IndexFragments(Fragments):
-    """Fragments read back as indices only: depths and squared distances follow from them by the
-    contract's formulas, computed on first use (the compositor recomputes d² itself, so training
-    never pays for them; the visibility test reads only the front layer's depth)."""
+    """Fragments read back as indices only: depths and squared distances follow from them and the
+    splats' projection (u, v, z — the contract's formulas, already computed by the rasterizer) on
+    first use. The compositor recomputes d² itself, so training never pays for them; the
+    visibility test reads only the front layer's depth."""
 
-    def __init__(self, idx: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, camera: Cameras):
+    def __init__(self, idx: torch.Tensor, u: torch.Tensor, v: torch.Tensor, z: torch.Tensor):
         if idx.dim() != 3:
             raise ValueError(f"Fragments: idx must be [H, W, K], got {list(idx.shape)}")
         self._zd = None
-        self._source = (points, radii, camera)
+        self._uvz = (u, v, z)
         self.idx = idx
 
     def _derived(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._zd is None:
-            self._zd = _depths_and_d2(self.idx, *self._source)
+            self._zd = _depths_and_d2(self.idx, *self._uvz)
         return self._zd
 
     zbuf = property(lambda self: self._derived()[0])
     dists = property(lambda self: self._derived()[1])
 
     def front_depth(self) -> torch.Tensor:
-        if self._zd is not None:
-            return super().front_depth()
-        points, radii, camera = self._source
         front = self.idx[..., 0]
-        if points.shape[0] == 0:
-            return torch.full(front.shape, 1e30, device=front.device)
-        _, _, z, _ = project_splats(points, radii, camera)
-        z = z.to(front.device)
-        return torch.where(front >= 0, z[front.clamp_min(0)], torch.full(front.shape, 1e30, device=front.device))
+        z = self._uvz[2].to(front.device)
+        far = torch.full(front.shape, 1e30, device=front.device)
+        return torch.where(front >= 0, z[front.clamp_min(0)], far) if z.numel() else far
 
     def __setattr__(self, name, value):
         if name == "idx" and "idx" in self.__dict__ and self._zd is None:
@@ -106,25 +102,22 @@ class IndexFragments(Fragments):
         super().__setattr__(name, value)
 
     def reindex(self, local: torch.Tensor, keep: torch.Tensor) -> "Fragments":
-        points, radii, camera = self._source
         idx = torch.where(self.idx >= 0, local[self.idx.clamp_min(0)], self.idx)
-        out = IndexFragments(idx, points[keep.to(points.device)], radii[keep.to(radii.device)], camera)
+        out = IndexFragments(idx, *(t[keep.to(t.device)] for t in self._uvz))
         out._zd = self._zd
         return out
 
     def to(self, device) -> "Fragments":
-        points, radii, camera = self._source
-        out = IndexFragments(self.idx.to(device), points, radii, camera)
+        out = IndexFragments(self.idx.to(device), *self._uvz)
         if self._zd is not None:
             out._zd = (self._zd[0].to(device), self._zd[1].to(device))
         return out
 
 
-def _depths_and_d2(idx: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, camera: Cameras):
+def _depths_and_d2(idx: torch.Tensor, u: torch.Tensor, v: torch.Tensor, z: torch.Tensor):
     neg = torch.tensor(-1.0, device=idx.device)
-    if points.shape[0] == 0:
+    if z.numel() == 0:
         return torch.full(idx.shape, -1.0, device=idx.device), torch.full(idx.shape, -1.0, device=idx.device)
-    u, v, z, _ = project_splats(points, radii, camera)
     u, v, z = u.to(idx.device), v.to(idx.device), z.to(idx.device)
     H, W, _ = idx.shape
     valid = idx >= 0
@@ -133,9 +126,13 @@ def _depths_and_d2(idx: torch.Tensor, points: torch.Tensor, radii: torch.Tensor,
     return torch.where(valid, z[idx.clamp_min(0)], neg), torch.where(valid, d2, neg)
 
 
-def fragments_from_indices(idx: torch.Tensor, points: torch.Tensor, radii: torch.Tensor, camera: Cameras) -> Fragments:
-    """Fragments from the chosen points' indices; depths and d² by the contract's formulas, on demand."""
-    return IndexFragments(idx, points.clone(), radii.clone(), camera)  # clones: the caller may update in place
+def fragments_from_indices(idx: torch.Tensor, projected: tuple | None) -> Fragments:
+    """Fragments from the chosen points' indices and the splats' projection ``(u, v, z, r)`` (None:
+    no points); depths and d² by the contract's formulas, on demand."""
+    if projected is None:
+        empty = torch.zeros(0)
+        return IndexFragments(idx, empty, empty, empty)
+    return IndexFragments(idx, *projected[:3])
 
 
 class DepthPeeler:
@@ -310,7 +307,7 @@ class DepthPeeler:
         idx_t = torch.from_numpy(idx)
         if read_depths:
             return Fragments(idx_t, torch.from_numpy(zd[..., 0].copy()), torch.from_numpy(zd[..., 1].copy()))
-        return fragments_from_indices(idx_t, self._points, self._radii, self.camera)
+        return fragments_from_indices(idx_t, self._projected)
 
     def _rasterize_interop(self, camera: Cameras, settings: RasterSettings) -> Fragments:
         from fourd.gl.interop import TextureReader
