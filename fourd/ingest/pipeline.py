@@ -1,0 +1,249 @@
+"""``fourd data ingest``: a folder of synchronized-enough videos → an EasyVolcap capture that
+``fourd train`` reads (images/, masks/, intri.yml, extri.yml, fourd.json), plus
+``ingest.json`` (everything measured) and ``ingest_report.png`` (what to look at).
+
+Recording protocol the defaults assume (README "Your own cameras"): start all cameras, wave the
+ChArUco board in front of them, clap (or flash a light), then perform. Frames are numbered in the
+synchronized timeline (frame 0: the first moment every camera is recording); the board is searched
+for before the sync event, the capture is the frames after it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fourd.console import log, progress
+from fourd.errors import DataError
+from fourd.ingest.calibrate import BoardSpec, Detection, align_world, calibrate, detect
+from fourd.ingest.sync import synchronize
+from fourd.ingest.video import check_rig, iter_frames, list_videos, probe
+
+
+@dataclass
+class IngestOptions:
+    frames: str | None = None
+    """synchronized frames to keep, 'a:b' (half-open) — default: every frame after the sync event."""
+    stride: int = 1
+    """keep every n-th frame."""
+    scale: float = 1.0
+    """resize images by this factor (calibration and masks follow)."""
+    sync: str = "auto"
+    """auto (audio if every video has sound, else flash) | audio | flash | none."""
+    offsets: Path | None = None
+    """JSON {camera: frames} of the sync event's frame in each video (skips automatic sync)."""
+    calib_frames: str | None = None
+    """synchronized frames in which to look for the board, 'a:b' — default: every frame before the sync event."""
+    calibration: Path | None = None
+    """a folder with intri.yml/extri.yml to use instead of calibrating from the board."""
+    board: BoardSpec = field(default_factory=BoardSpec)
+    background: Path | None = None
+    """folder of empty-scene videos (same camera names) for background-plate masks."""
+    masks: str = "plate"
+    """plate (needs --background) | none."""
+    held_out: str | None = None
+    """cameras kept for evaluation: a count or names 'a,b' — default: one in eight."""
+    image_format: str = "jpg"
+    jpeg_quality: int = 95
+    mask_flag_ratio: float = 0.8
+    """a mask is flagged when its IoU with the carved hull's projection is below this fraction of the
+    frame's median IoU over all cameras (the hull of a few views is always fatter than the subject)."""
+
+
+def _range(spec: str | None, default: tuple[int, int], what: str) -> tuple[int, int]:
+    if spec is None:
+        return default
+    try:
+        a, b = (spec.split(":") + [""])[:2]
+        lo = int(a) if a else default[0]
+        hi = int(b) if b else default[1]
+    except ValueError:
+        raise DataError(f"cannot read '{spec}'", what, "use a:b (half-open), e.g. 10:200") from None
+    if hi <= lo:
+        raise DataError(f"empty range '{spec}'", what, "give a:b with a < b")
+    return lo, hi
+
+
+def _held_out(spec: str | None, names: list[str]) -> list[str]:
+    from fourd.datasets.synth import held_out_names
+
+    if spec is None:
+        return held_out_names(names, len(names) // 8)
+    if spec.strip().isdigit():
+        return held_out_names(names, int(spec))
+    chosen = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [s for s in chosen if s not in names]
+    if bad:
+        raise DataError(f"no camera named '{bad[0]}'", "--held-out", f"use names among {', '.join(names)}")
+    return chosen
+
+
+def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None) -> dict:
+    """Run every step; returns the report dict (also written to ``out/ingest.json``)."""
+    from fourd.datasets.codecs import encode_image
+    from fourd.io import atomic_write_bytes, write_json
+
+    opt = opt or IngestOptions()
+    out = Path(out)
+    vids = list_videos(videos)
+    names = list(vids)
+    infos = {n: probe(p) for n, p in vids.items()}
+    fps = check_rig(infos)
+    sizes = {n: (round(i.height * opt.scale), round(i.width * opt.scale)) for n, i in infos.items()}
+    report: dict = {"videos": {n: i.to_dict() for n, i in infos.items()}, "fps": fps}
+
+    # 1. synchronization
+    sync = synchronize(infos, fps, opt.sync, opt.offsets)
+    report["sync"] = sync.to_dict()
+    start = {n: sync.start(n) for n in names}
+    length = {n: infos[n].frames - start[n] for n in names}
+    common = min(length.values())
+    if common <= 0:
+        n = min(length, key=length.get)
+        raise DataError(f"camera {n} ends before the others start (no common frames after synchronization)",
+                        infos[n].path, "check the offsets, or trim the videos to the same take")
+    event = min(sync.offsets.values()) if sync.method in ("audio", "flash", "file") else -1
+    lo, hi = _range(opt.frames, (event + 1, common), "--frames")
+    short = [n for n in names if hi > length[n]]
+    if short:
+        n = short[0]
+        raise DataError(f"camera {n} has only {length[n]} frames after synchronization; --frames asks for up to {hi}",
+                        infos[n].path, f"use --frames {lo}:{min(length.values())} or record every camera to the end")
+    keep = list(range(lo, hi, opt.stride))
+    c_lo, c_hi = _range(opt.calib_frames, (-max(start.values()), max(event, 0)), "--calib-frames")
+    report["frames"] = {"synced_first": lo, "synced_end": hi, "stride": opt.stride, "count": len(keep),
+                        "sync_event_frame": event, "calibration_frames": [c_lo, c_hi]}
+    log(f"ingest: {len(names)} cameras at {fps:.3f} fps, sync by {sync.method} "
+        f"(offsets {min(sync.offsets.values())}..{max(sync.offsets.values())} frames); "
+        f"capture frames {lo}..{hi - 1} ({len(keep)}), board searched in {c_lo}..{c_hi - 1}")
+
+    # 2. decode: capture frames to images/, board detections from the calibration frames
+    import cv2
+
+    want_board = opt.calibration is None
+    detector = cv2.aruco.CharucoDetector(opt.board.board()) if want_board else None
+    detections: dict[str, dict[int, Detection]] = {n: {} for n in names}
+    board_snap: dict[str, tuple[int, np.ndarray]] = {}
+    ext = "." + opt.image_format.lstrip(".")
+    with progress("decoding videos", len(names)) as advance:
+        for n in names:
+            s = start[n]
+            first = min(lo, c_lo) + s if want_board else lo + s
+            last = max(hi, c_hi) + s if want_board else hi + s
+            (out / "images" / n).mkdir(parents=True, exist_ok=True)
+            for i, img in iter_frames(vids[n], max(first, 0), last, 1, opt.scale):
+                j = i - s
+                if want_board and c_lo <= j < c_hi:
+                    d = detect(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), opt.board, detector)
+                    if d is not None:  # pixel positions in the (scaled) image, as the cameras are
+                        detections[n][j] = d
+                        if n not in board_snap or len(d.ids) > len(detections[n][board_snap[n][0]].ids):
+                            board_snap[n] = (j, img)
+                if j in keep:
+                    k = keep.index(j)
+                    atomic_write_bytes(out / "images" / n / f"{k:06d}{ext}", encode_image(img, ext, opt.jpeg_quality))
+            got = len(list((out / "images" / n).glob(f"*{ext}")))
+            if got < len(keep):
+                raise DataError(f"decoded {got} of {len(keep)} frames", vids[n],
+                                "the video is shorter than its header says (truncated?); re-copy it or use --frames")
+            advance()
+
+    # 3. calibration
+    if opt.calibration is not None:
+        from fourd.datasets.easyvolcap import read_easyvolcap_cameras
+
+        cams = read_easyvolcap_cameras(Path(opt.calibration))
+        missing = [n for n in names if n not in cams.names]
+        if missing:
+            raise DataError(f"no calibration for camera '{missing[0]}'", Path(opt.calibration) / "intri.yml",
+                            "name the videos as the cameras in intri.yml/extri.yml")
+        cams = cams[[cams.index(n) for n in names]]
+        report["calibration"] = {"source": str(opt.calibration)}
+        cal = None
+    else:
+        seen = {n: len(d) for n, d in detections.items()}
+        log(f"board seen in {sum(seen.values())} camera-frames ({min(seen.values())}..{max(seen.values())} per camera)")
+        cal = calibrate(detections, sizes, opt.board)
+        align_world(cal)
+        cams = cal.cameras()
+        report["calibration"] = {"source": "board", **cal.summary(), "board": opt.board.__dict__}
+    from fourd.datasets.easyvolcap import write_easyvolcap_cameras
+
+    write_easyvolcap_cameras(out, cams)
+
+    # 4. masks
+    mask_scores = {}
+    if opt.masks == "plate":
+        if opt.background is None:
+            raise DataError("background-plate masks need the empty-scene videos", "--background",
+                            "film the empty scene with every camera and give that folder, or use --masks none")
+        mask_scores = _plate_masks(out, names, keep, ext, opt, cams)
+    elif opt.masks != "none":
+        raise DataError(f"unknown mask method '{opt.masks}'", "--masks", "use plate or none")
+    report["masks"] = mask_scores
+
+    held = _held_out(opt.held_out, names)
+    atomic_write_bytes(out / "fourd.json", json.dumps({"held_out": held, "fps": fps / opt.stride}, indent=2).encode())
+    report["held_out"] = held
+    write_json(out / "ingest.json", report)
+    from fourd.ingest.report import ingest_picture
+
+    ingest_picture(out, cams, names, keep, ext, cal, board_snap, mask_scores)
+    log(f"capture written → {out} (train it: fourd train --dataset {out})")
+    return report
+
+
+def _plate_masks(out: Path, names: list[str], keep: list[int], ext: str, opt: IngestOptions, cams) -> dict:
+    from fourd.datasets.codecs import decode_image, encode_image
+    from fourd.ingest.masks import check_masks, make_plate, plate_mask
+    from fourd.io import atomic_write_bytes
+
+    plates = list_videos(opt.background) if Path(opt.background).is_dir() else {}
+    missing = [n for n in names if n not in plates]
+    if missing:
+        raise DataError(f"no background-plate video for camera '{missing[0]}'", opt.background,
+                        "film the empty scene with every camera; name each video as the camera's")
+    coverage = {}
+    flagged = []
+    per_frame: dict[int, dict[str, np.ndarray]] = {}
+    check_every = max(1, len(keep) // 4)
+    with progress("masks (background plate)", len(names)) as advance:
+        for n in names:
+            plate = make_plate([img for _, img in iter_frames(plates[n], 0, 60, 1, opt.scale)], str(plates[n]))
+            (out / "masks" / n).mkdir(parents=True, exist_ok=True)
+            cov = []
+            for k in range(len(keep)):
+                p = out / "images" / n / f"{k:06d}{ext}"
+                img = decode_image(p.read_bytes(), str(p))
+                if plate.lab.shape[:2] != img.shape[:2]:
+                    raise DataError("background plate and capture differ in size", plates[n],
+                                    "film the plate with the same camera settings")
+                m = plate_mask(img, plate)
+                cov.append(float(m.mean()))
+                if k % check_every == 0:
+                    per_frame.setdefault(k, {})[n] = m
+                atomic_write_bytes(out / "masks" / n / f"{k:06d}.png", encode_image(m.astype(np.uint8) * 255, ".png"))
+            coverage[n] = float(np.mean(cov))
+            if max(cov) == 0:
+                raise DataError("the mask is empty in every frame (the image never differs from the plate)", plates[n],
+                                "check that this plate was filmed by the same camera from the same place, "
+                                "or drop the camera's video")
+            advance()
+    consistency: dict[str, list[float]] = {n: [] for n in names}
+    for k, ms in per_frame.items():
+        ious = check_masks(cams, ms)
+        med = float(np.median(list(ious.values())))
+        for n, v in ious.items():
+            consistency[n].append(float(v))
+            if v < opt.mask_flag_ratio * med:
+                flagged.append({"camera": n, "frame": k, "hull_iou": float(v), "frame_median": med})
+    if flagged:
+        worst = min(flagged, key=lambda f: f["hull_iou"])
+        log(f"[yellow]masks: {len(flagged)} masks disagree with the other cameras (worst: camera {worst['camera']} "
+            f"frame {worst['frame']}, IoU {worst['hull_iou']:.2f} with the carved hull); see ingest_report.png[/]")
+    return {"method": "plate", "coverage": coverage,
+            "hull_iou": {n: float(np.mean(v)) if v else None for n, v in consistency.items()}, "flagged": flagged}
+
