@@ -114,6 +114,7 @@ def build_app(args: list[str]) -> SubcommandApp:
     from fourd.bake.cli import bake
     from fourd.datasets import cli as data
     from fourd.gen import cli as gen
+    from fourd.ingest import cli as ingest
     from fourd.offline import cli as paths
     from fourd.offline.cli import render
     from fourd.train.cli import eval_run, make_train, option, train_default
@@ -126,7 +127,9 @@ def build_app(args: list[str]) -> SubcommandApp:
     add(app, {"orbit": paths.path_orbit, "spiral": paths.path_spiral, "show": paths.path_show}, "path",
         "Camera paths: generate (orbit, spiral) or inspect (show).")
     add(app, {"synth": data.data_synth, "info": data.data_info, "convert": data.data_convert,
-              "preview": data.data_preview}, "data", "Captures: synthesize, summarize, convert, preview.")
+              "preview": data.data_preview, "ingest": ingest.data_ingest, "sync": ingest.data_sync,
+              "calibrate": ingest.data_calibrate, "masks": ingest.data_masks, "board": ingest.data_board}, "data",
+        "Captures: synthesize, summarize, convert, preview; ingest your own rig's videos.")
     if args[:1] == ["fit-mesh"]:
         from fourd.config import preset
 

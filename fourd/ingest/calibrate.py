@@ -188,7 +188,7 @@ def calibrate(detections: dict[str, dict[int, Detection]], sizes: dict[str, tupl
             flags |= cv2.CALIB_FIX_PRINCIPAL_POINT | cv2.CALIB_FIX_ASPECT_RATIO | cv2.CALIB_FIX_K1 | cv2.CALIB_FIX_K2
         f0 = max(H, W)
         K0 = np.array([[f0, 0, (W - 1) / 2], [0, f0, (H - 1) / 2], [0, 0, 1]], np.float64)
-        rms, K, D, rv, tv = cv2.calibrateCamera(objp, imgp, (W, H), K0, np.zeros(5),
+        _rms, K, D, rv, tv = cv2.calibrateCamera(objp, imgp, (W, H), K0, np.zeros(5),
                                                 flags=flags | cv2.CALIB_USE_INTRINSIC_GUESS)
         intr[n] = np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2], D.reshape(-1)[0], D.reshape(-1)[1]])
         for f, r, t in zip(fr, rv, tv):

@@ -44,7 +44,6 @@ def lab_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def make_plate(frames: list[np.ndarray], where: str = "") -> Plate:
-    import cv2
 
     if not frames:
         raise DataError("background plate has no frames", where, "film a few seconds of the empty scene")
@@ -112,7 +111,7 @@ def guided_refine(rgb: np.ndarray, m: np.ndarray, d: np.ndarray, lo: float, hi: 
     guide = rgb.astype(np.float32) / 255.0
     gray = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY)
     k = (2 * radius + 1, 2 * radius + 1)
-    mean = lambda x: cv2.blur(x, k)  # noqa: E731
+    mean = lambda x: cv2.blur(x, k)
     mI, mp = mean(gray), mean(soft)
     a = (mean(gray * soft) - mI * mp) / (mean(gray * gray) - mI * mI + eps)
     b = mp - a * mI

@@ -40,6 +40,8 @@ class IngestOptions:
     calibration: Path | None = None
     """a folder with intri.yml/extri.yml to use instead of calibrating from the board."""
     board: BoardSpec = field(default_factory=BoardSpec)
+    distortion: str = "auto"
+    """auto (fit k1, k2 where the board reached the image corners) | on | off."""
     background: Path | None = None
     """folder of empty-scene videos (same camera names) for background-plate masks."""
     masks: str = "plate"
@@ -81,13 +83,15 @@ def _held_out(spec: str | None, names: list[str]) -> list[str]:
     return chosen
 
 
-def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None) -> dict:
-    """Run every step; returns the report dict (also written to ``out/ingest.json``)."""
+def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None, images: bool = True) -> dict:
+    """Run every step; returns the report dict (also written to ``out/ingest.json``).
+    ``images=False`` stops after the calibration (``fourd data calibrate``)."""
     from fourd.datasets.codecs import encode_image
     from fourd.io import atomic_write_bytes, write_json
 
     opt = opt or IngestOptions()
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     vids = list_videos(videos)
     names = list(vids)
     infos = {n: probe(p) for n, p in vids.items()}
@@ -131,9 +135,10 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
     with progress("decoding videos", len(names)) as advance:
         for n in names:
             s = start[n]
-            first = min(lo, c_lo) + s if want_board else lo + s
-            last = max(hi, c_hi) + s if want_board else hi + s
-            (out / "images" / n).mkdir(parents=True, exist_ok=True)
+            first = (min(lo, c_lo) if images else c_lo) + s if want_board else lo + s
+            last = (max(hi, c_hi) if images else c_hi) + s if want_board else hi + s
+            if images:
+                (out / "images" / n).mkdir(parents=True, exist_ok=True)
             for i, img in iter_frames(vids[n], max(first, 0), last, 1, opt.scale):
                 j = i - s
                 if want_board and c_lo <= j < c_hi:
@@ -142,11 +147,11 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
                         detections[n][j] = d
                         if n not in board_snap or len(d.ids) > len(detections[n][board_snap[n][0]].ids):
                             board_snap[n] = (j, img)
-                if j in keep:
+                if images and j in keep:
                     k = keep.index(j)
                     atomic_write_bytes(out / "images" / n / f"{k:06d}{ext}", encode_image(img, ext, opt.jpeg_quality))
             got = len(list((out / "images" / n).glob(f"*{ext}")))
-            if got < len(keep):
+            if images and got < len(keep):
                 raise DataError(f"decoded {got} of {len(keep)} frames", vids[n],
                                 "the video is shorter than its header says (truncated?); re-copy it or use --frames")
             advance()
@@ -166,13 +171,17 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
     else:
         seen = {n: len(d) for n, d in detections.items()}
         log(f"board seen in {sum(seen.values())} camera-frames ({min(seen.values())}..{max(seen.values())} per camera)")
-        cal = calibrate(detections, sizes, opt.board)
+        cal = calibrate(detections, sizes, opt.board, opt.distortion)
         align_world(cal)
         cams = cal.cameras()
         report["calibration"] = {"source": "board", **cal.summary(), "board": opt.board.__dict__}
     from fourd.datasets.easyvolcap import write_easyvolcap_cameras
 
     write_easyvolcap_cameras(out, cams)
+    if not images:
+        write_json(out / "ingest.json", report)
+        log(f"calibration written → {out}/intri.yml, extri.yml")
+        return report
 
     # 4. masks
     mask_scores = {}
@@ -180,7 +189,7 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
         if opt.background is None:
             raise DataError("background-plate masks need the empty-scene videos", "--background",
                             "film the empty scene with every camera and give that folder, or use --masks none")
-        mask_scores = _plate_masks(out, names, keep, ext, opt, cams)
+        mask_scores = plate_masks(out, opt.background, cams, opt.scale, opt.mask_flag_ratio)
     elif opt.masks != "none":
         raise DataError(f"unknown mask method '{opt.masks}'", "--masks", "use plate or none")
     report["masks"] = mask_scores
@@ -196,27 +205,43 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
     return report
 
 
-def _plate_masks(out: Path, names: list[str], keep: list[int], ext: str, opt: IngestOptions, cams) -> dict:
+def _image_files(root: Path, cam: str) -> list[Path]:
+    from fourd.datasets.easyvolcap import _IMAGE_EXTS
+
+    d = root / "images" / cam
+    return sorted(p for p in d.iterdir() if p.suffix.lower() in _IMAGE_EXTS) if d.is_dir() else []
+
+
+def plate_masks(out: Path, background: str | Path, cams, scale: float = 1.0, flag_ratio: float = 0.8) -> dict:
+    """Masks for every image of the EasyVolcap capture ``out`` (images/<cam>/…) against each
+    camera's empty-scene video in ``background``; writes masks/<cam>/<stem>.png and returns the
+    coverage and hull-consistency report."""
     from fourd.datasets.codecs import decode_image, encode_image
     from fourd.ingest.masks import check_masks, make_plate, plate_mask
     from fourd.io import atomic_write_bytes
 
-    plates = list_videos(opt.background) if Path(opt.background).is_dir() else {}
+    out = Path(out)
+    names = list(cams.names)
+    plates = list_videos(background)
     missing = [n for n in names if n not in plates]
     if missing:
-        raise DataError(f"no background-plate video for camera '{missing[0]}'", opt.background,
+        raise DataError(f"no background-plate video for camera '{missing[0]}'", background,
                         "film the empty scene with every camera; name each video as the camera's")
+    files = {n: _image_files(out, n) for n in names}
+    count = min(len(f) for f in files.values())
+    if count == 0:
+        n = min(files, key=lambda k: len(files[k]))
+        raise DataError(f"no images for camera '{n}'", out / "images" / n, "ingest or copy the frames first")
     coverage = {}
     flagged = []
     per_frame: dict[int, dict[str, np.ndarray]] = {}
-    check_every = max(1, len(keep) // 4)
+    check_every = max(1, count // 4)
     with progress("masks (background plate)", len(names)) as advance:
         for n in names:
-            plate = make_plate([img for _, img in iter_frames(plates[n], 0, 60, 1, opt.scale)], str(plates[n]))
+            plate = make_plate([img for _, img in iter_frames(plates[n], 0, 60, 1, scale)], str(plates[n]))
             (out / "masks" / n).mkdir(parents=True, exist_ok=True)
             cov = []
-            for k in range(len(keep)):
-                p = out / "images" / n / f"{k:06d}{ext}"
+            for k, p in enumerate(files[n][:count]):
                 img = decode_image(p.read_bytes(), str(p))
                 if plate.lab.shape[:2] != img.shape[:2]:
                     raise DataError("background plate and capture differ in size", plates[n],
@@ -225,7 +250,7 @@ def _plate_masks(out: Path, names: list[str], keep: list[int], ext: str, opt: In
                 cov.append(float(m.mean()))
                 if k % check_every == 0:
                     per_frame.setdefault(k, {})[n] = m
-                atomic_write_bytes(out / "masks" / n / f"{k:06d}.png", encode_image(m.astype(np.uint8) * 255, ".png"))
+                atomic_write_bytes(out / "masks" / n / f"{p.stem}.png", encode_image(m.astype(np.uint8) * 255, ".png"))
             coverage[n] = float(np.mean(cov))
             if max(cov) == 0:
                 raise DataError("the mask is empty in every frame (the image never differs from the plate)", plates[n],
@@ -238,7 +263,7 @@ def _plate_masks(out: Path, names: list[str], keep: list[int], ext: str, opt: In
         med = float(np.median(list(ious.values())))
         for n, v in ious.items():
             consistency[n].append(float(v))
-            if v < opt.mask_flag_ratio * med:
+            if v < flag_ratio * med:
                 flagged.append({"camera": n, "frame": k, "hull_iou": float(v), "frame_median": med})
     if flagged:
         worst = min(flagged, key=lambda f: f["hull_iou"])

@@ -46,7 +46,7 @@ class SyncResult:
         return self.offsets[name] - min(self.offsets.values())
 
     def to_dict(self) -> dict:
-        f = lambda d: {k: float(v) for k, v in d.items()}  # noqa: E731
+        f = lambda d: {k: float(v) for k, v in d.items()}
         return {"method": self.method, "offsets": {k: int(v) for k, v in self.offsets.items()},
                 "seconds": f(self.seconds), "residual_frames": f(self.residual_frames), "confidence": f(self.confidence)}
 
@@ -107,7 +107,7 @@ def audio_offsets(infos: dict[str, VideoInfo], fps: float) -> SyncResult:
 def _rounded(res: SyncResult, fps: float) -> SyncResult:
     for n, t in res.seconds.items():
         f = t * fps
-        res.offsets[n] = int(round(f))
+        res.offsets[n] = round(f)
         res.residual_frames[n] = float(f - round(f))
     return res
 

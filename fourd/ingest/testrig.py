@@ -136,7 +136,7 @@ def draw_board(img: np.ndarray, cams, index: int, Rb: np.ndarray, tb: np.ndarray
 
 def click(n: int, rate: int, at: float, gain: float, rng) -> np.ndarray:
     a = rng.normal(0, 0.003, n).astype(np.float32)
-    k = int(round(at * rate))
+    k = round(at * rate)
     if 0 <= k < n:
         m = min(n - k, int(0.02 * rate))
         t = np.arange(m) / rate

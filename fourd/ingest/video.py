@@ -55,7 +55,7 @@ def _open(path: Path):
 
     try:
         return av.open(str(path))
-    except Exception as e:  # PyAV raises several FFmpeg error types
+    except (av.error.FFmpegError, OSError, ValueError) as e:
         raise DataError(f"cannot open video ({type(e).__name__}: {e})", path,
                         "check the file plays; re-encode it with ffmpeg -i IN -c:v libx264 OUT.mp4") from None
 
@@ -63,6 +63,8 @@ def _open(path: Path):
 def probe(path: str | Path) -> VideoInfo:
     """Frame rate, frame count, size, VFR and audio of one video; decodes every packet's timestamp
     (not the pixels), so it is cheap and exact."""
+    import av
+
     path = Path(path)
     with _open(path) as c:
         if not c.streams.video:
@@ -71,7 +73,7 @@ def probe(path: str | Path) -> VideoInfo:
         tb = vs.time_base or Fraction(1, 1000)
         try:
             pts = sorted(p.pts for p in c.demux(vs) if p.pts is not None and p.size > 0)
-        except Exception as e:
+        except (av.error.FFmpegError, ValueError) as e:
             raise DataError(f"video does not decode ({type(e).__name__}: {e})", path,
                             "the file is damaged or truncated; copy it again from the camera") from None
         if len(pts) == 0:
@@ -96,7 +98,9 @@ def check_rig(infos: dict[str, VideoInfo], fps_tolerance: float = 0.01) -> float
             raise DataError("variable frame rate (frame times are not evenly spaced)", i.path,
                             "record at a fixed frame rate, or convert: ffmpeg -i IN -vf fps=30 -vsync cfr OUT.mp4")
     fps = {n: i.fps for n, i in infos.items()}
-    ref = float(np.median(list(fps.values())))
+    # the rig's rate: the most common one (ties: the first camera's)
+    rounded = [round(f, 2) for f in fps.values()]
+    ref = max(dict.fromkeys(rounded), key=rounded.count)
     bad = [n for n, f in fps.items() if abs(f - ref) > fps_tolerance * ref]
     if bad:
         n = bad[0]
@@ -108,6 +112,7 @@ def check_rig(infos: dict[str, VideoInfo], fps_tolerance: float = 0.01) -> float
 def iter_frames(path: str | Path, start: int = 0, stop: int | None = None, stride: int = 1,
                 scale: float = 1.0):
     """Yield (frame index, RGB uint8 [H, W, 3]) for frames start, start + stride, … < stop."""
+    import av
     import cv2
 
     path = Path(path)
@@ -128,9 +133,7 @@ def iter_frames(path: str | Path, start: int = 0, stop: int | None = None, strid
                     img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
                                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
                 yield i, img
-        except DataError:
-            raise
-        except Exception as e:
+        except (av.error.FFmpegError, ValueError) as e:
             raise DataError(f"video does not decode at frame {i} ({type(e).__name__}: {e})", path,
                             "the file is damaged or truncated; copy it again from the camera") from None
 

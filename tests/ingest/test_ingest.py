@@ -1,0 +1,259 @@
+"""`fourd data ingest` on a rig the test makes itself: a synthetic subject rendered in a textured
+studio, a ChArUco board waved before a clap + flash, cameras that start at different times, an
+empty-studio plate per camera, H.264 + AAC videos."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fourd.errors import DataError
+from fourd.ingest.calibrate import BoardSpec, compare_rigs
+from fourd.ingest.testrig import RigRecipe, make_rig
+from fourd.ingest.video import write_video
+
+pytestmark = [pytest.mark.slow, pytest.mark.gl]
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rig")
+    truth = make_rig(root, RigRecipe())
+    return root, truth
+
+
+@pytest.fixture(scope="module")
+def ingested(rig):
+    from fourd.ingest.pipeline import IngestOptions, ingest
+
+    root, truth = rig
+    opt = IngestOptions(background=root / "plate", board=BoardSpec(**truth["board"]),
+                        held_out=",".join(truth["held_out"]))
+    report = ingest(root / "videos", root / "out", opt)
+    return root / "out", report
+
+
+def test_offsets_are_exact(rig, ingested):
+    _, truth = rig
+    _, report = ingested
+    assert report["sync"]["method"] == "audio"
+    assert report["sync"]["offsets"] == truth["event_frame"]
+    assert max(abs(v) for v in report["sync"]["residual_frames"].values()) < 0.25
+    assert report["frames"]["synced_first"] == truth["subject_first_synced_frame"]
+
+
+def test_flash_sync_agrees(rig):
+    from fourd.ingest.sync import synchronize
+    from fourd.ingest.video import check_rig, list_videos, probe
+
+    root, truth = rig
+    infos = {n: probe(p) for n, p in list_videos(root / "videos").items()}
+    res = synchronize(infos, check_rig(infos), "flash")
+    assert res.offsets == truth["event_frame"]
+    assert min(res.confidence.values()) > 0.5
+
+
+def test_offsets_file(rig, tmp_path):
+    from fourd.ingest.sync import file_offsets
+
+    _root, truth = rig
+    p = tmp_path / "o.json"
+    p.write_text(json.dumps({"offsets": truth["event_frame"]}))
+    res = file_offsets(p, list(truth["event_frame"]), 30.0)
+    assert res.offsets == truth["event_frame"]
+    p.write_text(json.dumps({"00": 1}))
+    with pytest.raises(DataError, match="no offset for camera"):
+        file_offsets(p, list(truth["event_frame"]), 30.0)
+
+
+def test_calibration_accuracy(rig, ingested):
+    from fourd.datasets import open_dataset
+
+    _root, truth = rig
+    out, report = ingested
+    est = open_dataset(out).cameras
+    tru = open_dataset(truth["synth"]).cameras
+    assert est.names == tru.names
+    cmp = compare_rigs(est.R.double().numpy(), est.centers.double().numpy(),
+                       tru.R.double().numpy(), tru.centers.double().numpy())
+    assert cmp["rotation_deg_max"] <= 0.2, cmp
+    assert cmp["center_err_max"] <= 0.005, cmp
+    assert report["calibration"]["max_rms_px"] <= 0.5
+    # metric scale from the board: the rig comes out at the synthetic world's scale
+    assert abs(cmp["scale"] - 1) < 0.01
+    # +y up and the origin where the cameras look (near the subject's centre)
+    up = -est.R[:, 1].double().numpy().mean(0)
+    assert up[1] / np.linalg.norm(up) > 0.99
+
+
+def test_masks_match_exact_ones(rig, ingested):
+    from fourd.datasets import open_dataset
+    from fourd.ingest.masks import mask_iou
+
+    _root, truth = rig
+    out, _ = ingested
+    got, exact = open_dataset(out), open_dataset(truth["synth"])
+    assert got.frames == exact.frames
+    ious = [mask_iou(got.mask(f, n), exact.mask(f, n)) for f in got.frames for n in got.camera_names]
+    assert min(ious) >= 0.97, min(ious)
+    # the images are the synthetic renders in the studio: same subject pixels
+    img, ref, m = got.image(2, "05"), exact.image(2, "05"), exact.mask(2, "05")
+    assert np.abs(img[m].astype(float) - ref[m]).mean() < 6
+
+
+def test_outputs_and_report(ingested):
+    out, report = ingested
+    for f in ("intri.yml", "extri.yml", "fourd.json", "ingest.json", "ingest_report.png"):
+        assert (out / f).is_file(), f
+    saved = json.loads((out / "ingest.json").read_text())
+    assert saved["sync"]["offsets"] == report["sync"]["offsets"]
+    assert not report["masks"]["flagged"]
+    import cv2
+
+    pic = cv2.imread(str(out / "ingest_report.png"))
+    assert pic.shape[0] >= 320 and pic.shape[1] > pic.shape[0]
+
+
+def test_hull_check_flags_a_broken_mask(rig):
+    from fourd.datasets import open_dataset
+    from fourd.ingest.masks import check_masks
+
+    _, truth = rig
+    cap = open_dataset(truth["synth"])
+    masks = {n: cap.mask(0, n) for n in cap.camera_names}
+    clean = check_masks(cap.cameras, masks, center=(0, 0.5, 0))
+    masks["03"] = np.zeros_like(masks["03"])
+    masks["03"][60:200, 300:420] = True  # a blob where the subject is not
+    broken = check_masks(cap.cameras, masks, center=(0, 0.5, 0))
+    med = float(np.median(list(broken.values())))
+    assert broken["03"] < 0.5 * med
+    assert min(v for n, v in broken.items() if n != "03") > 0.6
+    assert min(clean.values()) > 0.6
+
+
+# ------------------------------------------------------------------------------ bad input
+def _copy_videos(rig, tmp_path, names=None) -> Path:
+    root, _ = rig
+    d = tmp_path / "videos"
+    d.mkdir()
+    for p in sorted((root / "videos").glob("*.mp4")):
+        if names is None or p.stem in names:
+            shutil.copy(p, d / p.name)
+    return d
+
+
+def test_video_that_does_not_decode(rig, tmp_path):
+    from fourd.ingest.video import probe
+
+    d = _copy_videos(rig, tmp_path, {"00", "01"})
+    (d / "02.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    with pytest.raises(DataError, match=r"02\.mp4") as e:
+        probe(d / "02.mp4")
+    assert "fix:" in str(e.value)
+    # truncated: the last half of a real file cut off
+    data = (d / "01.mp4").read_bytes()
+    (d / "01.mp4").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"01\.mp4"):
+        from fourd.ingest.video import iter_frames
+
+        probe(d / "01.mp4")
+        list(iter_frames(d / "01.mp4"))
+
+
+def test_frames_beyond_a_short_camera(rig, tmp_path):
+    from fourd.ingest.pipeline import IngestOptions, ingest
+
+    root, truth = rig
+    with pytest.raises(DataError, match=r"camera \S+ has only \d+ frames after synchronization"):
+        ingest(root / "videos", tmp_path / "o", IngestOptions(frames="26:400", masks="none",
+                                                              board=BoardSpec(**truth["board"])))
+
+
+def test_board_no_camera_sees(rig, tmp_path):
+    from fourd.ingest.pipeline import IngestOptions, ingest
+
+    root, truth = rig
+    wrong = BoardSpec(**{**truth["board"], "dictionary": "DICT_4X4_50"})
+    with pytest.raises(DataError, match="no camera sees the board"):
+        ingest(root / "videos", tmp_path / "o", IngestOptions(masks="none", board=wrong), images=False)
+
+
+def test_empty_plate_difference(rig, tmp_path):
+    """A 'plate' that is the capture itself (the subject never moved away): every mask empty."""
+    from fourd.datasets import open_dataset
+    from fourd.ingest.pipeline import plate_masks
+
+    _, truth = rig
+    cap = open_dataset(truth["synth"])
+    names = cap.camera_names[:3]
+    cap_dir = tmp_path / "cap"
+    plate = tmp_path / "plate"
+    for n in names:
+        (cap_dir / "images" / n).mkdir(parents=True)
+        img = cap.image(0, n)
+        import cv2
+
+        cv2.imwrite(str(cap_dir / "images" / n / "000000.png"), img[..., ::-1])
+        write_video(plate / f"{n}.mp4", [img] * 3, 30.0, crf=0)
+    with pytest.raises(DataError, match="mask is empty in every frame"):
+        plate_masks(cap_dir, plate, cap.cameras[[cap.cameras.index(n) for n in names]])
+
+
+def test_frame_rates_must_agree_and_be_fixed(tmp_path):
+    import av
+
+    from fourd.ingest.video import check_rig, probe
+
+    frames = [np.full((32, 48, 3), 40 * i, np.uint8) for i in range(6)]
+    write_video(tmp_path / "a.mp4", frames, 30.0)
+    write_video(tmp_path / "b.mp4", frames, 25.0)
+    infos = {n: probe(tmp_path / f"{n}.mp4") for n in "ab"}
+    assert abs(infos["a"].fps - 30) < 1e-6 and not infos["a"].vfr
+    with pytest.raises(DataError, match=r"b\.mp4.*frame rate 25"):
+        check_rig(infos)
+    # variable frame rate: uneven presentation times
+    with av.open(str(tmp_path / "c.mp4"), "w") as out:
+        s = out.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 48, 32, "yuv420p"
+        s.codec_context.time_base = __import__("fractions").Fraction(1, 1000)
+        for k, t in enumerate([0, 33, 66, 150, 183, 300]):
+            fr = av.VideoFrame.from_ndarray(frames[k], format="rgb24")
+            fr.pts = t
+            fr.time_base = s.codec_context.time_base
+            for p in s.encode(fr):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    info = probe(tmp_path / "c.mp4")
+    assert info.vfr
+    with pytest.raises(DataError, match="variable frame rate"):
+        check_rig({"a": infos["a"], "c": info})
+
+
+def test_subframe_audio_lag():
+    from fourd.ingest.sync import _lag
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    x = np.convolve(x, np.hanning(9), "same")
+    t = np.arange(400)
+    shifted = np.interp(t - 12.4, t, x)
+    lag, conf = _lag(x, shifted)
+    assert abs(lag - 12.4) < 0.15 and conf > 0.8
+
+
+def test_cli_help_and_board(tmp_path):
+    from fourd.cli import main
+
+    assert main(["data", "board", str(tmp_path / "b.png"), "--columns", "5", "--rows", "4"]) in (0, None)
+    import cv2
+
+    from fourd.ingest.calibrate import detect
+
+    img = cv2.imread(str(tmp_path / "b.png"), cv2.IMREAD_GRAYSCALE)
+    d = detect(img, BoardSpec(5, 4, 0.1, 0.075))
+    assert d is not None and len(d.ids) == 4 * 3
