@@ -29,7 +29,8 @@ def _board(columns: int, rows: int, square: float, marker: float | None, diction
 def data_ingest(videos: Pos[Path], out: Pos[Path], background: Path | None = None, frames: str | None = None,
                 stride: int = 1, scale: float = 1.0, sync: Literal["auto", "audio", "flash", "none"] = "auto",
                 offsets: Path | None = None, calib_frames: str | None = None, calibration: Path | None = None,
-                board_columns: int = 7, board_rows: int = 5, board_square: float = 0.1,
+                calibrate: Literal["auto", "board", "sfm"] = "auto", sfm_model: str = "RADIAL",
+                sfm_scale: str | None = None, board_columns: int = 7, board_rows: int = 5, board_square: float = 0.1,
                 board_marker: float | None = None, board_dictionary: str = "DICT_5X5_100",
                 distortion: Literal["auto", "on", "off"] = "auto", masks: Literal["plate", "none"] = "plate",
                 held_out: str | None = None, image_format: Literal["jpg", "png"] = "jpg") -> None:
@@ -53,6 +54,10 @@ def data_ingest(videos: Pos[Path], out: Pos[Path], background: Path | None = Non
         offsets: JSON {camera: frame of the sync event in that video} instead of automatic sync.
         calib_frames: synchronized frames to search for the board, a:b — default: all frames before the event.
         calibration: folder with intri.yml/extri.yml to use instead of the board (names = video names).
+        calibrate: board, sfm (structure from motion with COLMAP on one synchronized instant; needs
+            pycolmap), or auto (the board when any camera sees it, else sfm).
+        sfm_model: COLMAP camera model for sfm (RADIAL: f, cx, cy, k1, k2; OPENCV needs several poses per camera).
+        sfm_scale: A:B:metres — the measured distance between cameras A and B, for metric sfm units.
         board_columns: squares along the board's long side.
         board_rows: squares along the board's short side.
         board_square: side of a printed square in metres (sets the scene's scale).
@@ -67,9 +72,12 @@ def data_ingest(videos: Pos[Path], out: Pos[Path], background: Path | None = Non
     from fourd.io import check_output
 
     check_output(out, "folder", (videos,))
-    opt = IngestOptions(frames, stride, scale, sync, offsets, calib_frames, calibration,
-                        _board(board_columns, board_rows, board_square, board_marker, board_dictionary),
-                        distortion, background, masks, held_out, image_format)
+    opt = IngestOptions(frames=frames, stride=stride, scale=scale, sync=sync, offsets=offsets,
+                        calib_frames=calib_frames, calibration=calibration, calibrate=calibrate, sfm_model=sfm_model,
+                        sfm_scale=sfm_scale,
+                        board=_board(board_columns, board_rows, board_square, board_marker, board_dictionary),
+                        distortion=distortion, background=background, masks=masks, held_out=held_out,
+                        image_format=image_format)
     ingest(videos, out, opt)
     print(out)
 
@@ -101,7 +109,8 @@ def data_sync(videos: Pos[Path], method: Literal["auto", "audio", "flash"] = "au
 
 def data_calibrate(videos: Pos[Path], out: Pos[Path], sync: Literal["auto", "audio", "flash", "none"] = "auto",
                    offsets: Path | None = None, calib_frames: str | None = None, scale: float = 1.0,
-                   board_columns: int = 7, board_rows: int = 5, board_square: float = 0.1,
+                   calibrate: Literal["auto", "board", "sfm"] = "auto", sfm_model: str = "RADIAL",
+                   sfm_scale: str | None = None, background: Path | None = None, board_columns: int = 7, board_rows: int = 5, board_square: float = 0.1,
                    board_marker: float | None = None, board_dictionary: str = "DICT_5X5_100",
                    distortion: Literal["auto", "on", "off"] = "auto") -> None:
     """Calibrate a rig from a ChArUco board in its videos; write OUT/intri.yml and OUT/extri.yml.
@@ -113,6 +122,10 @@ def data_calibrate(videos: Pos[Path], out: Pos[Path], sync: Literal["auto", "aud
         offsets: JSON {camera: frame of the sync event} instead of automatic sync.
         calib_frames: synchronized frames to search for the board, a:b (default: before the sync event).
         scale: resize images by this factor before detection (the calibration is for that size).
+        calibrate: board, sfm, or auto (the board when any camera sees it, else sfm).
+        sfm_model: COLMAP camera model for sfm.
+        sfm_scale: A:B:metres — the measured distance between cameras A and B, for metric sfm units.
+        background: empty-scene videos; sfm uses their first frames when given.
         board_columns: squares along the board's long side.
         board_rows: squares along the board's short side.
         board_square: side of a printed square in metres.
@@ -123,6 +136,7 @@ def data_calibrate(videos: Pos[Path], out: Pos[Path], sync: Literal["auto", "aud
     from fourd.ingest.pipeline import IngestOptions, ingest
 
     opt = IngestOptions(scale=scale, sync=sync, offsets=offsets, calib_frames=calib_frames, masks="none",
+                        calibrate=calibrate, sfm_model=sfm_model, sfm_scale=sfm_scale, background=background,
                         board=_board(board_columns, board_rows, board_square, board_marker, board_dictionary),
                         distortion=distortion)
     rep = ingest(videos, out, opt, images=False)

@@ -38,7 +38,13 @@ class IngestOptions:
     calib_frames: str | None = None
     """synchronized frames in which to look for the board, 'a:b' — default: every frame before the sync event."""
     calibration: Path | None = None
-    """a folder with intri.yml/extri.yml to use instead of calibrating from the board."""
+    """a folder with intri.yml/extri.yml to use instead of calibrating."""
+    calibrate: str = "auto"
+    """board | sfm | auto (the board when any camera sees it, else structure from motion)."""
+    sfm_model: str = "RADIAL"
+    """COLMAP camera model for structure from motion."""
+    sfm_scale: str | None = None
+    """'A:B:metres': the distance between cameras A and B, to give SfM's scene metric units."""
     board: BoardSpec = field(default_factory=BoardSpec)
     distortion: str = "auto"
     """auto (fit k1, k2 where the board reached the image corners) | on | off."""
@@ -117,6 +123,9 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
         raise DataError(f"camera {n} has only {length[n]} frames after synchronization; --frames asks for up to {hi}",
                         infos[n].path, f"use --frames {lo}:{min(length.values())} or record every camera to the end")
     keep = list(range(lo, hi, opt.stride))
+    if not keep:
+        raise DataError(f"no frames to keep (synchronized frames {lo}..{hi - 1}, sync event at {event})", videos,
+                        "record the performance after the clap/flash, or choose --frames a:b")
     c_lo, c_hi = _range(opt.calib_frames, (-max(start.values()), max(event, 0)), "--calib-frames")
     report["frames"] = {"synced_first": lo, "synced_end": hi, "stride": opt.stride, "count": len(keep),
                         "sync_event_frame": event, "calibration_frames": [c_lo, c_hi]}
@@ -127,7 +136,10 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
     # 2. decode: capture frames to images/, board detections from the calibration frames
     import cv2
 
-    want_board = opt.calibration is None
+    if opt.calibrate not in ("auto", "board", "sfm"):
+        raise DataError(f"unknown calibration method '{opt.calibrate}'", "--calibrate", "use auto, board or sfm")
+    want_board = opt.calibration is None and opt.calibrate in ("auto", "board")
+    first_frame: dict[str, np.ndarray] = {}
     detector = cv2.aruco.CharucoDetector(opt.board.board()) if want_board else None
     detections: dict[str, dict[int, Detection]] = {n: {} for n in names}
     board_snap: dict[str, tuple[int, np.ndarray]] = {}
@@ -135,8 +147,8 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
     with progress("decoding videos", len(names)) as advance:
         for n in names:
             s = start[n]
-            first = (min(lo, c_lo) if images else c_lo) + s if want_board else lo + s
-            last = (max(hi, c_hi) if images else c_hi) + s if want_board else hi + s
+            first = (min(lo, c_lo) if want_board else lo) + s
+            last = (max(hi if images else lo + 1, c_hi) if want_board else (hi if images else lo + 1)) + s
             if images:
                 (out / "images" / n).mkdir(parents=True, exist_ok=True)
             for i, img in iter_frames(vids[n], max(first, 0), last, 1, opt.scale):
@@ -147,6 +159,8 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
                         detections[n][j] = d
                         if n not in board_snap or len(d.ids) > len(detections[n][board_snap[n][0]].ids):
                             board_snap[n] = (j, img)
+                if j == lo:
+                    first_frame[n] = img
                 if images and j in keep:
                     k = keep.index(j)
                     atomic_write_bytes(out / "images" / n / f"{k:06d}{ext}", encode_image(img, ext, opt.jpeg_quality))
@@ -170,11 +184,18 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
         cal = None
     else:
         seen = {n: len(d) for n, d in detections.items()}
-        log(f"board seen in {sum(seen.values())} camera-frames ({min(seen.values())}..{max(seen.values())} per camera)")
-        cal = calibrate(detections, sizes, opt.board, opt.distortion)
+        if want_board:
+            log(f"board seen in {sum(seen.values())} camera-frames "
+                f"({min(seen.values())}..{max(seen.values())} per camera)")
+        if opt.calibrate == "sfm" or (opt.calibrate == "auto" and not any(seen.values())):
+            cal = _sfm(out, names, first_frame, opt, no_board=opt.calibrate == "auto")
+            report["calibration"] = {"source": "sfm", "model": opt.sfm_model, "scale": opt.sfm_scale,
+                                     **cal.summary()}
+        else:
+            cal = calibrate(detections, sizes, opt.board, opt.distortion)
+            report["calibration"] = {"source": "board", **cal.summary(), "board": opt.board.__dict__}
         align_world(cal)
         cams = cal.cameras()
-        report["calibration"] = {"source": "board", **cal.summary(), "board": opt.board.__dict__}
     from fourd.datasets.easyvolcap import write_easyvolcap_cameras
 
     write_easyvolcap_cameras(out, cams)
@@ -203,6 +224,32 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
     ingest_picture(out, cams, names, keep, ext, cal, board_snap, mask_scores)
     log(f"capture written → {out} (train it: fourd train --dataset {out})")
     return report
+
+
+def _sfm(out: Path, names: list[str], first_frame: dict, opt: IngestOptions, no_board: bool):
+    from fourd.ingest.sfm import have_pycolmap, sfm_calibrate
+
+    if no_board and not have_pycolmap():
+        raise DataError("no camera sees the board, and structure from motion needs pycolmap (not installed)", None,
+                        "check --board-columns/--board-rows/--board-dictionary match the printed board, "
+                        "or pip install 'fourd[rig]' to calibrate without one")
+    scale = None
+    if opt.sfm_scale:
+        try:
+            a, b, m = opt.sfm_scale.split(":")
+            scale = (a, b, float(m))
+        except ValueError:
+            raise DataError(f"cannot read '{opt.sfm_scale}'", "--sfm-scale", "give A:B:metres, e.g. 00:06:3.2") from None
+    if opt.background is not None:  # the empty scene: all static, nothing to confuse the matcher
+        plates = list_videos(opt.background)
+        imgs = {n: next(iter(iter_frames(plates[n], 0, 1, 1, opt.scale)))[1] for n in names if n in plates}
+        if len(imgs) < len(names):
+            imgs = first_frame
+    else:
+        imgs = first_frame
+    if no_board:
+        log("no camera sees the board: calibrating by structure from motion")
+    return sfm_calibrate({n: imgs[n] for n in names}, out / "sfm", opt.sfm_model, scale)
 
 
 def _image_files(root: Path, cam: str) -> list[Path]:

@@ -37,7 +37,7 @@ def ingest_picture(out: Path, cams, names: list[str], keep: list[int], ext: str,
     from fourd.io import write_png
 
     chosen = _evenly(names, max_cameras)
-    frames = sorted({0, len(keep) // 2, len(keep) - 1})
+    frames = sorted({0, len(keep) // 2, max(len(keep) - 1, 0)})
     rows = []
     for n in chosen:
         tiles = []

@@ -187,9 +187,10 @@ def write_video(path: str | Path, frames, fps: float, audio: np.ndarray | None =
                 vs.options = {"crf": str(crf), "preset": "veryfast"}
             for p in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
                 out.mux(p)
-        if vs is not None:
-            for p in vs.encode():
-                out.mux(p)
+        if vs is None:
+            raise ValueError(f"write_video: no frames for {path}")
+        for p in vs.encode():
+            out.mux(p)
         if audio is not None:
             samples = np.clip(np.asarray(audio, np.float32), -1, 1).reshape(1, -1)
             n = ast.codec_context.frame_size or 1024

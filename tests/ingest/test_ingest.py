@@ -179,7 +179,8 @@ def test_board_no_camera_sees(rig, tmp_path):
     root, truth = rig
     wrong = BoardSpec(**{**truth["board"], "dictionary": "DICT_4X4_50"})
     with pytest.raises(DataError, match="no camera sees the board"):
-        ingest(root / "videos", tmp_path / "o", IngestOptions(masks="none", board=wrong), images=False)
+        ingest(root / "videos", tmp_path / "o", IngestOptions(masks="none", board=wrong, calibrate="board"),
+               images=False)
 
 
 def test_empty_plate_difference(rig, tmp_path):
@@ -257,3 +258,43 @@ def test_cli_help_and_board(tmp_path):
     img = cv2.imread(str(tmp_path / "b.png"), cv2.IMREAD_GRAYSCALE)
     d = detect(img, BoardSpec(5, 4, 0.1, 0.075))
     assert d is not None and len(d.ids) == 4 * 3
+
+
+# ------------------------------------------------------------------------------ structure from motion
+needs_colmap = pytest.mark.skipif(not __import__("fourd.ingest.sfm", fromlist=["x"]).have_pycolmap(),
+                                  reason="pycolmap not installed (pip install 'fourd[rig]')")
+
+
+@needs_colmap
+def test_sfm_without_a_board(tmp_path):
+    """No board anywhere: the rig is calibrated by COLMAP on the empty-studio plate."""
+    from fourd.datasets import open_dataset
+    from fourd.ingest.pipeline import IngestOptions, ingest
+
+    truth = make_rig(tmp_path / "rig", RigRecipe(rings=((12, 10.0), (12, 40.0)), calib_frames=0,
+                                                 subject_frames=3, plate_frames=2, sharp=True, held_out=2))
+    tru = open_dataset(truth["synth"]).cameras
+    d01 = float(np.linalg.norm(tru.centers[0] - tru.centers[12]))
+    rep = ingest(tmp_path / "rig" / "videos", tmp_path / "out",
+                 IngestOptions(background=tmp_path / "rig" / "plate", masks="none", sfm_scale=f"00:12:{d01}"))
+    assert rep["calibration"]["source"] == "sfm"
+    est = open_dataset(tmp_path / "out").cameras
+    cmp = compare_rigs(est.R.double().numpy(), est.centers.double().numpy(),
+                       tru.R.double().numpy(), tru.centers.double().numpy())
+    # looser than the board's figures: one image per camera, focal lengths free per camera
+    assert cmp["rotation_deg_max"] <= 0.5, cmp
+    assert cmp["center_err_max"] <= 0.04, cmp
+    assert abs(cmp["scale"] - 1) < 0.03  # --sfm-scale made it metric
+    assert abs(float(est.K[:, 0, 0].mean()) / float(tru.K[0, 0, 0]) - 1) < 0.03
+
+
+@needs_colmap
+def test_sfm_that_registers_too_few_cameras(tmp_path):
+    from fourd.ingest.sfm import sfm_calibrate
+
+    rng = np.random.default_rng(0)
+    imgs = {f"{i:02d}": np.full((96, 128, 3), 120, np.uint8) for i in range(3)}  # nothing to match
+    imgs["00"] = (rng.random((96, 128, 3)) * 255).astype(np.uint8)
+    with pytest.raises(DataError, match=r"registered \d of 3 cameras") as e:
+        sfm_calibrate(imgs, tmp_path / "sfm")
+    assert "board" in str(e.value)
