@@ -3,7 +3,7 @@
 #   1. system packages the GL and video paths need (only when root and missing),
 #   2. a virtual environment in .venv,
 #   3. torch (the CPU wheel pinned below unless FOURD_TORCH says otherwise), then fourd itself.
-# Re-running does only what is missing. Usage: bash scripts/install.sh [--dev] [--extras gen,dist]
+# Re-running does only what is missing. Usage: bash scripts/install.sh [--dev] [--extras gen,dist,rig]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +13,7 @@ for arg in "$@"; do
     --dev) extras="${extras:+$extras,}dev" ;;
     --extras=*) extras="${extras:+$extras,}${arg#--extras=}" ;;
     -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) echo "install.sh: unknown option '$arg' (use --dev or --extras=gen,dist)" >&2; exit 2 ;;
+    *) echo "install.sh: unknown option '$arg' (use --dev or --extras=gen,dist,rig)" >&2; exit 2 ;;
   esac
 done
 

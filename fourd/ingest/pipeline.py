@@ -51,7 +51,9 @@ class IngestOptions:
     background: Path | None = None
     """folder of empty-scene videos (same camera names) for background-plate masks."""
     masks: str = "plate"
-    """plate (needs --background) | none."""
+    """plate (needs --background) | model (needs --mask-model) | none."""
+    mask_model: Path | None = None
+    """local folder with an ONNX segmenter (model.onnx + segmenter.json)."""
     held_out: str | None = None
     """cameras kept for evaluation: a count or names 'a,b' — default: one in eight."""
     image_format: str = "jpg"
@@ -211,8 +213,13 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
             raise DataError("background-plate masks need the empty-scene videos", "--background",
                             "film the empty scene with every camera and give that folder, or use --masks none")
         mask_scores = plate_masks(out, opt.background, cams, opt.scale, opt.mask_flag_ratio)
+    elif opt.masks == "model":
+        if opt.mask_model is None:
+            raise DataError("learned masks need a local model folder", "--mask-model",
+                            "give the folder with model.onnx (and segmenter.json), or use --masks plate")
+        mask_scores = model_masks(out, opt.mask_model, cams, opt.mask_flag_ratio)
     elif opt.masks != "none":
-        raise DataError(f"unknown mask method '{opt.masks}'", "--masks", "use plate or none")
+        raise DataError(f"unknown mask method '{opt.masks}'", "--masks", "use plate, model or none")
     report["masks"] = mask_scores
 
     held = _held_out(opt.held_out, names)
@@ -263,17 +270,48 @@ def plate_masks(out: Path, background: str | Path, cams, scale: float = 1.0, fla
     """Masks for every image of the EasyVolcap capture ``out`` (images/<cam>/…) against each
     camera's empty-scene video in ``background``; writes masks/<cam>/<stem>.png and returns the
     coverage and hull-consistency report."""
+    from fourd.ingest.masks import make_plate, plate_mask
+
+    plates = list_videos(background)
+    missing = [n for n in cams.names if n not in plates]
+    if missing:
+        raise DataError(f"no background-plate video for camera '{missing[0]}'", background,
+                        "film the empty scene with every camera; name each video as the camera's")
+
+    def for_camera(n: str):
+        plate = make_plate([img for _, img in iter_frames(plates[n], 0, 60, 1, scale)], str(plates[n]))
+
+        def mask(img: np.ndarray) -> np.ndarray:
+            if plate.lab.shape[:2] != img.shape[:2]:
+                raise DataError("background plate and capture differ in size", plates[n],
+                                "film the plate with the same camera settings (or pass the same --scale)")
+            return plate_mask(img, plate)
+
+        return mask, plates[n]
+
+    return write_masks(out, cams, for_camera, "plate", flag_ratio,
+                       "the image never differs from the plate; check that this plate was filmed by the same "
+                       "camera from the same place, or drop the camera's video")
+
+
+def model_masks(out: Path, model_dir: str | Path, cams, flag_ratio: float = 0.8, device: str = "cpu") -> dict:
+    """Masks from a local learned segmenter (:class:`fourd.ingest.segmenter.LocalSegmenter`)."""
+    from fourd.ingest.segmenter import LocalSegmenter
+
+    seg = LocalSegmenter(model_dir, device)
+    return write_masks(out, cams, lambda n: (seg, seg.path), "model", flag_ratio,
+                       "the segmenter finds no subject in this camera; check the model suits the scene")
+
+
+def write_masks(out: Path, cams, for_camera, method: str, flag_ratio: float, empty_fix: str) -> dict:
+    """Run ``for_camera(name) -> (image → bool mask, source path)`` on every image of the capture
+    ``out``, write masks/, and check them against each other (visual hull)."""
     from fourd.datasets.codecs import decode_image, encode_image
-    from fourd.ingest.masks import check_masks, make_plate, plate_mask
+    from fourd.ingest.masks import check_masks
     from fourd.io import atomic_write_bytes
 
     out = Path(out)
     names = list(cams.names)
-    plates = list_videos(background)
-    missing = [n for n in names if n not in plates]
-    if missing:
-        raise DataError(f"no background-plate video for camera '{missing[0]}'", background,
-                        "film the empty scene with every camera; name each video as the camera's")
     files = {n: _image_files(out, n) for n in names}
     count = min(len(f) for f in files.values())
     if count == 0:
@@ -283,26 +321,20 @@ def plate_masks(out: Path, background: str | Path, cams, scale: float = 1.0, fla
     flagged = []
     per_frame: dict[int, dict[str, np.ndarray]] = {}
     check_every = max(1, count // 4)
-    with progress("masks (background plate)", len(names)) as advance:
+    with progress(f"masks ({method})", len(names)) as advance:
         for n in names:
-            plate = make_plate([img for _, img in iter_frames(plates[n], 0, 60, 1, scale)], str(plates[n]))
+            fn, source = for_camera(n)
             (out / "masks" / n).mkdir(parents=True, exist_ok=True)
             cov = []
             for k, p in enumerate(files[n][:count]):
-                img = decode_image(p.read_bytes(), str(p))
-                if plate.lab.shape[:2] != img.shape[:2]:
-                    raise DataError("background plate and capture differ in size", plates[n],
-                                    "film the plate with the same camera settings")
-                m = plate_mask(img, plate)
+                m = fn(decode_image(p.read_bytes(), str(p)))
                 cov.append(float(m.mean()))
                 if k % check_every == 0:
                     per_frame.setdefault(k, {})[n] = m
                 atomic_write_bytes(out / "masks" / n / f"{p.stem}.png", encode_image(m.astype(np.uint8) * 255, ".png"))
             coverage[n] = float(np.mean(cov))
             if max(cov) == 0:
-                raise DataError("the mask is empty in every frame (the image never differs from the plate)", plates[n],
-                                "check that this plate was filmed by the same camera from the same place, "
-                                "or drop the camera's video")
+                raise DataError(f"camera {n}: the mask is empty in every frame", source, empty_fix)
             advance()
     consistency: dict[str, list[float]] = {n: [] for n in names}
     for k, ms in per_frame.items():
@@ -316,6 +348,5 @@ def plate_masks(out: Path, background: str | Path, cams, scale: float = 1.0, fla
         worst = min(flagged, key=lambda f: f["hull_iou"])
         log(f"[yellow]masks: {len(flagged)} masks disagree with the other cameras (worst: camera {worst['camera']} "
             f"frame {worst['frame']}, IoU {worst['hull_iou']:.2f} with the carved hull); see ingest_report.png[/]")
-    return {"method": "plate", "coverage": coverage,
+    return {"method": method, "coverage": coverage,
             "hull_iou": {n: float(np.mean(v)) if v else None for n, v in consistency.items()}, "flagged": flagged}
-

@@ -298,3 +298,63 @@ def test_sfm_that_registers_too_few_cameras(tmp_path):
     with pytest.raises(DataError, match=r"registered \d of 3 cameras") as e:
         sfm_calibrate(imgs, tmp_path / "sfm")
     assert "board" in str(e.value)
+
+
+# ------------------------------------------------------------------------------ learned segmenter
+def _tiny_onnx(folder: Path, **cfg) -> Path:
+    """A 'segmenter' built in code: logits = 40 · (r + g + b − 0.12) — it finds anything brighter
+    than a black studio (the synthetic captures' background)."""
+    onnx = pytest.importorskip("onnx", reason="onnx (a dev dependency) builds the tiny test model")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((1, 3, 1, 1), 40, np.float32), "w")
+    b = numpy_helper.from_array(np.array([-40 * 0.12], np.float32), "b")
+    conv = helper.make_node("Conv", ["image", "w", "b"], ["logits"])
+    graph = helper.make_graph([conv], "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                                            [1, 3, None, None])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1, None, None])],
+                              [w, b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(folder / "model.onnx"))
+    (folder / "segmenter.json").write_text(json.dumps({"activation": "sigmoid", "threshold": 0.5, **cfg}))
+    return folder
+
+
+def test_learned_segmenter_masks(tiny_ev, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime comes with fourd[rig]")
+    from fourd.datasets import open_dataset
+    from fourd.ingest.masks import mask_iou
+    from fourd.ingest.pipeline import model_masks
+
+    model = _tiny_onnx(tmp_path / "seg")
+    cap = shutil.copytree(tiny_ev, tmp_path / "cap")
+    shutil.rmtree(cap / "masks")
+    exact = open_dataset(tiny_ev)
+    rep = model_masks(cap, model, exact.cameras)
+    got = open_dataset(cap)
+    ious = [mask_iou(got.mask(f, n), exact.mask(f, n)) for f in got.frames for n in got.camera_names]
+    assert min(ious) > 0.9 and np.mean(ious) > 0.95, (min(ious), np.mean(ious))
+    assert set(rep["coverage"]) == set(exact.camera_names)
+    # a model that takes a fixed size: the image is resized in and the scores back out
+    (model / "segmenter.json").write_text(json.dumps({"input_size": [40, 48]}))
+    model_masks(cap, model, exact.cameras)
+    got = open_dataset(cap)
+    ious = [mask_iou(got.mask(f, n), exact.mask(f, n)) for f in got.frames for n in got.camera_names]
+    assert np.mean(ious) > 0.8, np.mean(ious)
+
+
+def test_segmenter_bad_folder(tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime comes with fourd[rig]")
+    from fourd.ingest.segmenter import LocalSegmenter
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"no \.onnx files"):
+        LocalSegmenter(tmp_path / "empty")
+    model = _tiny_onnx(tmp_path / "seg", colour="rgb")
+    with pytest.raises(DataError, match="unknown keys"):
+        LocalSegmenter(model)
+    (model / "segmenter.json").write_text('{"output": 3}')
+    with pytest.raises(DataError, match="has 1 output"):
+        LocalSegmenter(model).scores(np.zeros((8, 8, 3), np.uint8))
