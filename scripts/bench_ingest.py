@@ -99,7 +99,7 @@ def main():
         table.add_row(r["subject"], r["capture"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['minutes']:.1f}",
                       f"{r['rotation_deg_max']:.3f}", f"{100 * r['center_err_max']:.2f} %",
                       f"{r['reproj_rms_max_px']:.2f}", f"{r['mask_iou_min']:.3f}", "exact" if r["offsets_exact"] else "OFF")
-    Console().print(table)
+    Console(width=200).print(table)
     gaps = {}
     for r in rows:
         gaps.setdefault(r["subject"], {})[r["capture"]] = r["psnr"]

@@ -118,6 +118,7 @@ class Calibration:
     board_poses: dict = field(default_factory=dict)     # frame → (R, t) board → world
     board_spec: BoardSpec | None = None
     distortion_fitted: dict[str, bool] = field(default_factory=dict)
+    outliers: dict[str, int] = field(default_factory=dict)
 
     def cameras(self):
         """As fourd Cameras (fourd's pixel-centre convention)."""
@@ -131,7 +132,7 @@ class Calibration:
 
     def summary(self) -> dict:
         return {"cameras": len(self.names), "rms_px": self.rms_px, "views": self.views,
-                "distortion_fitted": self.distortion_fitted,
+                "distortion_fitted": self.distortion_fitted, "outliers": self.outliers,
                 "max_rms_px": max(self.rms_px.values()) if self.rms_px else None}
 
 
@@ -267,8 +268,24 @@ def calibrate(detections: dict[str, dict[int, Detection]], sizes: dict[str, tupl
     # a small problem (a rig of tens of cameras) is solved with the exact trust-region step on a
     # dense Jacobian: the iterative sparse solver stalls on the focal/distance near-ambiguity
     dense = int(free.sum()) <= 3000
-    sol = least_squares(residual, x0[free], jac_sparsity=None if dense else sp, loss="huber", f_scale=1.0,
-                        x_scale="jac", method="trf", max_nfev=200 if dense else 2000)
+    keep = np.ones(M, bool)
+
+    def solve(x_start):
+        def res(xf):
+            return residual(xf).reshape(-1, 2)[keep].reshape(-1)
+
+        sp_k = sp[np.repeat(keep, 2)]
+        return least_squares(res, x_start, jac_sparsity=None if dense else sp_k, loss="huber", f_scale=1.0,
+                             x_scale="jac", method="trf", max_nfev=200 if dense else 2000)
+
+    sol = solve(x0[free])
+    # drop corners the solution cannot explain (a misdetected or blurred corner, a grazing view),
+    # then solve again: more than 3 robust sigmas and 1 px off
+    err = np.sqrt((residual(sol.x).reshape(-1, 2) ** 2).sum(1))
+    thresh = max(1.0, 3 * 1.4826 * float(np.median(err)))
+    if (err > thresh).any():
+        keep = err <= thresh
+        sol = solve(sol.x)
     x = x0.copy()
     x[free] = sol.x
     cams, brd = unpack(x)
@@ -283,14 +300,16 @@ def calibrate(detections: dict[str, dict[int, Detection]], sizes: dict[str, tupl
     D[:, 0], D[:, 1] = cams[:, 10], cams[:, 11]
     cal = Calibration(names, K, D, Rc, tc, [tuple(sizes[n]) for n in names], board_spec=spec)
     for n in names:
-        e = err[rc == ci[n]]
+        e = err[(rc == ci[n]) & keep]
         cal.rms_px[n] = float(np.sqrt((e ** 2).mean()))
+        cal.outliers[n] = int(((rc == ci[n]) & ~keep).sum())
         cal.views[n] = len(detections[n])
         cal.distortion_fitted[n] = bool(fit_d[n])
     cal.observations = [(ci[n], f, detections[n][f].ids, detections[n][f].uv) for (n, f) in pose]
     cal.board_poses = {f: (rodrigues(brd[i, :3]), brd[i, 3:]) for f, i in fi.items()}
-    log(f"calibration: {C} cameras, {F} board poses, {M} corners; reprojection RMS "
-        f"{float(np.sqrt((err ** 2).mean())):.3f} px (worst camera {max(cal.rms_px.values()):.3f} px)")
+    log(f"calibration: {C} cameras, {F} board poses, {int(keep.sum())} corners ({M - int(keep.sum())} outliers "
+        f"dropped); reprojection RMS {float(np.sqrt((err[keep] ** 2).mean())):.3f} px "
+        f"(worst camera {max(cal.rms_px.values()):.3f} px)")
     return cal
 
 
