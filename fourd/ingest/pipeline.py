@@ -117,6 +117,11 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
         n = min(length, key=length.get)
         raise DataError(f"camera {n} ends before the others start (no common frames after synchronization)",
                         infos[n].path, "check the offsets, or trim the videos to the same take")
+    ends = {n: length[n] for n in names}
+    if max(ends.values()) - min(ends.values()) > fps:  # stops differ by over a second: say who is short
+        n = min(ends, key=ends.get)
+        log(f"[yellow]camera {n} stops {max(ends.values()) - ends[n]} frames before the longest one; "
+            f"the capture ends with it[/]")
     event = min(sync.offsets.values()) if sync.method in ("audio", "flash", "file") else -1
     lo, hi = _range(opt.frames, (event + 1, common), "--frames")
     short = [n for n in names if hi > length[n]]

@@ -30,6 +30,9 @@ class VideoInfo:
     """presentation times not evenly spaced (variable frame rate)."""
     has_audio: bool
     audio_rate: int
+    rotation: int = 0
+    """display rotation in degrees (phones store portrait video as landscape + this); frames are
+    returned upright and width/height are the upright ones."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,8 +90,24 @@ def probe(path: str | Path) -> VideoInfo:
         else:
             fps, vfr = float(vs.average_rate or 30.0), False
         a = c.streams.audio[0] if c.streams.audio else None
-        return VideoInfo(path.stem, str(path), fps, len(pts), int(vs.codec_context.width),
-                         int(vs.codec_context.height), vfr, a is not None, int(a.rate) if a is not None else 0)
+        rot = _rotation(path)
+        w, h = int(vs.codec_context.width), int(vs.codec_context.height)
+        if rot in (90, 270):
+            w, h = h, w
+        return VideoInfo(path.stem, str(path), fps, len(pts), w, h, vfr, a is not None,
+                         int(a.rate) if a is not None else 0, rot)
+
+
+def _rotation(path: Path) -> int:
+    """The display rotation of the first frame, 0/90/180/270 (counter-clockwise)."""
+    import av
+
+    with _open(path) as c:
+        try:
+            fr = next(c.decode(video=0))
+        except (StopIteration, av.error.FFmpegError, ValueError):
+            return 0
+        return round(float(getattr(fr, "rotation", 0) or 0) / 90) % 4 * 90
 
 
 def check_rig(infos: dict[str, VideoInfo], fps_tolerance: float = 0.01) -> float:
@@ -128,6 +147,9 @@ def iter_frames(path: str | Path, start: int = 0, stop: int | None = None, strid
                 if i < start or (i - start) % stride:
                     continue
                 img = frame.to_ndarray(format="rgb24")
+                k = round(float(getattr(frame, "rotation", 0) or 0) / 90) % 4
+                if k:  # upright, as players show it (the display matrix's counter-clockwise turn)
+                    img = np.ascontiguousarray(np.rot90(img, k))
                 if scale != 1.0:
                     h, w = img.shape[:2]
                     img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),

@@ -358,3 +358,29 @@ def test_segmenter_bad_folder(tmp_path):
     (model / "segmenter.json").write_text('{"output": 3}')
     with pytest.raises(DataError, match="has 1 output"):
         LocalSegmenter(model).scores(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_phone_rotation_is_applied(tmp_path):
+    """A portrait phone video is stored landscape with a display rotation: frames come out upright
+    (as ffmpeg and players show them) and the size is the upright one."""
+    import av
+
+    from fourd.ingest.video import iter_frames, probe
+
+    img = np.zeros((32, 48, 3), np.uint8)
+    img[:8, :8] = 255  # a mark in the stored image's top-left corner
+    with av.open(str(tmp_path / "p.mp4"), "w") as out:
+        s = out.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 48, 32, "yuv420p"
+        s.set_display_rotation(90)
+        for _ in range(3):
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    info = probe(tmp_path / "p.mp4")
+    assert (info.rotation, info.width, info.height) == (90, 32, 48)
+    _, up = next(iter(iter_frames(tmp_path / "p.mp4")))
+    assert up.shape[:2] == (48, 32)
+    ys, xs = np.nonzero(up[..., 0] > 128)
+    assert ys.mean() > 40 and xs.mean() < 8  # turned a quarter counter-clockwise: top-left → bottom-left
