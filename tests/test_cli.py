@@ -22,7 +22,7 @@ def test_help_lists_commands():
         assert f"• {word} " in r.stdout, word
     r = run("data", "--help")
     assert r.returncode == 0
-    for word in ("synth", "info", "convert", "preview"):
+    for word in ("synth", "info", "convert", "preview", "ingest", "sync", "calibrate", "masks", "board"):
         assert f"• {word} " in r.stdout, word
 
 

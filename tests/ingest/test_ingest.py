@@ -384,3 +384,21 @@ def test_phone_rotation_is_applied(tmp_path):
     assert up.shape[:2] == (48, 32)
     ys, xs = np.nonzero(up[..., 0] > 128)
     assert ys.mean() > 40 and xs.mean() < 8  # turned a quarter counter-clockwise: top-left → bottom-left
+
+
+def test_cli_sync_and_one_line_errors(rig, tmp_path):
+    import subprocess
+    import sys
+
+    root, truth = rig
+    r = subprocess.run([sys.executable, "-m", "fourd.cli", "data", "sync", str(root / "videos"), "--out",
+                        str(tmp_path / "o.json")], check=False, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["offsets"] == truth["event_frame"]
+    assert json.loads((tmp_path / "o.json").read_text())["offsets"] == truth["event_frame"]
+    (tmp_path / "one").mkdir()
+    shutil.copy(root / "videos" / "00.mp4", tmp_path / "one" / "00.mp4")
+    r = subprocess.run([sys.executable, "-m", "fourd.cli", "data", "ingest", str(tmp_path / "one"),
+                        str(tmp_path / "out")], check=False, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "only one video" in lines[0] and "fix:" in lines[0], r.stderr
