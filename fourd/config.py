@@ -59,6 +59,10 @@ class TrainConfig:
     """carved points (points.safetensors) to start from; carved into the run folder when unset."""
     steps: int = 2000
     """optimization steps (one (frame, camera) crop per step per process)."""
+    minutes: float | None = None
+    """train to a wall-time budget instead: the number of steps (and with it the learning-rate decay,
+    evaluations and checkpoints) is sized from the measured step time so the run — carving, training,
+    the final evaluation and checkpoint — ends within the budget; --steps is then only the first guess."""
     lr: float = 5e-3
     """learning rate of the networks and the feature grid (Adam)."""
     lr_points: float = 0.1
@@ -250,7 +254,7 @@ RANGES: dict[str, dict[str, tuple]] = {
                     "coarse_resolution": (2, 4096, True, True), "vote": (0.0, 1.0, False, True),
                     "min_views": (1, None, True, True), "margin": (0.0, 10.0, True, True),
                     "mask_max_side": (16, None, True, True), "bounds_frames": (1, None, True, True)},
-    "TrainConfig": {"steps": (0, None, True, True), "lr": (0.0, 10.0, False, True), "lr_points": (0.0, None, True, True),
+    "TrainConfig": {"steps": (0, None, True, True), "minutes": (0.0, None, False, True), "lr": (0.0, 10.0, False, True), "lr_points": (0.0, None, True, True),
                     "lr_decay": (0.0, 1.0, False, True), "K": (1, 64, True, True), "image_scale": (0.0, 4.0, False, True),
                     "source_size": (8, 4096, True, True), "visibility_refresh": (1, None, True, True),
                     "crop_margin": (0, None, True, True), "w_mask": (0.0, None, True, True),

@@ -43,7 +43,7 @@ def progress(description: str, total: int, completed: int = 0):
     """``with progress("carving", n) as advance: ... advance(info="loss 0.1")`` — a bar with count,
     rate, ETA and an optional info text."""
     if _quiet or not sys.stderr.isatty() and total <= 1:
-        yield lambda n=1, info=None: None
+        yield lambda n=1, info=None, total=None: None
         return
     bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -53,7 +53,9 @@ def progress(description: str, total: int, completed: int = 0):
     with bar:
         task = bar.add_task(description, total=total, completed=completed, rate="", info="")
 
-        def advance(n: int = 1, info: str | None = None) -> None:
+        def advance(n: int = 1, info: str | None = None, total: int | None = None) -> None:
+            if total is not None:  # a plan that changes while it runs (training to a time budget)
+                bar.update(task, total=total)
             bar.advance(task, n)
             t = bar.tasks[0]
             if t.speed:

@@ -38,6 +38,8 @@ class Trainer:
     a :class:`~fourd.train.run.Run` from :func:`~fourd.train.run.load_run` instead."""
 
     def __init__(self, cfg: TrainConfig):
+        self._t_start = time.perf_counter()  # a --minutes budget counts from here (carving included)
+        self._spent_before = 0.0             # seconds of earlier sessions of this run (resume)
         torch.set_flush_denormal(True)
         check_ranges(cfg)  # before any work
         self.cfg = cfg
@@ -62,8 +64,10 @@ class Trainer:
         rest = [p for n, p in self.model.named_parameters() if n != "positions"]
         self.optimizer = torch.optim.Adam([{"params": pos, "lr": cfg.lr_points * self.run.spacing},
                                            {"params": rest, "lr": cfg.lr}], eps=1e-15)
-        gamma = cfg.lr_decay ** (1.0 / max(cfg.steps, 1))
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
+        # exponential decay to lr_decay at the planned last step; the plan moves with a time budget
+        self.planned = cfg.steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: cfg.lr_decay ** min(s / max(self.planned, 1), 1.0))
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
         self.writer = None
         self._zfront: dict = {}
@@ -153,9 +157,12 @@ class Trainer:
         if self.rank != 0:
             return
         d = self.out / "checkpoints"
+        extra = {"spacing": self.run.spacing, "planned_steps": self.planned,
+                 "train_seconds": self._spent_before + time.perf_counter() - self._t_start}
         p = save_checkpoint(d / f"step_{self.step:07d}.pt", self.step, self.model, self.optimizer, self.scheduler,
-                            self.gen, to_json(self.cfg), {"spacing": self.run.spacing})
+                            self.gen, to_json(self.cfg), extra)
         atomic_write_text(d / "latest.txt", p.name)
+        self._saved_step = self.step
         for old in sorted(d.glob("step_*.pt"))[:-2]:  # keep the last two
             old.unlink()
 
@@ -170,7 +177,12 @@ class Trainer:
         self.gen.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
-        log(f"resumed from step {self.step}")
+        extra = json.loads(state.get("extra") or "{}")
+        if self.cfg.minutes:
+            self._spent_before = float(extra.get("train_seconds", 0.0))
+            self.planned = int(extra.get("planned_steps", self.planned))
+        log(f"resumed from step {self.step}"
+            + (f" ({self._spent_before / 60:.1f} of {self.cfg.minutes:g} minutes spent)" if self.cfg.minutes else ""))
         return True
 
     # ------------------------------------------------------------------ loop
@@ -186,11 +198,23 @@ class Trainer:
             self.writer = SummaryWriter(str(self.out / "tb"))
         logf = open(self.out / "log.jsonl", "a") if self.rank == 0 else None
         t0, last = time.perf_counter(), {}
+        budget = TimeBudget(self, cfg.minutes * 60) if cfg.minutes else None
+        if budget is not None:
+            if budget.elapsed() >= budget.seconds:
+                log(f"[yellow]--minutes {cfg.minutes:g} already spent ({budget.elapsed() / 60:.1f} min); "
+                    f"nothing left to train[/]")
+                self.planned = self.step
+            else:  # a first guess until the step time is measured (a resumed run: more than it has done)
+                self.planned = max(self.planned, self.step + max(cfg.steps, TimeBudget.WARMUP))
         try:
-            with progress("training", cfg.steps, completed=self.step) as advance:
-                while self.step < cfg.steps:
+            with progress("training", self.planned, completed=self.step) as advance:
+                while self.step < self.planned:
+                    t_step = time.perf_counter()
                     last = self.train_step()
-                    advance(info=f"loss {last['loss']:.4f} psnr {last['psnr']:.2f}")
+                    if budget is not None:
+                        budget.stepped(time.perf_counter() - t_step)
+                    advance(info=f"loss {last['loss']:.4f} psnr {last['psnr']:.2f}",
+                            total=self.planned if budget is not None else None)
                     if self.rank == 0 and self.step % cfg.log_every == 0:
                         rec = {"step": self.step, "time": time.perf_counter() - t0, **last,
                                "lr": self.scheduler.get_last_lr()[1]}
@@ -198,16 +222,26 @@ class Trainer:
                         logf.flush()
                         for k in ("loss", "psnr"):
                             self.writer.add_scalar(f"train/{k}", last[k], self.step)
-                    if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                    if self.step % cfg.ckpt_every == 0 or self.step == self.planned:
+                        t = time.perf_counter()
                         self.save()
-                    if self.rank == 0 and cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                        if budget is not None:
+                            budget.saved(time.perf_counter() - t)
+                    if self.rank == 0 and cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < self.planned:
                         m = evaluate(self.run, self.out / "eval" / f"step_{self.step:07d}", frames=cfg.eval_frames)
                         self._log_eval(m, logf, t0)
+            if budget is not None and getattr(self, "_saved_step", None) != self.step:
+                self.save()
             result = {"steps": self.step, "train": last}
             if self.rank == 0:
+                t = time.perf_counter()
                 m = evaluate(self.run, self.out / "eval" / "final", frames=cfg.eval_frames)
                 self._log_eval(m, logf, t0)
                 result["eval"] = m
+                if budget is not None:
+                    budget.final_eval_s = time.perf_counter() - t
+            if budget is not None:
+                result["budget"] = budget.summary()
             return result
         finally:
             if logf:
@@ -222,3 +256,74 @@ class Trainer:
             if v is not None:
                 self.writer.add_scalar(f"eval/{k}", v, self.step)
         log(f"step {self.step}: held-out PSNR {m['summary']['psnr']:.2f} dB, SSIM {m['summary']['ssim']:.3f}")
+
+
+class TimeBudget:
+    """Sizes a run to ``seconds`` of wall time (``--minutes``): from the measured step time it sets
+    the planned number of steps — which is also where the learning rate reaches its final decay —
+    keeping back what the final checkpoint and held-out evaluation will take. Re-planned every few
+    steps, so a slower or faster stretch of training moves the end, not the deadline."""
+
+    WARMUP = 5
+
+    def __init__(self, trainer: Trainer, seconds: float):
+        from fourd.train.evaluate import pick_frames
+
+        self.tr, self.seconds = trainer, float(seconds)
+        self.times: list[float] = []
+        self.save_s = 0.2
+        self.n_eval = len(pick_frames(trainer.video.frames, trainer.cfg.eval_frames)) * len(trainer.eval_cams)
+        self.eval_s = None
+        self.replans = 0
+        self.step_s, self.reserve = None, None
+        self.final_eval_s = None
+
+    def elapsed(self) -> float:
+        return self.tr._spent_before + time.perf_counter() - self.tr._t_start
+
+    def saved(self, seconds: float) -> None:
+        self.save_s = seconds
+
+    def _eval_estimate(self) -> float:
+        """One held-out render timed (the first time), times the number the final evaluation makes."""
+        if self.eval_s is None:
+            if not self.n_eval:
+                self.eval_s = 0.0
+            else:
+                tr = self.tr
+                f, cam = tr.video.frames[0], tr.eval_cams[0]
+                took = []
+                for _ in range(2):  # the second: the first pays one-time set-up (a full-size rasterizer)
+                    t = time.perf_counter()
+                    with torch.no_grad():
+                        tgt = tr.run.sampler.target(f, cam, crop=False, scale=1.0)
+                        tr.run.render(f, tgt.camera, None)
+                    took.append(time.perf_counter() - t)
+                self.eval_s = took[1] * 1.2 * self.n_eval + 0.1
+        return self.eval_s
+
+    def stepped(self, seconds: float) -> None:
+        tr = self.tr
+        self.times.append(seconds)
+        n = len(self.times)
+        if n < self.WARMUP:
+            return
+        if n == self.WARMUP or n % max(1, min(20, n // 10)) == 0:
+            recent = sorted(self.times[-50:])
+            self.step_s = recent[len(recent) // 2]
+            self.reserve = self._eval_estimate() + self.save_s + 0.005 * self.seconds
+            left = self.seconds - self.elapsed() - self.reserve
+            tr.planned = max(tr.step, tr.step + int(left / max(self.step_s, 1e-6)))
+            self.replans += 1
+            if tr.planned == tr.step and self.replans == 1:
+                log(f"[yellow]--minutes {self.seconds / 60:g}: the budget leaves no time to train after "
+                    f"{self.elapsed():.0f} s of set-up; stopping at step {tr.step}[/]")
+        # every step: never start a step that would end past the deadline
+        if self.elapsed() + self.step_s + self.reserve > self.seconds:
+            tr.planned = tr.step
+
+    def summary(self) -> dict:
+        return {"budget_s": self.seconds, "elapsed_s": self.elapsed(), "steps": self.tr.step,
+                "step_s": sorted(self.times)[len(self.times) // 2] if self.times else None,
+                "eval_estimate_s": self.eval_s, "final_eval_s": self.final_eval_s, "save_s": self.save_s,
+                "replans": self.replans}

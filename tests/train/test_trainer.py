@@ -166,3 +166,34 @@ def test_dataset_without_masks_says_why(tiny_ev, tmp_path):
     shutil.rmtree(c / "masks")
     with pytest.raises(FourdError, match="carving needs foreground masks"):
         Trainer(tiny_cfg(c, tmp_path / "r"))
+
+
+def test_minutes_budget_ends_on_time_and_composes_with_resume(tiny_ev, tmp_path):
+    """--minutes sizes the run from the measured step time: it ends within 3 % of the budget,
+    carving, final checkpoint and evaluation included, with the learning rate fully decayed; a
+    resumed run spends only what is left of it."""
+    from fourd.train.trainer import Trainer
+
+    budget = 0.75  # minutes
+    cfg = tiny_cfg(tiny_ev, tmp_path / "run", steps=50, minutes=budget, ckpt_every=100)
+    t0 = time.perf_counter()
+    tr = Trainer(cfg)
+    res = tr.fit()
+    wall = time.perf_counter() - t0
+    assert abs(wall - budget * 60) <= 0.03 * budget * 60, (wall, res["budget"])
+    assert res["steps"] > 50  # the budget, not --steps, decided the length
+    lr = tr.scheduler.get_last_lr()[1]
+    # decayed (nearly) to the end of the plan: a slower last stretch stops it a few steps early
+    assert cfg.lr * cfg.lr_decay * 0.99 <= lr < 2 * cfg.lr * cfg.lr_decay, lr
+    assert res["eval"]["step"] == res["steps"]
+    tr.run.release()
+    # a longer budget on the same run: the resumed session takes what is left
+    more = tiny_cfg(tiny_ev, tmp_path / "run", steps=50, minutes=2 * budget, ckpt_every=100)
+    t0 = time.perf_counter()
+    tr2 = Trainer(more)
+    res2 = tr2.fit(resume=True)
+    wall2 = time.perf_counter() - t0
+    spent = res["budget"]["elapsed_s"]
+    assert abs(wall2 - (2 * budget * 60 - spent)) <= 0.03 * budget * 60, (wall2, spent, res2["budget"])
+    assert res2["steps"] > res["steps"]
+    tr2.run.release()
