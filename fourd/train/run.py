@@ -135,9 +135,10 @@ def latest_checkpoint(run: str | Path) -> Path | None:
     return d / latest.read_text().strip() if latest.is_file() else None
 
 
-def load_run(run: str | Path, device: str | None = None) -> Run:
+def load_run(run: str | Path, device: str | None = None, dataset: str | Path | None = None) -> Run:
     """Load a trained run for use: nothing is written, carved or trained. ``device`` overrides
-    the device the run was trained on."""
+    the device the run was trained on; ``dataset`` reads the images and masks from another copy
+    of the capture (same cameras and frames — e.g. re-cut masks to evaluate against)."""
     from fourd.config import to_json
     from fourd.train.checkpoint import load_checkpoint
 
@@ -155,7 +156,14 @@ def load_run(run: str | Path, device: str | None = None) -> Run:
         raise FourdError("the run's carved points are missing", pts_path,
                          "restore the file, or carve again with `fourd train --resume` on this run")
     points = PointSequence.load(pts_path)
-    r = build_run(cfg, points, run)
+    video = None
+    if dataset is not None:
+        video = open_dataset(dataset, cfg.data_root)
+        own = open_dataset(cfg.dataset, cfg.data_root)
+        if video.camera_names != own.camera_names or video.frames != own.frames:
+            raise FourdError("this capture's cameras or frames differ from the run's", dataset,
+                             "give a copy of the run's own capture (same camera names and frames)")
+    r = build_run(cfg, points, run, video)
     state = load_checkpoint(ckpt, to_json(cfg))
     r.model.load_state_dict(state["model"])
     r.step = int(state["step"])
