@@ -127,9 +127,9 @@ def build_app(args: list[str]) -> SubcommandApp:
     add(app, {"orbit": paths.path_orbit, "spiral": paths.path_spiral, "show": paths.path_show}, "path",
         "Camera paths: generate (orbit, spiral) or inspect (show).")
     add(app, {"synth": data.data_synth, "info": data.data_info, "convert": data.data_convert,
-              "preview": data.data_preview, "ingest": ingest.data_ingest, "sync": ingest.data_sync,
+              "preview": data.data_preview, "degrade": data.data_degrade, "ingest": ingest.data_ingest, "sync": ingest.data_sync,
               "calibrate": ingest.data_calibrate, "masks": ingest.data_masks, "board": ingest.data_board}, "data",
-        "Captures: synthesize, summarize, convert, preview; ingest your own rig's videos.")
+        "Captures: synthesize, summarize, convert, preview, degrade; ingest your own rig's videos.")
     if args[:1] == ["fit-mesh"]:
         from fourd.config import preset
 

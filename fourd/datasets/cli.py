@@ -96,3 +96,29 @@ def data_preview(path: Capture, out: Path = Path("sheet.png"), cameras: int = 24
     contact_sheet(open_dataset(path, data_root), out, cameras, frames)
     log(f"contact sheet → {out}")
     print(out)
+
+
+def data_degrade(src: Capture, out: Pos[Path],
+                 faults: str = "colour,distortion,calibration,masks,background,noise", seed: int = 0,
+                 layout: Literal["easyvolcap", "smc"] = "easyvolcap", data_root: Path | None = None) -> None:
+    """Write a copy of a capture with a real rig's faults on its training cameras (held-out ones stay clean).
+
+    Faults: colour (per-camera gain and offset), distortion (radial k1/k2 on images and masks, written
+    into D), calibration (pose off by 0.05–0.1° and a small shift), masks (erosion/dilation, holes,
+    stray blobs), background (a textured plate composited with a soft edge), noise (sensor noise and
+    JPEG). What was applied goes to OUT/faults.json.
+
+    Args:
+        src: capture folder, .smc file, or a dataset name.
+        out: output folder.
+        faults: comma-separated subset of colour, distortion, calibration, masks, background, noise.
+        seed: random seed (the same seed gives the same faults).
+        layout: easyvolcap or smc.
+        data_root: where named datasets live.
+    """
+    from fourd.datasets.degrade import degrade
+    from fourd.io import check_output
+
+    check_output(out, "folder", (src,))
+    chosen = tuple(f.strip() for f in faults.split(",") if f.strip())
+    print(degrade(src, out, chosen, seed, layout, data_root=data_root))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fourd.datasets.degrade import noise_texture
 from fourd.ingest.calibrate import BoardSpec
 from fourd.ingest.video import write_video
 from fourd.structures.cameras import K_to_opencv
@@ -41,24 +42,6 @@ class RigRecipe:
     held_out: int = 2
     sharp: bool = False
     """studio texture with fine detail (for structure from motion)."""
-
-
-def _noise_texture(rng, h: int, w: int, sharp: bool = False) -> np.ndarray:
-    """Smooth colourful texture with features at several scales (something to tell apart);
-    ``sharp`` adds small bright dots (corner-like detail, as posters and props give SfM)."""
-    import cv2
-
-    tex = np.zeros((h, w, 3), np.float32)
-    for cell, amp in ((64, 0.5), (16, 0.3), (4, 0.2)):
-        small = rng.random((max(2, h // cell), max(2, w // cell), 3)).astype(np.float32)
-        tex += amp * cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
-    tex = np.clip((tex - tex.mean()) * 1.6 + 0.45, 0.05, 0.95) * 255
-    if sharp:
-        # light and dark dots: detail in brightness survives the codec's half-resolution colour
-        dots = cv2.GaussianBlur((rng.random((h, w)) < 0.02).astype(np.float32), (0, 0), 1.0) * 3
-        sign = np.where(rng.random((h, w)) < 0.5, -1.0, 1.0).astype(np.float32)
-        tex = tex + (dots * sign * 200)[..., None]
-    return np.clip(tex, 0, 255).astype(np.uint8)
 
 
 def studio_background(cams, index: int, center: np.ndarray, wall_radius: float, wall_tex, floor_tex,
@@ -172,8 +155,8 @@ def make_rig(out: str | Path, recipe: RigRecipe | None = None, spec: BoardSpec |
     dist = np.linalg.norm(centers - subject_center, axis=1)
     spec = spec or BoardSpec(columns=7, rows=5, square=0.2, marker=0.15)
     k = 2 if recipe.sharp else 1
-    wall_tex = _noise_texture(rng, 512 * k, 2048 * k, recipe.sharp)
-    floor_tex = _noise_texture(rng, 1024 * k, 1024 * k, recipe.sharp)
+    wall_tex = noise_texture(rng, 512 * k, 2048 * k, recipe.sharp)
+    floor_tex = noise_texture(rng, 1024 * k, 1024 * k, recipe.sharp)
     pps = 60
     board_img = spec.image(pps)
     names = cams.names

@@ -1,0 +1,292 @@
+"""``fourd data degrade``: a capture with the faults of a real rig, made from a clean one.
+
+Applied to the training cameras only — held-out cameras stay exact and clean, so evaluation keeps
+its ground truth. Each fault can be chosen alone (``--faults``); what was applied is written to
+``OUT/faults.json``:
+
+- ``colour``: a per-camera gain and offset per channel (the cameras disagree in colour);
+- ``distortion``: radial lens distortion (k1, k2) applied to images and masks and written into
+  the calibration's ``D``, so undistortion on load is exercised;
+- ``calibration``: the written pose is off — a small rotation about the camera centre and a
+  small shift of the centre (the images stay as the true camera saw them);
+- ``masks``: on some images a 1-px erosion or dilation, a small hole inside the silhouette or a
+  stray blob near it;
+- ``background``: a textured plate behind the subject, composited with a soft edge (edge pixels
+  carry background colour, as matting does);
+- ``noise``: sensor noise and JPEG re-encoding.
+
+The degraded capture is produced image by image while it is written (never held in memory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fourd.datasets.base import MultiViewVideo
+from fourd.datasets.codecs import decode_image, encode_image
+from fourd.errors import DataError
+from fourd.structures.cameras import Cameras, K_to_opencv
+
+FAULTS = ("colour", "distortion", "calibration", "masks", "background", "noise")
+
+
+@dataclass
+class FaultSpec:
+    gain: float = 0.08
+    """colour gain per channel drawn from [1 − gain, 1 + gain]."""
+    offset: float = 0.03
+    """colour offset per channel drawn from [−offset, offset] (of full scale)."""
+    k1: tuple[float, float] = (-0.15, -0.05)
+    """radial distortion k1 range."""
+    k2: tuple[float, float] = (0.0, 0.05)
+    """radial distortion k2 range."""
+    rotation_deg: tuple[float, float] = (0.05, 0.1)
+    """pose error: rotation angle range, degrees."""
+    translation: float = 0.002
+    """pose error: centre shift, as a fraction of the camera's distance to the scene centre."""
+    mask_fraction: float = 0.5
+    """fraction of training images whose mask is damaged."""
+    noise: float = 2.0
+    """sensor noise, grey levels (σ)."""
+    jpeg_quality: int = 85
+    """JPEG quality of the re-encoded images (noise fault)."""
+
+
+def noise_texture(rng, h: int, w: int, sharp: bool = False) -> np.ndarray:
+    """Smooth colourful texture with features at several scales; ``sharp`` adds light and dark dots
+    (detail in brightness, which survives a video codec's half-resolution colour)."""
+    import cv2
+
+    tex = np.zeros((h, w, 3), np.float32)
+    for cell, amp in ((64, 0.5), (16, 0.3), (4, 0.2)):
+        small = rng.random((max(2, h // cell), max(2, w // cell), 3)).astype(np.float32)
+        tex += amp * cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    tex = np.clip((tex - tex.mean()) * 1.6 + 0.45, 0.05, 0.95) * 255
+    if sharp:
+        dots = cv2.GaussianBlur((rng.random((h, w)) < 0.02).astype(np.float32), (0, 0), 1.0) * 3
+        sign = np.where(rng.random((h, w)) < 0.5, -1.0, 1.0).astype(np.float32)
+        tex = tex + (dots * sign * 200)[..., None]
+    return np.clip(tex, 0, 255).astype(np.uint8)
+
+
+def _rot(axis: np.ndarray, deg: float) -> np.ndarray:
+    import cv2
+
+    a = np.asarray(axis, np.float64)
+    return cv2.Rodrigues(a / np.linalg.norm(a) * np.radians(deg))[0]
+
+
+def _seed(*parts) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
+
+
+def radial_is_monotonic(k1: float, k2: float, r_max: float) -> bool:
+    """r(1 + k1 r² + k2 r⁴) increases on [0, r_max] (the distortion does not fold the image)."""
+    r = np.linspace(0, r_max, 512)
+    return bool((1 + 3 * k1 * r ** 2 + 5 * k2 * r ** 4 > 0).all())
+
+
+class DegradedCapture(MultiViewVideo):
+    """``src`` with ``faults`` applied to its training cameras, image by image on read."""
+
+    layout = "degraded"
+
+    def __init__(self, src: MultiViewVideo, faults: tuple[str, ...] = FAULTS, seed: int = 0,
+                 spec: FaultSpec | None = None):
+        bad = [f for f in faults if f not in FAULTS]
+        if bad:
+            raise DataError(f"unknown fault '{bad[0]}'", "--faults", f"use some of {', '.join(FAULTS)}")
+        if "masks" in faults and not src.has_masks:
+            raise DataError("the capture has no masks to damage", src.path, "drop 'masks' from --faults")
+        self.src, self.faults, self.seed, self.spec = src, tuple(faults), int(seed), spec or FaultSpec()
+        sp = self.spec
+        rng = np.random.default_rng(seed)
+        cams = src.cameras
+        K = cams.K.double().cpu().numpy()
+        R = cams.R.double().cpu().numpy().copy()
+        T = cams.T.double().cpu().numpy().copy()
+        D = cams.D.double().cpu().numpy().copy()
+        centre = self._scene_centre(cams)
+        self.record: dict = {"faults": list(self.faults), "seed": self.seed, "spec": asdict(sp), "cameras": {},
+                             "held_out": list(src.held_out), "images": {}}
+        self._maps, self._plates, self._colour = {}, {}, {}
+        for i, n in enumerate(cams.names):
+            if n in src.held_out:
+                continue
+            rec: dict = {}
+            H, W = int(cams.H[i]), int(cams.W[i])
+            if "colour" in faults:
+                g = rng.uniform(1 - sp.gain, 1 + sp.gain, 3)
+                o = rng.uniform(-sp.offset, sp.offset, 3)
+                self._colour[n] = (g, o)
+                rec["colour_gain"], rec["colour_offset"] = g.tolist(), o.tolist()
+            if "distortion" in faults:
+                r_max = float(np.hypot(W / K[i, 0, 0], H / K[i, 1, 1]) / 2)
+                for _ in range(100):
+                    k1, k2 = rng.uniform(*sp.k1), rng.uniform(*sp.k2)
+                    if radial_is_monotonic(k1, k2, r_max * 1.05):
+                        break
+                D[i, :] = [k1, k2, 0, 0, 0]
+                self._maps[n] = self._distortion_map(K[i], D[i], H, W)
+                rec["k1"], rec["k2"] = float(k1), float(k2)
+            if "calibration" in faults:
+                C = -R[i].T @ T[i]
+                ang = rng.uniform(*sp.rotation_deg)
+                dR = _rot(rng.normal(size=3), ang)
+                shift = rng.normal(size=3)
+                shift *= sp.translation * float(np.linalg.norm(C - centre)) / np.linalg.norm(shift)
+                R[i] = dR @ R[i]
+                T[i] = -R[i] @ (C + shift)
+                rec["rotation_deg"], rec["centre_shift"] = float(ang), shift.tolist()
+            if "background" in faults:
+                self._plates[n] = noise_texture(np.random.default_rng(_seed(seed, "plate", n)), H, W)
+                rec["background"] = True
+            self.record["cameras"][n] = rec
+        self.true_cameras = cams
+        degraded = Cameras(K, R, T, cams.H, cams.W, D, list(cams.names)).to(dtype=cams.K.dtype)
+        super().__init__(src.path, degraded, src.frames, src.held_out, src.fps)
+
+    @staticmethod
+    def _scene_centre(cams: Cameras) -> np.ndarray:
+        """Least-squares point closest to every optical axis (where the rig looks)."""
+        C = cams.centers.double().cpu().numpy()
+        d = cams.R[:, 2].double().cpu().numpy()
+        A, b = np.zeros((3, 3)), np.zeros(3)
+        for c, v in zip(C, d):
+            P = np.eye(3) - np.outer(v, v)
+            A += P
+            b += P @ c
+        return np.linalg.lstsq(A, b, rcond=None)[0]
+
+    @staticmethod
+    def _distortion_map(K: np.ndarray, D: np.ndarray, H: int, W: int):
+        """remap tables: for each pixel of the distorted image, where it comes from in the clean one."""
+        import cv2
+
+        Kc = K_to_opencv(K)
+        ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
+        pts = np.stack([xs.ravel(), ys.ravel()], -1).reshape(-1, 1, 2)
+        und = cv2.undistortPoints(pts, Kc, D, P=Kc, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-9))
+        m = und.reshape(H, W, 2).astype(np.float32)
+        return m[..., 0], m[..., 1]
+
+    # --------------------------------------------------------------- images
+    def _mask(self, frame: int, cam: str) -> np.ndarray | None:
+        got = self.src.mask_bytes(frame, cam)
+        if got is None:
+            return None
+        return decode_image(got[0], got[1], grayscale=True) > 127
+
+    def image_bytes(self, frame, cam):
+        import cv2
+
+        data, where = self.src.image_bytes(frame, cam)
+        if cam in self.src.held_out:
+            return data, where
+        img = decode_image(data, where).astype(np.float32)
+        if cam in self._plates:
+            m = self._mask(frame, cam)
+            if m is not None:
+                alpha = cv2.GaussianBlur(m.astype(np.float32), (0, 0), 1.0)[..., None]
+                img = img * alpha + self._plates[cam].astype(np.float32) * (1 - alpha)
+        if cam in self._colour:
+            g, o = self._colour[cam]
+            img = img * g + o * 255
+        if cam in self._maps:
+            img = cv2.remap(np.clip(img, 0, 255), *self._maps[cam], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        ext, quality = ".jpg", 95
+        if "noise" in self.faults:
+            rng = np.random.default_rng(_seed(self.seed, "noise", frame, cam))
+            img = img + rng.normal(0, self.spec.noise, img.shape)
+            quality = self.spec.jpeg_quality
+        elif data[:4] == b"\x89PNG":
+            ext = ".png"
+        out = np.clip(np.round(img), 0, 255).astype(np.uint8)
+        return encode_image(out, ext, quality), f"{where} (degraded)"
+
+    def mask_bytes(self, frame, cam):
+        import cv2
+
+        got = self.src.mask_bytes(frame, cam)
+        if got is None or cam in self.src.held_out:
+            return got
+        m = decode_image(got[0], got[1], grayscale=True) > 127
+        if cam in self._maps:
+            m = cv2.remap(m.astype(np.float32), *self._maps[cam], cv2.INTER_LINEAR) > 0.5
+        if "masks" in self.faults:
+            m, what = self._damage(m, frame, cam)
+            if what:
+                self.record["images"][f"{frame}/{cam}"] = what
+        return encode_image(m.astype(np.uint8) * 255, ".png"), f"{got[1]} (degraded)"
+
+    def _damage(self, m: np.ndarray, frame: int, cam: str) -> tuple[np.ndarray, dict | None]:
+        import cv2
+
+        rng = np.random.default_rng(_seed(self.seed, "mask", frame, cam))
+        if not m.any() or rng.random() >= self.spec.mask_fraction:
+            return m, None
+        kind = ("erode", "dilate", "hole", "blob")[int(rng.integers(4))]
+        ys, xs = np.nonzero(m)
+        size = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
+        r = max(2, round(rng.uniform(0.03, 0.06) * size))
+        k = np.ones((3, 3), np.uint8)
+        if kind == "erode":
+            out = cv2.erode(m.astype(np.uint8), k) > 0
+        elif kind == "dilate":
+            out = cv2.dilate(m.astype(np.uint8), k) > 0
+        else:
+            inside = cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5)
+            outside = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 5)
+            cand = np.argwhere(inside > r + 1) if kind == "hole" else np.argwhere((outside > r) & (outside < 3 * r))
+            if not len(cand):
+                return m, None
+            y, x = cand[int(rng.integers(len(cand)))]
+            disk = np.zeros(m.shape, np.uint8)
+            cv2.circle(disk, (int(x), int(y)), r, 1, -1)
+            out = m & (disk == 0) if kind == "hole" else m | (disk > 0)
+            return out, {"kind": kind, "radius": r, "at": [int(x), int(y)], "pixels": int((out != m).sum())}
+        return out, {"kind": kind, "pixels": int((out != m).sum())}
+
+
+def degrade(src: str | Path, out: str | Path, faults: tuple[str, ...] = FAULTS, seed: int = 0,
+            layout: str = "easyvolcap", spec: FaultSpec | None = None, data_root=None) -> Path:
+    """Write ``src`` with ``faults`` as a new capture in ``out`` and ``out/faults.json``."""
+    from fourd.console import log, progress
+    from fourd.datasets import open_dataset
+    from fourd.io import write_json
+
+    video = open_dataset(src, data_root)
+    if not video.train_cameras or not video.held_out:
+        log("[yellow]degrade: the capture holds out no cameras; every camera is degraded and evaluation on it "
+            "has no clean ground truth[/]")
+    deg = DegradedCapture(video, tuple(faults), seed, spec)
+    out = Path(out)
+    with progress("degrading", len(video.frames)) as advance:
+        if layout == "easyvolcap":
+            from fourd.datasets.easyvolcap import write_easyvolcap
+
+            write_easyvolcap(deg, out, progress=advance)
+        elif layout == "smc":
+            from fourd.datasets.smc import write_smc
+
+            write_smc(deg, out, progress=advance)
+        else:
+            raise DataError(f"unknown layout '{layout}'", "--layout", "use easyvolcap or smc")
+    write_json(out / "faults.json", deg.record)
+    log(f"degraded capture ({', '.join(deg.faults)}; {len(deg.record['cameras'])} training cameras, "
+        f"{len(video.held_out)} held out clean) → {out}")
+    return out
+
+
+def fault_summary(path: str | Path) -> dict:
+    """``faults.json`` of a degraded capture."""
+    p = Path(path) / "faults.json"
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"cannot read faults ({e})", p, "degrade the capture with fourd data degrade") from None

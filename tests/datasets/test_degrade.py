@@ -1,0 +1,128 @@
+"""`fourd data degrade`: a real rig's faults on the training cameras of a clean capture, recorded
+in faults.json, held-out cameras untouched."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fourd.datasets import open_dataset
+from fourd.datasets.degrade import FAULTS, degrade
+from fourd.errors import DataError
+from fourd.ingest.masks import mask_iou
+
+pytestmark = pytest.mark.gl  # the captures are rendered with GL
+
+
+@pytest.fixture(scope="module")
+def png_cap(tmp_path_factory):
+    """Lossless images, large enough for pixel-exact checks of the colour and distortion faults."""
+    from fourd.datasets.synth import SynthRecipe, synthesize
+
+    return synthesize(SynthRecipe(rings=[(5, 20.0)], frames=2, width=192, height=160, held_out=1,
+                                  image_format="png"), tmp_path_factory.mktemp("png_cap"))
+
+
+def _angle(Ra, Rb) -> float:
+    """Angle of Ra Rb^T from its axis-angle vector (arccos of the trace loses small angles)."""
+    import cv2
+
+    return float(np.degrees(np.linalg.norm(cv2.Rodrigues(Ra @ Rb.T)[0])))
+
+
+def test_all_faults_leave_held_out_cameras_clean(tiny_ev, tmp_path):
+    out = degrade(tiny_ev, tmp_path / "d", FAULTS, seed=3)
+    src, deg = open_dataset(tiny_ev), open_dataset(out)
+    rec = json.loads((out / "faults.json").read_text())
+    assert set(rec["cameras"]) == set(src.train_cameras)
+    assert deg.held_out == src.held_out
+    for n in src.held_out:
+        i = src.cameras.index(n)
+        assert np.array_equal(deg.cameras.K[i].numpy(), src.cameras.K[i].numpy())
+        assert np.allclose(deg.cameras.R[i].numpy(), src.cameras.R[i].numpy(), atol=1e-6)
+        assert float(deg.cameras.D[i].abs().max()) == 0
+        for f in src.frames:
+            assert np.array_equal(deg.image(f, n), src.image(f, n))
+            assert np.array_equal(deg.mask(f, n), src.mask(f, n))
+    n = src.train_cameras[0]
+    assert not np.array_equal(deg.image(0, n), src.image(0, n))
+    # the same seed makes the same capture
+    again = degrade(tiny_ev, tmp_path / "e", FAULTS, seed=3)
+    assert json.loads((again / "faults.json").read_text()) == rec
+    assert (again / "images" / n / "000000.jpg").read_bytes() == (out / "images" / n / "000000.jpg").read_bytes()
+
+
+def test_distortion_is_written_and_undone_on_load(png_cap, tmp_path):
+    out = degrade(png_cap, tmp_path / "d", ("distortion",), seed=1)
+    src, deg = open_dataset(png_cap), open_dataset(out)
+    rec = json.loads((out / "faults.json").read_text())
+    moved = 0
+    for n in src.train_cameras:
+        i = src.cameras.index(n)
+        k1, k2 = (float(x) for x in deg.cameras.D[i, :2])
+        assert (k1, k2) == pytest.approx((rec["cameras"][n]["k1"], rec["cameras"][n]["k2"]), abs=1e-6)
+        assert -0.15 <= k1 <= -0.05 and 0 <= k2 <= 0.05
+        moved += int((deg.mask(0, n) != src.mask(0, n)).sum())  # the stored masks are distorted ...
+        v = deg.view(0, n)  # ... and undistorted on load back to the clean ones
+        assert mask_iou(v.mask, src.mask(0, n)) > 0.95
+        clean = src.image(0, n).astype(float)
+        img = np.asarray(v.image, np.float64)
+        img = img * 255 if img.max() <= 1.0 else img
+        err = np.abs(img - clean)[8:-8, 8:-8].mean()
+        assert err < 3, err
+    assert moved > 20
+
+
+def test_calibration_error_is_small_and_recorded(tiny_ev, tmp_path):
+    out = degrade(tiny_ev, tmp_path / "d", ("calibration",), seed=2)
+    src, deg = open_dataset(tiny_ev), open_dataset(out)
+    rec = json.loads((out / "faults.json").read_text())
+    for n in src.train_cameras:
+        i = src.cameras.index(n)
+        a = _angle(deg.cameras.R[i].double().numpy(), src.cameras.R[i].double().numpy())
+        assert a == pytest.approx(rec["cameras"][n]["rotation_deg"], abs=1e-3)
+        assert 0.05 <= a <= 0.1
+    n = src.train_cameras[0]  # the images stay as the true camera saw them
+    assert np.abs(deg.image(0, n).astype(float) - src.image(0, n)).mean() < 2
+
+
+def test_colour_gain_and_offset(png_cap, tmp_path):
+    out = degrade(png_cap, tmp_path / "d", ("colour",), seed=4)
+    src, deg = open_dataset(png_cap), open_dataset(out)
+    rec = json.loads((out / "faults.json").read_text())
+    for n in src.train_cameras:
+        g = np.array(rec["cameras"][n]["colour_gain"])
+        o = np.array(rec["cameras"][n]["colour_offset"])
+        assert (np.abs(g - 1) <= 0.08).all() and (np.abs(o) <= 0.03).all()
+        a = src.image(1, n).astype(float)
+        b = deg.image(1, n).astype(float)
+        expect = np.round(np.clip(a * g + o * 255, 0, 255))
+        assert np.abs(b - expect).max() <= 1  # lossless in, lossless out: the recorded transform exactly
+        assert np.abs(b - a)[src.mask(1, n)].mean() > 2
+
+
+def test_mask_damage_is_recorded(tiny_ev, tmp_path):
+    out = degrade(tiny_ev, tmp_path / "d", ("masks",), seed=5)
+    src, deg = open_dataset(tiny_ev), open_dataset(out)
+    rec = json.loads((out / "faults.json").read_text())
+    damaged = rec["images"]
+    n_train = len(src.train_cameras) * len(src.frames)
+    assert 0.2 * n_train <= len(damaged) <= 0.8 * n_train
+    for key, what in damaged.items():
+        f, n = key.split("/")
+        diff = int((deg.mask(int(f), n) != src.mask(int(f), n)).sum())
+        assert diff == what["pixels"] > 0, (key, what)
+        assert what["kind"] in ("erode", "dilate", "hole", "blob")
+    for f in src.frames:
+        for n in src.train_cameras:
+            if f"{f}/{n}" not in damaged:
+                assert np.array_equal(deg.mask(f, n), src.mask(f, n))
+
+
+def test_smc_layout_and_bad_faults(tiny_ev, tmp_path):
+    out = degrade(tiny_ev, tmp_path / "s", ("colour", "noise"), layout="smc")
+    assert open_dataset(out).layout == "smc"
+    with pytest.raises(DataError, match="unknown fault 'blur'"):
+        degrade(tiny_ev, tmp_path / "x", ("blur",))
