@@ -39,6 +39,32 @@ def silhouette_iou(points: torch.Tensor, cams: Cameras, masks: list[np.ndarray],
     return ious
 
 
+def mask_disagreement(points: torch.Tensor, cams: Cameras, masks: list[np.ndarray], spacing: float,
+                      tolerance: int = 2) -> list[float]:
+    """Per camera, the fraction of its mask the carved hull contradicts: foreground where the hull's
+    projection is empty (a stray blob: the other cameras carved that space away) plus enclosed holes
+    in the mask that the hull fills (the vote kept the space the hole would have cut). The hull of
+    a few views is fatter than the subject, so the other direction (hull beyond the mask) says
+    nothing; ``tolerance`` pixels absorb the splat outline's roughness."""
+    import cv2
+    from scipy import ndimage
+
+    k = np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8)
+    out = []
+    for s, m in zip(splat_masks(points, cams, spacing), masks):
+        m = np.asarray(m, bool)
+        area = int(m.sum())
+        if not area:
+            out.append(0.0)
+            continue
+        grown = cv2.dilate(s.astype(np.uint8), k) > 0
+        shrunk = cv2.erode(s.astype(np.uint8), k) > 0
+        stray = m & ~grown
+        holes = ndimage.binary_fill_holes(m) & ~m & shrunk
+        out.append(float((stray.sum() + holes.sum()) / area))
+    return out
+
+
 def point_spacing(area: float, n: int) -> float:
     """Mean distance between n points spread evenly over a surface of this area."""
     return float(np.sqrt(area / max(n, 1)))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from fourd.carve.hull import Grid, HullSettings, MaskStack, carve_coarse_to_fine, levels_for
-from fourd.carve.metrics import point_spacing, silhouette_iou
+from fourd.carve.metrics import mask_disagreement, point_spacing, silhouette_iou
 from fourd.carve.surface import hull_mesh, surface_points
 from fourd.carve.volume import find_bounds
 from fourd.config import CarveConfig
@@ -98,6 +98,29 @@ def colorize(points: torch.Tensor, normals: torch.Tensor, cams: Cameras, images:
     return (acc / wsum.clamp_min(1e-9)[:, None]).float()
 
 
+def mask_consistency(stats: list[dict], names: list[str], floor: float = 0.015, ratio: float = 4.0) -> dict:
+    """Which masks the carved hull contradicts (:func:`~fourd.carve.metrics.mask_disagreement`: a
+    stray blob the other cameras carved away, a hole the vote filled): per frame, a camera whose
+    disagreement exceeds ``floor`` and ``ratio`` × the frame's median; and the cameras ranked by
+    their mean disagreement, worst first."""
+    flagged = []
+    for s in stats:
+        med = float(np.median(list(s["disagreement"].values())))
+        flagged += [{"frame": s["frame"], "camera": n, "disagreement": v, "frame_median": med}
+                    for n, v in s["disagreement"].items() if v > max(floor, ratio * med)]
+    mean = {n: float(np.mean([s["disagreement"][n] for s in stats])) for n in names}
+    worst = sorted(mean, key=mean.get, reverse=True)
+    if flagged:
+        per_cam: dict[str, int] = {}
+        for f in flagged:
+            per_cam[f["camera"]] = per_cam.get(f["camera"], 0) + 1
+        top = sorted(per_cam, key=lambda n: (-per_cam[n], -mean[n]))[:5]
+        log(f"[yellow]masks the hull contradicts: {len(flagged)} (camera: frames) "
+            f"{', '.join(f'{n}: {per_cam[n]}' for n in top)}; carve.json lists them[/]")
+    return {"masks_flagged": flagged,
+            "cameras_by_mask_disagreement": [{"camera": n, "disagreement_mean": mean[n]} for n in worst]}
+
+
 def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | None = None,
                    frames: list[int] | None = None) -> tuple[PointSequence, dict]:
     torch.set_flush_denormal(True)
@@ -144,11 +167,14 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
             spacing = point_spacing(area, cfg.points)
             col = colorize(p, n, cams.to("cpu"), images, spacing)
             ious = silhouette_iou(p, cams.to("cpu"), masks, spacing)
+            disagree = mask_disagreement(p, cams.to("cpu"), masks, spacing)
             pts_list.append(p)
             nrm_list.append(n)
             col_list.append(col)
             stats.append({"frame": f, "voxels": int(occ.sum()), "iou_mean": float(np.mean(ious)),
                           "iou_min": float(np.min(ious)), "spacing": spacing,
+                          "iou": {n: float(v) for n, v in zip(names, ious)},
+                          "disagreement": {n: float(v) for n, v in zip(names, disagree)},
                           "seconds": time.perf_counter() - tf})
             advance()
     seq = PointSequence.from_list(pts_list, frames, {"normals": nrm_list, "colors": col_list},
@@ -156,7 +182,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
     report = {"config": dataclasses.asdict(cfg), "bounds": [lo.tolist(), hi.tolist()], "grid": list(grid.shape),
               "voxel_size": grid.size, "cameras": names, "frames": stats,
               "iou_mean": float(np.mean([s["iou_mean"] for s in stats])),
-              "seconds": time.perf_counter() - t0}
+              **mask_consistency(stats, names), "seconds": time.perf_counter() - t0}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

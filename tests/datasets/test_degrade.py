@@ -21,7 +21,7 @@ def png_cap(tmp_path_factory):
     """Lossless images, large enough for pixel-exact checks of the colour and distortion faults."""
     from fourd.datasets.synth import SynthRecipe, synthesize
 
-    return synthesize(SynthRecipe(rings=[(5, 20.0)], frames=2, width=192, height=160, held_out=1,
+    return synthesize(SynthRecipe(rings=[(8, 10.0), (6, 40.0)], frames=2, width=192, height=160, held_out=2,
                                   image_format="png"), tmp_path_factory.mktemp("png_cap"))
 
 
@@ -126,3 +126,33 @@ def test_smc_layout_and_bad_faults(tiny_ev, tmp_path):
     assert open_dataset(out).layout == "smc"
     with pytest.raises(DataError, match="unknown fault 'blur'"):
         degrade(tiny_ev, tmp_path / "x", ("blur",))
+
+
+def test_carve_report_names_the_worst_damaged_masks(png_cap, tmp_path):
+    """Masks damaged by the injector: the carve report flags the images with a hole or a stray blob,
+    ranks the heaviest-damaged camera worst, and flags nothing on the clean capture."""
+    from fourd.carve.run import carve_sequence
+    from fourd.config import CarveConfig
+    from fourd.datasets.degrade import FaultSpec
+
+    out = degrade(png_cap, tmp_path / "d", ("masks",), seed=7, spec=FaultSpec(mask_fraction=0.5))
+    rec = json.loads((out / "faults.json").read_text())
+    damage: dict[str, int] = {}
+    for key, what in rec["images"].items():
+        if what["kind"] in ("hole", "blob"):
+            damage[key.split("/")[1]] = damage.get(key.split("/")[1], 0) + what["pixels"]
+    assert damage, "the seed damaged no mask with a hole or blob"
+    heaviest = max(damage, key=damage.get)
+    # half the masks are damaged, several per frame: a vote that tolerates three disagreeing cameras
+    # keeps the damaged masks from cutting the hull (at 0.9, two erosions in one frame cut it and
+    # every camera then disagrees a little)
+    cfg = CarveConfig(points=3000, resolution=96, vote=0.75)
+    _, report = carve_sequence(open_dataset(out), cfg)
+    flagged = {(f["frame"], f["camera"]) for f in report["masks_flagged"]}
+    for key, what in rec["images"].items():
+        if what["kind"] in ("hole", "blob"):
+            f, n = key.split("/")
+            assert (int(f), n) in flagged, (key, what, report["masks_flagged"])
+    assert report["cameras_by_mask_disagreement"][0]["camera"] == heaviest
+    _, clean = carve_sequence(open_dataset(png_cap), cfg)
+    assert clean["masks_flagged"] == []
