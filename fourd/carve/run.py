@@ -129,6 +129,8 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
     dev = resolve_device(cfg.device)
     frames = list(frames or video.frames)
     names = video.camera_names if cfg.include_held_out else video.train_cameras
+    blind = set(video.empty_mask_cameras(names))
+    names = [n for n in names if n not in blind]
     hs = HullSettings(vote=cfg.vote, min_views=min(cfg.min_views, len(names)))
     t0 = time.perf_counter()
     if cfg.bounds is not None:

@@ -102,6 +102,29 @@ class MultiViewVideo(ABC):
     def __len__(self) -> int:
         return len(self.frames) * len(self.cameras)
 
+    def empty_mask_cameras(self, names: list[str] | None = None, sample: int = 8) -> list[str]:
+        """Cameras whose mask is empty in every one of ``sample`` evenly spread frames (a camera
+        that sees nothing of the subject, or a matting run that failed for it). Said once; carving
+        and training leave them out."""
+        if not self.has_masks:
+            return []
+        cache = self.__dict__.setdefault("_empty_masks", {})
+        names = list(names or self.camera_names)
+        idx = np.linspace(0, len(self.frames) - 1, min(sample, len(self.frames))).round().astype(int)
+        frames = [self.frames[i] for i in sorted(set(idx))]
+        out = []
+        for n in names:
+            if n not in cache:
+                cache[n] = all(not self.mask(f, n).any() for f in frames)
+                if cache[n]:
+                    from fourd.console import log
+
+                    log(f"[yellow]camera {n}: its mask is empty in all {len(frames)} frames checked — left out "
+                        f"of carving and training (check its masks)[/]")
+            if cache[n]:
+                out.append(n)
+        return out
+
     def _cam(self, cam: int | str) -> tuple[int, str]:
         if isinstance(cam, (int, np.integer)):
             return int(cam), self.cameras.names[int(cam)]

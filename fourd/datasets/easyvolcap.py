@@ -26,7 +26,7 @@ from fourd.datasets.base import MultiViewVideo, common_frames
 from fourd.datasets.codecs import image_ext
 from fourd.errors import DataError
 from fourd.io import atomic_write_bytes
-from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv
+from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv, check_distortion
 
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 
@@ -146,10 +146,12 @@ def read_easyvolcap_cameras(root: Path) -> Cameras:
         Rs.append(R)
         Ts.append(_mat(fe, f"T_{n}", ep, (3,)))
     try:
-        return Cameras(np.stack(Ks), np.stack(Rs), np.stack(Ts), Hs, Ws, np.stack(Ds), ni)
+        cams = Cameras(np.stack(Ks), np.stack(Rs), np.stack(Ts), Hs, Ws, np.stack(Ds), ni)
     except ValueError as e:  # distortion terms beyond the 5-term model, for instance
         raise DataError(str(e), ip if "distortion" in str(e) or "K" in str(e) else ep,
                         "fix the calibration") from None
+    check_distortion(cams, ip)
+    return cams
 
 
 def _size_from_image(root: Path, cam: str) -> tuple[int, int]:

@@ -26,7 +26,7 @@ import numpy as np
 from fourd.datasets.base import MultiViewVideo, common_frames
 from fourd.datasets.codecs import encoded_size
 from fourd.errors import DataError
-from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv
+from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv, check_distortion
 
 GROUPS = ("Camera_5mp", "Camera_12mp")
 
@@ -135,7 +135,16 @@ class SMCCapture(MultiViewVideo):
                                 "undistort the images first, or calibrate with the 5-term model")
             Ds.append(np.pad(D[:5], (0, max(0, 5 - D.size))))
             if "Color_Calibration" in p:
-                self.color_calibration[self._name(cid)] = np.asarray(p["Color_Calibration"][()], np.float64)
+                try:
+                    cc = np.asarray(p["Color_Calibration"][()], np.float64)
+                except (TypeError, ValueError):
+                    cc = np.zeros(0)
+                if cc.shape != (3, 3) or not np.isfinite(cc).all():
+                    raise DataError(f"camera {cid}: Color_Calibration has shape {cc.shape}"
+                                    f"{'' if np.isfinite(cc).all() else ' and non-finite values'}; "
+                                    "a 3×3 colour matrix is expected", self.annots_path,
+                                    "re-export this camera's calibration, or delete its Color_Calibration")
+                self.color_calibration[self._name(cid)] = cc
             color = self.smc[self._group_of[cid]][cid]["color"]
             bad = [f for f in color.keys() if not f.isdigit()]
             if bad:
@@ -151,6 +160,7 @@ class SMCCapture(MultiViewVideo):
             cameras = Cameras(np.stack(Ks), np.stack(Rs), np.stack(Ts), Hs, Ws, np.stack(Ds), names)
         except ValueError as e:
             raise DataError(str(e), self.annots_path, "fix Camera_Parameter (RT must be a rigid transform)") from None
+        check_distortion(cameras, self.annots_path)
         frames = common_frames(frame_sets, self.main_path)
         held = [self._name(c) for c in json.loads(self.smc.attrs.get("fourd_held_out", "[]"))]
         fps = float(self.smc.attrs.get("fps", 30.0))

@@ -391,6 +391,42 @@ def undistort_points(xy_d: Tensor, D: Tensor, iterations: int = 20) -> Tensor:
     return torch.stack([x, y], -1)
 
 
+def distortion_fold(D, K, H: int, W: int) -> float | None:
+    """Where the radial model r_d = r (1 + k1 r² + k2 r⁴ + k3 r⁶) turns back inside the image (its
+    derivative reaches zero before r_d reaches the farthest image corner): the normalized distorted
+    radius of the fold, or None when the model is monotonic over the whole frame. A folding model
+    maps two scene directions to one pixel, and undistortion is then wrong near the border."""
+    D = np.asarray(D, np.float64).reshape(-1)
+    k1, k2 = D[0], D[1]
+    k3 = D[4] if D.size > 4 else 0.0
+    if k1 == 0 and k2 == 0 and k3 == 0:
+        return None
+    K = np.asarray(K, np.float64).reshape(3, 3)
+    corners = np.array([[0, 0], [W, 0], [0, H], [W, H]], np.float64)
+    xy = (corners - K[:2, 2]) / np.array([K[0, 0], K[1, 1]])
+    rd_max = float(np.linalg.norm(xy, axis=1).max())
+    r = np.linspace(0, 4 * rd_max, 4096)
+    rd = r * (1 + k1 * r ** 2 + k2 * r ** 4 + k3 * r ** 6)
+    slope = 1 + 3 * k1 * r ** 2 + 5 * k2 * r ** 4 + 7 * k3 * r ** 6
+    reached = np.nonzero(rd >= rd_max)[0]
+    end = int(reached[0]) if len(reached) else len(r)
+    bad = np.nonzero(slope[:end] <= 0)[0]
+    return float(rd[bad[0]]) if len(bad) else (None if len(reached) else float(rd.max()))
+
+
+def check_distortion(cams: "Cameras", where) -> None:
+    """Refuse, naming the camera, a distortion model that folds inside its image."""
+    from fourd.errors import DataError
+
+    for i, n in enumerate(cams.names):
+        D = cams.D[i].double().cpu().numpy()
+        fold = distortion_fold(D, cams.K[i].double().cpu().numpy(), int(cams.H[i]), int(cams.W[i]))
+        if fold is not None:
+            raise DataError(f"camera {n}: the distortion (k1 {D[0]:.4g}, k2 {D[1]:.4g}, k3 {D[4]:.4g}) folds the "
+                            f"image at normalized radius {fold:.3f}, inside the frame", where,
+                            "re-calibrate this camera, or check D's order (k1 k2 p1 p2 k3)")
+
+
 def K_from_opencv(K) -> np.ndarray:
     """Intrinsics from a file in OpenCV's convention (pixel centres at integers) → fourd's (+0.5)."""
     K = np.array(K, dtype=np.float64).reshape(3, 3)
