@@ -30,7 +30,7 @@ import numpy as np
 from fourd.datasets.base import MultiViewVideo
 from fourd.datasets.codecs import decode_image, encode_image
 from fourd.errors import DataError
-from fourd.structures.cameras import Cameras, K_to_opencv
+from fourd.structures.cameras import Cameras, K_to_opencv, closest_point_to_rays
 
 FAULTS = ("colour", "distortion", "calibration", "masks", "background", "noise")
 
@@ -153,15 +153,8 @@ class DegradedCapture(MultiViewVideo):
 
     @staticmethod
     def _scene_centre(cams: Cameras) -> np.ndarray:
-        """Least-squares point closest to every optical axis (where the rig looks)."""
-        C = cams.centers.double().cpu().numpy()
-        d = cams.R[:, 2].double().cpu().numpy()
-        A, b = np.zeros((3, 3)), np.zeros(3)
-        for c, v in zip(C, d):
-            P = np.eye(3) - np.outer(v, v)
-            A += P
-            b += P @ c
-        return np.linalg.lstsq(A, b, rcond=None)[0]
+        """Where the rig looks: the point closest to every optical axis."""
+        return closest_point_to_rays(cams.centers.double().cpu().numpy(), cams.R[:, 2].double().cpu().numpy())
 
     @staticmethod
     def _distortion_map(K: np.ndarray, D: np.ndarray, H: int, W: int):

@@ -321,16 +321,10 @@ def align_world(cal: Calibration) -> np.ndarray:
         raise DataError("cannot find the rig's up direction (cameras' up vectors cancel)", None,
                         "give --up-camera NAME to take one camera's up")
     up /= np.linalg.norm(up)
-    # least-squares point closest to every optical axis
+    from fourd.structures.cameras import closest_point_to_rays
+
     Cc = cal.centers()
-    d = cal.R[:, 2, :]
-    A = np.zeros((3, 3))
-    b = np.zeros(3)
-    for c, v in zip(Cc, d):
-        P = np.eye(3) - np.outer(v, v)
-        A += P
-        b += P @ c
-    origin = np.linalg.lstsq(A, b, rcond=None)[0]
+    origin = closest_point_to_rays(Cc, cal.R[:, 2, :])
     # x axis: toward the first camera, orthogonal to up
     x = Cc[0] - origin
     x -= up * (x @ up)

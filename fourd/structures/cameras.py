@@ -391,6 +391,16 @@ def undistort_points(xy_d: Tensor, D: Tensor, iterations: int = 20) -> Tensor:
     return torch.stack([x, y], -1)
 
 
+def closest_point_to_rays(origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """The least-squares point nearest to every ray (origin [N, 3], direction [N, 3]): for a rig's
+    centres and optical axes, the point the cameras look at."""
+    o = np.asarray(origins, np.float64)
+    d = np.asarray(directions, np.float64)
+    d = d / np.linalg.norm(d, axis=1, keepdims=True)
+    P = np.eye(3)[None] - d[:, :, None] * d[:, None, :]
+    return np.linalg.lstsq(P.sum(0), np.einsum("nij,nj->i", P, o), rcond=None)[0]
+
+
 def distortion_fold(D, K, H: int, W: int) -> float | None:
     """Where the radial model r_d = r (1 + k1 r² + k2 r⁴ + k3 r⁶) turns back inside the image (its
     derivative reaches zero before r_d reaches the farthest image corner): the normalized distorted
