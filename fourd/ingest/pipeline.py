@@ -117,10 +117,9 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
         n = min(length, key=length.get)
         raise DataError(f"camera {n} ends before the others start (no common frames after synchronization)",
                         infos[n].path, "check the offsets, or trim the videos to the same take")
-    ends = {n: length[n] for n in names}
-    if max(ends.values()) - min(ends.values()) > fps:  # stops differ by over a second: say who is short
-        n = min(ends, key=ends.get)
-        log(f"[yellow]camera {n} stops {max(ends.values()) - ends[n]} frames before the longest one; "
+    if max(length.values()) - common > fps:  # stops differ by over a second: say who is short
+        n = min(length, key=length.get)
+        log(f"[yellow]camera {n} stops {max(length.values()) - common} frames before the longest one; "
             f"the capture ends with it[/]")
     event = min(sync.offsets.values()) if sync.method in ("audio", "flash", "file") else -1
     lo, hi = _range(opt.frames, (event + 1, common), "--frames")
@@ -130,6 +129,7 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
         raise DataError(f"camera {n} has only {length[n]} frames after synchronization; --frames asks for up to {hi}",
                         infos[n].path, f"use --frames {lo}:{min(length.values())} or record every camera to the end")
     keep = list(range(lo, hi, opt.stride))
+    slot = {j: k for k, j in enumerate(keep)}  # synchronized frame → index in the written capture
     if not keep:
         raise DataError(f"no frames to keep (synchronized frames {lo}..{hi - 1}, sync event at {event})", videos,
                         "record the performance after the clap/flash, or choose --frames a:b")
@@ -168,8 +168,8 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
                             board_snap[n] = (j, img)
                 if j == lo:
                     first_frame[n] = img
-                if images and j in keep:
-                    k = keep.index(j)
+                k = slot.get(j) if images else None
+                if k is not None:
                     atomic_write_bytes(out / "images" / n / f"{k:06d}{ext}", encode_image(img, ext, opt.jpeg_quality))
             got = len(list((out / "images" / n).glob(f"*{ext}")))
             if images and got < len(keep):
@@ -265,10 +265,10 @@ def _sfm(out: Path, names: list[str], first_frame: dict, opt: IngestOptions, no_
 
 
 def _image_files(root: Path, cam: str) -> list[Path]:
-    from fourd.datasets.easyvolcap import _IMAGE_EXTS
+    from fourd.datasets.easyvolcap import _frame_files
 
     d = root / "images" / cam
-    return sorted(p for p in d.iterdir() if p.suffix.lower() in _IMAGE_EXTS) if d.is_dir() else []
+    return [p for _, p in sorted(_frame_files(d).items())] if d.is_dir() else []
 
 
 def plate_masks(out: Path, background: str | Path, cams, scale: float = 1.0, flag_ratio: float = 0.8) -> dict:
