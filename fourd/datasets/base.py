@@ -78,6 +78,11 @@ class MultiViewVideo(ABC):
             raise DataError("the capture has no frames", self.path, "check that the image folders are not empty")
 
     # ---------------------------------------------------------- subclasses
+    def correct_colours(self, image: np.ndarray, cam: str) -> np.ndarray:
+        """The decoded [H, W, 3] uint8 RGB image of camera ``cam`` with the capture's own colour
+        calibration applied (none by default; DNA-Rendering files carry one per camera)."""
+        return image
+
     @abstractmethod
     def image_bytes(self, frame: int, cam: str) -> tuple[bytes, str]:
         """Encoded image and a description of where it came from (a path, for errors)."""
@@ -159,7 +164,8 @@ class MultiViewVideo(ABC):
             if got is None:
                 return None
             data, where = got
-            arr = decode_image(data, where) if kind == "image" else decode_image(data, where, grayscale=True) > 127
+            arr = self.correct_colours(decode_image(data, where), name) if kind == "image" \
+                else decode_image(data, where, grayscale=True) > 127
             H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
             if arr.shape[:2] != (H, W):
                 fix = ("fix H/W in the calibration or re-export the image at the calibrated size" if kind == "image"

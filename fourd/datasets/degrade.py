@@ -179,9 +179,11 @@ class DegradedCapture(MultiViewVideo):
         import cv2
 
         data, where = self.src.image_bytes(frame, cam)
+        stored = decode_image(data, where)
+        img = self.src.correct_colours(stored, cam)  # the source's own colour calibration (DNA-Rendering)
         if cam in self.src.held_out:
-            return data, where
-        img = decode_image(data, where).astype(np.float32)
+            return (data, where) if img is stored else (encode_image(img, ".png"), f"{where} (colour-calibrated)")
+        img = img.astype(np.float32)
         if cam in self._plates:
             m = self._mask(frame, cam)
             if m is not None:

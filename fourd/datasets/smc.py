@@ -12,8 +12,16 @@ annotations/<seq>_annots.smc
 
 This follows the structure the official DNA-Rendering ``SMCReader`` reads. Images may be
 distorted (``D``); :meth:`MultiViewVideo.view` undistorts them. Intrinsics in the files use
-OpenCV's integer pixel centres. ``Color_Calibration`` (a 3×3 matrix per camera) is exposed as
-:attr:`SMCCapture.color_calibration` and not applied to images.
+OpenCV's integer pixel centres.
+
+``Color_Calibration`` is a 3×3 matrix per camera, but not a colour matrix: row i holds the
+coefficients (a, b, c) of a quadratic a·x² + b·x + c applied to channel i of the image in *BGR*
+order, x in grey levels 0–255, the result clipped to 0–255. That is how the dataset's maintainers
+say to apply it (DNA-Rendering/DNA-Rendering issue #8, their ``img_calib``; its final
+``cv2.normalize(..., alpha=min, beta=max, NORM_MINMAX, CV_8U)`` maps the range onto itself, so it
+only rounds and saturates). :class:`SMCCapture` applies it on load (``color_calibration=False``
+reads the images as stored); the identity is ``[[0, 1, 0]] * 3``. Files written by fourd before
+this carried ``eye(3)`` as a placeholder, which is read as the identity too.
 """
 
 from __future__ import annotations
@@ -29,6 +37,19 @@ from fourd.errors import DataError
 from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv, check_distortion
 
 GROUPS = ("Camera_5mp", "Camera_12mp")
+IDENTITY_CC = np.array([[0.0, 1.0, 0.0]] * 3)  # Color_Calibration that leaves every channel as it is
+
+
+def colour_lut(cc: np.ndarray) -> np.ndarray | None:
+    """A [256, 1, 3] uint8 table (RGB order) applying a DNA-Rendering ``Color_Calibration`` ``cc``
+    (rows: B, G, R quadratics in x), or None when it is the identity (or fourd's old eye(3))."""
+    cc = np.asarray(cc, np.float64)
+    if np.allclose(cc, IDENTITY_CC) or np.allclose(cc, np.eye(3)):
+        return None
+    x = np.arange(256, dtype=np.float64)
+    bgr = [cc[i, 0] * x ** 2 + cc[i, 1] * x + cc[i, 2] for i in range(3)]
+    rgb = np.stack(bgr[::-1], -1)  # the images here are RGB
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)[:, None, :]
 
 
 def _open_h5(path: Path):
@@ -88,7 +109,7 @@ class SMCCapture(MultiViewVideo):
     layout = "smc"
 
     def __init__(self, path: str | Path, sequence: str | None = None, groups: tuple[str, ...] = GROUPS,
-                 cache_bytes: int = 512 << 20):
+                 cache_bytes: int = 512 << 20, color_calibration: bool = True):
         self.main_path, self.annots_path = smc_pair(path, sequence)
         self.smc = _open_h5(self.main_path)
         self.annots = _open_h5(self.annots_path)
@@ -108,6 +129,7 @@ class SMCCapture(MultiViewVideo):
             raise DataError("no Camera_Parameter group", self.annots_path, "use the sequence's *_annots.smc file")
         ids = list(self._group_of)
         Ks, Rs, Ts, Ds, Hs, Ws, self.color_calibration = [], [], [], [], [], [], {}
+        self._luts: dict[str, np.ndarray] = {}
         frame_sets: dict[str, set[int]] = {}
         for cid in ids:
             key = f"{int(cid):02d}"
@@ -145,6 +167,9 @@ class SMCCapture(MultiViewVideo):
                                     "a 3×3 colour matrix is expected", self.annots_path,
                                     "re-export this camera's calibration, or delete its Color_Calibration")
                 self.color_calibration[self._name(cid)] = cc
+                lut = colour_lut(cc) if color_calibration else None
+                if lut is not None:
+                    self._luts[self._name(cid)] = lut
             color = self.smc[self._group_of[cid]][cid]["color"]
             bad = [f for f in color.keys() if not f.isdigit()]
             if bad:
@@ -166,6 +191,14 @@ class SMCCapture(MultiViewVideo):
         fps = float(self.smc.attrs.get("fps", 30.0))
         super().__init__(self.main_path, cameras, frames, held, fps, cache_bytes)
         self._has_masks = "Mask" in self.annots and all(c in self.annots["Mask"] for c in ids)
+
+    def correct_colours(self, image: np.ndarray, cam: str) -> np.ndarray:
+        lut = self._luts.get(cam)
+        if lut is None:
+            return image
+        import cv2
+
+        return cv2.LUT(image, lut)
 
     def _name(self, cid: str) -> str:
         return self._names_attr.get(cid, cid)
@@ -246,7 +279,7 @@ def write_smc(video: MultiViewVideo, root: str | Path, sequence: str = "fourd_00
             p["D"] = cams.D[i].double().cpu().numpy()
             p["RT"] = cams.c2w[i].double().cpu().numpy()
             cc = getattr(video, "color_calibration", {}).get(n)
-            p["Color_Calibration"] = np.eye(3) if cc is None else cc
+            p["Color_Calibration"] = IDENTITY_CC if cc is None else cc
             cg = g.create_group(cid).create_group("color")
             mcg = mg.create_group(cid).create_group("mask") if mg is not None else None
             for f in video.frames:

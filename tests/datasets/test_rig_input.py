@@ -69,3 +69,44 @@ def test_a_camera_with_every_mask_empty_is_left_out(tiny_ev, tmp_path):
     assert blind not in train and blind not in held and len(train) == len(video.train_cameras) - 1
     _, report = carve_sequence(video, CarveConfig(points=1500, resolution=64))
     assert blind not in report["cameras"]
+
+
+def _toolkit_img_calib(img_bgr: np.ndarray, bgr_calib: np.ndarray) -> np.ndarray:
+    """The colour calibration as DNA-Rendering's maintainers apply it (their issue #8): per BGR
+    channel a·x² + b·x + c in floating point, then rounded and saturated to 8 bits. Written here
+    pixel-wise and independently of fourd's lookup table."""
+    out = np.empty(img_bgr.shape, np.float64)
+    for i in range(3):
+        x = img_bgr[..., i].astype(np.float64)
+        out[..., i] = bgr_calib[i, 0] * x ** 2 + bgr_calib[i, 1] * x + bgr_calib[i, 2]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def test_colour_calibration_is_applied_on_load_as_the_toolkit_does(tiny_smc, tmp_path):
+    import h5py
+
+    cap = shutil.copytree(tiny_smc, tmp_path / "cap")
+    annots = next((cap / "annotations").glob("*.smc"))
+    # different quadratics per channel, so a swapped channel order or a missing term shows
+    calib = np.array([[4e-4, 0.85, 6.0],     # B
+                      [-3e-4, 1.10, -2.0],   # G
+                      [0.0, 0.92, 12.0]])    # R
+    with h5py.File(annots, "r+") as f:
+        cid = sorted(f["Camera_Parameter"].keys())[1]
+        del f["Camera_Parameter"][cid]["Color_Calibration"]
+        f["Camera_Parameter"][cid]["Color_Calibration"] = calib
+    raw = open_dataset(cap, color_calibration=False)
+    got = open_dataset(cap)
+    name = got.camera_names[1]
+    f0 = got.frames[0]
+    stored = raw.image(f0, name)  # RGB as stored
+    expect = _toolkit_img_calib(stored[..., ::-1], calib)[..., ::-1]
+    assert np.array_equal(got.image(f0, name), expect)
+    assert not np.array_equal(expect, stored)
+    # the other cameras carry the identity ([[0, 1, 0]] × 3) and read as stored
+    other = got.camera_names[0]
+    assert np.array_equal(got.image(f0, other), raw.image(f0, other))
+    assert np.allclose(got.color_calibration[other], [[0, 1, 0]] * 3)
+    # undistorted, cropped views carry the corrected colours too
+    v = got.view(f0, name)
+    assert abs(float(v.image.mean()) - float(expect.mean())) < 3
