@@ -27,6 +27,12 @@ class CarveConfig:
     """fraction of the cameras seeing a voxel that must put it inside their mask."""
     min_views: int = 3
     """voxels seen by fewer cameras are dropped."""
+    mask_tolerance: int = 1
+    """pixels (at the carving mask size) a voxel may project outside a camera's mask before that camera
+    votes it out: a matte a pixel too tight does not cut the hull (0: the masks as they are)."""
+    drop_outlier_masks: bool = True
+    """a frame whose hull contradicts some camera's mask far more than the others' (a stray blob, a hole;
+    carve.json lists them) is carved again without those masks' votes."""
     margin: float = 0.05
     """margin around the automatically found volume, as a fraction of its largest side."""
     bounds: tuple[float, float, float, float, float, float] | None = None
@@ -97,6 +103,26 @@ class TrainConfig:
     """weight of the time planes' second-difference smoothness."""
     w_lpips: float = 0.0
     """weight of LPIPS (only when its VGG weights are on disk; 4K4D uses 1e-3)."""
+    colour_correction: bool = True
+    """learn a colour correction per training camera (3×3 + offset, mean held at the identity),
+    applied to the source views blended and to the targets: cameras that disagree in colour stop
+    printing their cast into renders. Written to RUN/cameras/colour.json."""
+    w_colour: float = 0.01
+    """weight of the penalty pulling each camera's colour correction toward the identity."""
+    pose_refinement: bool = True
+    """refine each training camera's pose (rotation about its centre, centre shift; mean motion held
+    at zero) from the photometric loss; the refined rig is written to RUN/cameras/{intri,extri}.yml."""
+    pose_after: int = 300
+    """steps before pose refinement starts (the model first learns a rough scene)."""
+    lr_pose: float = 1e-4
+    """learning rate of the pose corrections (radians; centre shifts in point spacings × 10)."""
+    source_masks: bool = True
+    """a source view lends its colour to a point only where its mask shows the subject (at least one
+    source pixel in from the edge), so background colour that a matte's soft edge mixes into the
+    silhouette is never blended into renders."""
+    edge_band: int = 1
+    """pixels on each side of the target mask's edge that the colour and mask losses ignore (a matte's
+    edge is a pixel or two off and mixes background colour in); 0 trusts every pixel."""
     eval_every: int = 500
     """steps between evaluations on held-out cameras (0: only at the end)."""
     eval_frames: int = 4

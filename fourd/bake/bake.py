@@ -53,7 +53,7 @@ def per_point_colors(run, frame: int, xyz: torch.Tensor, feat: torch.Tensor, rad
     b = torch.zeros(N, 4, 3, device=dev)
     near, far = run.settings.near, run.settings.far
     for name in views:
-        full = run.sampler.target(frame, name, crop=False, scale=1.0).camera
+        full = run.target(frame, name, crop=False, scale=1.0).camera
         zfront = run.rasterize(xyz, radius, full, run.settings_for(1)).front_depth()
         _, vis = visible_points(full, xyz, radius, zfront, tuple(zfront.shape))
         idx = vis.nonzero()[:, 0]
@@ -90,7 +90,7 @@ def bake_frame(run, frame: int, views: list[str], sh: bool, fit_views: list[str]
         degree = 1 if sh else 0
         systems = []
         for name in fit_views:
-            tgt = run.sampler.target(frame, name, crop=True, scale=1.0)
+            tgt = run.target(frame, name, crop=True, scale=1.0)
             frags = run.rasterize(xyz, radius, tgt.camera, run.settings_for(run.cfg.K))
             systems.append(view_system(frags, xyz, radius, density, tgt.camera, tgt.image, run.background, degree))
         graph = neighbours(xyz) if smooth > 0 else None
@@ -118,7 +118,7 @@ def bake_frame_views(run, frame: int) -> BakedFrame:
     xyz, feat, radius, density = model.geometry_at(model.slot(frame))
     rgb, vis, logit = [], [], []
     for name in run.train_cams:
-        s = run.sampler.source(frame, name)
+        s = run.source(frame, name)
         draw_depth_maps([s], xyz, radius, run.rasterize, run.settings.near, run.settings.far)
         r, v, lg, _ = app.source_terms(xyz, feat, radius, [s])
         rgb.append(r[0].cpu())

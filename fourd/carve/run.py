@@ -98,7 +98,26 @@ def colorize(points: torch.Tensor, normals: torch.Tensor, cams: Cameras, images:
     return (acc / wsum.clamp_min(1e-9)[:, None]).float()
 
 
-def mask_consistency(stats: list[dict], names: list[str], floor: float = 0.015, ratio: float = 4.0) -> dict:
+FLAG_FLOOR, FLAG_RATIO = 0.015, 4.0  # a mask is an outlier above both: this fraction, this × the frame's median
+
+
+def outlier_masks(disagreement: dict[str, float], floor: float = FLAG_FLOOR, ratio: float = FLAG_RATIO) -> list[str]:
+    """The cameras of one frame whose masks the hull contradicts far more than the others'."""
+    med = float(np.median(list(disagreement.values())))
+    return [n for n, v in disagreement.items() if v > max(floor, ratio * med)]
+
+
+def tolerant(masks: list[np.ndarray], pixels: int) -> list[np.ndarray]:
+    """Masks grown by ``pixels``: a voxel must project that far outside to be voted out."""
+    if pixels <= 0:
+        return masks
+    import cv2
+
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return [cv2.dilate(np.asarray(m, np.uint8), k) > 0 for m in masks]
+
+
+def mask_consistency(stats: list[dict], names: list[str], floor: float = FLAG_FLOOR, ratio: float = FLAG_RATIO) -> dict:
     """Which masks the carved hull contradicts (:func:`~fourd.carve.metrics.mask_disagreement`: a
     stray blob the other cameras carved away, a hole the vote filled): per frame, a camera whose
     disagreement exceeds ``floor`` and ``ratio`` × the frame's median; and the cameras ranked by
@@ -106,8 +125,8 @@ def mask_consistency(stats: list[dict], names: list[str], floor: float = 0.015, 
     flagged = []
     for s in stats:
         med = float(np.median(list(s["disagreement"].values())))
-        flagged += [{"frame": s["frame"], "camera": n, "disagreement": v, "frame_median": med}
-                    for n, v in s["disagreement"].items() if v > max(floor, ratio * med)]
+        flagged += [{"frame": s["frame"], "camera": n, "disagreement": s["disagreement"][n], "frame_median": med}
+                    for n in outlier_masks(s["disagreement"], floor, ratio)]
     mean = {n: float(np.mean([s["disagreement"][n] for s in stats])) for n in names}
     worst = sorted(mean, key=mean.get, reverse=True)
     if flagged:
@@ -119,6 +138,21 @@ def mask_consistency(stats: list[dict], names: list[str], floor: float = 0.015, 
             f"{', '.join(f'{n}: {per_cam[n]}' for n in top)}; carve.json lists them[/]")
     return {"masks_flagged": flagged,
             "cameras_by_mask_disagreement": [{"camera": n, "disagreement_mean": mean[n]} for n in worst]}
+
+
+def _carve_frame(grid: Grid, cams: Cameras, masks: list[np.ndarray], hs: HullSettings, cfg: CarveConfig, frame: int,
+                 dev, where) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """One frame's hull and surface points: (occupancy, points, normals, point spacing)."""
+    stack = MaskStack.build(cams, masks, dev)
+    occ = carve_coarse_to_fine(grid, stack, hs, levels=levels_for(grid, cfg.coarse_resolution))
+    if not occ.any():
+        raise DataError(f"frame {frame}: the hull collapsed to zero voxels", where,
+                        f"lower --vote (now {cfg.vote}) or check this frame's masks")
+    verts, faces = hull_mesh(occ, grid)
+    area = float(np.linalg.norm(np.cross(verts[faces[:, 1]] - verts[faces[:, 0]],
+                                         verts[faces[:, 2]] - verts[faces[:, 0]]), axis=1).sum() / 2)
+    p, n = surface_points(occ, grid, cfg.points, cfg.seed + frame, cfg.outlier_removal)
+    return occ, torch.from_numpy(p), torch.from_numpy(n), point_spacing(area, cfg.points)
 
 
 def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | None = None,
@@ -143,7 +177,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
         for f in sample:
             cams, masks, _ = frame_views(video, f, names, min(cfg.mask_max_side, 512))
             check_frame_masks(masks, names, f, video.path)
-            fm.append((cams, masks))
+            fm.append((cams, tolerant(masks, cfg.mask_tolerance)))
         lo, hi = find_bounds(fm, settings=hs, margin=cfg.margin, device=dev)
     grid = Grid.from_bounds(lo, hi, cfg.resolution)
     log(f"working volume {np.round(lo, 3).tolist()} → {np.round(hi, 3).tolist()}, "
@@ -156,20 +190,15 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
             check_frame_masks(masks, names, f, video.path)
             if f == frames[0]:
                 check_cameras_see_volume(cams, lo, hi, video.path)
-            stack = MaskStack.build(cams, masks, dev)
-            occ = carve_coarse_to_fine(grid, stack, hs, levels=levels_for(grid, cfg.coarse_resolution))
-            if not occ.any():
-                raise DataError(f"frame {f}: the hull collapsed to zero voxels", video.path,
-                                f"lower --vote (now {cfg.vote}) or check this frame's masks")
-            verts, faces = hull_mesh(occ, grid)
-            area = float(np.linalg.norm(np.cross(verts[faces[:, 1]] - verts[faces[:, 0]],
-                                                 verts[faces[:, 2]] - verts[faces[:, 0]]), axis=1).sum() / 2)
-            p, n = surface_points(occ, grid, cfg.points, cfg.seed + f, cfg.outlier_removal)
-            p, n = torch.from_numpy(p), torch.from_numpy(n)
-            spacing = point_spacing(area, cfg.points)
+            votes = tolerant(masks, cfg.mask_tolerance)
+            occ, p, n, spacing = _carve_frame(grid, cams, votes, hs, cfg, f, dev, video.path)
+            disagree = mask_disagreement(p, cams.to("cpu"), masks, spacing)
+            dropped = outlier_masks(dict(zip(names, disagree))) if cfg.drop_outlier_masks else []
+            if dropped:  # carve again with those masks abstaining (inside everywhere)
+                votes = [np.ones_like(v) if nm in dropped else v for nm, v in zip(names, votes)]
+                occ, p, n, spacing = _carve_frame(grid, cams, votes, hs, cfg, f, dev, video.path)
             col = colorize(p, n, cams.to("cpu"), images, spacing)
             ious = silhouette_iou(p, cams.to("cpu"), masks, spacing)
-            disagree = mask_disagreement(p, cams.to("cpu"), masks, spacing)
             pts_list.append(p)
             nrm_list.append(n)
             col_list.append(col)
@@ -177,6 +206,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
                           "iou_min": float(np.min(ious)), "spacing": spacing,
                           "iou": {n: float(v) for n, v in zip(names, ious)},
                           "disagreement": {n: float(v) for n, v in zip(names, disagree)},
+                          "masks_not_voting": dropped,
                           "seconds": time.perf_counter() - tf})
             advance()
     seq = PointSequence.from_list(pts_list, frames, {"normals": nrm_list, "colors": col_list},

@@ -34,13 +34,16 @@ class SourceView:
     camera: Cameras  # one camera matching the image
     zfront: Tensor | None = None  # [h, w] depth of the nearest point (computed per render), inf where none
     name: str = ""  # camera name, for caching visibility maps
+    mask: Tensor | None = None  # [h, w] bool: where the view shows the subject (None: everywhere)
 
 
 def visible_points(camera: Cameras, xyz: Tensor, radius: Tensor, zfront: Tensor | None,
-                   size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+                   size: tuple[int, int], mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The visibility test of a point in a view: (uv [N, 2] pixel coordinates, visible [N]) — in
     front of the camera, inside the ``size`` = (h, w) image, and (when the view's nearest-point
-    depth map ``zfront`` [h, w] is given) no more than 3 radii behind the nearest point there."""
+    depth map ``zfront`` [h, w] is given) no more than 3 radii behind the nearest point there, and
+    (when the view's ``mask`` is given) on the subject there — so the colour sampled is the
+    subject's, not the background's that a matte's soft edge mixes in."""
     uv, z = camera.project(xyz)
     uv, z = uv[0], z[0]
     h, w = size
@@ -49,6 +52,8 @@ def visible_points(camera: Cameras, xyz: Tensor, radius: Tensor, zfront: Tensor 
     if zfront is not None:
         zf = zfront[ij[:, 1].clamp(0, h - 1), ij[:, 0].clamp(0, w - 1)]
         vis &= z.detach() <= zf + 3 * radius.detach()
+    if mask is not None:
+        vis &= mask[ij[:, 1].clamp(0, h - 1), ij[:, 0].clamp(0, w - 1)]
     return uv, vis
 
 
@@ -150,7 +155,7 @@ class Appearance(nn.Module):
         imgs = torch.stack([s.image for s in sources])  # [S, 3, h, w] (one size: the trainer resizes)
         uv_all, vis_all, dirs = [], [], []
         for s in sources:
-            uv, inside = visible_points(s.camera, xyz, radius, s.zfront, tuple(s.image.shape[-2:]))
+            uv, inside = visible_points(s.camera, xyz, radius, s.zfront, tuple(s.image.shape[-2:]), s.mask)
             uv_all.append(uv)
             vis_all.append(inside)
             dirs.append(F.normalize(xyz - s.camera.centers[0].to(xyz), dim=-1))

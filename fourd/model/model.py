@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from fourd.model.appearance import Appearance, SourceView, draw_depth_maps
+from fourd.model.corrections import CameraCorrections
 from fourd.model.geometry import GeometryHead
 from fourd.model.grid4d import Grid4D, Grid4DConfig
 from fourd.render.compositor import Composite, composite
@@ -62,7 +63,8 @@ class RenderOutput:
 
 
 class FourDModel(nn.Module):
-    def __init__(self, cfg: ModelConfig, init: PointSequence, lo: Tensor, hi: Tensor, spacing: float):
+    def __init__(self, cfg: ModelConfig, init: PointSequence, lo: Tensor, hi: Tensor, spacing: float,
+                 cameras: list[str] | None = None):
         super().__init__()
         self.cfg = cfg
         self.frames = list(init.frames)
@@ -79,6 +81,8 @@ class FourDModel(nn.Module):
         self.appearance = Appearance(self.grid.out_dim, cfg.cnn_channels, sh_degree=cfg.sh_degree,
                                      sh_scale=cfg.sh_scale, mode=cfg.appearance, cnn_downsample=cfg.cnn_downsample,
                                      direction_prior=cfg.direction_prior, view_input=cfg.blend_view_input)
+        # per training camera: colour and pose corrections (identity until trained)
+        self.corrections = CameraCorrections(list(cameras or []), self.spacing)
 
     def slot(self, frame: int) -> int:
         return self.frames.index(int(frame))

@@ -138,6 +138,13 @@ class Cameras:
         f = lambda t: t.to(device=device, dtype=dtype or t.dtype)  # noqa: E731
         return Cameras(f(self.K), f(self.R), f(self.T), self.H.to(device), self.W.to(device), f(self.D), list(self.names))
 
+    def detach(self) -> "Cameras":
+        """The same cameras cut from autograd (a refined pose is a function of parameters)."""
+        if not (self.R.requires_grad or self.T.requires_grad or self.K.requires_grad):
+            return self
+        return Cameras(self.K.detach(), self.R.detach(), self.T.detach(), self.H, self.W, self.D.detach(),
+                       list(self.names))
+
     def __getitem__(self, idx) -> "Cameras":
         if isinstance(idx, (int, str)):
             idx = [idx]

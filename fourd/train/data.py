@@ -79,4 +79,9 @@ class ViewSampler:
         img = cv2.resize(v.image, (S, S), interpolation=cv2.INTER_AREA)
         cam = v.camera.resize(S, S)
         t = torch.from_numpy(np.ascontiguousarray(img)).float().permute(2, 0, 1) / 255
-        return SourceView(t.to(self.device), cam.to(self.device), name=name)
+        mask = None
+        if v.mask is not None and getattr(self.cfg, "source_masks", False):
+            # the source pixels wholly inside the mask (an edge pixel mixes subject and background)
+            m = cv2.resize(v.mask.astype(np.float32), (S, S), interpolation=cv2.INTER_AREA)
+            mask = torch.from_numpy(m > 0.999).to(self.device)
+        return SourceView(t.to(self.device), cam.to(self.device), name=name, mask=mask)

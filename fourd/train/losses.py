@@ -11,9 +11,23 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def mask_loss(alpha: Tensor, mask: Tensor, kind: str = "iou") -> Tensor:
+def edge_weights(mask: Tensor, band: int) -> Tensor | None:
+    """[H, W] 0 within ``band`` pixels of the mask's edge (either side), 1 elsewhere; None for band 0."""
+    if band <= 0:
+        return None
+    m = mask[None, None].float()
+    k = 2 * band + 1
+    grown = F.max_pool2d(m, k, 1, band)
+    shrunk = -F.max_pool2d(-m, k, 1, band)
+    return (1 - (grown - shrunk))[0, 0]
+
+
+def mask_loss(alpha: Tensor, mask: Tensor, kind: str = "iou", weight: Tensor | None = None) -> Tensor:
     """``iou``: 1 − soft IoU between rendered alpha and the foreground mask; ``l2``: mean squared
-    difference per pixel (penalizes holes inside the mask and spill outside it alike)."""
+    difference per pixel (penalizes holes inside the mask and spill outside it alike). ``weight``
+    [H, W] leaves pixels out (0) or in (1)."""
+    if weight is not None:
+        alpha, mask = alpha * weight, mask * weight
     if kind == "l2":
         return ((alpha - mask) ** 2).mean()
     if kind != "iou":

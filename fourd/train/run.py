@@ -23,7 +23,7 @@ from fourd.render.rasterize import GLRasterizer, gl_method, rasterize_points
 from fourd.structures.cameras import Cameras
 from fourd.structures.fragments import Fragments, RasterSettings
 from fourd.structures.points import PointSequence
-from fourd.train.data import ViewSampler, split_cameras
+from fourd.train.data import Target, ViewSampler, split_cameras
 
 
 @dataclass
@@ -54,7 +54,8 @@ class Run:
 
     def rasterize(self, points: torch.Tensor, radii: torch.Tensor, camera: Cameras,
                   settings: RasterSettings) -> Fragments:
-        return rasterize_points(points, radii, camera, settings, backend=self.cfg.rasterizer, gl=self.gl)
+        # which point covers which pixel is not differentiated (the compositor carries the gradients)
+        return rasterize_points(points, radii, camera.detach(), settings, backend=self.cfg.rasterizer, gl=self.gl)
 
     def settings_for(self, K: int) -> RasterSettings:
         """This capture's near and far planes with another number of layers."""
@@ -62,7 +63,33 @@ class Run:
                               background=self.settings.background)
 
     def sources(self, frame: int, camera: Cameras, exclude: str | None) -> list[SourceView]:
-        return self.sampler.sources(frame, camera, exclude, self.cfg.model.source_views)
+        """The source views blended for a render from ``camera`` (the nearest training cameras)."""
+        names = self.sampler.source_names(camera, exclude, self.cfg.model.source_views)
+        return [self.source(frame, n) for n in names]
+
+    def source(self, frame: int, name: str) -> SourceView:
+        """Training camera ``name``'s view of ``frame`` as the model blends it: in the shared colour
+        space and with the refined pose (:class:`~fourd.model.corrections.CameraCorrections`)."""
+        s = self.sampler.source(frame, name)
+        corr = self.model.corrections
+        if corr.has(name):
+            s.image = corr.colour(s.image, name, channels_first=True)
+            s.camera = corr.camera(s.camera, name)
+        return s
+
+    def target(self, frame: int, cam: str, crop: bool = True, scale: float | None = None) -> Target:
+        """A training target: camera ``cam``'s image of ``frame`` over the background, corrected like
+        the sources (held-out cameras are returned as recorded: they are the ground truth)."""
+        t = self.sampler.target(frame, cam, crop, scale)
+        corr = self.model.corrections
+        if corr.has(cam):
+            img = corr.colour(t.image, cam)
+            if t.mask is not None:
+                m = t.mask[..., None]
+                img = img * m + self.background * (1 - m)
+            t.image = img
+            t.camera = corr.camera(t.camera, cam)
+        return t
 
     def render(self, frame: int, camera: Cameras, exclude: str | None = None, baseline: bool = False,
                sources: list[SourceView] | None = None, net=None) -> RenderOutput:
@@ -121,12 +148,21 @@ def build_run(cfg: TrainConfig, points: PointSequence, path: str | Path, video: 
     spacing = spacing_of(points)
     lo, hi = (torch.tensor(b) for b in points.meta["bounds"])
     torch.manual_seed(cfg.seed)
-    model = FourDModel(cfg.model, points, lo, hi, spacing).to(device)
+    model = FourDModel(cfg.model, points, lo, hi, spacing, train_cams).to(device)
     sampler = ViewSampler(video, train_cams, cfg, device)
     gl = GLRasterizer(gl_method(cfg.rasterizer)) if cfg.rasterizer in ("auto", "gl", "gl-kbuffer", "gl-peel") else None
     bg = torch.tensor(cfg.background, dtype=torch.float32, device=device)
     return Run(cfg, model, video, points, train_cams, eval_cams, sampler, raster_settings(video, points, cfg), bg,
                spacing, Path(path), 0, gl)
+
+
+def load_model_state(model: FourDModel, state: dict, where) -> None:
+    """Load weights; a run saved before per-camera corrections existed loads with none (identity)."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("corrections.")]
+    if missing or unexpected:
+        raise FourdError(f"the checkpoint does not match the model (missing {missing[:4]}, unexpected "
+                         f"{unexpected[:4]})", where, "load it with the fourd version and settings it was trained with")
 
 
 def latest_checkpoint(run: str | Path) -> Path | None:
@@ -165,7 +201,7 @@ def load_run(run: str | Path, device: str | None = None, dataset: str | Path | N
                              "give a copy of the run's own capture (same camera names and frames)")
     r = build_run(cfg, points, run, video)
     state = load_checkpoint(ckpt, to_json(cfg))
-    r.model.load_state_dict(state["model"])
+    load_model_state(r.model, state["model"], ckpt)
     r.step = int(state["step"])
     return r
 

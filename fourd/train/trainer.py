@@ -24,8 +24,8 @@ from fourd.io import atomic_write_text
 from fourd.structures.points import PointSequence
 from fourd.train.checkpoint import load_checkpoint, save_checkpoint
 from fourd.train.data import split_cameras
-from fourd.train.losses import lpips_distance, mask_loss, psnr
-from fourd.train.run import build_run, points_path
+from fourd.train.losses import edge_weights, lpips_distance, mask_loss, psnr
+from fourd.train.run import build_run, load_model_state, points_path
 
 
 def _dist_info() -> tuple[int, int]:
@@ -60,14 +60,21 @@ class Trainer:
         self.net = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
+        corr = self.model.corrections
         pos = [self.model.positions]
-        rest = [p for n, p in self.model.named_parameters() if n != "positions"]
+        rest = [p for n, p in self.model.named_parameters() if n != "positions" and not n.startswith("corrections.")]
+        colour = [corr.colour_matrix, corr.colour_offset] if cfg.colour_correction else []
+        pose = [corr.rotation, corr.shift] if cfg.pose_refinement else []
+        # groups: points, networks, colour corrections, pose corrections (always four: checkpoints match)
         self.optimizer = torch.optim.Adam([{"params": pos, "lr": cfg.lr_points * self.run.spacing},
-                                           {"params": rest, "lr": cfg.lr}], eps=1e-15)
+                                           {"params": rest, "lr": cfg.lr},
+                                           {"params": colour, "lr": cfg.lr},
+                                           {"params": pose, "lr": cfg.lr_pose}], eps=1e-15)
         # exponential decay to lr_decay at the planned last step; the plan moves with a time budget
         self.planned = cfg.steps
+        decay = lambda s: cfg.lr_decay ** min(s / max(self.planned, 1), 1.0)  # noqa: E731
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: cfg.lr_decay ** min(s / max(self.planned, 1), 1.0))
+            self.optimizer, [decay, decay, decay, lambda s: decay(s) if s >= cfg.pose_after else 0.0])
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
         self.writer = None
         self._zfront: dict = {}
@@ -121,13 +128,19 @@ class Trainer:
         cfg = self.cfg
         f = self.video.frames[int(torch.randint(len(self.video.frames), (1,), generator=self.gen))]
         cam = self.train_cams[int(torch.randint(len(self.train_cams), (1,), generator=self.gen))]
-        tgt = self.sampler.target(f, cam)
+        tgt = self.run.target(f, cam)
         out = self.render(f, tgt.camera, cam, net=self.net, reuse_visibility=True)
         img = out.image
-        loss_rgb = ((img.rgb - tgt.image) ** 2).mean()
+        trust = edge_weights(tgt.mask, cfg.edge_band) if tgt.mask is not None else None
+        if trust is None:
+            loss_rgb = ((img.rgb - tgt.image) ** 2).mean()
+        else:
+            loss_rgb = (((img.rgb - tgt.image) ** 2) * trust[..., None]).sum() / (3 * trust.sum().clamp_min(1))
         loss = loss_rgb
         if tgt.mask is not None and cfg.w_mask:
-            loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask, cfg.mask_loss)
+            loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask, cfg.mask_loss, trust)
+        if cfg.colour_correction and cfg.w_colour:
+            loss = loss + cfg.w_colour * self.model.corrections.penalty()
         if cfg.w_tv:
             loss = loss + cfg.w_tv * self.model.grid.tv_loss()
         if cfg.w_time:
@@ -149,7 +162,7 @@ class Trainer:
             self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        return {"loss": float(loss.detach()), "psnr": psnr(img.rgb.detach(), tgt.image), "frame": f, "camera": cam,
+        return {"loss": float(loss.detach()), "psnr": psnr(img.rgb.detach(), tgt.image.detach()), "frame": f, "camera": cam,
                 "points_visible": int(out.visible.numel())}
 
     # ---------------------------------------------------------- checkpoints
@@ -163,6 +176,8 @@ class Trainer:
                             self.gen, to_json(self.cfg), extra)
         atomic_write_text(d / "latest.txt", p.name)
         self._saved_step = self.step
+        if self.cfg.colour_correction or self.cfg.pose_refinement:
+            write_corrections(self.run, self.out / "cameras")
         for old in sorted(d.glob("step_*.pt"))[:-2]:  # keep the last two
             old.unlink()
 
@@ -171,7 +186,7 @@ class Trainer:
         if not (d / "latest.txt").is_file():
             return False
         state = load_checkpoint(d / (d / "latest.txt").read_text().strip(), to_json(self.cfg))
-        self.model.load_state_dict(state["model"])
+        load_model_state(self.model, state["model"], d / "latest.txt")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.gen.set_state(state["rng"])
@@ -256,6 +271,20 @@ class Trainer:
             if v is not None:
                 self.writer.add_scalar(f"eval/{k}", v, self.step)
         log(f"step {self.step}: held-out PSNR {m['summary']['psnr']:.2f} dB, SSIM {m['summary']['ssim']:.3f}")
+
+
+def write_corrections(run, out: Path) -> None:
+    """The rig as training found it: ``intri.yml``/``extri.yml`` (EasyVolcap, every camera — the
+    training cameras with their refined poses, held-out ones as given) and ``colour.json`` (each
+    training camera's colour correction x ↦ A x + b and the gain it implies)."""
+    from fourd.datasets.easyvolcap import write_easyvolcap_cameras
+    from fourd.io import write_json
+
+    corr = run.model.corrections
+    out.mkdir(parents=True, exist_ok=True)
+    write_easyvolcap_cameras(out, corr.refined(run.video.cameras.to(run.device)).to("cpu"))
+    write_json(out / "colour.json", {"model": "x -> A x + b on RGB in [0, 1]; gain = 1 / diag(A)",
+                                     "cameras": corr.summary()})
 
 
 class TimeBudget:
