@@ -115,7 +115,8 @@ class TrainConfig:
     pose_after: int = 300
     """steps before pose refinement starts (the model first learns a rough scene)."""
     lr_pose: float = 1e-4
-    """learning rate of the pose corrections (radians; centre shifts in point spacings × 10)."""
+    """learning rate of the pose corrections (radians; centre shifts in units of the cameras' distance
+    to the subject — about the same motion in the image)."""
     source_masks: bool = True
     """a source view lends its colour to a point only where its mask shows the subject (at least one
     source pixel in from the edge), so background colour that a matte's soft edge mixes into the

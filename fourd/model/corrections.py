@@ -8,7 +8,8 @@
   rig as a whole, and a small penalty pulls each toward it.
 - **Pose.** Calibration is off by a fraction of a pixel to a few pixels. Each training camera gets
   a small rotation about its centre (a rotation vector) and a shift of its centre (in units of the
-  carved point spacing), with their means held at zero so the world frame does not drift.
+  cameras' distance to the subject, so a step of either moves the image by about as many pixels),
+  with their means held at zero so the world frame does not drift.
 
 Held-out cameras are never corrected: they are the ground truth evaluation compares against.
 """
@@ -35,16 +36,16 @@ def rotation_from_vector(w: Tensor) -> Tensor:
 
 
 class CameraCorrections(nn.Module):
-    def __init__(self, names: list[str], spacing: float):
+    def __init__(self, names: list[str], distance: float = 1.0):
         super().__init__()
         self.names = list(names)
         self._index = {n: i for i, n in enumerate(self.names)}
-        self.spacing = float(spacing)
+        self.register_buffer("distance", torch.tensor(float(distance)))  # the rig's distance to the subject
         C = len(self.names)
         self.colour_matrix = nn.Parameter(torch.zeros(C, 3, 3))  # delta from the identity
         self.colour_offset = nn.Parameter(torch.zeros(C, 3))
         self.rotation = nn.Parameter(torch.zeros(C, 3))  # radians
-        self.shift = nn.Parameter(torch.zeros(C, 3))  # centre shift, in point spacings
+        self.shift = nn.Parameter(torch.zeros(C, 3))  # centre shift, in units of ``distance``
         self.colour_on = True
         self.pose_on = True
 
@@ -79,7 +80,7 @@ class CameraCorrections(nn.Module):
     def pose_params(self) -> tuple[Tensor, Tensor]:
         """(rotation vectors [C, 3] in radians, centre shifts [C, 3] in world units), zero-mean."""
         w = self.rotation - self.rotation.mean(0, keepdim=True)
-        s = (self.shift - self.shift.mean(0, keepdim=True)) * self.spacing
+        s = (self.shift - self.shift.mean(0, keepdim=True)) * self.distance
         return w, s
 
     def camera(self, camera: Cameras, name: str) -> Cameras:

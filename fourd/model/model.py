@@ -64,7 +64,7 @@ class RenderOutput:
 
 class FourDModel(nn.Module):
     def __init__(self, cfg: ModelConfig, init: PointSequence, lo: Tensor, hi: Tensor, spacing: float,
-                 cameras: list[str] | None = None):
+                 cameras: list[str] | None = None, distance: float = 1.0):
         super().__init__()
         self.cfg = cfg
         self.frames = list(init.frames)
@@ -82,7 +82,7 @@ class FourDModel(nn.Module):
                                      sh_scale=cfg.sh_scale, mode=cfg.appearance, cnn_downsample=cfg.cnn_downsample,
                                      direction_prior=cfg.direction_prior, view_input=cfg.blend_view_input)
         # per training camera: colour and pose corrections (identity until trained)
-        self.corrections = CameraCorrections(list(cameras or []), self.spacing)
+        self.corrections = CameraCorrections(list(cameras or []), distance)
 
     def slot(self, frame: int) -> int:
         return self.frames.index(int(frame))

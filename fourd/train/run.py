@@ -148,7 +148,9 @@ def build_run(cfg: TrainConfig, points: PointSequence, path: str | Path, video: 
     spacing = spacing_of(points)
     lo, hi = (torch.tensor(b) for b in points.meta["bounds"])
     torch.manual_seed(cfg.seed)
-    model = FourDModel(cfg.model, points, lo, hi, spacing, train_cams).to(device)
+    centre = (lo + hi).double() / 2
+    distance = float((video.cameras.centers.double() - centre).norm(dim=1).median())
+    model = FourDModel(cfg.model, points, lo, hi, spacing, train_cams, distance).to(device)
     sampler = ViewSampler(video, train_cams, cfg, device)
     gl = GLRasterizer(gl_method(cfg.rasterizer)) if cfg.rasterizer in ("auto", "gl", "gl-kbuffer", "gl-peel") else None
     bg = torch.tensor(cfg.background, dtype=torch.float32, device=device)

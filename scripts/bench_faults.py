@@ -1,0 +1,228 @@
+"""Real-rig faults: held-out quality of a clean capture, the same capture with every fault of
+`fourd data degrade`, and the faulty one with each remedy switched off in turn.
+
+For each subject: a synthetic capture (24 cameras, 4 held out clean, 30 frames, 512²) and its
+degraded copy (colour, distortion, calibration, masks, background, noise on the 20 training
+cameras). Every run trains the demo preset (same steps) and is evaluated on every frame of the
+held-out cameras. Rows `{subject, capture, remedies, psnr, ssim, minutes}`; the faulty runs with the
+defaults also report how well the refined poses and colour corrections match `faults.json`, and
+whether carving flagged the injector's most damaged camera.
+
+    python scripts/bench_faults.py --out benchmarks/bench_faults.json        # all rows
+    python scripts/bench_faults.py --jobs 2 ...   # two runs at a time (one thread each; minutes then
+                                                  # count a shared machine)
+Runs already finished in --work are reused (delete a run folder to redo it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+NONE = {"colour_correction": False, "pose_refinement": False, "source_masks": False, "edge_band": 0,
+        "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}}
+ABLATIONS = {  # remedy → the settings that switch it off
+    "colour": {"colour_correction": False},
+    "pose": {"pose_refinement": False},
+    "masks": {"edge_band": 0, "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}},
+    "bleed": {"source_masks": False},
+}
+
+
+def plan(subjects: list[str]) -> list[dict]:
+    """Every run, in the order they are trained (what the acceptance needs first)."""
+    runs = []
+    for s in subjects:
+        runs += [{"subject": s, "capture": "faulty", "remedies": "defaults", "over": {}},
+                 {"subject": s, "capture": "clean", "remedies": "defaults", "over": {}}]
+    for s in subjects:
+        runs += [{"subject": s, "capture": "faulty", "remedies": "none", "over": NONE},
+                 {"subject": s, "capture": "clean", "remedies": "none", "over": NONE}]
+    for s in subjects:
+        runs += [{"subject": s, "capture": "faulty", "remedies": f"defaults − {k}", "over": v} for k, v in ABLATIONS.items()]
+    return runs
+
+
+def run_name(r: dict) -> str:
+    return f"run_{r['capture']}_{r['remedies'].replace('defaults − ', 'no_')}"
+
+
+def make_captures(work: Path, asset: str, anim: str | None) -> None:
+    from fourd.datasets.degrade import degrade
+    from fourd.datasets.synth import ring_recipe, synthesize
+
+    if not (work / "clean" / "extri.yml").is_file():
+        synthesize(ring_recipe(asset, anim, cameras=24, frames=30, size=512, held_out=4), work / "clean")
+    if not (work / "faulty" / "faults.json").is_file():
+        degrade(work / "clean", work / "faulty", seed=0)
+
+
+def train_one(capture: Path, out: Path, over: dict) -> dict:
+    """One run (in this process): the demo preset with ``over``; returns the final evaluation."""
+    import shutil
+
+    import torch
+
+    from fourd.config import apply_overrides, preset
+    from fourd.train.trainer import Trainer
+
+    torch.set_num_threads(int(os.environ.get("FOURD_BENCH_THREADS", torch.get_num_threads())))
+    if out.exists():
+        shutil.rmtree(out)
+    cfg = apply_overrides(preset("demo"), {"dataset": str(capture), "out": str(out), "eval_every": 0, **over})
+    t0 = time.time()
+    tr = Trainer(cfg)
+    m = tr.fit()["eval"]
+    minutes = (time.time() - t0) / 60
+    tr.run.release()
+    res = {"psnr": m["psnr"], "ssim": m["ssim"], "minutes": minutes, "steps": cfg.steps}
+    (out / "bench_row.json").write_text(json.dumps(res))
+    return res
+
+
+def pose_and_colour(work: Path, run: Path) -> dict:
+    """Refined cameras and colour corrections of ``run`` against the injected faults."""
+    import numpy as np
+
+    from fourd.datasets import open_dataset
+    from fourd.datasets.easyvolcap import read_easyvolcap_cameras
+    from fourd.ingest.calibrate import compare_rigs
+
+    faults = json.loads((work / "faulty" / "faults.json").read_text())
+    true = open_dataset(work / "clean").cameras
+    given = open_dataset(work / "faulty").cameras
+    refined = read_easyvolcap_cameras(run / "cameras")
+    names = list(faults["cameras"])  # the training cameras
+
+    def err(c):
+        idx = [c.index(n) for n in names]
+        ti = [true.index(n) for n in names]
+        return compare_rigs(c.R[idx].double().numpy(), c.centers[idx].double().numpy(),
+                            true.R[ti].double().numpy(), true.centers[ti].double().numpy())
+
+    before, after = err(given), err(refined)
+    out = {"rotation_deg_mean_injected": before["rotation_deg_mean"], "rotation_deg_mean_refined": after["rotation_deg_mean"],
+           "rotation_deg_max_injected": before["rotation_deg_max"], "rotation_deg_max_refined": after["rotation_deg_max"],
+           "centre_err_mean_injected": before["center_err_mean"], "centre_err_mean_refined": after["center_err_mean"]}
+    col = json.loads((run / "cameras" / "colour.json").read_text())["cameras"]
+    if any("colour_gain" in faults["cameras"][n] for n in names):
+        g_true = np.array([faults["cameras"][n]["colour_gain"] for n in names])
+        g_got = np.array([col[n]["colour_gain"] for n in names])
+        # the rig's mean colour is a free choice (the corrections' mean is the identity): compare
+        # each camera's gain relative to the rig's mean gain
+        rel_true, rel_got = g_true / g_true.mean(0), g_got / g_got.mean(0)
+        e = np.abs(rel_got / rel_true - 1)
+        e0 = np.abs(1 / rel_true - 1)
+        out.update({"gain_err_max": float(e.max()), "gain_err_mean": float(e.mean()),
+                    "gain_err_max_uncorrected": float(e0.max()), "gain_err_mean_uncorrected": float(e0.mean())})
+    return out
+
+
+def carve_flags(work: Path, run: Path) -> dict:
+    """Did carving flag the injector's most damaged camera (most pixels of holes and blobs)?"""
+    faults = json.loads((work / "faulty" / "faults.json").read_text())
+    rep = json.loads((run / "carve" / "carve.json").read_text())
+    damage: dict[str, int] = {}
+    for key, what in faults["images"].items():
+        if what["kind"] in ("hole", "blob"):
+            cam = key.split("/")[1]
+            damage[cam] = damage.get(cam, 0) + what["pixels"]
+    worst = max(damage, key=damage.get) if damage else None
+    flagged = {x["camera"] for x in rep["masks_flagged"]}
+    ranking = [x["camera"] for x in rep["cameras_by_mask_disagreement"]]
+    return {"most_damaged_camera": worst, "most_damaged_flagged": worst in flagged,
+            "most_damaged_rank": ranking.index(worst) + 1 if worst in ranking else None,
+            "masks_flagged": len(rep["masks_flagged"])}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--subjects", default="Fox.glb:Walk,CesiumMan.glb:", help="asset:animation, comma separated")
+    ap.add_argument("--work", default="outputs/bench_faults")
+    ap.add_argument("--out", default="bench_faults.json")
+    ap.add_argument("--jobs", type=int, default=1, help="runs trained at a time")
+    ap.add_argument("--only", default="", help="comma-separated run names (e.g. run_faulty_defaults) to limit to")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: train one run (JSON)
+    args = ap.parse_args()
+    if args.one:
+        job = json.loads(args.one)
+        train_one(Path(job["capture"]), Path(job["out"]), job["over"])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    subjects = [s.partition(":") for s in args.subjects.split(",")]
+    work = Path(args.work)
+    for asset, _, anim in subjects:
+        make_captures(work / Path(asset).stem, asset, anim or None)
+    runs = plan([Path(a).stem for a, _, _ in subjects])
+    only = {x for x in args.only.split(",") if x}
+    todo, procs = [], []
+    for r in runs:
+        r["dir"] = work / r["subject"] / run_name(r)
+        if (only and run_name(r) not in only) or (r["dir"] / "bench_row.json").is_file():
+            continue
+        todo.append(r)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "FOURD_BENCH_THREADS": "1"} if args.jobs > 1 else dict(os.environ)
+    while todo or procs:
+        while todo and len(procs) < args.jobs:
+            r = todo.pop(0)
+            job = json.dumps({"capture": str(work / r["subject"] / r["capture"]), "out": str(r["dir"]), "over": r["over"]})
+            log = open(str(r["dir"]) + ".log", "w")
+            print(f"training {r['subject']} {r['capture']} ({r['remedies']}) → {r['dir']}", flush=True)
+            procs.append((subprocess.Popen([sys.executable, __file__, "--one", job], stdout=log, stderr=log, env=env), r))
+        time.sleep(5)
+        for p, r in list(procs):
+            if p.poll() is not None:
+                procs.remove((p, r))
+                if p.returncode:
+                    print(f"[failed] {r['dir']} (exit {p.returncode}); see {r['dir']}.log", flush=True)
+    rows = []
+    shown = {"clean": 0, "faulty": 1}
+    for r in sorted(runs, key=lambda r: (r["subject"], shown[r["capture"]], r["remedies"] != "none",
+                                         r["remedies"] != "defaults", r["remedies"])):
+        f = r["dir"] / "bench_row.json"
+        if not f.is_file():
+            continue
+        row = {"subject": r["subject"], "capture": r["capture"], "remedies": r["remedies"], **json.loads(f.read_text())}
+        if r["capture"] == "faulty" and r["remedies"] in ("defaults", "none"):
+            sw = work / r["subject"]
+            if r["remedies"] == "defaults":
+                row.update(pose_and_colour(sw, r["dir"]))
+            row.update(carve_flags(sw, r["dir"]))
+        rows.append(row)
+    table = Table(title="held-out quality with real-rig faults (demo preset, every frame of 4 clean held-out cameras)")
+    for c in ("subject", "capture", "remedies", "PSNR", "SSIM", "Δ PSNR vs clean", "minutes"):
+        table.add_column(c)
+    clean = {(x["subject"], x["remedies"]): x for x in rows if x["capture"] == "clean"}
+    for x in rows:
+        ref = clean.get((x["subject"], "defaults" if x["remedies"] != "none" else "none"))
+        d = f"{x['psnr'] - ref['psnr']:+.2f}" if ref and x["capture"] == "faulty" else ""
+        table.add_row(x["subject"], x["capture"], x["remedies"], f"{x['psnr']:.2f}", f"{x['ssim']:.4f}", d,
+                      f"{x['minutes']:.1f}")
+    Console(width=160).print(table)
+    extra = Table(title="what the defaults recovered on the faulty captures")
+    for c in ("subject", "rot° mean injected → refined", "rot° max", "gain err max (uncorrected → corrected)",
+              "most damaged mask flagged (rank)"):
+        extra.add_column(c)
+    for x in rows:
+        if x["capture"] == "faulty" and x["remedies"] == "defaults":
+            extra.add_row(x["subject"], f"{x['rotation_deg_mean_injected']:.3f} → {x['rotation_deg_mean_refined']:.3f}",
+                          f"{x['rotation_deg_max_injected']:.3f} → {x['rotation_deg_max_refined']:.3f}",
+                          f"{100 * x.get('gain_err_max_uncorrected', 0):.1f} % → {100 * x.get('gain_err_max', 0):.1f} %",
+                          f"{x['most_damaged_camera']}: {x['most_damaged_flagged']} ({x['most_damaged_rank']})")
+    Console(width=160).print(extra)
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
+               "jobs": args.jobs, "note": "minutes with --jobs 2 count two runs sharing 2 cores"}
+    Path(args.out).write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
