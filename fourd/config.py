@@ -111,12 +111,12 @@ class TrainConfig:
     """weight of the penalty pulling each camera's colour correction toward the identity."""
     pose_refinement: bool = True
     """refine each training camera's pose (rotation about its centre, centre shift; mean motion held
-    at zero) from the photometric loss; the refined rig is written to RUN/cameras/{intri,extri}.yml."""
+    at zero) by aligning its images with the model's renders every --pose-every steps; the refined
+    rig is written to RUN/cameras/{intri,extri}.yml."""
     pose_after: int = 300
-    """steps before pose refinement starts (the model first learns a rough scene)."""
-    lr_pose: float = 1e-4
-    """learning rate of the pose corrections (radians; centre shifts in units of the cameras' distance
-    to the subject — about the same motion in the image)."""
+    """steps before the first pose refinement (the model first learns a rough scene)."""
+    pose_every: int = 300
+    """steps between pose refinements (each aligns every training camera on 2 frames)."""
     source_masks: bool = True
     """a source view lends its colour to a point only where its mask shows the subject (at least one
     source pixel in from the edge), so background colour that a matte's soft edge mixes into the

@@ -8,8 +8,9 @@
   rig as a whole, and a small penalty pulls each toward it.
 - **Pose.** Calibration is off by a fraction of a pixel to a few pixels. Each training camera gets
   a small rotation about its centre (a rotation vector) and a shift of its centre (in units of the
-  cameras' distance to the subject, so a step of either moves the image by about as many pixels),
-  with their means held at zero so the world frame does not drift.
+  cameras' distance to the subject), with their means held at zero so the world frame does not
+  drift. They are found by aligning each camera's images with the model's renders
+  (:mod:`fourd.train.align`), not by the optimizer.
 
 Held-out cameras are never corrected: they are the ground truth evaluation compares against.
 """
@@ -33,6 +34,14 @@ def _skew(w: Tensor) -> Tensor:
 def rotation_from_vector(w: Tensor) -> Tensor:
     """[B, 3] rotation vectors (axis × angle, radians) → [B, 3, 3] rotation matrices."""
     return torch.linalg.matrix_exp(_skew(w))
+
+
+def perturbed(camera: Cameras, rotation: Tensor, shift: Tensor) -> Cameras:
+    """``camera`` (one) turned by ``rotation`` [3] (a rotation vector, radians) about its centre and
+    its centre moved by ``shift`` [3] (world units)."""
+    R = rotation_from_vector(rotation.reshape(1, 3).to(camera.R)) @ camera.R
+    C = camera.centers + shift.reshape(1, 3).to(camera.R)
+    return Cameras(camera.K, R, -(R @ C[..., None])[..., 0], camera.H, camera.W, camera.D, list(camera.names))
 
 
 class CameraCorrections(nn.Module):
@@ -90,11 +99,7 @@ class CameraCorrections(nn.Module):
             return camera
         w, s = self.pose_params()
         i = self._index[name]
-        dR = rotation_from_vector(w[i:i + 1]).to(camera.R)
-        R = dR @ camera.R
-        C = camera.centers + s[i].to(camera.R)
-        T = -(R @ C[..., None])[..., 0]
-        return Cameras(camera.K, R, T, camera.H, camera.W, camera.D, list(camera.names))
+        return perturbed(camera, w[i], s[i])
 
     def refined(self, cameras: Cameras) -> Cameras:
         """The whole rig with every corrected camera's refined pose (for ``RUN/cameras``)."""

@@ -64,17 +64,16 @@ class Trainer:
         pos = [self.model.positions]
         rest = [p for n, p in self.model.named_parameters() if n != "positions" and not n.startswith("corrections.")]
         colour = [corr.colour_matrix, corr.colour_offset] if cfg.colour_correction else []
-        pose = [corr.rotation, corr.shift] if cfg.pose_refinement else []
-        # groups: points, networks, colour corrections, pose corrections (always four: checkpoints match)
+        for p in (corr.rotation, corr.shift):  # poses are found by image alignment (fourd.train.align)
+            p.requires_grad_(False)
+        # groups: points, networks, colour corrections (always three: checkpoints match)
         self.optimizer = torch.optim.Adam([{"params": pos, "lr": cfg.lr_points * self.run.spacing},
                                            {"params": rest, "lr": cfg.lr},
-                                           {"params": colour, "lr": cfg.lr},
-                                           {"params": pose, "lr": cfg.lr_pose}], eps=1e-15)
+                                           {"params": colour, "lr": cfg.lr}], eps=1e-15)
         # exponential decay to lr_decay at the planned last step; the plan moves with a time budget
         self.planned = cfg.steps
-        decay = lambda s: cfg.lr_decay ** min(s / max(self.planned, 1), 1.0)  # noqa: E731
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, [decay, decay, decay, lambda s: decay(s) if s >= cfg.pose_after else 0.0])
+            self.optimizer, lambda s: cfg.lr_decay ** min(s / max(self.planned, 1), 1.0))
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
         self.writer = None
         self._zfront: dict = {}
@@ -162,6 +161,18 @@ class Trainer:
             self.optimizer.step()
         self.scheduler.step()
         self.step += 1
+        if cfg.pose_refinement and self.step >= cfg.pose_after and (self.step - cfg.pose_after) % cfg.pose_every == 0 \
+                and self.step < self.planned:
+            from fourd.train.align import refine_poses
+
+            with record_function("align"):
+                moved = refine_poses(self.run, generator=self.gen)
+            self._zfront.clear()  # the sources' depth maps were drawn from the old poses
+            if moved:
+                import statistics
+
+                log(f"[dim]step {self.step}: camera poses aligned ({len(moved)} cameras, median change "
+                    f"{statistics.median(moved.values()):.3f}°)[/]")
         return {"loss": float(loss.detach()), "psnr": psnr(img.rgb.detach(), tgt.image.detach()), "frame": f, "camera": cam,
                 "points_visible": int(out.visible.numel())}
 
