@@ -104,19 +104,20 @@ class TrainConfig:
     w_lpips: float = 0.0
     """weight of LPIPS (only when its VGG weights are on disk; 4K4D uses 1e-3)."""
     colour_correction: bool = True
-    """learn a colour correction per training camera (3×3 + offset, mean held at the identity),
-    applied to the source views blended and to the targets: cameras that disagree in colour stop
-    printing their cast into renders. Written to RUN/cameras/colour.json."""
-    w_colour: float = 0.01
-    """weight of the penalty pulling each camera's colour correction toward the identity."""
+    """fit a colour correction per training camera (3×3 + offset, mean held at the identity) to the
+    model's renders every --refine-every steps; applied to the source views blended and to the
+    targets, so cameras that disagree in colour stop printing their cast into renders. Written to
+    RUN/cameras/colour.json."""
+    colour_ridge: float = 0.01
+    """how strongly each colour correction is pulled toward the identity (ridge weight per pixel)."""
     pose_refinement: bool = True
     """refine each training camera's pose (rotation about its centre, centre shift; mean motion held
-    at zero) by aligning its images with the model's renders every --pose-every steps; the refined
+    at zero) by aligning its images with the model's renders every --refine-every steps; the refined
     rig is written to RUN/cameras/{intri,extri}.yml."""
-    pose_after: int = 300
-    """steps before the first pose refinement (the model first learns a rough scene)."""
-    pose_every: int = 300
-    """steps between pose refinements (each aligns every training camera on 2 frames)."""
+    refine_after: int = 300
+    """steps before the cameras' poses and colours are first refined (the model first learns a rough scene)."""
+    refine_every: int = 300
+    """steps between camera refinements (each renders every training camera on 2 frames)."""
     source_masks: bool = True
     """a source view lends its colour to a point only where its mask shows the subject (at least one
     source pixel in from the edge), so background colour that a matte's soft edge mixes into the

@@ -5,7 +5,7 @@
   maps its images into one shared colour space; it is applied to the source views that are blended
   and to the training targets they are compared with. The corrections' mean is held at the
   identity (the mean of the deltas is subtracted), so the scene's colour stays anchored to the
-  rig as a whole, and a small penalty pulls each toward it.
+  rig as a whole. They are fitted against the model's renders (:mod:`fourd.train.align`).
 - **Pose.** Calibration is off by a fraction of a pixel to a few pixels. Each training camera gets
   a small rotation about its centre (a rotation vector) and a shift of its centre (in units of the
   cameras' distance to the subject), with their means held at zero so the world frame does not
@@ -114,13 +114,6 @@ class CameraCorrections(nn.Module):
                 Cj = cameras.centers[j] + s[i].to(R)
                 R[j], T[j] = Rj, -Rj @ Cj
             return Cameras(cameras.K, R, T, cameras.H, cameras.W, cameras.D, list(cameras.names))
-
-    # --------------------------------------------------------------- losses
-    def penalty(self) -> Tensor:
-        """Squared distance of the colour corrections from the identity (mean over cameras)."""
-        A, b = self.colour_params()
-        eye = torch.eye(3, device=A.device)
-        return ((A - eye) ** 2).sum((1, 2)).mean() + (b ** 2).sum(1).mean()
 
     def summary(self) -> dict:
         """Per camera: gain, offset, rotation (degrees) and centre shift found."""

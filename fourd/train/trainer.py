@@ -63,13 +63,10 @@ class Trainer:
         corr = self.model.corrections
         pos = [self.model.positions]
         rest = [p for n, p in self.model.named_parameters() if n != "positions" and not n.startswith("corrections.")]
-        colour = [corr.colour_matrix, corr.colour_offset] if cfg.colour_correction else []
-        for p in (corr.rotation, corr.shift):  # poses are found by image alignment (fourd.train.align)
+        for p in corr.parameters():  # fitted against the model's renders (fourd.train.align), not optimized
             p.requires_grad_(False)
-        # groups: points, networks, colour corrections (always three: checkpoints match)
         self.optimizer = torch.optim.Adam([{"params": pos, "lr": cfg.lr_points * self.run.spacing},
-                                           {"params": rest, "lr": cfg.lr},
-                                           {"params": colour, "lr": cfg.lr}], eps=1e-15)
+                                           {"params": rest, "lr": cfg.lr}], eps=1e-15)
         # exponential decay to lr_decay at the planned last step; the plan moves with a time budget
         self.planned = cfg.steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -138,8 +135,6 @@ class Trainer:
         loss = loss_rgb
         if tgt.mask is not None and cfg.w_mask:
             loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask, cfg.mask_loss, trust)
-        if cfg.colour_correction and cfg.w_colour:
-            loss = loss + cfg.w_colour * self.model.corrections.penalty()
         if cfg.w_tv:
             loss = loss + cfg.w_tv * self.model.grid.tv_loss()
         if cfg.w_time:
@@ -161,12 +156,13 @@ class Trainer:
             self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        if cfg.pose_refinement and self.step >= cfg.pose_after and (self.step - cfg.pose_after) % cfg.pose_every == 0 \
-                and self.step < self.planned:
-            from fourd.train.align import refine_poses
+        if (cfg.pose_refinement or cfg.colour_correction) and self.step >= cfg.refine_after \
+                and (self.step - cfg.refine_after) % cfg.refine_every == 0 and self.step < self.planned:
+            from fourd.train.align import refine_cameras
 
             with record_function("align"):
-                moved = refine_poses(self.run, generator=self.gen)
+                moved = refine_cameras(self.run, cfg.pose_refinement, cfg.colour_correction, cfg.colour_ridge,
+                                       generator=self.gen)
             self._zfront.clear()  # the sources' depth maps were drawn from the old poses
             if moved:
                 import statistics
