@@ -129,6 +129,8 @@ class TrainConfig:
     """steps between evaluations on held-out cameras (0: only at the end)."""
     eval_frames: int = 4
     """frames evaluated during training (all at the end and by fourd eval)."""
+    prefetch: bool = True
+    """load the next step's target and source views in a background thread while a step computes."""
     ckpt_every: int = 250
     """steps between checkpoints."""
     log_every: int = 25

@@ -85,3 +85,42 @@ class ViewSampler:
             m = cv2.resize(v.mask.astype(np.float32), (S, S), interpolation=cv2.INTER_AREA)
             mask = torch.from_numpy(m > 0.999).to(self.device)
         return SourceView(t.to(self.device), cam.to(self.device), name=name, mask=mask)
+
+
+class Prefetcher:
+    """Loads the next training step's target and source views in a background thread while the
+    current step computes (decoding, undistorting, cropping and resizing release the GIL), one
+    step ahead, so memory stays at one step's views. Colour and pose corrections are applied by
+    the caller (:class:`~fourd.train.run.Run`), so what is loaded ahead never goes stale."""
+
+    def __init__(self, sampler: ViewSampler, n_sources: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.sampler, self.n_sources = sampler, n_sources
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="fourd-prefetch")
+        self._pending = None  # ((frame, cam), future)
+        self.wait_s = 0.0  # time the last take() waited for the loader
+
+    def submit(self, frame: int, cam: str) -> None:
+        self._pending = ((frame, cam), self._pool.submit(self._load, frame, cam))
+
+    def _load(self, frame: int, cam: str) -> tuple[Target, dict[str, SourceView]]:
+        tgt = self.sampler.target(frame, cam)
+        video = self.sampler.video
+        names = self.sampler.source_names(video.cameras[cam], cam, self.n_sources)
+        return tgt, {n: self.sampler.source(frame, n) for n in names}
+
+    def take(self, frame: int, cam: str) -> tuple[Target, dict[str, SourceView]] | None:
+        """What was loaded for (frame, cam), or None when something else was asked for."""
+        import time
+
+        if self._pending is None or self._pending[0] != (frame, cam):
+            return None
+        t = time.perf_counter()
+        got = self._pending[1].result()
+        self.wait_s = time.perf_counter() - t
+        self._pending = None
+        return got
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

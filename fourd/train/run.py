@@ -43,6 +43,8 @@ class Run:
     path: Path
     step: int = 0  # the checkpoint's step (0 before training)
     gl: GLRasterizer | None = field(default=None, repr=False)
+    # views loaded ahead by the trainer's prefetcher, used (and dropped) by target()/source()
+    ready: dict = field(default_factory=dict, repr=False)
 
     @property
     def device(self) -> torch.device:
@@ -70,7 +72,7 @@ class Run:
     def source(self, frame: int, name: str) -> SourceView:
         """Training camera ``name``'s view of ``frame`` as the model blends it: in the shared colour
         space and with the refined pose (:class:`~fourd.model.corrections.CameraCorrections`)."""
-        s = self.sampler.source(frame, name)
+        s = self.ready.pop(("source", frame, name), None) or self.sampler.source(frame, name)
         corr = self.model.corrections
         if corr.has(name):
             s.image = corr.colour(s.image, name, channels_first=True)
@@ -80,7 +82,8 @@ class Run:
     def target(self, frame: int, cam: str, crop: bool = True, scale: float | None = None) -> Target:
         """A training target: camera ``cam``'s image of ``frame`` over the background, corrected like
         the sources (held-out cameras are returned as recorded: they are the ground truth)."""
-        t = self.sampler.target(frame, cam, crop, scale)
+        t = self.ready.pop(("target", frame, cam), None) if crop and scale is None else None
+        t = t or self.sampler.target(frame, cam, crop, scale)
         corr = self.model.corrections
         if corr.has(cam):
             img = corr.colour(t.image, cam)

@@ -74,6 +74,13 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
         self.writer = None
         self._zfront: dict = {}
+        self._next: tuple[int, str] | None = None  # the next step's (frame, camera), drawn one step ahead
+        self.data_s = 0.0  # seconds the last step spent getting its views (waiting for the prefetcher)
+        self.prefetcher = None
+        if cfg.prefetch:
+            from fourd.train.data import Prefetcher
+
+            self.prefetcher = Prefetcher(self.sampler, cfg.model.source_views)
 
     @property
     def step(self) -> int:
@@ -120,12 +127,30 @@ class Trainer:
                     self._zfront[key] = (s.zfront, self.step)
         return out
 
-    def train_step(self) -> dict:
-        cfg = self.cfg
+    def _draw(self) -> tuple[int, str]:
         f = self.video.frames[int(torch.randint(len(self.video.frames), (1,), generator=self.gen))]
         cam = self.train_cams[int(torch.randint(len(self.train_cams), (1,), generator=self.gen))]
+        return f, cam
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        t_data = time.perf_counter()
+        f, cam = self._next if self._next is not None else self._draw()
+        self._next = None
+        if self.prefetcher is not None:
+            got = self.prefetcher.take(f, cam)
+            if got is not None:
+                tgt, srcs = got
+                self.run.ready[("target", f, cam)] = tgt
+                for n, s in srcs.items():
+                    self.run.ready[("source", f, n)] = s
+            if self.step + 1 < self.planned:  # the next step's views load while this one computes
+                self._next = self._draw()
+                self.prefetcher.submit(*self._next)
         tgt = self.run.target(f, cam)
+        self.data_s = time.perf_counter() - t_data
         out = self.render(f, tgt.camera, cam, net=self.net, reuse_visibility=True)
+        self.run.ready.clear()  # anything loaded ahead and not used (a source list that changed)
         img = out.image
         trust = edge_weights(tgt.mask, cfg.edge_band) if tgt.mask is not None else None
         if trust is None:
@@ -170,7 +195,7 @@ class Trainer:
                 log(f"[dim]step {self.step}: camera poses aligned ({len(moved)} cameras, median change "
                     f"{statistics.median(moved.values()):.3f}°)[/]")
         return {"loss": float(loss.detach()), "psnr": psnr(img.rgb.detach(), tgt.image.detach()), "frame": f, "camera": cam,
-                "points_visible": int(out.visible.numel())}
+                "points_visible": int(out.visible.numel()), "data_ms": 1000 * self.data_s}
 
     # ---------------------------------------------------------- checkpoints
     def save(self) -> None:
@@ -178,7 +203,8 @@ class Trainer:
             return
         d = self.out / "checkpoints"
         extra = {"spacing": self.run.spacing, "planned_steps": self.planned,
-                 "train_seconds": self._spent_before + time.perf_counter() - self._t_start}
+                 "train_seconds": self._spent_before + time.perf_counter() - self._t_start,
+                 "next_sample": list(self._next) if self._next is not None else None}
         p = save_checkpoint(d / f"step_{self.step:07d}.pt", self.step, self.model, self.optimizer, self.scheduler,
                             self.gen, to_json(self.cfg), extra)
         atomic_write_text(d / "latest.txt", p.name)
@@ -200,6 +226,8 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
         extra = json.loads(state.get("extra") or "{}")
+        if extra.get("next_sample"):  # drawn ahead before the checkpoint: the resumed run takes it next
+            self._next = (int(extra["next_sample"][0]), str(extra["next_sample"][1]))
         if self.cfg.minutes:
             self._spent_before = float(extra.get("train_seconds", 0.0))
             self.planned = int(extra.get("planned_steps", self.planned))
@@ -266,6 +294,9 @@ class Trainer:
                 result["budget"] = budget.summary()
             return result
         finally:
+            if self.prefetcher is not None:
+                self.prefetcher.close()
+                self.prefetcher = None
             if logf:
                 logf.close()
             if self.writer:
