@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from fourd.console import log, progress
-from fourd.datasets.base import InMemoryCapture
+from fourd.datasets.base import MultiViewVideo
 from fourd.datasets.codecs import encode_image
 from fourd.errors import DataError
 from fourd.io import atomic_write_text
@@ -28,8 +29,9 @@ class SynthRecipe:
     """glTF/GLB file; a bare name is looked up among the shipped assets (fourd.assets)."""
     animation: str | None = "Walk"
     """animation clip name (None: the first clip)."""
-    rings: list[tuple[int, float]] = field(default_factory=lambda: [(12, 5.0), (12, 35.0)])
-    """camera rings as (number of cameras, elevation in degrees above the subject centre)."""
+    rings: list[tuple] = field(default_factory=lambda: [(12, 5.0), (12, 35.0)])
+    """camera rings as (number of cameras, elevation in degrees above the subject centre), or
+    (number, elevation, width, height) for a ring with its own image size."""
     frames: int = 30
     """number of frames."""
     fps: float = 30.0
@@ -106,19 +108,21 @@ def rig(recipe: SynthRecipe, lo: np.ndarray, hi: np.ndarray) -> Cameras:
 
     def build(d: float) -> Cameras:
         cams, k = [], 0
-        for j, (n, elev) in enumerate(recipe.rings):
+        for j, ring in enumerate(recipe.rings):
+            n, elev = int(ring[0]), float(ring[1])
+            W, H = (int(ring[2]), int(ring[3])) if len(ring) >= 4 else (recipe.width, recipe.height)
             e = math.radians(elev)
             names = [f"{k + i:02d}" for i in range(n)]
             k += n
             cams.append(Cameras.ring(n, d * math.cos(e), d * math.sin(e), target=center, up=(0, 1, 0),
-                                     fov_y_deg=recipe.fov_deg, H=recipe.height, W=recipe.width,
+                                     fov_y_deg=recipe.fov_deg, H=H, W=W,
                                      phase_deg=j * 180.0 / max(n, 1), names=names))
         return Cameras.cat(cams)
 
     def fits(cams: Cameras) -> bool:
         uv, z = cams.project(corners)
-        half = np.array([recipe.width, recipe.height]) / 2
-        off = np.abs(uv.numpy() - half) / half
+        half = torch.stack([cams.W, cams.H], -1).double().numpy()[:, None] / 2
+        off = np.abs(uv.double().numpy() - half) / half
         return bool((z > 0).all()) and float(off.max()) <= recipe.fill
 
     d = radius / math.sin(math.radians(recipe.fov_deg) / 2)  # the bounding sphere always fits
@@ -135,6 +139,45 @@ def held_out_names(names: list[str], n: int) -> list[str]:
         raise DataError(f"cannot hold out {n} of {len(names)} cameras", None, "hold out fewer cameras")
     step = len(names) / n
     return [names[int(i * step + step / 2)] for i in range(n)]
+
+
+class RenderedCapture(MultiViewVideo):
+    """A capture rendered on demand, one frame (every camera) at a time: writers go frame by
+    frame, so a capture of any length is written holding one frame's encoded images."""
+
+    layout = "rendered"
+
+    def __init__(self, renderer, cams: Cameras, posed: list, near: float, far: float, ext: str, quality: int,
+                 gt: Path, held_out: list[str], fps: float):
+        super().__init__(gt.parent, cams, list(range(len(posed))), held_out, fps, cache_bytes=0)
+        self._r, self._posed, self._near, self._far = renderer, posed, near, far
+        self._ext, self._quality, self._gt = ext, quality, gt
+        self._frame, self._images, self._masks = None, {}, {}
+
+    def _render(self, frame: int) -> None:
+        if frame == self._frame:
+            return
+        verts = self._posed[frame]
+        self._r.update(verts)
+        np.save(self._gt / f"verts_{frame:06d}.npy", np.concatenate(verts).astype(np.float32))
+        self._images, self._masks = {}, {}
+        for i, name in enumerate(self.cameras.names):
+            r = self._r.render(self.cameras[i], self._near, self._far)
+            self._images[name] = encode_image(r.rgb, self._ext, self._quality)
+            self._masks[name] = encode_image(r.mask.astype(np.uint8) * 255, ".png")
+        self._frame = frame
+
+    @property
+    def has_masks(self) -> bool:
+        return True
+
+    def image_bytes(self, frame, cam):
+        self._render(frame)
+        return self._images[cam], f"rendered frame {frame} camera {cam}"
+
+    def mask_bytes(self, frame, cam):
+        self._render(frame)
+        return self._masks[cam], f"rendered mask {frame} camera {cam}"
 
 
 def synthesize(recipe: SynthRecipe, out: str | Path, layout: str = "easyvolcap") -> Path:
@@ -163,37 +206,32 @@ def synthesize(recipe: SynthRecipe, out: str | Path, layout: str = "easyvolcap")
 
     parts = [MeshPart(p.faces, p.uvs, p.colors, p.base_color, p.texture) for p in asset.primitives]
     renderer = MeshRenderer(parts, [len(p.positions) for p in asset.primitives])
-    images, masks = {}, {}
     gt = out / "gt"
     gt.mkdir(parents=True, exist_ok=True)
     offs = np.cumsum([0] + [len(p.positions) for p in asset.primitives])
     faces = np.concatenate([p.faces + o for p, o in zip(asset.primitives, offs[:-1])]).astype(np.int32)
     np.save(gt / "faces.npy", faces)
-    with progress(f"rendering {asset.path.name}", recipe.frames * len(cams)) as advance:
-        for f, verts in enumerate(posed):
-            renderer.update(verts)
-            np.save(gt / f"verts_{f:06d}.npy", np.concatenate(verts).astype(np.float32))
-            for i, name in enumerate(cams.names):
-                r = renderer.render(cams[i], near, far)
-                images[(f, name)] = encode_image(r.rgb, ext, recipe.jpeg_quality)
-                masks[(f, name)] = encode_image(r.mask.astype(np.uint8) * 255, ".png")
-                advance()
-    renderer.release()
-    video = InMemoryCapture(cams, list(range(recipe.frames)), images, masks,
+    # rendered frame by frame as the writer asks for them: one frame's images in memory at a time
+    video = RenderedCapture(renderer, cams, posed, near, far, ext, recipe.jpeg_quality, gt,
                             held_out_names(cams.names, recipe.held_out), recipe.fps)
-    if layout == "easyvolcap":
-        from fourd.datasets.easyvolcap import write_easyvolcap
+    try:
+        with progress(f"rendering {asset.path.name}", recipe.frames) as advance:
+            if layout == "easyvolcap":
+                from fourd.datasets.easyvolcap import write_easyvolcap
 
-        write_easyvolcap(video, out)
-    else:
-        from fourd.datasets.smc import write_smc
+                write_easyvolcap(video, out, progress=advance)
+            else:
+                from fourd.datasets.smc import write_smc
 
-        write_smc(video, out, sequence=Path(recipe.asset).stem.lower())
+                write_smc(video, out, sequence=Path(recipe.asset).stem.lower(), progress=advance)
+    finally:
+        renderer.release()
     meta = {"recipe": asdict(recipe), "layout": layout, "normalization": {"scale": s, "offset": off.tolist()},
             "near": float(near), "far": float(far)}
     atomic_write_text(out / "synth.json", json.dumps(meta, indent=2))
+    sizes = sorted({(int(w), int(h)) for w, h in zip(cams.W, cams.H)})
     log(f"wrote {layout} capture: {len(cams)} cameras × {recipe.frames} frames at "
-        f"{recipe.width}×{recipe.height} → {out}")
+        f"{', '.join(f'{w}×{h}' for w, h in sizes)} → {out}")
     return out
 
 

@@ -245,3 +245,19 @@ def test_fourd_json_invalid(tiny_ev, tmp_path):
     c = copy(tiny_ev, tmp_path)
     (c / "fourd.json").write_text("{not json")
     expect(c / "fourd.json", lambda: EasyVolcapCapture(c), "invalid JSON")
+
+
+def test_a_rig_of_two_image_sizes_in_both_layouts(tmp_path):
+    """Rings with their own image sizes (DNA-Rendering mixes 2448×2048 and 4096×3000 cameras),
+    rendered frame by frame, read back with each camera's own size."""
+    from fourd.datasets.synth import SynthRecipe, synthesize
+
+    recipe = SynthRecipe(asset="Fox.glb", animation="Walk", rings=[(3, 5.0, 96, 80), (2, 40.0, 64, 72)], frames=2,
+                         held_out=1)
+    for layout in ("easyvolcap", "smc"):
+        v = open_dataset(synthesize(recipe, tmp_path / layout, layout))
+        assert [int(w) for w in v.cameras.W] == [96, 96, 96, 64, 64]
+        assert [int(h) for h in v.cameras.H] == [80, 80, 80, 72, 72]
+        for n in v.camera_names:
+            assert v.image(1, n).shape[:2] == (int(v.cameras.H[v.cameras.index(n)]), int(v.cameras.W[v.cameras.index(n)]))
+            assert v.mask(1, n).any()

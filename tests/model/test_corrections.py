@@ -133,3 +133,19 @@ def test_training_moves_the_corrections_and_writes_the_refined_rig(tiny_ev, tmp_
     assert c.colour_matrix.abs().sum() == 0 and c.rotation.abs().sum() == 0 and c.shift.abs().sum() == 0
     assert not (tmp_path / "off" / "cameras").exists()
     tr.run.release()
+
+
+def test_affine_colour_fit_recovers_a_gain_and_offset():
+    from fourd.train.align import fit_affine_colour
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(5000, 3, generator=g)  # the render's colours
+    gain, off = torch.tensor([1.08, 0.95, 0.92]), torch.tensor([0.02, -0.01, 0.03])
+    x = y * gain + off + 0.01 * torch.randn(5000, 3, generator=g)  # what the camera recorded
+    A, b = fit_affine_colour(x, y, ridge=1e-4)
+    assert torch.allclose(torch.diagonal(A), 1 / gain, atol=0.01)
+    assert (A - torch.diag(torch.diagonal(A))).abs().max() < 0.01
+    assert torch.allclose(b, -off / gain, atol=0.01)
+    # a strong ridge holds the correction at the identity
+    A, b = fit_affine_colour(x, y, ridge=1e3)
+    assert torch.allclose(A, torch.eye(3), atol=1e-3) and b.abs().max() < 1e-3
