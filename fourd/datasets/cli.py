@@ -18,7 +18,8 @@ Capture = Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="CAPTURE")]
 def data_synth(out: Pos[Path], asset: str = "Fox.glb", animation: str | None = "Walk",
                layout: Literal["easyvolcap", "smc"] = "easyvolcap", cameras: int = 24, rings: int = 2,
                frames: int = 30, size: int = 512, held_out: int = 4, fps: float = 30.0,
-               image_format: Literal["jpg", "png"] = "jpg") -> None:
+               image_format: Literal["jpg", "png"] = "jpg", rig: Literal["ring", "dna_rendering"] = "ring",
+               scale: float = 1.0) -> None:
     """Render a synthetic multi-view capture of an animated glTF asset, with exact masks and the
     posed ground-truth mesh of every frame (gt/verts_<frame>.npy, gt/faces.npy).
 
@@ -34,12 +35,22 @@ def data_synth(out: Pos[Path], asset: str = "Fox.glb", animation: str | None = "
         held_out: cameras kept for evaluation.
         fps: frame rate.
         image_format: jpg or png.
+        rig: ring (--cameras on --rings at --size), or dna_rendering: DNA-Rendering's rig — 48 cameras at
+            2448×2048 and 12 at 4096×3000, each with lens distortion and a Color_Calibration (use
+            --layout smc; --cameras, --rings and --size are ignored). Rendered and written frame by
+            frame, so memory does not grow with --frames.
+        scale: image size factor of the dna_rendering rig (1 = native sizes).
     """
-    from fourd.datasets.synth import ring_recipe, synthesize
+    from fourd.datasets.synth import dna_rendering_recipe, ring_recipe, synthesize
     from fourd.io import check_output
 
     check_output(out, "folder")
-    synthesize(ring_recipe(asset, animation, cameras, rings, frames, size, held_out, fps, image_format), out, layout)
+    if rig == "dna_rendering":
+        recipe = dna_rendering_recipe(asset, animation, frames, scale, held_out, fps)
+        recipe.image_format = image_format
+    else:
+        recipe = ring_recipe(asset, animation, cameras, rings, frames, size, held_out, fps, image_format)
+    synthesize(recipe, out, layout)
 
 
 def data_info(path: Capture, json_out: Annotated[bool, tyro.conf.arg(name="json")] = False,

@@ -54,6 +54,28 @@ class SynthRecipe:
     """jpg or png."""
     jpeg_quality: int = 95
     """JPEG quality, 1–100."""
+    lens: bool = False
+    """give every camera radial lens distortion (k1 in −0.12…−0.02, k2 in 0…0.04): rendered into
+    the images and masks and written into D, as real captures are stored."""
+    colour_calibration: bool = False
+    """give every camera a DNA-Rendering Color_Calibration (a mild quadratic per channel): images are
+    stored with its inverse applied, so the calibration applied on load gives back the rendered
+    colours (SMC layout only)."""
+    seed: int = 0
+    """seed of the lens and colour parameters."""
+
+
+def dna_rendering_recipe(asset: str = "CesiumMan.glb", animation: str | None = None, frames: int = 150,
+                         scale: float = 1.0, held_out: int = 4, fps: float = 15.0) -> SynthRecipe:
+    """DNA-Rendering's rig: 48 cameras at 2448×2048 (two rings of 24) and 12 at 4096×3000 (one ring
+    between them), every camera with lens distortion and a Color_Calibration; ``scale`` shrinks the
+    image sizes (for tests and quick runs)."""
+    def size(w, h):
+        return max(16, 2 * round(w * scale / 2)), max(16, 2 * round(h * scale / 2))
+
+    small, large = size(2448, 2048), size(4096, 3000)
+    return SynthRecipe(asset=asset, animation=animation, rings=[(24, 5.0, *small), (12, 20.0, *large), (24, 35.0, *small)],
+                       frames=frames, fps=fps, held_out=held_out, lens=True, colour_calibration=True)
 
 
 def ring_recipe(asset: str = "Fox.glb", animation: str | None = "Walk", cameras: int = 24, rings: int = 2,
@@ -141,18 +163,82 @@ def held_out_names(names: list[str], n: int) -> list[str]:
     return [names[int(i * step + step / 2)] for i in range(n)]
 
 
+def inverse_colour_lut(cc: np.ndarray) -> np.ndarray:
+    """[256, 1, 3] uint8 RGB table undoing a (monotonic) DNA-Rendering Color_Calibration: stored
+    colours x with calibrate(x) ≈ the rendered colour."""
+    x = np.arange(256, dtype=np.float64)
+    inv = []
+    for i in (2, 1, 0):  # calibration rows are B, G, R; the table's channels R, G, B
+        y = cc[i, 0] * x ** 2 + cc[i, 1] * x + cc[i, 2]
+        inv.append(np.interp(x, y, x))
+    return np.clip(np.rint(np.stack(inv, -1)), 0, 255).astype(np.uint8)[:, None, :]
+
+
+def lens_and_colour(cams: Cameras, seed: int, lens: bool, colour: bool) -> tuple[Cameras, dict]:
+    """``cams`` with random radial distortion written into D (``lens``) and a Color_Calibration per
+    camera (``colour``; DNA-Rendering's per-BGR-channel quadratic, close to the identity)."""
+    from fourd.datasets.degrade import radial_is_monotonic
+
+    rng = np.random.default_rng(seed)
+    D = cams.D.clone()
+    calib = {}
+    for i, n in enumerate(cams.names):
+        if lens:
+            r_max = float(np.hypot(float(cams.W[i]) / float(cams.K[i, 0, 0]), float(cams.H[i]) / float(cams.K[i, 1, 1])) / 2)
+            for _ in range(100):
+                k1, k2 = rng.uniform(-0.12, -0.02), rng.uniform(0.0, 0.04)
+                if radial_is_monotonic(k1, k2, r_max * 1.05):
+                    break
+            D[i, :2] = torch.tensor([k1, k2], dtype=D.dtype)
+        if colour:
+            # a·x² + b·x + c per channel that stays increasing and inside 0–255 over 0–255
+            a = rng.uniform(-2e-4, 2e-4, 3)
+            b = 1 + rng.uniform(-0.06, 0.06, 3) - a * 255
+            c = rng.uniform(-4, 4, 3)
+            calib[n] = np.stack([a, b, c], 1)
+    out = Cameras(cams.K, cams.R, cams.T, cams.H, cams.W, D, list(cams.names))
+    return out, calib
+
+
 class RenderedCapture(MultiViewVideo):
     """A capture rendered on demand, one frame (every camera) at a time: writers go frame by
-    frame, so a capture of any length is written holding one frame's encoded images."""
+    frame, so a capture of any length is written holding one frame's encoded images. Cameras with
+    distortion (D) get it rendered in (a pinhole render resampled through the lens model); cameras
+    with a ``color_calibration`` are stored with its inverse applied."""
 
     layout = "rendered"
 
     def __init__(self, renderer, cams: Cameras, posed: list, near: float, far: float, ext: str, quality: int,
-                 gt: Path, held_out: list[str], fps: float):
+                 gt: Path, held_out: list[str], fps: float, color_calibration: dict | None = None):
         super().__init__(gt.parent, cams, list(range(len(posed))), held_out, fps, cache_bytes=0)
         self._r, self._posed, self._near, self._far = renderer, posed, near, far
         self._ext, self._quality, self._gt = ext, quality, gt
         self._frame, self._images, self._masks = None, {}, {}
+        self.color_calibration = dict(color_calibration or {})  # written into the SMC by write_smc
+        self._inverse = {n: inverse_colour_lut(c) for n, c in self.color_calibration.items()}
+
+    def _lens(self, i: int, img: np.ndarray, interpolation: int) -> np.ndarray:
+        """A pinhole render seen through camera i's lens: each distorted pixel samples the render
+        where its undistorted ray lands (the map solved on an 8× coarser grid and interpolated:
+        the lens field is smooth, and a 12-megapixel map is never held)."""
+        import cv2
+
+        from fourd.structures.cameras import K_to_opencv
+
+        H, W = img.shape[:2]
+        step = 8
+        ys, xs = np.mgrid[0:H + step:step, 0:W + step:step].astype(np.float64)
+        K = K_to_opencv(self.cameras.K[i].double().numpy())
+        D = self.cameras.D[i].double().numpy()
+        pts = np.stack([xs.ravel(), ys.ravel()], -1).reshape(-1, 1, 2)
+        und = cv2.undistortPoints(pts, K, D, P=K, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-9))
+        coarse = torch.from_numpy(und.reshape(ys.shape[0], ys.shape[1], 2).astype(np.float32)).permute(2, 0, 1)[None]
+        # node k of the coarse grid sits at pixel k·step: corner-aligned interpolation keeps it there
+        # (cv2.resize aligns pixel centres, which moved the map by a fraction of a pixel)
+        size = ((ys.shape[0] - 1) * step + 1, (ys.shape[1] - 1) * step + 1)
+        full = torch.nn.functional.interpolate(coarse, size=size, mode="bilinear", align_corners=True)[0, :, :H, :W]
+        full = full.permute(1, 2, 0).contiguous().numpy()
+        return cv2.remap(img, full[..., 0], full[..., 1], interpolation, borderMode=cv2.BORDER_CONSTANT)
 
     def _render(self, frame: int) -> None:
         if frame == self._frame:
@@ -160,11 +246,20 @@ class RenderedCapture(MultiViewVideo):
         verts = self._posed[frame]
         self._r.update(verts)
         np.save(self._gt / f"verts_{frame:06d}.npy", np.concatenate(verts).astype(np.float32))
+        import cv2
+
         self._images, self._masks = {}, {}
+        pinhole = self.cameras.undistorted() if self.cameras.has_distortion else self.cameras
         for i, name in enumerate(self.cameras.names):
-            r = self._r.render(self.cameras[i], self._near, self._far)
-            self._images[name] = encode_image(r.rgb, self._ext, self._quality)
-            self._masks[name] = encode_image(r.mask.astype(np.uint8) * 255, ".png")
+            r = self._r.render(pinhole[i], self._near, self._far)
+            rgb, mask = r.rgb, r.mask.astype(np.uint8) * 255
+            if bool((self.cameras.D[i] != 0).any()):
+                rgb = self._lens(i, rgb, cv2.INTER_LINEAR)
+                mask = (self._lens(i, mask, cv2.INTER_LINEAR) > 127).astype(np.uint8) * 255
+            if name in self._inverse:
+                rgb = cv2.LUT(np.ascontiguousarray(rgb), self._inverse[name])
+            self._images[name] = encode_image(rgb, self._ext, self._quality)
+            self._masks[name] = encode_image(mask, ".png")
         self._frame = frame
 
     @property
@@ -211,9 +306,13 @@ def synthesize(recipe: SynthRecipe, out: str | Path, layout: str = "easyvolcap")
     offs = np.cumsum([0] + [len(p.positions) for p in asset.primitives])
     faces = np.concatenate([p.faces + o for p, o in zip(asset.primitives, offs[:-1])]).astype(np.int32)
     np.save(gt / "faces.npy", faces)
+    if recipe.colour_calibration and layout != "smc":
+        raise DataError("a Color_Calibration can only be stored in the SMC layout", "--layout",
+                        "use --layout smc, or leave the colour calibration out")
+    cams, calib = lens_and_colour(cams, recipe.seed, recipe.lens, recipe.colour_calibration)
     # rendered frame by frame as the writer asks for them: one frame's images in memory at a time
     video = RenderedCapture(renderer, cams, posed, near, far, ext, recipe.jpeg_quality, gt,
-                            held_out_names(cams.names, recipe.held_out), recipe.fps)
+                            held_out_names(cams.names, recipe.held_out), recipe.fps, calib)
     try:
         with progress(f"rendering {asset.path.name}", recipe.frames) as advance:
             if layout == "easyvolcap":
