@@ -132,6 +132,10 @@ class TrainConfig:
     """steps between evaluations on held-out cameras (0: only at the end)."""
     eval_frames: int = 4
     """frames evaluated during training (all at the end and by fourd eval)."""
+    memory_limit: float | None = None
+    """GiB the run may hold; a run whose estimated peak (points × frames, feature grid, image cache,
+    one step's fragments) exceeds it is refused before any work, naming the setting to change.
+    Default: the memory available when training starts."""
     prefetch: bool = True
     """load the next step's target and source views in a background thread while a step computes."""
     ckpt_every: int = 250
@@ -286,14 +290,18 @@ RANGES: dict[str, dict[str, tuple]] = {
     "CarveConfig": {"points": (1, 50_000_000, True, True), "resolution": (8, 4096, True, True),
                     "coarse_resolution": (2, 4096, True, True), "vote": (0.0, 1.0, False, True),
                     "min_views": (1, None, True, True), "margin": (0.0, 10.0, True, True),
-                    "mask_max_side": (16, None, True, True), "bounds_frames": (1, None, True, True)},
+                    "mask_max_side": (16, None, True, True), "bounds_frames": (1, None, True, True),
+                    "mask_tolerance": (0, 64, True, True)},
     "TrainConfig": {"steps": (0, None, True, True), "minutes": (0.0, None, False, True), "lr": (0.0, 10.0, False, True), "lr_points": (0.0, None, True, True),
                     "lr_decay": (0.0, 1.0, False, True), "K": (1, 64, True, True), "image_scale": (0.0, 4.0, False, True),
                     "source_size": (8, 4096, True, True), "visibility_refresh": (1, None, True, True),
                     "crop_margin": (0, None, True, True), "w_mask": (0.0, None, True, True),
                     "w_tv": (0.0, None, True, True), "w_time": (0.0, None, True, True), "w_lpips": (0.0, None, True, True),
                     "eval_every": (0, None, True, True), "eval_frames": (1, None, True, True),
-                    "ckpt_every": (1, None, True, True), "log_every": (1, None, True, True)},
+                    "ckpt_every": (1, None, True, True), "log_every": (1, None, True, True),
+                    "memory_limit": (0.0, None, False, True), "refine_after": (0, None, True, True),
+                    "refine_every": (1, None, True, True), "colour_ridge": (0.0, None, True, True),
+                    "edge_band": (0, 64, True, True)},
     "ModelConfig": {"geometry_hidden": (1, None, True, True), "radius_min": (0.0, None, False, True),
                     "radius_max": (0.0, None, False, True), "radius_init": (0.0, None, False, True),
                     "source_views": (1, 64, True, True), "cnn_channels": (1, None, True, True),

@@ -26,6 +26,7 @@ this carried ``eye(3)`` as a placeholder, which is read as the identity too.
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -256,49 +257,57 @@ def write_smc(video: MultiViewVideo, root: str | Path, sequence: str = "fourd_00
     main_p, ann_p = root / "main" / f"{sequence}.smc", root / "annotations" / f"{sequence}_annots.smc"
     tmp_main, tmp_ann = main_p.with_suffix(".smc.tmp"), ann_p.with_suffix(".smc.tmp")
     cams = video.cameras
-    with h5py.File(tmp_main, "w") as fm, h5py.File(tmp_ann, "w") as fa:
-        fm.attrs["actor_id"] = sequence
-        fm.attrs["performance_part"] = "fourd"
-        fm.attrs["capture_date"] = "synthetic"
-        fm.attrs["fps"] = video.fps
-        fm.attrs["fourd_held_out"] = json.dumps([ids[names.index(h)] for h in video.held_out])
-        if not numeric:
-            fm.attrs["fourd_camera_names"] = json.dumps(dict(zip(ids, names)))
-        # as DNA-Rendering: the 12-megapixel cameras (if the rig mixes sizes) in their own group
-        mixed = len({(int(h), int(w)) for h, w in zip(cams.H, cams.W)}) > 1
-        group_of = ["Camera_12mp" if mixed and int(cams.H[i]) * int(cams.W[i]) > 8_000_000 else "Camera_5mp"
-                    for i in range(len(ids))]
-        for gname in sorted(set(group_of)):
-            g = fm.create_group(gname)
-            members = [i for i in range(len(ids)) if group_of[i] == gname]
-            g.attrs["num_device"] = len(members)
-            g.attrs["num_frame"] = len(video.frames)
-            sizes = {(int(cams.H[i]), int(cams.W[i])) for i in members}
-            if len(sizes) == 1:
-                (H, W), = sizes
-                g.attrs["resolution"] = np.array([W, H])
-        cp = fa.create_group("Camera_Parameter")
-        mg = fa.create_group("Mask") if video.has_masks else None
-        colour, masks = {}, {}
-        for i, (cid, n) in enumerate(zip(ids, names)):
-            p = cp.create_group(f"{int(cid):02d}")
-            p["K"] = K_to_opencv(cams.K[i].double().cpu().numpy())
-            p["D"] = cams.D[i].double().cpu().numpy()
-            p["RT"] = cams.c2w[i].double().cpu().numpy()
-            cc = getattr(video, "color_calibration", {}).get(n)
-            p["Color_Calibration"] = IDENTITY_CC if cc is None else cc
-            colour[n] = fm[group_of[i]].create_group(cid).create_group("color")
-            masks[n] = mg.create_group(cid).create_group("mask") if mg is not None else None
-        for f in video.frames:  # frame by frame: a capture rendered or degraded on the fly holds one frame
-            for n in names:
-                data, where = video.image_bytes(f, n)
-                decode_image(data, where)  # never copy a corrupt image into a new file
-                colour[n].create_dataset(str(f), data=np.frombuffer(data, np.uint8))
-                if masks[n] is not None:
-                    mdata, _ = video.mask_bytes(f, n)
-                    masks[n].create_dataset(str(f), data=np.frombuffer(mdata, np.uint8))
-            if progress is not None:
-                progress()
+    try:
+        with h5py.File(tmp_main, "w") as fm, h5py.File(tmp_ann, "w") as fa:
+            fm.attrs["actor_id"] = sequence
+            fm.attrs["performance_part"] = "fourd"
+            fm.attrs["capture_date"] = "synthetic"
+            fm.attrs["fps"] = video.fps
+            fm.attrs["fourd_held_out"] = json.dumps([ids[names.index(h)] for h in video.held_out])
+            if not numeric:
+                fm.attrs["fourd_camera_names"] = json.dumps(dict(zip(ids, names)))
+            # as DNA-Rendering: the 12-megapixel cameras (if the rig mixes sizes) in their own group
+            mixed = len({(int(h), int(w)) for h, w in zip(cams.H, cams.W)}) > 1
+            group_of = ["Camera_12mp" if mixed and int(cams.H[i]) * int(cams.W[i]) > 8_000_000 else "Camera_5mp"
+                        for i in range(len(ids))]
+            for gname in sorted(set(group_of)):
+                g = fm.create_group(gname)
+                members = [i for i in range(len(ids)) if group_of[i] == gname]
+                g.attrs["num_device"] = len(members)
+                g.attrs["num_frame"] = len(video.frames)
+                sizes = {(int(cams.H[i]), int(cams.W[i])) for i in members}
+                if len(sizes) == 1:
+                    (H, W), = sizes
+                    g.attrs["resolution"] = np.array([W, H])
+            cp = fa.create_group("Camera_Parameter")
+            mg = fa.create_group("Mask") if video.has_masks else None
+            colour, masks = {}, {}
+            for i, (cid, n) in enumerate(zip(ids, names)):
+                p = cp.create_group(f"{int(cid):02d}")
+                p["K"] = K_to_opencv(cams.K[i].double().cpu().numpy())
+                p["D"] = cams.D[i].double().cpu().numpy()
+                p["RT"] = cams.c2w[i].double().cpu().numpy()
+                cc = getattr(video, "color_calibration", {}).get(n)
+                p["Color_Calibration"] = IDENTITY_CC if cc is None else cc
+                colour[n] = fm[group_of[i]].create_group(cid).create_group("color")
+                masks[n] = mg.create_group(cid).create_group("mask") if mg is not None else None
+            for f in video.frames:  # frame by frame: a capture rendered or degraded on the fly holds one frame
+                for n in names:
+                    data, where = video.image_bytes(f, n)
+                    decode_image(data, where)  # never copy a corrupt image into a new file
+                    colour[n].create_dataset(str(f), data=np.frombuffer(data, np.uint8))
+                    if masks[n] is not None:
+                        mdata, _ = video.mask_bytes(f, n)
+                        masks[n].create_dataset(str(f), data=np.frombuffer(mdata, np.uint8))
+                if progress is not None:
+                    progress()
+    except BaseException as e:  # a full disk, a bad image, Ctrl-C: no half-written file is left behind
+        tmp_main.unlink(missing_ok=True)
+        tmp_ann.unlink(missing_ok=True)
+        if isinstance(e, OSError) and (e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e)):
+            raise DataError("the disk filled while writing; the half-written files were removed", main_p.parent,
+                            "free some space and write again") from None
+        raise
     tmp_main.replace(main_p)
     tmp_ann.replace(ann_p)
     return main_p

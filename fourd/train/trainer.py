@@ -50,6 +50,9 @@ class Trainer:
         self.out = Path(cfg.out)
         video = open_dataset(cfg.dataset, cfg.data_root, cache_bytes=2 << 30)
         split_cameras(video, cfg.eval_cams)  # bad --eval-cams: refuse before writing or carving
+        from fourd.train.memory import check_fits
+
+        self.memory_estimate = check_fits(cfg, video, 2 << 30)  # a run that cannot fit: refused now, not hours later
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / "config.json", to_json(cfg))

@@ -288,3 +288,25 @@ def test_rendered_lens_and_colour_calibration_come_back_out_on_load(tmp_path):
     r = dna_rendering_recipe(scale=0.05, frames=2)
     assert sum(x[0] for x in r.rings) == 60 and {tuple(x[2:]) for x in r.rings} == {(122, 102), (204, 150)}
     assert r.lens and r.colour_calibration
+
+
+def test_a_disk_that_fills_while_writing_an_smc_leaves_no_half_file(tiny_ev, tmp_path, monkeypatch):
+    import errno
+
+    from fourd.errors import DataError
+
+    video = open_dataset(tiny_ev)
+    calls = {"n": 0}
+    real = video.image_bytes
+
+    def filling(frame, cam):  # the third image "fills the disk"
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(frame, cam)
+
+    monkeypatch.setattr(video, "image_bytes", filling)
+    with pytest.raises(DataError, match="disk filled") as e:
+        write_smc(video, tmp_path / "out")
+    assert "fix:" in str(e.value)
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]  # nothing half-written remains

@@ -54,3 +54,24 @@ def test_mask_loss_known_values_and_gradient():
         assert bool((alpha.grad[mask > 0] < 0).all() and (alpha.grad[mask == 0] > 0).all()), kind
     with pytest.raises(ValueError, match="iou or l2"):
         mask_loss(alpha, mask, "dice")
+
+
+@pytest.mark.gl
+def test_a_run_that_cannot_fit_in_memory_is_refused_up_front(tiny_ev, tmp_path):
+    from conftest import tiny_train_config
+
+    from fourd.errors import FourdError
+    from fourd.train.memory import estimate
+    from fourd.train.trainer import Trainer
+    from fourd.datasets import open_dataset
+
+    cfg = tiny_train_config(tiny_ev, tmp_path / "run", memory_limit=0.05)  # 50 MiB: less than torch itself
+    with pytest.raises(FourdError, match=r"training would need about .* GiB .* but --memory-limit is 0\.05 GiB") as e:
+        Trainer(cfg)
+    assert "fix:" in str(e.value)
+    assert not (tmp_path / "run").exists()  # refused before anything was written or carved
+    # the estimate grows with what it should: frames × points, the crop's fragments
+    video = open_dataset(tiny_ev)
+    small = estimate(cfg, video, 0)
+    big = estimate(tiny_train_config(tiny_ev, tmp_path / "x", carve={"points": 20_000}, K=24), video, 0)
+    assert big["points"] == small["points"] * 10 and big["step"] > small["step"] * 2
