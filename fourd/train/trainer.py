@@ -184,21 +184,30 @@ class Trainer:
             self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        if (cfg.pose_refinement or cfg.colour_correction) and self.step >= cfg.refine_after \
-                and (self.step - cfg.refine_after) % cfg.refine_every == 0 and self.step < self.planned:
-            from fourd.train.align import refine_cameras
-
-            with record_function("align"):
-                moved = refine_cameras(self.run, cfg.pose_refinement, cfg.colour_correction, cfg.colour_ridge,
-                                       generator=self.gen)
-            self._zfront.clear()  # the sources' depth maps were drawn from the old poses
-            if moved:
-                import statistics
-
-                log(f"[dim]step {self.step}: camera poses aligned ({len(moved)} cameras, median change "
-                    f"{statistics.median(moved.values()):.3f}°)[/]")
         return {"loss": float(loss.detach()), "psnr": psnr(img.rgb.detach(), tgt.image.detach()), "frame": f, "camera": cam,
                 "points_visible": int(out.visible.numel()), "data_ms": 1000 * self.data_s}
+
+    def refine_due(self) -> bool:
+        cfg = self.cfg
+        return (cfg.pose_refinement or cfg.colour_correction) and self.step >= cfg.refine_after \
+            and (self.step - cfg.refine_after) % cfg.refine_every == 0 and self.step < self.planned
+
+    def refine(self) -> None:
+        """One round of camera refinement (poses aligned, colours fitted against the model)."""
+        import statistics
+
+        from torch.profiler import record_function
+
+        from fourd.train.align import refine_cameras
+
+        cfg = self.cfg
+        with record_function("align"):
+            moved = refine_cameras(self.run, cfg.pose_refinement, cfg.colour_correction, cfg.colour_ridge,
+                                   generator=self.gen)
+        self._zfront.clear()  # the sources' depth maps were drawn from the old poses
+        if moved:
+            log(f"[dim]step {self.step}: camera poses aligned ({len(moved)} cameras, median change "
+                f"{statistics.median(moved.values()):.3f}°)[/]")
 
     # ---------------------------------------------------------- checkpoints
     def save(self) -> None:
@@ -264,8 +273,14 @@ class Trainer:
                 while self.step < self.planned:
                     t_step = time.perf_counter()
                     last = self.train_step()
+                    step_s = time.perf_counter() - t_step
+                    if self.refine_due() and (budget is None or budget.room_for_refinement()):
+                        t = time.perf_counter()
+                        self.refine()
+                        if budget is not None:
+                            budget.refined(time.perf_counter() - t)
                     if budget is not None:
-                        budget.stepped(time.perf_counter() - t_step)
+                        budget.stepped(step_s)
                     advance(info=f"loss {last['loss']:.4f} psnr {last['psnr']:.2f}",
                             total=self.planned if budget is not None else None)
                     if self.rank == 0 and self.step % cfg.log_every == 0:
@@ -347,12 +362,24 @@ class TimeBudget:
         self.replans = 0
         self.step_s, self.reserve = None, None
         self.final_eval_s = None
+        self.refine_s: list[float] = []  # seconds of each camera-refinement round
 
     def elapsed(self) -> float:
         return self.tr._spent_before + time.perf_counter() - self.tr._t_start
 
     def saved(self, seconds: float) -> None:
         self.save_s = seconds
+
+    def refined(self, seconds: float) -> None:
+        self.refine_s.append(seconds)
+
+    def room_for_refinement(self) -> bool:
+        """A refinement round fits before the deadline (its time measured by the last round; the
+        first one is guessed at 200 steps' worth)."""
+        if self.step_s is None:
+            return True
+        guess = self.refine_s[-1] if self.refine_s else 200 * self.step_s
+        return self.elapsed() + guess + (self.reserve or 0) < self.seconds
 
     def _eval_estimate(self) -> float:
         """One held-out render timed (the first time), times the number the final evaluation makes."""
@@ -381,6 +408,9 @@ class TimeBudget:
         if n == self.WARMUP or n % max(1, min(20, n // 10)) == 0:
             recent = sorted(self.times[-50:])
             self.step_s = recent[len(recent) // 2]
+            cfg = tr.cfg
+            if self.refine_s and (cfg.pose_refinement or cfg.colour_correction):  # rounds still to come, per step
+                self.step_s += (sum(self.refine_s) / len(self.refine_s)) / cfg.refine_every
             self.reserve = self._eval_estimate() + self.save_s + 0.005 * self.seconds
             left = self.seconds - self.elapsed() - self.reserve
             tr.planned = max(tr.step, tr.step + int(left / max(self.step_s, 1e-6)))
@@ -396,4 +426,5 @@ class TimeBudget:
         return {"budget_s": self.seconds, "elapsed_s": self.elapsed(), "steps": self.tr.step,
                 "step_s": sorted(self.times)[len(self.times) // 2] if self.times else None,
                 "eval_estimate_s": self.eval_s, "final_eval_s": self.final_eval_s, "save_s": self.save_s,
+                "refine_s": self.refine_s,
                 "replans": self.replans}
