@@ -27,12 +27,13 @@ from pathlib import Path
 
 NONE = {"colour_correction": False, "pose_refinement": False, "source_masks": False, "edge_band": 0,
         "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}}
-ABLATIONS = {  # remedy → the settings that switch it off ("+" rows: opt-in remedies switched on)
-    "colour": {"colour_correction": False},
-    "pose": {"pose_refinement": False},
-    "bleed": {"source_masks": False},
+ABLATIONS: dict = {}  # remedy → the settings that switch a default one off (only --source-masks is on by default)
+OPT_IN = {  # opt-in remedies switched on ("+" rows)
+    "pose": {"pose_refinement": True},
+    "colour": {"colour_correction": True},
+    "colour, pose": {"colour_correction": True, "pose_refinement": True},
+    "masks": {"edge_band": 1, "carve": {"mask_tolerance": 1, "drop_outlier_masks": True}},
 }
-OPT_IN = {"masks": {"edge_band": 1, "carve": {"mask_tolerance": 1, "drop_outlier_masks": True}}}
 
 
 def plan(subjects: list[str]) -> list[dict]:
@@ -41,14 +42,16 @@ def plan(subjects: list[str]) -> list[dict]:
     runs = []
     kinds = [("faulty", "defaults", {}), ("clean", "defaults", {}), ("faulty", "none", NONE), ("clean", "none", NONE)]
     kinds += [("faulty", f"defaults − {k}", v) for k, v in ABLATIONS.items()]
-    kinds += [("faulty", f"defaults + {k}", v) for k, v in OPT_IN.items()]
+    kinds += [("faulty", f"defaults + {k}", v) for k, v in OPT_IN.items() if k != "colour, pose"]
+    kinds += [(c, "defaults + colour, pose", OPT_IN["colour, pose"]) for c in ("faulty", "clean")]
     for capture, remedies, over in kinds:
         runs += [{"subject": s, "capture": capture, "remedies": remedies, "over": over} for s in subjects]
     return runs
 
 
 def run_name(r: dict) -> str:
-    return f"run_{r['capture']}_{r['remedies'].replace('defaults − ', 'no_').replace('defaults + ', 'with_')}"
+    tag = r["remedies"].replace("defaults − ", "no_").replace("defaults + ", "with_").replace(", ", "_")
+    return f"run_{r['capture']}_{tag}"
 
 
 def make_captures(work: Path, asset: str, anim: str | None) -> None:
