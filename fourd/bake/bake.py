@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from fourd.bake.format import BakedFrame, ViewTables, write_baked
+from fourd.bake.format import BakedFrame, BakeWriter, ViewTables, write_baked
 from fourd.bake.refit import fit_colors, neighbours, view_system
 from fourd.console import log, progress
 from fourd.errors import FourdError
@@ -153,16 +153,20 @@ def bake_run(run, out: str | Path, views: int = 8, sh: bool = True, fit: bool = 
     missing = [f for f in ids if f not in run.video.frames]
     if missing:
         raise FourdError(f"frames {missing} are not in the capture", run.path, f"pick from {run.video.frames}")
-    baked = []
-    with progress("baking", len(ids)) as advance:
-        for f in ids:
-            baked.append(bake_frame_views(run, f) if appearance == "views"
-                         else bake_frame(run, f, chosen, sh, None if fit else [], smooth=smooth))
-            advance()
+    writer = BakeWriter(out, run.points.meta["bounds"])  # frame by frame: memory holds one frame
+    try:
+        with progress("baking", len(ids)) as advance:
+            for f in ids:
+                writer.add(bake_frame_views(run, f) if appearance == "views"
+                           else bake_frame(run, f, chosen, sh, None if fit else [], smooth=smooth))
+                advance()
+    except BaseException:
+        writer.abort()
+        raise
     meta = {**run.cameras.to_dict(), "held_out": run.eval_cams, "near": run.settings.near, "far": run.settings.far}
-    path = write_baked(out, baked, ids, run.points.meta["bounds"], meta, run.video.fps, tuple(run.cfg.background))
-    n = sum(f.xyz.shape[0] for f in baked)
-    log(f"baked {len(baked)} frames, {n} points, {path.stat().st_size / n:.1f} bytes/point → {path}")
+    path = writer.close(ids, meta, run.video.fps, tuple(run.cfg.background))
+    n = sum(writer.counts)
+    log(f"baked {len(ids)} frames, {n} points, {path.stat().st_size / n:.1f} bytes/point → {path}")
     return path
 
 

@@ -154,37 +154,116 @@ def _crc(tensors: dict[str, torch.Tensor]) -> int:
     return c
 
 
+_ST_DTYPES = {torch.uint16: "U16", torch.int16: "I16", torch.float16: "F16", torch.uint8: "U8", torch.int8: "I8",
+              torch.float32: "F32"}
+
+
+class BakeWriter:
+    """Writes a ``.fourd`` file frame by frame: each frame is encoded and appended to a temporary
+    data file as it comes (with its CRC), and :meth:`close` writes the safetensors header then the
+    data and renames the result into place — memory holds one frame, never the sequence; a write
+    that fails (a full disk) leaves no file, half or whole, behind."""
+
+    def __init__(self, path: str | Path, bounds):
+        import os
+
+        self.path = Path(path)
+        lo, hi = (np.asarray(b, np.float64) for b in bounds)
+        self.lo, self.hi = lo, np.maximum(hi, lo + 1e-6)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._data_path = self.path.with_name(f".{self.path.name}.data{os.getpid()}")
+        self._data = open(self._data_path, "wb")
+        self._entries: dict[str, dict] = {}
+        self._offset = 0
+        self.crcs, self.counts, self.scales, self.steps = [], [], [], []
+        self.views: ViewTables | None = None
+        self.has_sh: bool | None = None
+
+    def add(self, f: "BakedFrame") -> None:
+        t = len(self.counts)
+        if t == 0:
+            self.views, self.has_sh = f.views, f.sh is not None
+        elif (f.views is None) != (self.views is None):
+            raise ValueError("every frame of a file has view tables, or none")
+        elif self.views is not None and not torch.equal(f.views.centers, self.views.centers):
+            raise ValueError("the frames' view tables must share one set of source cameras")
+        self.scales.append(sh_range(f.sh) if f.sh is not None else 0.0)
+        if self.views is not None and self.views.sh is not None:
+            self.steps.append(view_sh_steps(f.views.sh))
+        enc = encode_frame(f, self.lo, self.hi, self.scales[-1])
+        self.crcs.append(_crc(enc))
+        self.counts.append(int(f.xyz.shape[0]))
+        try:
+            for k in sorted(enc):
+                v = enc[k].contiguous()
+                raw = v.numpy().tobytes()
+                self._entries[_key(t, k)] = {"dtype": _ST_DTYPES[v.dtype], "shape": list(v.shape),
+                                             "data_offsets": [self._offset, self._offset + len(raw)]}
+                self._data.write(raw)
+                self._offset += len(raw)
+        except OSError as e:
+            self.abort()
+            raise _disk_error(e, self.path) from None
+
+    def close(self, frame_ids: list[int], cameras: dict, fps: float, background=(0.0, 0.0, 0.0)) -> Path:
+        import os
+
+        header = {"format": FORMAT, "version": str(VERSION), "frames": json.dumps(frame_ids),
+                  "counts": json.dumps(self.counts), "bounds": json.dumps([self.lo.tolist(), self.hi.tolist()]),
+                  "cameras": json.dumps(cameras), "fps": str(fps), "background": json.dumps(list(background)),
+                  "sh_scales": json.dumps(self.scales), "crc32": json.dumps(self.crcs),
+                  "has_sh": json.dumps(bool(self.has_sh))}
+        if self.views is not None:
+            v = self.views
+            header.update(appearance="views", view_sh_steps=json.dumps(self.steps), views=json.dumps(
+                {"names": v.names, "centers": v.centers.tolist(), "select": v.select, "prior": v.prior,
+                 "sh_scale": v.sh_scale, "sh_basis": 0 if v.sh is None else int(v.sh.shape[1])}))
+        else:
+            header["version"] = "2"  # nothing new: older fourd reads it
+        blob = json.dumps({"__metadata__": header, **self._entries}, separators=(",", ":")).encode()
+        blob += b" " * (-len(blob) % 8)  # data starts 8-byte aligned, as safetensors writes it
+        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        try:
+            self._data.close()
+            with open(tmp, "wb") as out, open(self._data_path, "rb") as data:
+                out.write(len(blob).to_bytes(8, "little"))
+                out.write(blob)
+                while chunk := data.read(16 << 20):
+                    out.write(chunk)
+            os.replace(tmp, self.path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise _disk_error(e, self.path) from None
+        finally:
+            self._data_path.unlink(missing_ok=True)
+        return self.path
+
+    def abort(self) -> None:
+        self._data.close()
+        self._data_path.unlink(missing_ok=True)
+
+
+def _disk_error(e: OSError, path: Path) -> Exception:
+    import errno
+
+    from fourd.errors import FourdError
+
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return FourdError("the disk filled while baking; no file was left behind", path, "free some space and bake again")
+    return e
+
+
 def write_baked(path: str | Path, frames: list[BakedFrame], frame_ids: list[int], bounds, cameras: dict, fps: float,
                 background=(0.0, 0.0, 0.0)) -> Path:
-    from safetensors.torch import save
-
-    lo, hi = (np.asarray(b, np.float64) for b in bounds)
-    hi = np.maximum(hi, lo + 1e-6)
-    tensors, crcs, counts, scales, steps = {}, [], [], [], []
-    views = frames[0].views if frames else None
-    if any((f.views is None) != (views is None) for f in frames):
-        raise ValueError("every frame of a file has view tables, or none")
-    if views is not None and any(not torch.equal(f.views.centers, views.centers) for f in frames):
-        raise ValueError("the frames' view tables must share one set of source cameras")
-    for t, f in enumerate(frames):
-        scales.append(sh_range(f.sh) if f.sh is not None else 0.0)
-        if views is not None and views.sh is not None:
-            steps.append(view_sh_steps(f.views.sh))
-        enc = encode_frame(f, lo, hi, scales[-1])
-        crcs.append(_crc(enc))
-        counts.append(int(f.xyz.shape[0]))
-        tensors.update({_key(t, k): v for k, v in enc.items()})
-    header = {"format": FORMAT, "version": str(VERSION), "frames": json.dumps(frame_ids), "counts": json.dumps(counts),
-              "bounds": json.dumps([lo.tolist(), hi.tolist()]), "cameras": json.dumps(cameras), "fps": str(fps),
-              "background": json.dumps(list(background)), "sh_scales": json.dumps(scales), "crc32": json.dumps(crcs),
-              "has_sh": json.dumps(frames[0].sh is not None if frames else False)}
-    if views is not None:
-        header.update(version=str(VERSION), appearance="views", view_sh_steps=json.dumps(steps), views=json.dumps(
-            {"names": views.names, "centers": views.centers.tolist(), "select": views.select, "prior": views.prior,
-             "sh_scale": views.sh_scale, "sh_basis": 0 if views.sh is None else int(views.sh.shape[1])}))
-    else:
-        header["version"] = "2"  # nothing new: older fourd reads it
-    return atomic_write_bytes(path, save(tensors, metadata=header))
+    """Write frames already in memory (see :class:`BakeWriter` to write them as they are made)."""
+    w = BakeWriter(path, bounds)
+    try:
+        for f in frames:
+            w.add(f)
+    except BaseException:
+        w.abort()
+        raise
+    return w.close(frame_ids, cameras, fps, background)
 
 
 class BakedSequence:

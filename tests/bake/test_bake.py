@@ -248,3 +248,49 @@ def test_gaussian_splat_ply_export(tmp_path):
     torch.testing.assert_close(torch.sigmoid(torch.from_numpy(rec["opacity"].copy())), f.density.clamp(1e-4, 1 - 1e-4),
                                atol=1e-5, rtol=0)
     torch.testing.assert_close(torch.from_numpy(rec["f_rest_3"].copy()), f.sh[:, 0, 1])  # channel g, coefficient 0
+
+
+def test_written_frame_by_frame_as_a_valid_safetensors_file(tmp_path):
+    """The streaming writer's output is plain safetensors (any safetensors reader opens it), holds
+    the same tensors as encoding the frames, and needs one frame in memory at a time."""
+    from safetensors import safe_open
+
+    from fourd.bake.format import BakeWriter, encode_frame
+
+    fr = frames(3)
+    w = BakeWriter(tmp_path / "s.fourd", ([-1] * 3, [1] * 3))
+    for f in fr:
+        w.add(f)
+        assert not (tmp_path / "s.fourd").exists()  # nothing at the destination until it is whole
+    p = w.close([0, 1, 2], {}, 30.0)
+    assert [q.name for q in tmp_path.iterdir()] == ["s.fourd"]  # no temporary files left
+    with safe_open(str(p), framework="pt") as st:
+        assert st.metadata()["format"] == "fourd.baked"
+        enc = encode_frame(fr[2], w.lo, w.hi, w.scales[2])
+        for k, v in enc.items():
+            assert torch.equal(st.get_tensor(f"t{2:06d}.{k}"), v)
+    assert BakedSequence(p).counts == [500] * 3
+
+
+def test_a_disk_that_fills_while_baking_leaves_no_file(tmp_path, monkeypatch):
+    import errno
+
+    from fourd.bake.format import BakeWriter
+    from fourd.errors import FourdError
+
+    w = BakeWriter(tmp_path / "s.fourd", ([-1] * 3, [1] * 3))
+    w.add(frames(1)[0])
+
+    class Full:
+        def write(self, _):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            pass
+
+    w._data.close()
+    monkeypatch.setattr(w, "_data", Full())
+    with pytest.raises(FourdError, match="disk filled while baking") as e:
+        w.add(frames(1, seed=1)[0])
+    assert "fix:" in str(e.value)
+    assert list(tmp_path.iterdir()) == []
