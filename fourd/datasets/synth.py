@@ -66,15 +66,19 @@ class SynthRecipe:
 
 
 def dna_rendering_recipe(asset: str = "CesiumMan.glb", animation: str | None = None, frames: int = 150,
-                         scale: float = 1.0, held_out: int = 4, fps: float = 15.0) -> SynthRecipe:
+                         scale: float = 1.0, held_out: int = 4, fps: float = 15.0, cameras: int = 60) -> SynthRecipe:
     """DNA-Rendering's rig: 48 cameras at 2448×2048 (two rings of 24) and 12 at 4096×3000 (one ring
     between them), every camera with lens distortion and a Color_Calibration; ``scale`` shrinks the
-    image sizes (for tests and quick runs)."""
+    image sizes (for tests and quick runs), ``cameras`` thins the rig keeping its 4:1 mix."""
     def size(w, h):
         return max(16, 2 * round(w * scale / 2)), max(16, 2 * round(h * scale / 2))
 
     small, large = size(2448, 2048), size(4096, 3000)
-    return SynthRecipe(asset=asset, animation=animation, rings=[(24, 5.0, *small), (12, 20.0, *large), (24, 35.0, *small)],
+    n_large = max(1, round(cameras / 5))
+    n_low = (cameras - n_large) // 2
+    n_high = cameras - n_large - n_low
+    return SynthRecipe(asset=asset, animation=animation,
+                       rings=[(n_low, 5.0, *small), (n_large, 20.0, *large), (n_high, 35.0, *small)],
                        frames=frames, fps=fps, held_out=held_out, lens=True, colour_calibration=True)
 
 

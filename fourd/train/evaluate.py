@@ -44,8 +44,8 @@ def evaluate(run, out_dir: Path, frames=None, baseline: bool = False, write_imag
     result = {**summary, "summary": summary, "per_frame": rows, "cameras": run.eval_cams,
               "step": run.step, "baseline": baseline}
     if grid:
-        h = max(g.shape[0] for g in grid)
+        w = max(g.shape[1] for g in grid)  # rows stacked: cameras of different sizes padded to the widest
         write_png(out_dir / "grid.png",
-                  torch.cat([torch.nn.functional.pad(g, (0, 0, 0, 0, 0, h - g.shape[0])) for g in grid]))
+                  torch.cat([torch.nn.functional.pad(g, (0, 0, 0, w - g.shape[1])) for g in grid]))
     write_json(out_dir / "metrics.json", result)
     return result
