@@ -108,7 +108,7 @@ class TrainConfig:
     colour_correction: bool = False
     """fit a colour correction per training camera (3×3 + offset, mean held at the identity) to the
     model's renders every --refine-every steps; applied to the source views blended and to the
-    targets. Written to RUN/cameras/colour.json. Opt-in: with pose refinement it cost 0.7 dB
+    targets. Written to RUN/cameras/colour.json. Opt-in: with pose refinement it cost 1.3 dB
     held-out on the clean Fox and recovered gains only to 3.5 % (4.2 % uncorrected) on the faulty one."""
     colour_ridge: float = 0.01
     """how strongly each colour correction is pulled toward the identity (ridge weight per pixel)."""
