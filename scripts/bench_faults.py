@@ -268,11 +268,12 @@ def main():
             continue
         row = {"subject": r["subject"], "capture": r["capture"], "remedies": r["remedies"], **json.loads(f.read_text())}
         row["edge_psnr"] = edge_psnr(work / r["subject"], r["dir"])
-        if r["capture"] == "faulty" and r["remedies"] in ("defaults", "none"):
+        if r["capture"] == "faulty":
             sw = work / r["subject"]
-            if r["remedies"] == "defaults":
+            if (r["dir"] / "cameras" / "colour.json").is_file():  # a run that refined its cameras
                 row.update(pose_and_colour(sw, r["dir"]))
-            row.update(carve_flags(sw, r["dir"]))
+            if (r["dir"] / "carve" / "carve.json").is_file():
+                row.update(carve_flags(sw, r["dir"]))
         rows.append(row)
     table = Table(title="held-out quality with real-rig faults (demo preset, every frame of 4 clean held-out cameras)")
     for c in ("subject", "capture", "remedies", "PSNR", "SSIM", "Δ PSNR vs clean", "edge PSNR", "minutes"):
@@ -285,15 +286,15 @@ def main():
                       f"{x['edge_psnr']:.2f}", f"{x['minutes']:.1f}")
     Console(width=160).print(table)
     extra = Table(title="what the defaults recovered on the faulty captures")
-    for c in ("subject", "rot° mean injected → refined", "rot° max", "gain err max (uncorrected → corrected)",
-              "most damaged mask flagged (rank)"):
+    for c in ("subject", "rot° mean injected → refined", "px err mean injected → refined",
+              "gain err mean (uncorrected → corrected)", "most damaged mask flagged (rank)"):
         extra.add_column(c)
     for x in rows:
-        if x["capture"] == "faulty" and x["remedies"] == "defaults":
-            extra.add_row(x["subject"], f"{x['rotation_deg_mean_injected']:.3f} → {x['rotation_deg_mean_refined']:.3f}",
-                          f"{x['rotation_deg_max_injected']:.3f} → {x['rotation_deg_max_refined']:.3f}",
-                          f"{100 * x.get('gain_err_max_uncorrected', 0):.1f} % → {100 * x.get('gain_err_max', 0):.1f} %",
-                          f"{x['most_damaged_camera']}: {x['most_damaged_flagged']} ({x['most_damaged_rank']})")
+        if x["capture"] == "faulty" and "rotation_deg_mean_refined" in x:
+            extra.add_row(f"{x['subject']} ({x['remedies']})", f"{x['rotation_deg_mean_injected']:.3f} → {x['rotation_deg_mean_refined']:.3f}",
+                          f"{x['px_err_mean_injected']:.2f} → {x['px_err_mean_refined']:.2f}",
+                          f"{100 * x.get('gain_err_mean_uncorrected', 0):.1f} % → {100 * x.get('gain_err_mean', 0):.1f} %",
+                          f"{x.get('most_damaged_camera')}: {x.get('most_damaged_flagged')} ({x.get('most_damaged_rank')})")
     Console(width=160).print(extra)
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
                "jobs": args.jobs, "note": "minutes with --jobs 2 count two runs sharing 2 cores"}
