@@ -133,7 +133,7 @@ class Calibration:
     def summary(self) -> dict:
         return {"cameras": len(self.names), "rms_px": self.rms_px, "views": self.views,
                 "distortion_fitted": self.distortion_fitted, "outliers": self.outliers,
-                "max_rms_px": max(self.rms_px.values()) if self.rms_px else None}
+                "max_rms_px": max((v for v in self.rms_px.values() if v == v), default=None)}
 
 
 def corner_coverage(dets: dict[int, Detection], H: int, W: int) -> float:

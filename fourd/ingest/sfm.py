@@ -110,7 +110,13 @@ def sfm_calibrate(images: dict[str, np.ndarray], work: Path, model: str = "RADIA
     else:
         log("[yellow]SfM: no --sfm-scale given; the scene's units are arbitrary (COLMAP's)[/]")
     cal = Calibration(names, K, D, R, T, sizes)
-    cal.rms_px = {n: float(got[n]["reproj_px"]) for n in names}
+    # a camera the mapper registered but none of whose observations survived triangulation has a
+    # pose no point supports (seen with the global mapper on a sparse ring): kept, said, rms unknown
+    bare = [n for n in names if got[n]["reproj_px"] is None]
+    if bare:
+        log(f"[yellow]SfM: camera(s) {bare} were registered without any triangulated point; their poses are "
+            f"unsupported — check them in the report picture, or calibrate with a board[/]")
+    cal.rms_px = {n: float("nan") if got[n]["reproj_px"] is None else float(got[n]["reproj_px"]) for n in names}
     cal.views = {n: int(got[n]["observations"]) for n in names}
     log(f"SfM ({res.get('mapper')} mapping): {C} cameras registered, {res['points']} points, mean reprojection error "
         f"{res['mean_reproj_px']:.3f} px")

@@ -109,7 +109,8 @@ def test_training_moves_the_corrections_and_writes_the_refined_rig(tiny_ev, tmp_
     from fourd.datasets.easyvolcap import read_easyvolcap_cameras
     from fourd.train.trainer import Trainer
 
-    tr = Trainer(tiny_train_config(tiny_ev, tmp_path / "run", refine_after=2, refine_every=2, steps=6))
+    tr = Trainer(tiny_train_config(tiny_ev, tmp_path / "run", refine_after=2, refine_every=2, steps=6,
+                                   colour_correction=True, pose_refinement=True))  # both opt-in
     corr = tr.model.corrections
     assert set(corr.names) == set(tr.train_cams) and not set(corr.names) & set(tr.eval_cams)
     tr.fit()
