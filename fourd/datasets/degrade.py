@@ -30,7 +30,7 @@ import numpy as np
 from fourd.datasets.base import MultiViewVideo
 from fourd.datasets.codecs import decode_image, encode_image
 from fourd.errors import DataError
-from fourd.structures.cameras import Cameras, K_to_opencv, closest_point_to_rays
+from fourd.structures.cameras import Cameras, closest_point_to_rays, lens_map
 
 FAULTS = ("colour", "distortion", "calibration", "masks", "background", "noise")
 
@@ -132,7 +132,7 @@ class DegradedCapture(MultiViewVideo):
                     if radial_is_monotonic(k1, k2, r_max * 1.05):
                         break
                 D[i, :] = [k1, k2, 0, 0, 0]
-                self._maps[n] = self._distortion_map(K[i], D[i], H, W)
+                self._maps[n] = lens_map(K[i], D[i], H, W)
                 rec["k1"], rec["k2"] = float(k1), float(k2)
             if "calibration" in faults:
                 C = -R[i].T @ T[i]
@@ -155,18 +155,6 @@ class DegradedCapture(MultiViewVideo):
     def _scene_centre(cams: Cameras) -> np.ndarray:
         """Where the rig looks: the point closest to every optical axis."""
         return closest_point_to_rays(cams.centers.double().cpu().numpy(), cams.R[:, 2].double().cpu().numpy())
-
-    @staticmethod
-    def _distortion_map(K: np.ndarray, D: np.ndarray, H: int, W: int):
-        """remap tables: for each pixel of the distorted image, where it comes from in the clean one."""
-        import cv2
-
-        Kc = K_to_opencv(K)
-        ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
-        pts = np.stack([xs.ravel(), ys.ravel()], -1).reshape(-1, 1, 2)
-        und = cv2.undistortPoints(pts, Kc, D, P=Kc, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-9))
-        m = und.reshape(H, W, 2).astype(np.float32)
-        return m[..., 0], m[..., 1]
 
     # --------------------------------------------------------------- images
     def _mask(self, frame: int, cam: str) -> np.ndarray | None:

@@ -222,27 +222,14 @@ class RenderedCapture(MultiViewVideo):
         self._inverse = {n: inverse_colour_lut(c) for n, c in self.color_calibration.items()}
 
     def _lens(self, i: int, img: np.ndarray, interpolation: int) -> np.ndarray:
-        """A pinhole render seen through camera i's lens: each distorted pixel samples the render
-        where its undistorted ray lands (the map solved on an 8× coarser grid and interpolated:
-        the lens field is smooth, and a 12-megapixel map is never held)."""
+        """A pinhole render seen through camera i's lens (the map is solved per frame, never held)."""
         import cv2
 
-        from fourd.structures.cameras import K_to_opencv
+        from fourd.structures.cameras import lens_map
 
         H, W = img.shape[:2]
-        step = 8
-        ys, xs = np.mgrid[0:H + step:step, 0:W + step:step].astype(np.float64)
-        K = K_to_opencv(self.cameras.K[i].double().numpy())
-        D = self.cameras.D[i].double().numpy()
-        pts = np.stack([xs.ravel(), ys.ravel()], -1).reshape(-1, 1, 2)
-        und = cv2.undistortPoints(pts, K, D, P=K, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-9))
-        coarse = torch.from_numpy(und.reshape(ys.shape[0], ys.shape[1], 2).astype(np.float32)).permute(2, 0, 1)[None]
-        # node k of the coarse grid sits at pixel k·step: corner-aligned interpolation keeps it there
-        # (cv2.resize aligns pixel centres, which moved the map by a fraction of a pixel)
-        size = ((ys.shape[0] - 1) * step + 1, (ys.shape[1] - 1) * step + 1)
-        full = torch.nn.functional.interpolate(coarse, size=size, mode="bilinear", align_corners=True)[0, :, :H, :W]
-        full = full.permute(1, 2, 0).contiguous().numpy()
-        return cv2.remap(img, full[..., 0], full[..., 1], interpolation, borderMode=cv2.BORDER_CONSTANT)
+        mx, my = lens_map(self.cameras.K[i].double().numpy(), self.cameras.D[i].double().numpy(), H, W)
+        return cv2.remap(img, mx, my, interpolation, borderMode=cv2.BORDER_CONSTANT)
 
     def _render(self, frame: int) -> None:
         if frame == self._frame:

@@ -55,8 +55,6 @@ class CameraCorrections(nn.Module):
         self.colour_offset = nn.Parameter(torch.zeros(C, 3))
         self.rotation = nn.Parameter(torch.zeros(C, 3))  # radians
         self.shift = nn.Parameter(torch.zeros(C, 3))  # centre shift, in units of ``distance``
-        self.colour_on = True
-        self.pose_on = True
 
     def has(self, name: str) -> bool:
         return name in self._index
@@ -70,8 +68,8 @@ class CameraCorrections(nn.Module):
 
     def colour(self, image: Tensor, name: str, channels_first: bool = False) -> Tensor:
         """``image`` of camera ``name`` ([..., 3], or [3, h, w] with ``channels_first``) in the shared
-        colour space; unchanged for cameras without a correction (held out) or when switched off."""
-        if not self.colour_on or name not in self._index:
+        colour space; unchanged for cameras without a correction (held out)."""
+        if name not in self._index:
             return image
         A, b = self.colour_params()
         i = self._index[name]
@@ -94,8 +92,8 @@ class CameraCorrections(nn.Module):
 
     def camera(self, camera: Cameras, name: str) -> Cameras:
         """``camera`` (one camera of the rig, possibly cropped or resized) with the refined pose of
-        ``name``; unchanged for cameras without a correction or when switched off."""
-        if not self.pose_on or name not in self._index:
+        ``name``; unchanged for cameras without a correction."""
+        if name not in self._index:
             return camera
         w, s = self.pose_params()
         i = self._index[name]
@@ -104,16 +102,7 @@ class CameraCorrections(nn.Module):
     def refined(self, cameras: Cameras) -> Cameras:
         """The whole rig with every corrected camera's refined pose (for ``RUN/cameras``)."""
         with torch.no_grad():
-            w, s = self.pose_params()
-            R, T = cameras.R.clone(), cameras.T.clone()
-            for n, i in self._index.items():
-                if n not in cameras.names:
-                    continue
-                j = cameras.index(n)
-                Rj = rotation_from_vector(w[i:i + 1]).to(R)[0] @ cameras.R[j]
-                Cj = cameras.centers[j] + s[i].to(R)
-                R[j], T[j] = Rj, -Rj @ Cj
-            return Cameras(cameras.K, R, T, cameras.H, cameras.W, cameras.D, list(cameras.names))
+            return Cameras.cat([self.camera(cameras[j], n) for j, n in enumerate(cameras.names)])
 
     def summary(self) -> dict:
         """Per camera: gain, offset, rotation (degrees) and centre shift found."""

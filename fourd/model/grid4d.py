@@ -30,6 +30,18 @@ class Grid4DConfig:
     """how a level's six plane features combine: sum (4K4D) or product (K-Planes)."""
 
 
+def level_sizes(cfg: Grid4DConfig, n_frames: int) -> list[tuple[int, int]]:
+    """(spatial, temporal) resolution of each level: spatial geometric from spatial_min to spatial_max,
+    temporal capped by time_max and the number of frames."""
+    L = cfg.levels
+    out = []
+    for level in range(L):
+        f = level / max(L - 1, 1)
+        res = int(round(math.exp(math.log(cfg.spatial_min) * (1 - f) + math.log(cfg.spatial_max) * f)))
+        out.append((res, max(2, min(n_frames, cfg.time_max, res))))
+    return out
+
+
 class Grid4D(nn.Module):
     def __init__(self, cfg: Grid4DConfig, lo: Tensor, hi: Tensor, n_frames: int):
         super().__init__()
@@ -40,11 +52,7 @@ class Grid4D(nn.Module):
         self.register_buffer("hi", torch.as_tensor(hi, dtype=torch.float32).reshape(3))
         self.n_frames = n_frames
         self.planes = nn.ParameterList()
-        L = cfg.levels
-        for level in range(L):
-            f = level / max(L - 1, 1)
-            res = int(round(math.exp(math.log(cfg.spatial_min) * (1 - f) + math.log(cfg.spatial_max) * f)))
-            t_res = max(2, min(n_frames, cfg.time_max, res))
+        for res, t_res in level_sizes(cfg, n_frames):
             for a, b in PLANES:
                 h = t_res if b == 3 else res  # rows follow the second axis
                 if cfg.combine == "sum":

@@ -408,6 +408,26 @@ def closest_point_to_rays(origins: np.ndarray, directions: np.ndarray) -> np.nda
     return np.linalg.lstsq(P.sum(0), np.einsum("nij,nj->i", P, o), rcond=None)[0]
 
 
+def lens_map(K, D, H: int, W: int, step: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.remap`` tables (x, y float32 [H, W]) that show a pinhole image through the lens (K, D):
+    for each pixel of the distorted image, where its undistorted ray lands in the pinhole one.
+    Solved on a ``step``× coarser grid and interpolated (the lens field is smooth, and a
+    12-megapixel solve is never made); node k sits at pixel k·step, so the interpolation is
+    corner-aligned (cv2.resize aligns pixel centres, which moved the map by a fraction of a pixel)."""
+    import cv2
+
+    Kc = K_to_opencv(np.asarray(K, np.float64))
+    ys, xs = np.mgrid[0:H + step:step, 0:W + step:step].astype(np.float64)
+    pts = np.stack([xs.ravel(), ys.ravel()], -1).reshape(-1, 1, 2)
+    und = cv2.undistortPoints(pts, Kc, np.asarray(D, np.float64), P=Kc,
+                              criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-9))
+    coarse = torch.from_numpy(und.reshape(ys.shape[0], ys.shape[1], 2).astype(np.float32)).permute(2, 0, 1)[None]
+    size = ((ys.shape[0] - 1) * step + 1, (ys.shape[1] - 1) * step + 1)
+    full = torch.nn.functional.interpolate(coarse, size=size, mode="bilinear", align_corners=True)[0, :, :H, :W]
+    full = full.permute(1, 2, 0).contiguous().numpy()
+    return full[..., 0], full[..., 1]
+
+
 def distortion_fold(D, K, H: int, W: int) -> float | None:
     """Where the radial model r_d = r (1 + k1 r² + k2 r⁴ + k3 r⁶) turns back inside the image (its
     derivative reaches zero before r_d reaches the farthest image corner): the normalized distorted

@@ -22,9 +22,9 @@ model rendered.)
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from fourd.model.appearance import sample_image
 from fourd.model.corrections import perturbed
 from fourd.train.losses import edge_weights
 
@@ -32,10 +32,8 @@ from fourd.train.losses import edge_weights
 def _sample(img: Tensor, uv: Tensor) -> tuple[Tensor, Tensor]:
     """img [H, W, 3], uv [N, 2] pixel coordinates (centres at +½) → (colours [N, 3], inside [N])."""
     H, W = img.shape[:2]
-    g = torch.stack([2 * uv[:, 0] / W - 1, 2 * uv[:, 1] / H - 1], -1)[None, None]
-    out = F.grid_sample(img.permute(2, 0, 1)[None], g, mode="bilinear", padding_mode="border", align_corners=False)
     inside = (uv[:, 0] > 1) & (uv[:, 1] > 1) & (uv[:, 0] < W - 1) & (uv[:, 1] < H - 1)
-    return out[0, :, 0].T, inside
+    return sample_image(img.permute(2, 0, 1)[None], uv[None])[0], inside
 
 
 @torch.no_grad()

@@ -67,9 +67,6 @@ class ViewSampler:
         order = [self.train_cams[i] for i in torch.argsort(d).tolist()]
         return [c for c in order if c != exclude][:n]
 
-    def sources(self, frame: int, camera: Cameras, exclude: str | None, n: int) -> list[SourceView]:
-        return [self.source(frame, name) for name in self.source_names(camera, exclude, n)]
-
     def source(self, frame: int, name: str) -> SourceView:
         """One source view: the camera's image cropped to the subject, resized to source_size²."""
         import cv2
@@ -99,7 +96,6 @@ class Prefetcher:
         self.sampler, self.n_sources = sampler, n_sources
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fourd-prefetch")
         self._pending = None  # ((frame, cam), future)
-        self.wait_s = 0.0  # time the last take() waited for the loader
 
     def submit(self, frame: int, cam: str) -> None:
         self._pending = ((frame, cam), self._pool.submit(self._load, frame, cam))
@@ -111,14 +107,10 @@ class Prefetcher:
         return tgt, {n: self.sampler.source(frame, n) for n in names}
 
     def take(self, frame: int, cam: str) -> tuple[Target, dict[str, SourceView]] | None:
-        """What was loaded for (frame, cam), or None when something else was asked for."""
-        import time
-
+        """What was loaded for (frame, cam) (waiting for it), or None when something else was asked for."""
         if self._pending is None or self._pending[0] != (frame, cam):
             return None
-        t = time.perf_counter()
         got = self._pending[1].result()
-        self.wait_s = time.perf_counter() - t
         self._pending = None
         return got
 

@@ -13,7 +13,6 @@ The estimate adds what grows with the capture and the settings:
 
 from __future__ import annotations
 
-import math
 import os
 
 BASE_BYTES = 700 << 20  # python + torch + GL + the capture's readers, measured on the demo (RSS at step 0)
@@ -22,14 +21,10 @@ SOURCE_BYTES = 4 * (3 + 16 + 16 + 8) * 3  # per source pixel: image, the CNN's a
 
 
 def grid_values(cfg, frames: int) -> int:
+    from fourd.model.grid4d import level_sizes
+
     g = cfg.model.grid
-    total = 0
-    for level in range(g.levels):
-        f = level / max(g.levels - 1, 1)
-        res = int(round(math.exp(math.log(g.spatial_min) * (1 - f) + math.log(g.spatial_max) * f)))
-        t = max(2, min(frames, g.time_max, res))
-        total += g.features * (3 * res * res + 3 * t * res)
-    return total
+    return sum(g.features * (3 * res * res + 3 * t * res) for res, t in level_sizes(g, frames))
 
 
 def estimate(cfg, video, cache_bytes: int) -> dict:
