@@ -103,6 +103,13 @@ class TrainConfig:
     """weight of the feature planes' total variation."""
     w_time: float = 1e-3
     """weight of the time planes' second-difference smoothness."""
+    w_ssim: float = 0.0
+    """weight of 1 − SSIM between the render and the target crop (grain and soft edges cost little
+    MSE but much structure)."""
+    w_residual: float = 0.0
+    """weight of the SH residual's mean square over the points drawn: the view-dependent residual
+    then only carries what the blended source colours cannot (unpenalized, it varies from point to
+    point and shows as grain on flat surfaces)."""
     w_lpips: float = 0.0
     """weight of LPIPS (only when its VGG weights are on disk; 4K4D uses 1e-3)."""
     colour_correction: bool = False
@@ -297,7 +304,7 @@ RANGES: dict[str, dict[str, tuple]] = {
                     "lr_decay": (0.0, 1.0, False, True), "K": (1, 64, True, True), "image_scale": (0.0, 4.0, False, True),
                     "source_size": (8, 4096, True, True), "visibility_refresh": (1, None, True, True),
                     "crop_margin": (0, None, True, True), "w_mask": (0.0, None, True, True),
-                    "w_tv": (0.0, None, True, True), "w_time": (0.0, None, True, True), "w_lpips": (0.0, None, True, True),
+                    "w_tv": (0.0, None, True, True), "w_time": (0.0, None, True, True), "w_lpips": (0.0, None, True, True), "w_ssim": (0.0, None, True, True), "w_residual": (0.0, None, True, True),
                     "eval_every": (0, None, True, True), "eval_frames": (1, None, True, True),
                     "ckpt_every": (1, None, True, True), "log_every": (1, None, True, True),
                     "memory_limit": (0.0, None, False, True), "refine_after": (0, None, True, True),

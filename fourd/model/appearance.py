@@ -129,6 +129,7 @@ class Appearance(nn.Module):
             self.blend[-1].weight.zero_()
             self.blend[-1].bias.zero_()
         self.direction_prior = direction_prior  # logit per unit of cos(angle between source and target rays)
+        self.residual: Tensor | None = None  # [U, 3] the last forward's SH residual (for the trainer's penalty)
 
     def forward(self, xyz: Tensor, feat: Tensor, radius: Tensor, target: Cameras, sources: list[SourceView],
                 uniform: bool = False) -> Tensor:
@@ -144,8 +145,12 @@ class Appearance(nn.Module):
         if uniform:
             return blend_sources(rgb_s, vis, torch.zeros_like(learned))
         fallback = torch.sigmoid(self.base(feat))
-        return blend_colors(rgb_s, vis, learned, d_src, d_tgt, fallback, sh_coef if self.mode == "hybrid" else None,
-                            self.direction_prior, self.sh_scale)
+        color = blend_colors(rgb_s, vis, learned, d_src, d_tgt, fallback, None, self.direction_prior, self.sh_scale)
+        self.residual = None
+        if self.mode == "hybrid":  # the same sum blend_colors forms with sh_coef, kept for its penalty
+            self.residual = self.sh_scale * torch.tanh(eval_sh(sh_coef, d_tgt))
+            color = color + self.residual
+        return color
 
     def source_terms(self, xyz: Tensor, feat: Tensor, radius: Tensor, sources: list[SourceView],
                      d_tgt: Tensor | None = None, uniform: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -68,7 +68,9 @@ def option(args: list[str], name: str) -> str | None:
 
 def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None) -> None:
     """Evaluate a trained run on its held-out cameras: OUT/metrics.json ({psnr, ssim, lpips or null,
-    per_frame}) and every rendered held-out image as OUT/<cam>/<frame:06d>.png.
+    per_frame}) and every rendered held-out image as OUT/<cam>/<frame:06d>.png. The summary splits
+    the error by region — the silhouette band (±2 px around the mask's edge), the interior and the
+    outside — with each one's PSNR, SSIM and share of the squared error and of 1 − SSIM.
 
     Args:
         run: run folder written by fourd train.
@@ -83,6 +85,13 @@ def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None)
     if frames is not None and frames < 1:
         raise FourdError(f"{frames} is out of range [1, ...)", "--frames", "evaluate at least one frame")
     check_output(out, "folder")
+    from fourd.train.evaluate import BAND
+
     m = evaluate(load_run(run), out, frames=frames)
     log(f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, LPIPS {m['lpips']} → {out}")
+    reg = m["summary"].get("regions")
+    if reg:  # where the error lives
+        log("  " + "; ".join(f"{name}: PSNR {r['psnr']:.2f} dB, {100 * r['mse_share']:.0f} % of the squared error, "
+                             f"{100 * r['dssim_share']:.0f} % of 1 − SSIM" for name, r in reg.items() if r["psnr"] is not None)
+            + f" (silhouette band ±{BAND} px)")
     print(json.dumps(m["summary"]))

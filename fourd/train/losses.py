@@ -42,8 +42,9 @@ def psnr(pred: Tensor, gt: Tensor) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
 
 
-def ssim(pred: Tensor, gt: Tensor, window: int = 11, sigma: float = 1.5) -> float:
-    """Structural similarity of two [H, W, 3] images in [0, 1] (Gaussian window, as Wang et al.)."""
+def ssim_map(pred: Tensor, gt: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """Per-pixel structural similarity [H-window+1, W-window+1] of two [H, W, 3] images in [0, 1]
+    (Gaussian window, as Wang et al.; averaged over channels; differentiable)."""
     x = pred.clamp(0, 1).permute(2, 0, 1)[None]
     y = gt.permute(2, 0, 1)[None]
     g = torch.exp(-((torch.arange(window, device=x.device) - window // 2) ** 2) / (2 * sigma ** 2))
@@ -53,8 +54,19 @@ def ssim(pred: Tensor, gt: Tensor, window: int = 11, sigma: float = 1.5) -> floa
     mx, my = f(x), f(y)
     sxx, syy, sxy = f(x * x) - mx ** 2, f(y * y) - my ** 2, f(x * y) - mx * my
     c1, c2 = 0.01 ** 2, 0.03 ** 2
-    m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))
-    return float(m.mean())
+    return (((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2)))[0].mean(0)
+
+
+def ssim(pred: Tensor, gt: Tensor, window: int = 11, sigma: float = 1.5) -> float:
+    """Structural similarity of two [H, W, 3] images in [0, 1] (Gaussian window, as Wang et al.)."""
+    return float(ssim_map(pred, gt, window, sigma).mean())
+
+
+def dssim_loss(pred: Tensor, gt: Tensor) -> Tensor:
+    """1 − SSIM of two [H, W, 3] images (a training loss; images smaller than the window: 0)."""
+    if min(pred.shape[:2]) < 11:
+        return pred.new_zeros(())
+    return 1 - ssim_map(pred, gt).mean()
 
 
 @functools.lru_cache(maxsize=1)

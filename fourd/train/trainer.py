@@ -24,7 +24,7 @@ from fourd.io import atomic_write_text
 from fourd.structures.points import PointSequence
 from fourd.train.checkpoint import load_checkpoint, save_checkpoint
 from fourd.train.data import split_cameras
-from fourd.train.losses import edge_weights, lpips_distance, mask_loss, psnr
+from fourd.train.losses import dssim_loss, edge_weights, lpips_distance, mask_loss, psnr
 from fourd.train.run import build_run, load_model_state, points_path
 
 
@@ -163,6 +163,11 @@ class Trainer:
         loss = loss_rgb
         if tgt.mask is not None and cfg.w_mask:
             loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask, cfg.mask_loss, trust)
+        if cfg.w_ssim:
+            loss = loss + cfg.w_ssim * dssim_loss(img.rgb, tgt.image)
+        residual = self.model.appearance.residual
+        if cfg.w_residual and residual is not None and residual.numel():
+            loss = loss + cfg.w_residual * (residual ** 2).mean()
         if cfg.w_tv:
             loss = loss + cfg.w_tv * self.model.grid.tv_loss()
         if cfg.w_time:
@@ -324,7 +329,12 @@ class Trainer:
         logf.write(json.dumps({"step": self.step, "time": time.perf_counter() - t0, "eval": m["summary"]}) + "\n")
         logf.flush()
         for k, v in m["summary"].items():
-            if v is not None:
+            if isinstance(v, dict):  # the error split: eval/edge/psnr, ...
+                for name, r in v.items():
+                    for q, x in r.items():
+                        if x is not None:
+                            self.writer.add_scalar(f"eval/{name}/{q}", x, self.step)
+            elif v is not None:
                 self.writer.add_scalar(f"eval/{k}", v, self.step)
         log(f"step {self.step}: held-out PSNR {m['summary']['psnr']:.2f} dB, SSIM {m['summary']['ssim']:.3f}")
 

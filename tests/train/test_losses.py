@@ -4,7 +4,7 @@ loss on cases with known answers and its gradient's direction."""
 import pytest
 import torch
 
-from fourd.train.losses import mask_loss, psnr, ssim
+from fourd.train.losses import dssim_loss, mask_loss, psnr, ssim
 
 
 def pair(seed: int, noise: float, shape=(40, 52, 3)):
@@ -32,6 +32,24 @@ def test_psnr_and_ssim_match_scikit_image(seed, noise):
 def test_identical_images_score_perfectly():
     gt, _ = pair(3, 0.0)
     assert ssim(gt, gt) == pytest.approx(1.0, abs=1e-6) and psnr(gt, gt) >= 100
+
+
+def test_dssim_loss_is_one_minus_ssim_and_descends_toward_the_target():
+    gt, pred = pair(4, 0.1)
+    assert float(dssim_loss(pred, gt)) == pytest.approx(1 - ssim(pred, gt), abs=1e-6)
+    assert float(dssim_loss(gt, gt)) == pytest.approx(0.0, abs=1e-6)
+    assert float(dssim_loss(pred[:8, :8], gt[:8, :8])) == 0.0  # smaller than the window: no term
+    # grain on a flat image: gradient steps on the loss remove it (SSIM rises, the error falls)
+    flat = torch.full((32, 32, 3), 0.4)
+    x = (flat + 0.05 * torch.randn(32, 32, 3, generator=torch.Generator().manual_seed(0))).requires_grad_()
+    before = ssim(x.detach(), flat)
+    for _ in range(50):
+        x.grad = None
+        dssim_loss(x, flat).backward()
+        with torch.no_grad():
+            x -= 0.05 * x.grad / x.grad.abs().max()
+    assert ssim(x.detach(), flat) > before + 0.2
+    assert float((x.detach() - flat).abs().mean()) < 0.5 * 0.05 * 0.8
 
 
 def test_mask_loss_known_values_and_gradient():
@@ -75,3 +93,25 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_up_front(tiny_ev, tmp_path):
     small = estimate(cfg, video, 0)
     big = estimate(tiny_train_config(tiny_ev, tmp_path / "x", carve={"points": 20_000}, K=24), video, 0)
     assert big["points"] == small["points"] * 10 and big["step"] > small["step"] * 2
+
+
+def test_error_split_puts_each_error_in_its_region():
+    from fourd.train.evaluate import error_split
+
+    gt = torch.zeros(48, 48, 3)
+    mask = torch.zeros(48, 48)
+    mask[12:36, 12:36] = 1
+    gt[mask > 0] = 0.6
+    inner = gt.clone()
+    inner[22:26, 22:26] = 0.2  # an error deep inside the subject
+    s = error_split(inner, gt, mask)
+    assert s["mse_share_interior"] == pytest.approx(1.0) and s["mse_share_edge"] == 0 and s["mse_share_outside"] == 0
+    assert s["psnr_outside"] > 100 and s["psnr_interior"] < 40
+    fat = gt.clone()
+    fat[10:12, 12:36] = 0.6  # the silhouette drawn 2 px too far up: the band's error
+    s = error_split(fat, gt, mask)
+    assert s["mse_share_edge"] == pytest.approx(1.0)
+    speck = gt.clone()
+    speck[2, 2] = 1.0  # a floater far outside
+    s = error_split(speck, gt, mask)
+    assert s["mse_share_outside"] == pytest.approx(1.0) and s["dssim_share_outside"] > 0.99
