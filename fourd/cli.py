@@ -57,7 +57,7 @@ def carve(dataset: str = "demo", out: Path = Path("outputs/carve"), preset: str 
     check_output(out, "folder", (video.path,))
     seq, report = carve_sequence(video, cfg, out, parse_frames(frames, video.frames))
     log(f"carved {len(seq)} frames × {cfg.points} points, silhouette IoU {report['iou_mean']:.3f}, "
-        f"{report['seconds']:.1f} s → {out}")
+        f"{report['frames_unanimous']} frames with every camera agreeing, {report['seconds']:.1f} s → {out}")
 
 
 # ------------------------------------------------------------------------------ demo

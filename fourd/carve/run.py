@@ -140,6 +140,21 @@ def mask_consistency(stats: list[dict], names: list[str], floor: float = FLAG_FL
             "cameras_by_mask_disagreement": [{"camera": n, "disagreement_mean": mean[n]} for n in worst]}
 
 
+def _try_unanimous(grid: Grid, cams: Cameras, votes, masks, hs: HullSettings, cfg: CarveConfig, frame: int, dev, where,
+                   ious: list[float]):
+    """The frame carved with every camera required to agree, if its silhouettes match the masks
+    better than the tolerant hull's (``ious``): (occupancy, points, normals, spacing, ious,
+    disagreement), else None."""
+    try:
+        occ, p, n, spacing = _carve_frame(grid, cams, votes, dataclasses.replace(hs, vote=1.0), cfg, frame, dev, where)
+    except DataError:  # a mask with a hole through the subject: the unanimous hull collapses
+        return None
+    tight = silhouette_iou(p, cams.to("cpu"), masks, spacing)
+    if float(np.mean(tight)) <= float(np.mean(ious)):
+        return None
+    return occ, p, n, spacing, tight, mask_disagreement(p, cams.to("cpu"), masks, spacing)
+
+
 def _carve_frame(grid: Grid, cams: Cameras, masks: list[np.ndarray], hs: HullSettings, cfg: CarveConfig, frame: int,
                  dev, where) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     """One frame's hull and surface points: (occupancy, points, normals, point spacing)."""
@@ -197,8 +212,15 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
             if dropped:  # carve again with those masks abstaining (inside everywhere)
                 votes = [np.ones_like(v) if nm in dropped else v for nm, v in zip(names, votes)]
                 occ, p, n, spacing = _carve_frame(grid, cams, votes, hs, cfg, f, dev, video.path)
-            col = colorize(p, n, cams.to("cpu"), images, spacing)
             ious = silhouette_iou(p, cams.to("cpu"), masks, spacing)
+            vote = hs.vote
+            consistent = not outlier_masks(dict(zip(names, disagree)))  # no mask the hull contradicts
+            if cfg.try_unanimous and hs.vote < 1 and consistent and not dropped:
+                tight = _try_unanimous(grid, cams, votes, masks, hs, cfg, f, dev, video.path, ious)
+                if tight is not None:
+                    occ, p, n, spacing, ious, disagree = tight
+                    vote = 1.0
+            col = colorize(p, n, cams.to("cpu"), images, spacing)
             pts_list.append(p)
             nrm_list.append(n)
             col_list.append(col)
@@ -206,7 +228,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
                           "iou_min": float(np.min(ious)), "spacing": spacing,
                           "iou": {n: float(v) for n, v in zip(names, ious)},
                           "disagreement": {n: float(v) for n, v in zip(names, disagree)},
-                          "masks_not_voting": dropped,
+                          "masks_not_voting": dropped, "vote": vote,
                           "seconds": time.perf_counter() - tf})
             advance()
     seq = PointSequence.from_list(pts_list, frames, {"normals": nrm_list, "colors": col_list},
@@ -214,6 +236,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
     report = {"config": dataclasses.asdict(cfg), "bounds": [lo.tolist(), hi.tolist()], "grid": list(grid.shape),
               "voxel_size": grid.size, "cameras": names, "frames": stats,
               "iou_mean": float(np.mean([s["iou_mean"] for s in stats])),
+              "frames_unanimous": sum(s["vote"] == 1.0 for s in stats),
               **mask_consistency(stats, names), "seconds": time.perf_counter() - t0}
     if out is not None:
         out = Path(out)
