@@ -24,7 +24,8 @@ from fourd.errors import FourdError
 def carve(dataset: str = "demo", out: Path = Path("outputs/carve"), preset: str | None = None,
           points: int | None = None, resolution: int | None = None, vote: float | None = None,
           bounds: tuple[float, float, float, float, float, float] | None = None, frames: str | None = None,
-          device: str = "cpu", data_root: Path | None = None) -> None:
+          try_unanimous: bool | None = None, mask_tolerance: int | None = None,
+          drop_outlier_masks: bool | None = None, device: str = "cpu", data_root: Path | None = None) -> None:
     """Carve the visual hull of every frame into a fixed number of surface points.
 
     Writes OUT/<frame:06d>.ply (Open3D/MeshLab), OUT/points.safetensors (for training) and
@@ -39,6 +40,12 @@ def carve(dataset: str = "demo", out: Path = Path("outputs/carve"), preset: str 
         vote: fraction of the cameras seeing a voxel that must put it inside their mask.
         bounds: working volume xmin ymin zmin xmax ymax zmax (default: found from cameras and masks).
         frames: frames to carve, e.g. "0:10" or "0,5,9" (default all).
+        try_unanimous: carve a frame whose masks all agree again with every camera agreeing, and keep
+            that tighter hull if its silhouettes match better (default on).
+        mask_tolerance: pixels a voxel may project outside a mask before that camera votes it out
+            (default 0).
+        drop_outlier_masks: carve a frame again without the masks its hull contradicts far more than
+            the others' (default off).
         device: torch device (cpu, cuda, ...).
         data_root: where named datasets live.
     """
@@ -50,7 +57,8 @@ def carve(dataset: str = "demo", out: Path = Path("outputs/carve"), preset: str 
 
     name = preset or ("demo" if dataset == "demo" else None)
     cfg = get_preset(name, "carve") if name else CarveConfig()
-    given = {"points": points, "resolution": resolution, "vote": vote, "bounds": bounds, "device": device}
+    given = {"points": points, "resolution": resolution, "vote": vote, "bounds": bounds, "device": device,
+             "try_unanimous": try_unanimous, "mask_tolerance": mask_tolerance, "drop_outlier_masks": drop_outlier_masks}
     cfg = apply_overrides(cfg, {k: v for k, v in given.items() if v is not None}, "options")
     check_ranges(cfg)
     video = open_dataset(dataset, data_root)

@@ -118,9 +118,6 @@ class TrainConfig:
     """weight of the SH residual's mean square over the points drawn: the view-dependent residual
     then only carries what the blended source colours cannot (unpenalized, it varies from point to
     point and shows as grain on flat surfaces)."""
-    w_fallback: float = 0.0
-    """weight of the fallback colour's distance to the blended colour, over the points some source
-    sees: teaches the fallback (used where no source sees a point) its neighbourhood's colour."""
     w_lpips: float = 0.0
     """weight of LPIPS (only when its VGG weights are on disk; 4K4D uses 1e-3)."""
     colour_correction: bool = False
@@ -315,7 +312,7 @@ RANGES: dict[str, dict[str, tuple]] = {
                     "lr_decay": (0.0, 1.0, False, True), "K": (1, 64, True, True), "image_scale": (0.0, 4.0, False, True),
                     "source_size": (8, 4096, True, True), "visibility_refresh": (1, None, True, True),
                     "crop_margin": (0, None, True, True), "w_mask": (0.0, None, True, True),
-                    "w_tv": (0.0, None, True, True), "w_time": (0.0, None, True, True), "w_lpips": (0.0, None, True, True), "w_ssim": (0.0, None, True, True), "w_residual": (0.0, None, True, True), "w_fallback": (0.0, None, True, True),
+                    "w_tv": (0.0, None, True, True), "w_time": (0.0, None, True, True), "w_lpips": (0.0, None, True, True), "w_ssim": (0.0, None, True, True), "w_residual": (0.0, None, True, True),
                     "eval_every": (0, None, True, True), "eval_frames": (1, None, True, True),
                     "ckpt_every": (1, None, True, True), "log_every": (1, None, True, True),
                     "memory_limit": (0.0, None, False, True), "refine_after": (0, None, True, True),

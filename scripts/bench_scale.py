@@ -14,6 +14,7 @@ step waited for data), eval, bake (compact and views: s/frame, bytes/frame), vie
 
     python scripts/bench_scale.py --scale 1 --out benchmarks/bench_scale.json      # full size (hours)
     python scripts/bench_scale.py --scale 0.05 --frames 4,8 --cameras 24,60 --points 4096,16384 --steps 10
+    python scripts/bench_scale.py --full 60 --eval-frames 10 --out benchmarks/bench_scale_full.json  # the full-size run
 Captures are cached in --work and reused.
 """
 
@@ -76,7 +77,10 @@ def capture(work: Path, frames: int, cameras: int, scale: float) -> Path:
     return out
 
 
-def stages(cap: Path, run: Path, points: int, steps: int, frames: int, cameras: int, scale: float) -> list[dict]:
+def stages(cap: Path, run: Path, points: int, steps: int, frames: int, cameras: int, scale: float,
+           minutes: float | None = None, eval_frames: int = 1) -> list[dict]:
+    """Every stage on one capture, each as its own process. Training runs ``steps`` steps, or to a
+    ``minutes`` budget (the full-size run)."""
     import shutil
 
     if run.exists():
@@ -92,14 +96,18 @@ def stages(cap: Path, run: Path, points: int, steps: int, frames: int, cameras: 
     add("decode", d, **json.loads(d["output"].strip().splitlines()[-1]))
     add("carve", run_stage(FOURD + ["carve", "--dataset", str(cap), "--out", str(run / "carve"), "--points", str(points)]))
     res = run_stage(FOURD + ["train", "--preset", "dna_rendering", "--dataset", str(cap), "--out", str(run),
-                             "--points-file", str(run / "carve" / "points.safetensors"), "--steps", str(steps),
-                             "--eval-every", "0", "--log-every", "1", "--eval-frames", "1"])
+                             "--points-file", str(run / "carve" / "points.safetensors"),
+                             *(["--minutes", str(minutes)] if minutes else ["--steps", str(steps)]),
+                             "--eval-every", "0", "--log-every", "1", "--eval-frames", str(eval_frames)])
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
     steps_t = [b["time"] - a["time"] for a, b in zip(log, log[1:]) if "loss" in a and "loss" in b]
     waits = sorted(x.get("data_ms", 0.0) for x in log if "loss" in x)
     ms = 1000 * sorted(steps_t)[len(steps_t) // 2] if steps_t else None
-    add("train", res, ms_per_step=ms, data_wait_ms=waits[len(waits) // 2] if waits else None)
-    add("eval", run_stage(FOURD + ["eval", str(run), "--frames", "1"]))
+    final = next((x["eval"] for x in reversed(log) if "eval" in x), {})
+    add("train", res, ms_per_step=ms, data_wait_ms=waits[len(waits) // 2] if waits else None,
+        data_wait_ms_p95=waits[int(0.95 * (len(waits) - 1))] if waits else None,
+        steps=max((x.get("step", 0) for x in log), default=0), psnr=final.get("psnr"), ssim=final.get("ssim"))
+    add("eval", run_stage(FOURD + ["eval", str(run), "--frames", str(eval_frames)]))
     for appearance in ("compact", "views"):
         out = run / f"{appearance}.fourd"
         r = run_stage(FOURD + ["bake", str(run), "--out", str(out), "--appearance", appearance])
@@ -139,7 +147,13 @@ def main():
     ap.add_argument("--work", default=os.path.join(os.environ.get("FOURD_CACHE", os.path.expanduser("~/.cache/fourd")),
                                                    "bench_scale"))
     ap.add_argument("--out", default="bench_scale.json")
+    ap.add_argument("--full", type=float, default=None, metavar="MINUTES",
+                    help="instead: the one full-size run (the largest --frames and --cameras, the dna_rendering "
+                         "preset's points) through every stage, training for MINUTES")
+    ap.add_argument("--eval-frames", type=int, default=1, help="frames evaluated (every held-out camera)")
     args = ap.parse_args()
+    if args.full:
+        return full_run(args)
     F = [int(x) for x in args.frames.split(",")]
     C = [int(x) for x in args.cameras.split(",")]
     P = [int(x) for x in args.points.split(",")]
@@ -173,6 +187,36 @@ def main():
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()}
     Path(args.out).write_text(json.dumps({"machine": machine, "scale": args.scale, "steps": args.steps, "rows": rows,
                                           "exponents": exp}, indent=2))
+    print(f"wrote {args.out}")
+
+
+def full_run(args) -> None:
+    """The acceptance run: carve → train --minutes → eval → bake (both) → view → render, one table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    frames, cameras = max(int(x) for x in args.frames.split(",")), max(int(x) for x in args.cameras.split(","))
+    work = Path(args.work)
+    t = time.perf_counter()
+    cap = capture(work, frames, cameras, args.scale)
+    synth_s = float((cap / "synth_seconds.txt").read_text()) if (cap / "synth_seconds.txt").is_file() else time.perf_counter() - t
+    run = work / f"full_f{frames}_c{cameras}_s{args.scale:g}"
+    rows = [{"stage": "synth", "frames": frames, "cameras": cameras, "points": 262_144, "scale": args.scale,
+             "seconds": synth_s, "peak_rss_mb": None}]
+    rows += stages(cap, run, 262_144, args.steps, frames, cameras, args.scale, minutes=args.full,
+                   eval_frames=args.eval_frames)
+    table = Table(title=f"full-size run: {cameras} cameras × {frames} frames at DNA-Rendering sizes × {args.scale:g}")
+    for col in ("stage", "seconds", "peak RSS MiB", "notes"):
+        table.add_column(col)
+    for r in rows:
+        notes = {k: v for k, v in r.items() if k not in ("stage", "frames", "cameras", "points", "scale", "seconds",
+                                                         "peak_rss_mb")}
+        table.add_row(r["stage"], f"{r['seconds']:.1f}", f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "-",
+                      json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in notes.items()}))
+    Console(width=160).print(table)
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()}
+    Path(args.out).write_text(json.dumps({"machine": machine, "scale": args.scale, "full_minutes": args.full,
+                                          "rows": rows}, indent=2))
     print(f"wrote {args.out}")
 
 

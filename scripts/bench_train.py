@@ -34,10 +34,10 @@ FOURD = [sys.executable, "-m", "fourd.cli"]
 # name → (what it is, fourd train options, fourd carve options)
 VARIANTS = {
     "defaults": ("the current defaults", [], []),
-    "before": ("the previous round's defaults (no SH residual penalty, carve vote 0.95)",
-               ["--w-residual", "0"], ["--vote", "0.95"]),
+    "before": ("the previous round's defaults (no SH residual penalty, no unanimous carve)",
+               ["--w-residual", "0"], ["--try-unanimous", "False"]),
     "no-residual-penalty": ("defaults without the SH residual penalty", ["--w-residual", "0"], []),
-    "vote-0.95": ("defaults with the previous carve vote", [], ["--vote", "0.95"]),
+    "no-unanimous": ("defaults, carved with the tolerant vote only", [], ["--try-unanimous", "False"]),
     "blend": ("image blend only (no SH residual)", ["--model.appearance", "blend"], []),
     "sh": ("SH colour only (no image blend)", ["--model.appearance", "sh"], []),
     "ssim-loss": ("defaults + 0.005 · (1 − SSIM) loss", ["--w-ssim", "0.005"], []),

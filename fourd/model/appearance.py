@@ -130,7 +130,6 @@ class Appearance(nn.Module):
             self.blend[-1].bias.zero_()
         self.direction_prior = direction_prior  # logit per unit of cos(angle between source and target rays)
         self.residual: Tensor | None = None  # [U, 3] the last forward's SH residual (for the trainer's penalty)
-        self.fallback_gap: Tensor | None = None  # the last forward's fallback-vs-blend mean square (trainer's term)
 
     def forward(self, xyz: Tensor, feat: Tensor, radius: Tensor, target: Cameras, sources: list[SourceView],
                 uniform: bool = False) -> Tensor:
@@ -147,11 +146,6 @@ class Appearance(nn.Module):
             return blend_sources(rgb_s, vis, torch.zeros_like(learned))
         fallback = torch.sigmoid(self.base(feat))
         color = blend_colors(rgb_s, vis, learned, d_src, d_tgt, fallback, None, self.direction_prior, self.sh_scale)
-        # the fallback learns the blended colour wherever sources see the point, so that where none
-        # does it holds the colour of its neighbourhood (otherwise it is trained only by the rare
-        # points no source sees, and those show as specks)
-        seen = vis.any(0)
-        self.fallback_gap = ((fallback[seen] - color[seen].detach()) ** 2).mean() if bool(seen.any()) else None
         self.residual = None
         if self.mode == "hybrid":  # the same sum blend_colors forms with sh_coef, kept for its penalty
             self.residual = self.sh_scale * torch.tanh(eval_sh(sh_coef, d_tgt))

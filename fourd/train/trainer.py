@@ -168,9 +168,6 @@ class Trainer:
         residual = self.model.appearance.residual
         if cfg.w_residual and residual is not None and residual.numel():
             loss = loss + cfg.w_residual * (residual ** 2).mean()
-        gap = self.model.appearance.fallback_gap
-        if cfg.w_fallback and gap is not None:
-            loss = loss + cfg.w_fallback * gap
         if cfg.w_tv:
             loss = loss + cfg.w_tv * self.model.grid.tv_loss()
         if cfg.w_time:
