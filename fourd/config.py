@@ -114,10 +114,11 @@ class TrainConfig:
     w_ssim: float = 0.0
     """weight of 1 − SSIM between the render and the target crop (grain and soft edges cost little
     MSE but much structure)."""
-    w_residual: float = 0.0
+    w_residual: float = 1.0
     """weight of the SH residual's mean square over the points drawn: the view-dependent residual
     then only carries what the blended source colours cannot (unpenalized, it varies from point to
-    point and shows as grain on flat surfaces)."""
+    point and shows as dark mottling on flat surfaces). Demo preset, 600 steps, held-out SSIM / PSNR:
+    Fox 0.9540 → 0.9574 / 31.19 → 31.14 dB, CesiumMan 0.9443 → 0.9461 / 26.84 → 26.71 dB (0: off)."""
     w_lpips: float = 0.0
     """weight of LPIPS (only when its VGG weights are on disk; 4K4D uses 1e-3)."""
     colour_correction: bool = False
