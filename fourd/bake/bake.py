@@ -35,7 +35,24 @@ from fourd.model.appearance import draw_depth_maps, visible_points
 from fourd.model.sh import sh_basis
 
 
-def _spread(names: list[str], n: int) -> list[str]:
+FIT_BYTES = 2 << 30  # memory for the compact bake's fit rows (per frame)
+
+
+def _spread(names: list[str], n: int, mix: bool = False) -> list[str]:
+    """``n`` of ``names`` evenly spread; ``mix``: all of them, ordered so that every prefix is
+    spread over the rig (0, ½, ¼, ¾, …)."""
+    if mix:
+        order, seen = [], set()
+        step = len(names)
+        while len(order) < len(names):
+            for i in range(0, len(names), max(step, 1)):
+                if i not in seen:
+                    seen.add(i)
+                    order.append(i)
+            step //= 2
+            if step == 0:
+                step = 1
+        return [names[i] for i in order]
     if len(names) <= n:
         return list(names)
     return [names[int(i * len(names) / n)] for i in range(n)]
@@ -88,9 +105,16 @@ def bake_frame(run, frame: int, views: list[str], sh: bool, fit_views: list[str]
     fit_views = run.train_cams if fit_views is None else fit_views
     if fit_views:
         degree = 1 if sh else 0
-        systems = []
-        for name in fit_views:
-            tgt = run.target(frame, name, crop=True, scale=1.0)
+        systems, held = [], 0
+        # the training resolution, and as many views (spread over the rig) as FIT_BYTES holds: every
+        # view's (pixel, splat, weight) rows stay in memory for the solve — at DNA-Rendering's native
+        # sizes all 56 views would need ~18 GB
+        for name in _spread(fit_views, len(fit_views), mix=True):
+            tgt = run.target(frame, name, crop=True, scale=run.cfg.image_scale)
+            need = tgt.image.shape[0] * tgt.image.shape[1] * (run.cfg.K * 12 + 12)
+            if systems and held + need > FIT_BYTES:
+                break
+            held += need
             frags = run.rasterize(xyz, radius, tgt.camera, run.settings_for(run.cfg.K))
             systems.append(view_system(frags, xyz, radius, density, tgt.camera, tgt.image, run.background, degree))
         graph = neighbours(xyz) if smooth > 0 else None

@@ -172,7 +172,7 @@ def test_newer_version_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_bake_a_trained_run_and_view_it(tiny_ev, tmp_path):
+def test_bake_a_trained_run_and_view_it(tiny_ev, tmp_path, monkeypatch):
     import cv2
 
     from fourd.bake.bake import bake_run
@@ -200,6 +200,23 @@ def test_bake_a_trained_run_and_view_it(tiny_ev, tmp_path):
         model_img = tr.render(1, tgt.camera, None).image.rgb.clamp(0, 1)
     baked_img = render_baked(seq.frame(1), tgt.camera, K=6, near=tr.settings.near, far=tr.settings.far)
     assert psnr(baked_img, model_img) > 25
+    # the fit holds at most FIT_BYTES of rows: with room for one view it fits against one (the first
+    # of the spread order), and the bake still looks like the model
+    import fourd.bake.bake as bake_mod
+
+    used = []
+    real = bake_mod.view_system
+    monkeypatch.setattr(bake_mod, "view_system", lambda *a, **k: used.append(a[4]) or real(*a, **k))
+    from fourd.train.run import load_run
+
+    run = load_run(tmp_path / "run")
+    bake_mod.bake_frame(run, 1, tr.train_cams[:2], True)
+    assert len(used) == len(tr.train_cams)  # the demo-sized default holds every view
+    used.clear()
+    monkeypatch.setattr(bake_mod, "FIT_BYTES", 1)
+    small = bake_mod.bake_frame(run, 1, tr.train_cams[:2], True)
+    assert len(used) == 1
+    assert psnr(render_baked(small, tgt.camera, K=6, near=tr.settings.near, far=tr.settings.far), model_img) > 20
     shot = tmp_path / "shot.png"
     assert main(["--quiet", "view", str(path), "--headless", "--camera", cam_name, "--frame", "1",
                  "--screenshot", str(shot), "--size", "64x48"]) == 0
