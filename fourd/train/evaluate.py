@@ -18,8 +18,8 @@ BAND = 2  # half width in pixels of the silhouette band of the error split
 def error_split(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, band: int = BAND) -> dict:
     """Where the error of a render lives: PSNR and SSIM over the silhouette band (±``band`` px
     around the mask's edge), the interior and the outside, and each region's share of the squared
-    error and of 1 − SSIM. SSIM is the full image's SSIM map (zero-padded at the border), averaged
-    per region."""
+    error and of 1 − SSIM. SSIM is the image's SSIM map averaged per region (the 5-px border, where
+    the 11-px window does not fit, counts as SSIM 1, as in the whole-image figure it leaves out)."""
     import torch.nn.functional as F
 
     m = (mask > 0.5).float()[None, None]
