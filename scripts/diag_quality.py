@@ -15,30 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-
-def regions(mask: torch.Tensor, band: int) -> dict[str, torch.Tensor]:
-    """Boolean [H, W] maps: the band of ±band px around the mask's edge, the interior, the outside."""
-    m = (mask > 0.5).float()[None, None]
-    k = 2 * band + 1
-    dil = F.max_pool2d(m, k, 1, band)[0, 0] > 0
-    ero = -F.max_pool2d(-m, k, 1, band)[0, 0] > 0
-    edge = dil & ~ero
-    return {"edge": edge, "interior": ero, "outside": ~dil}
-
-
-def ssim_map(pred: torch.Tensor, gt: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x, y = pred.clamp(0, 1).permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None]
-    g = torch.exp(-((torch.arange(window) - window // 2) ** 2) / (2 * sigma ** 2)).to(x)
-    g = g / g.sum()
-    k = (g[:, None] * g[None])[None, None].expand(3, 1, window, window)
-    f = lambda t: F.conv2d(t, k, groups=3, padding=window // 2)  # noqa: E731
-    mx, my = f(x), f(y)
-    sxx, syy, sxy = f(x * x) - mx ** 2, f(y * y) - my ** 2, f(x * y) - mx * my
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))
-    return m[0].mean(0)
+from fourd.train.evaluate import padded_ssim_map as ssim_map
+from fourd.train.evaluate import regions
 
 
 @torch.no_grad()

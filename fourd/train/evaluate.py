@@ -15,21 +15,34 @@ from fourd.train.losses import lpips_distance, psnr, ssim, ssim_map
 BAND = 2  # half width in pixels of the silhouette band of the error split
 
 
-def error_split(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, band: int = BAND) -> dict:
-    """Where the error of a render lives: PSNR and SSIM over the silhouette band (±``band`` px
-    around the mask's edge), the interior and the outside, and each region's share of the squared
-    error and of 1 − SSIM. SSIM is the image's SSIM map averaged per region (the 5-px border, where
-    the 11-px window does not fit, counts as SSIM 1, as in the whole-image figure it leaves out)."""
+def regions(mask: torch.Tensor, band: int = BAND) -> dict[str, torch.Tensor]:
+    """Boolean [H, W] maps of a mask's silhouette band (±``band`` px around its edge), interior and
+    outside."""
     import torch.nn.functional as F
 
     m = (mask > 0.5).float()[None, None]
     k = 2 * band + 1
     grown = F.max_pool2d(m, k, 1, band)[0, 0] > 0
     shrunk = -F.max_pool2d(-m, k, 1, band)[0, 0] > 0
+    return {"edge": grown & ~shrunk, "interior": shrunk, "outside": ~grown}
+
+
+def padded_ssim_map(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """The SSIM map at the image's size: the 5-px border the 11-px window does not fit counts as 1."""
+    import torch.nn.functional as F
+
+    return F.pad(ssim_map(pred, gt)[None], (5, 5, 5, 5), value=1.0)[0]
+
+
+def error_split(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, band: int = BAND) -> dict:
+    """Where the error of a render lives: PSNR and SSIM over the silhouette band (±``band`` px
+    around the mask's edge), the interior and the outside, and each region's share of the squared
+    error and of 1 − SSIM. SSIM is the image's SSIM map averaged per region (the 5-px border, where
+    the 11-px window does not fit, counts as SSIM 1, as in the whole-image figure it leaves out)."""
     se = ((pred.clamp(0, 1) - gt) ** 2).mean(-1)
-    dssim = 1 - F.pad(ssim_map(pred, gt)[None], (5, 5, 5, 5), value=1.0)[0]
+    dssim = 1 - padded_ssim_map(pred, gt)
     out = {}
-    for name, r in (("edge", grown & ~shrunk), ("interior", shrunk), ("outside", ~grown)):
+    for name, r in regions(mask, band).items():
         n = int(r.sum())
         mse = float(se[r].mean()) if n else 0.0
         out[f"psnr_{name}"] = 10 * float(np.log10(1 / max(mse, 1e-12))) if n else None
