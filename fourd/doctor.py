@@ -13,9 +13,10 @@ import subprocess
 import sys
 
 _GL_PROBE = ("import json; from fourd.gl.context import headless_context as h; "
-             "from fourd.gl.kbuffer import kbuffer_support as k; c = h(); "
+             "from fourd.gl.kbuffer import kbuffer_support as k; "
+             "from fourd.gl.baked_renderer import choose_method as m; c = h(); "
              "print(json.dumps({'backend': c.backend, 'renderer': c.renderer, 'version': c.gl_version, "
-             "'one_pass': k(c)}))")
+             "'one_pass': k(c), 'viewer': m(c, 'auto')[0]}))")
 
 
 def _probe_gl(backend: str | None, timeout: float = 60.0) -> dict:
@@ -81,8 +82,9 @@ def diagnose() -> dict:
           "elsewhere: a desktop session with an OpenGL 3.3+ driver")
     if chosen["ok"]:
         why = chosen.get("one_pass")
-        check("rasterizer", True, "one-pass K-buffer (training, viewer, render)" if why is None else
-              f"K-pass depth peeling ({why})", required=False)
+        viewer = {"sorted": "one sorted pass", "kbuffer": "one-pass K-buffer"}.get(chosen.get("viewer"), "?")
+        check("rasterizer", True, ("training: one-pass K-buffer" if why is None else f"training: K-pass depth "
+                                   f"peeling ({why})") + f"; viewer and render: {viewer}", required=False)
     backends = {}
     for b in ("egl", "glfw", "osmesa"):
         backends[b] = _probe_gl(b)

@@ -1,5 +1,6 @@
 """Benchmark playback: frame time of the viewer's GL renderer (EGL, headless; the window's blit and
-panels add a few ms) at full quality, at the adaptive quality used while the camera moves, and
+panels add a few ms) at full quality (camera still: ``full``; turning a little every frame:
+``full_moving``), at the adaptive quality used while the camera moves, and
 a single plain point pass of the same points (the fill-rate limit); baked bytes per point per
 frame against 4K4D's layout; resident memory while streaming 30 vs 300 frames. Rows with mode
 ``full_views`` / ``adaptive_views`` time frames with view tables (``fourd bake --appearance
@@ -47,19 +48,27 @@ def with_views(f, S: int, seed: int = 0):
 
 
 def adaptive(r, oc, W: int, H: int, K: int, target_fps: float) -> dict:
-    """Let the viewer's quality controller settle while "moving", then time that quality."""
-    from fourd.viewer.state import ViewerState
+    """Let the viewer's quality controller settle while the camera moves (it turns a little every
+    frame, so view-dependent work such as the sorted pass's depth order is redone), then time that
+    quality on moving frames."""
+    from fourd.viewer.state import OrbitCamera, ViewerState
 
-    st = ViewerState(K=K, target_fps=target_fps, moving=True, one_pass=r.method == "kbuffer")
+    st = ViewerState(K=K, target_fps=target_fps, moving=True, one_pass=r.method != "peel")
+    cam = OrbitCamera(oc.target.copy(), oc.yaw, oc.pitch, oc.distance, oc.fov_y, oc.up.copy())
+
+    def moving_frame(w, h, K, frac):
+        cam.yaw += 0.01
+        r.render(cam.cameras(w, h), K, near=0.1, far=10.0, fraction=frac)
+
     for _ in range(25):
         K, scale, frac = st.effective_quality()
         w, h = max(1, int(W * scale)), max(1, int(H * scale))
-        ms = timed(lambda: r.render(oc.cameras(w, h), K, near=0.1, far=10.0, fraction=frac), 1)
+        ms = timed(lambda: moving_frame(w, h, K, frac), 1)
         st.frame_ms = ms
         st.adapt(ms)
     K, scale, frac = st.effective_quality()
     w, h = max(1, int(W * scale)), max(1, int(H * scale))
-    ms = timed(lambda: r.render(oc.cameras(w, h), K, near=0.1, far=10.0, fraction=frac))
+    ms = timed(lambda: moving_frame(w, h, K, frac))
     r.resize(W, H)
     return {"K": K, "ms_per_frame": ms, "scale": scale, "fraction": frac}
 
@@ -81,15 +90,16 @@ def main():
     ap.add_argument("--sizes", nargs="+", default=list(SIZES))
     ap.add_argument("--points", type=int, nargs="+", default=[100_000, 250_000])
     ap.add_argument("--Ks", type=int, nargs="+", default=[1, 4, 8])
-    ap.add_argument("--target-fps", type=float, default=10.0)
+    ap.add_argument("--target-fps", type=float, default=15.0, help="the viewer's frame-rate target while moving")
     ap.add_argument("--out", default="bench_viewer.json")
     ap.add_argument("--work", default="outputs/bench_viewer")
     ap.add_argument("--run", default=None, help="a trained run: bake it with and without SH and compare held-out "
                                               "PSNR of baked vs unbaked renders")
     ap.add_argument("--quality-frames", type=int, default=5)
     ap.add_argument("--quality-only", action="store_true", help="only the --run comparison (no frame timing)")
-    ap.add_argument("--methods", nargs="+", default=["kbuffer", "peel"],
-                    help="renderers side by side: kbuffer (one geometry pass), peel (K passes, the reference)")
+    ap.add_argument("--methods", nargs="+", default=["sorted", "kbuffer", "peel"],
+                    help="renderers side by side: sorted (one pass in depth order, K counted in the stencil), "
+                         "kbuffer (one pass into fragment lists), peel (K passes, the reference)")
     ap.add_argument("--views", type=int, default=16, help="training cameras of the view-table rows (0: none)")
     args = ap.parse_args()
     from rich.console import Console
@@ -119,6 +129,16 @@ def main():
                     rows.append({"method": m, "points": n, "width": W, "height": H, "K": K, "mode": "full",
                                  "ms_per_frame": ms})
                 images[m] = torch.from_numpy(r.read()).float() / 255  # the largest K
+                K = max(args.Ks)
+                turning = OrbitCamera(oc.target.copy(), oc.yaw, oc.pitch, oc.distance, oc.fov_y, oc.up.copy())
+
+                def turn():  # full quality while the camera turns: a new view (and depth order) every frame
+                    turning.yaw += 0.01
+                    r.render(turning.cameras(W, H), K, near=0.1, far=10.0)
+                    r.read()
+
+                rows.append({"method": m, "points": n, "width": W, "height": H, "K": K, "mode": "full_moving",
+                             "ms_per_frame": timed(turn)})
                 rows.append({"method": m, "points": n, "width": W, "height": H, "mode": "adaptive",
                              **adaptive(r, oc, W, H, max(args.Ks), args.target_fps)})
                 if args.views:
@@ -128,11 +148,13 @@ def main():
                                  "ms_per_frame": timed(lambda: (r.render(cam, K, near=0.1, far=10.0), r.read()))})
                     rows.append({"method": m, "points": n, "width": W, "height": H, "mode": "adaptive_views",
                                  **adaptive(r, oc, W, H, K, args.target_fps)})
-            if "kbuffer" in images and "peel" in images:
+            if "peel" in images:
                 from fourd.train.losses import psnr
 
-                agree.append({"points": n, "width": W, "height": H, "K": max(args.Ks),
-                              "kbuffer_vs_peel_psnr": psnr(images["kbuffer"], images["peel"])})
+                for m in images:
+                    if m != "peel":
+                        agree.append({"method": m, "points": n, "width": W, "height": H, "K": max(args.Ks),
+                                      "vs_peel_psnr": psnr(images[m], images["peel"])})
             peeler.upload(f.xyz, f.radius)
 
             def single():
@@ -186,8 +208,8 @@ def main():
     con.print(t)
     con.print(size)
     for a in agree:
-        con.print(f"{a['width']}×{a['height']}, {a['points']} points, K={a['K']}: one-pass image vs K-pass "
-                  f"reference PSNR {a['kbuffer_vs_peel_psnr']:.1f} dB")
+        con.print(f"{a['width']}×{a['height']}, {a['points']} points, K={a['K']}: {a['method']} image vs K-pass "
+                  f"reference PSNR {a['vs_peel_psnr']:.1f} dB")
     if quality:
         con.print(quality)
     with open(args.out, "w") as fh:

@@ -121,7 +121,7 @@ void main() {
     else if (u_mode == 2) rgb = vec3(1.0);
     else if (u_mode == 3) rgb = ramp((in_radius - u_range.x) / (u_range.y - u_range.x));
     v_color = rgb;
-    float size = 2.0 * s.radius + 2.0;
+    float size = sprite_size(s.radius);
     bool off_screen = s.center.x < 0.0 || s.center.y < 0.0 || s.center.x >= u_size.x || s.center.y >= u_size.y;
     if (!s.visible || size > u_max_point_size || off_screen) {
         gl_Position = vec4(2.0, 2.0, 2.0, 1.0);

@@ -19,7 +19,7 @@ void main() {
     v_z = s.z;
     v_center = s.center;
     v_r2 = s.radius * s.radius;
-    float size = 2.0 * s.radius + 2.0;  // covers every pixel centre within the radius
+    float size = sprite_size(s.radius);
     bool off_screen = s.center.x < 0.0 || s.center.y < 0.0 || s.center.x >= u_size.x || s.center.y >= u_size.y;
     if (!s.visible || size > u_max_point_size || off_screen) {
         gl_Position = vec4(2.0, 2.0, 2.0, 1.0);  // outside the clip volume: not drawn here

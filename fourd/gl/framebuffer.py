@@ -16,12 +16,14 @@ _FORMATS = {
 
 
 class Framebuffer:
-    """A framebuffer of size W×H with named colour attachments and a float depth buffer.
+    """A framebuffer of size W×H with named colour attachments and a float depth buffer, or with
+    ``stencil`` a 24-bit depth + 8-bit stencil buffer (the sorted renderer counts splats in it).
 
     ``attachments`` maps a name to a key of ``_FORMATS``; attachment i is ``layout(location = i)``.
     """
 
-    def __init__(self, width: int, height: int, attachments: dict[str, str], depth_texture: bool = False):
+    def __init__(self, width: int, height: int, attachments: dict[str, str], depth_texture: bool = False,
+                 stencil: bool = False):
         from OpenGL import GL
 
         self.width, self.height = int(width), int(height)
@@ -39,13 +41,23 @@ class Framebuffer:
                 GL.glTexParameteri(GL.GL_TEXTURE_2D, p, GL.GL_NEAREST)
             GL.glFramebufferTexture2D(GL.GL_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0 + i, GL.GL_TEXTURE_2D, tex, 0)
             self.textures.append(tex)
-        self.depth = GL.glGenTextures(1)
-        GL.glBindTexture(GL.GL_TEXTURE_2D, self.depth)
-        GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, GL.GL_DEPTH_COMPONENT32F, self.width, self.height, 0,
-                        GL.GL_DEPTH_COMPONENT, GL.GL_FLOAT, None)
-        for p in (GL.GL_TEXTURE_MIN_FILTER, GL.GL_TEXTURE_MAG_FILTER):
-            GL.glTexParameteri(GL.GL_TEXTURE_2D, p, GL.GL_NEAREST)
-        GL.glFramebufferTexture2D(GL.GL_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_TEXTURE_2D, self.depth, 0)
+        self.stencil = bool(stencil)
+        self.renderbuffer = 0
+        if self.stencil:  # a renderbuffer: nothing reads it back
+            self.depth = 0
+            self.renderbuffer = GL.glGenRenderbuffers(1)
+            GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, self.renderbuffer)
+            GL.glRenderbufferStorage(GL.GL_RENDERBUFFER, GL.GL_DEPTH24_STENCIL8, self.width, self.height)
+            GL.glFramebufferRenderbuffer(GL.GL_FRAMEBUFFER, GL.GL_DEPTH_STENCIL_ATTACHMENT, GL.GL_RENDERBUFFER,
+                                         self.renderbuffer)
+        else:
+            self.depth = GL.glGenTextures(1)
+            GL.glBindTexture(GL.GL_TEXTURE_2D, self.depth)
+            GL.glTexImage2D(GL.GL_TEXTURE_2D, 0, GL.GL_DEPTH_COMPONENT32F, self.width, self.height, 0,
+                            GL.GL_DEPTH_COMPONENT, GL.GL_FLOAT, None)
+            for p in (GL.GL_TEXTURE_MIN_FILTER, GL.GL_TEXTURE_MAG_FILTER):
+                GL.glTexParameteri(GL.GL_TEXTURE_2D, p, GL.GL_NEAREST)
+            GL.glFramebufferTexture2D(GL.GL_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_TEXTURE_2D, self.depth, 0)
         GL.glDrawBuffers(len(self.textures), [GL.GL_COLOR_ATTACHMENT0 + i for i in range(len(self.textures))])
         status = GL.glCheckFramebufferStatus(GL.GL_FRAMEBUFFER)
         if status != GL.GL_FRAMEBUFFER_COMPLETE:
@@ -70,7 +82,10 @@ class Framebuffer:
                 GL.glClearBufferiv(GL.GL_COLOR, i, np.asarray(v[:4], np.int32))
             else:
                 GL.glClearBufferfv(GL.GL_COLOR, i, np.asarray(v[:4], np.float32))
-        GL.glClearBufferfv(GL.GL_DEPTH, 0, np.asarray([depth], np.float32))
+        if self.stencil:
+            GL.glClearBufferfi(GL.GL_DEPTH_STENCIL, 0, float(depth), 0)
+        else:
+            GL.glClearBufferfv(GL.GL_DEPTH, 0, np.asarray([depth], np.float32))
 
     def read(self, name: str) -> np.ndarray:
         """Read one attachment as [H, W, C] (C=1 squeezed), top image row first."""
@@ -89,6 +104,9 @@ class Framebuffer:
     def release(self) -> None:
         from OpenGL import GL
 
-        GL.glDeleteTextures(self.textures + [self.depth])
+        GL.glDeleteTextures(self.textures + ([self.depth] if self.depth else []))
+        if self.renderbuffer:
+            GL.glDeleteRenderbuffers(1, [self.renderbuffer])
+            self.renderbuffer = 0
         GL.glDeleteFramebuffers(1, [self.fbo])
         self.textures, self.fbo = [], 0

@@ -23,6 +23,8 @@ from fourd.gl.program import compile_program
 from fourd.structures.cameras import Cameras
 from fourd.structures.fragments import Fragments, RasterSettings, pixel_d2, project_splats
 
+SPRITE_MARGIN = 0.05  # shaders/splat.glsl, sprite_size(): a point sprite's side is 2 r + this
+
 
 def set_splat_uniforms(prog: int, camera: Cameras, width: int, height: int, near: float, far: float, layer: int,
                        max_point_size: float) -> None:
@@ -215,7 +217,7 @@ class DepthPeeler:
         off = (u < 0) | (v < 0) | (u >= W) | (v >= H)
         reaches = (u + r > 0) & (v + r > 0) & (u - r < W) & (v - r < H)
         front = (z > self.settings.near) & (z < self.settings.far)
-        huge = (front & (((2 * r + 2) > self.max_point_size) | (off & reaches))).nonzero()[:, 0].int().contiguous()
+        huge = (front & (((2 * r + SPRITE_MARGIN) > self.max_point_size) | (off & reaches))).nonzero()[:, 0].int().contiguous()
         self._n_huge = int(huge.numel())
         if not self._n_huge:
             return

@@ -67,7 +67,7 @@ class ViewerApp:
         from fourd.gl.baked_renderer import BakedRenderer
 
         self.renderer = BakedRenderer(width, height, WindowContext(self.window))
-        self.state.one_pass = self.renderer.method == "kbuffer"
+        self.state.one_pass = self.renderer.method != "peel"
         self.loaded = None
         self._key_names = _key_names()
         self._install_callbacks()
