@@ -1,6 +1,7 @@
 """Benchmark playback: frame time of the viewer's GL renderer (EGL, headless; the window's blit and
 panels add a few ms) at full quality (camera still: ``full``; turning a little every frame:
-``full_moving``), at the adaptive quality used while the camera moves, and
+``full_moving``; half resolution with every point while turning: ``moving_half_all``), at the
+adaptive quality used while the camera moves, and
 a single plain point pass of the same points (the fill-rate limit); baked bytes per point per
 frame against 4K4D's layout; resident memory while streaming 30 vs 300 frames. Rows with mode
 ``full_views`` / ``adaptive_views`` time frames with view tables (``fourd bake --appearance
@@ -139,6 +140,15 @@ def main():
 
                 rows.append({"method": m, "points": n, "width": W, "height": H, "K": K, "mode": "full_moving",
                              "ms_per_frame": timed(turn)})
+
+                def turn_half():  # while moving at half resolution (the viewer's floor) with every point
+                    turning.yaw += 0.01
+                    r.render(turning.cameras(W // 2, H // 2), K, near=0.1, far=10.0)
+                    r.read()
+
+                rows.append({"method": m, "points": n, "width": W, "height": H, "K": K, "mode": "moving_half_all",
+                             "ms_per_frame": timed(turn_half), "scale": 0.5, "fraction": 1.0})
+                r.resize(W, H)
                 rows.append({"method": m, "points": n, "width": W, "height": H, "mode": "adaptive",
                              **adaptive(r, oc, W, H, max(args.Ks), args.target_fps)})
                 if args.views:

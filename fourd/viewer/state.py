@@ -93,6 +93,7 @@ class ViewerState:
     motion_scale: float = 1.0  # internal resolution while moving, adapted toward target_fps
     motion_fraction: float = 1.0  # share of the points drawn while moving, adapted likewise
     min_motion_scale: float = 0.5  # resolution goes down to this before points are dropped
+    recent_ms: list[float] = field(default_factory=list)  # the last moving frames' times
     one_pass: bool = False  # the renderer draws the points once whatever K (sorted, K-buffer): K costs little
 
     @property
@@ -129,18 +130,23 @@ class ViewerState:
         return self.K, 1.0, 1.0
 
     def adapt(self, frame_ms: float) -> None:
-        """After a moving frame: shrink or grow resolution and point count toward the target frame rate."""
+        """After a moving frame: shrink or grow resolution and point count toward the target frame rate.
+        Decided on the median of the last three frames (one slow frame — a new sequence frame
+        uploaded, the OS — does not cost points), and quality comes back only below 85 % of the
+        budget, so it settles instead of trading points back and forth at the limit."""
         if not (self.adaptive and self.moving):
             return
-        slow = frame_ms > 1000.0 / max(self.target_fps, 1e-3)
-        if slow:  # resolution first (down to min_motion_scale), then points, then resolution again
+        self.recent_ms = (self.recent_ms + [float(frame_ms)])[-3:]
+        ms = sorted(self.recent_ms)[len(self.recent_ms) // 2]
+        budget = 1000.0 / max(self.target_fps, 1e-3)
+        if ms > budget:  # resolution first (down to min_motion_scale), then points, then resolution again
             if self.motion_scale > self.min_motion_scale:
                 self.motion_scale = max(self.min_motion_scale, self.motion_scale * 0.85)
             elif self.motion_fraction > 0.05:
                 self.motion_fraction = max(0.05, self.motion_fraction * 0.85)
             else:
                 self.motion_scale = max(0.25, self.motion_scale * 0.85)
-        else:  # give back in the reverse order
+        elif ms < 0.85 * budget:  # give back in the reverse order
             if self.motion_scale < self.min_motion_scale:
                 self.motion_scale = min(self.min_motion_scale, self.motion_scale * 1.05)
             elif self.motion_fraction < 1.0:

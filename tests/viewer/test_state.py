@@ -102,3 +102,25 @@ def test_meshes_and_point_folders_open_as_scenes(tmp_path):
         write_ply(tmp_path / f"{i:06d}.ply", torch.rand(50, 3) + i, {"colors": torch.rand(50, 3)})
     ps = open_scene(tmp_path)
     assert isinstance(ps, PointsScene) and ps.frames == [0, 1] and ps.frame(1).xyz.shape == (50, 3)
+
+
+def test_adaptive_quality_ignores_one_slow_frame_and_settles():
+    from fourd.viewer.state import ViewerState
+
+    s = ViewerState(K=8, target_fps=10.0, moving=True)
+    for _ in range(3):
+        s.adapt(50.0)
+    s.adapt(400.0)  # one hitch (a new frame uploaded): the median of three is still fast
+    assert (s.motion_scale, s.motion_fraction) == (1.0, 1.0)
+    for _ in range(3):
+        s.adapt(150.0)  # really slow now
+    assert s.motion_scale < 1.0
+    s.adapt(90.0)
+    s.adapt(90.0)  # the median follows after two frames
+    scale = s.motion_scale
+    for _ in range(10):
+        s.adapt(90.0)  # within the budget but near it: keep what works, no back and forth
+    assert s.motion_scale == scale
+    for _ in range(10):
+        s.adapt(40.0)
+    assert s.motion_scale > scale
