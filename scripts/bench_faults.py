@@ -43,6 +43,7 @@ def plan(subjects: list[str]) -> list[dict]:
     kinds = [("faulty", "defaults", {}), ("clean", "defaults", {}), ("faulty", "none", NONE), ("clean", "none", NONE)]
     kinds += [("faulty", f"defaults − {k}", v) for k, v in ABLATIONS.items()]
     kinds += [("faulty", f"defaults + {k}", v) for k, v in OPT_IN.items() if k != "colour, pose"]
+    kinds += [("clean", "defaults + colour", OPT_IN["colour"])]  # what colour correction costs on a clean rig
     kinds += [(c, "defaults + colour, pose", OPT_IN["colour, pose"]) for c in ("faulty", "clean")]
     for capture, remedies, over in kinds:
         runs += [{"subject": s, "capture": capture, "remedies": remedies, "over": over} for s in subjects]

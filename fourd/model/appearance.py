@@ -18,6 +18,7 @@ target direction to the MLP, which rules that out.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -130,6 +131,17 @@ class Appearance(nn.Module):
             self.blend[-1].bias.zero_()
         self.direction_prior = direction_prior  # logit per unit of cos(angle between source and target rays)
         self.residual: Tensor | None = None  # [U, 3] the last forward's SH residual (for the trainer's penalty)
+        self.use_residual = True  # off inside without_residual()
+
+    @contextmanager
+    def without_residual(self):
+        """Renders without the SH residual: the blend of the source views alone (what the rig's
+        other cameras saw, with nothing fitted to the target camera's own images)."""
+        old, self.use_residual = self.use_residual, False
+        try:
+            yield
+        finally:
+            self.use_residual = old
 
     def forward(self, xyz: Tensor, feat: Tensor, radius: Tensor, target: Cameras, sources: list[SourceView],
                 uniform: bool = False) -> Tensor:
@@ -147,7 +159,7 @@ class Appearance(nn.Module):
         fallback = torch.sigmoid(self.base(feat))
         color = blend_colors(rgb_s, vis, learned, d_src, d_tgt, fallback, None, self.direction_prior, self.sh_scale)
         self.residual = None
-        if self.mode == "hybrid":  # the same sum blend_colors forms with sh_coef, kept for its penalty
+        if self.mode == "hybrid" and self.use_residual:  # the sum blend_colors forms with sh_coef, kept for its penalty
             self.residual = self.sh_scale * torch.tanh(eval_sh(sh_coef, d_tgt))
             color = color + self.residual
         return color

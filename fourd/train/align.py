@@ -14,7 +14,8 @@ wandered by about its own learning rate per step and made the injected 0.08° er
 
 The camera's colour correction is fitted the same way, in closed form: the affine map (3×3 +
 offset) that takes its recorded colours of the subject's inner pixels (away from the matte's
-edge) to the render's, ridge-regularised toward the identity. (Learned by the optimizer instead,
+edge) to the render's — rendered without the SH residual, i.e. the other cameras' colours alone,
+since the residual learns this camera's own cast — ridge-regularised toward the identity. (Learned by the optimizer instead,
 it cost 0.9 dB held-out on the faulty Fox at 500 steps: it bent the targets toward what the young
 model rendered.)
 """
@@ -44,7 +45,7 @@ def align_camera(run, frames: list[int], cam: str, iterations: int = 12, max_pix
     change that aligns training camera ``cam``'s images of ``frames`` with the model's renders, and
     the colour correction that then maps its recorded colours to the render's; None when too little
     of the subject is seen to trust it."""
-    pts, ref, imgs, cams, raws, inner = [], [], [], [], [], []
+    pts, ref, imgs, cams, raws, inner, ref_blend = [], [], [], [], [], [], []
     for f in frames:
         tgt = run.target(f, cam)
         out = run.render(f, tgt.camera, cam)
@@ -61,6 +62,13 @@ def align_camera(run, frames: list[int], cam: str, iterations: int = 12, max_pix
         cam0 = tgt.camera.detach()
         pts.append(cam0.unproject(uv[None], z[None])[0])
         ref.append(out.image.rgb[ij[:, 0], ij[:, 1]])
+        if fit_colour:
+            # the colour target: the other cameras' blended colours alone. The SH residual is fitted
+            # to this camera's own images (as recorded, before its correction is known), so a render
+            # with it reproduces the camera's colour cast and the fit would find nothing to correct
+            with run.model.appearance.without_residual():
+                blend = run.render(f, tgt.camera, cam).image.rgb
+            ref_blend.append(blend[ij[:, 0], ij[:, 1]])
         imgs.append(tgt.image.detach())
         cams.append(cam0)
         raws.append(run.sampler.target(f, cam).image)  # as recorded (the colour fit needs it uncorrected)
@@ -123,14 +131,15 @@ def align_camera(run, frames: list[int], cam: str, iterations: int = 12, max_pix
     colour = None
     if fit_colour:
         xs, ys = [], []
-        for X, c, raw, r0, keep in zip(pts, cams, raws, ref, inner):
+        for X, c, raw, r0, keep in zip(pts, cams, raws, ref_blend, inner):
             uv, _ = perturbed(c, delta[:3], delta[3:]).project(X[keep])
             col, inside = _sample(raw, uv[0])
             xs.append(col[inside])
             ys.append(r0[keep][inside])
         x, y = torch.cat(xs), torch.cat(ys)
         if x.shape[0] >= 100:
-            colour = fit_affine_colour(x, y, colour_ridge)
+            A, b = fit_affine_colour(x, y, colour_ridge)
+            colour = (A, b, run.sampler.source_names(cams[0], cam, run.cfg.model.source_views))
     return delta[:3].float(), delta[3:].float(), colour
 
 
@@ -167,10 +176,46 @@ def refine_cameras(run, pose: bool = True, colour: bool = True, colour_ridge: fl
             corr.shift[i] += damping * (s / corr.distance).to(corr.shift)
             moved[name] = float(w.norm()) * 180 / torch.pi
         if col is not None:
-            # the fit maps recorded colours to the render's, which the current corrections made;
-            # the new correction replaces this camera's (means re-centred by colour_params)
             fits[i] = col
-    for i, (A, b) in fits.items():
-        corr.colour_matrix[i] = (A - torch.eye(3)).to(corr.colour_matrix)
-        corr.colour_offset[i] = b.to(corr.colour_offset)
+    if fits:
+        solve_colour_consensus(corr, fits)
     return moved
+
+
+def solve_colour_consensus(corr, fits: dict) -> None:
+    """Every camera's colour correction from this round's fits, solved over the whole rig at once.
+
+    Camera j's fit F_j maps its recorded colours to the blend of its source cameras N(j), which
+    carry their current corrections C_i. With recorded = T_j(scene) (T_j the camera's unknown
+    colour fault) that reads F_j T_j ≈ mean_{i∈N(j)} C_i T_i; to first order in the deltas
+    (F = I + f, T = I + t, C = I + c, each a 3×3 + offset): t_j − mean_{N(j)} t_i = mean_{N(j)} c_i − f_j,
+    one equation per fitted camera, plus Σ t = 0 (the rig's mean colour is the reference). The
+    corrections become c_j = −t_j, so that C_j T_j ≈ I for every camera. Taking each fit as the new
+    correction instead (as before) only averages neighbours: on a ring of 20 cameras the error fell
+    by a few per cent per round (gains recovered to 3–4 % after a training run). Cameras without a
+    fit keep their correction."""
+    names = corr.names
+    index = {n: k for k, n in enumerate(names)}
+    C = len(names)
+    A0, b0 = corr.colour_params()
+    c = torch.cat([(A0 - torch.eye(3, device=A0.device)).reshape(C, 9), b0], 1).double().cpu()  # [C, 12]
+    rows, rhs = [], []
+    for j, (A, b, sources) in fits.items():
+        nb = [index[n] for n in sources if n in index and index[n] != j]
+        if not nb:
+            continue
+        row = torch.zeros(C, dtype=torch.float64)
+        row[j] += 1.0
+        row[nb] -= 1.0 / len(nb)
+        f = torch.cat([(A.cpu().double() - torch.eye(3, dtype=torch.float64)).reshape(9), b.cpu().double()])
+        rows.append(row)
+        rhs.append(c[nb].mean(0) - f)
+    if not rows:
+        return
+    rows.append(torch.ones(C, dtype=torch.float64))  # Σ t = 0
+    rhs.append(torch.zeros(12, dtype=torch.float64))
+    t = torch.linalg.lstsq(torch.stack(rows), torch.stack(rhs)).solution  # [C, 12]
+    fitted = sorted(fits)
+    new = -t[fitted]
+    corr.colour_matrix[fitted] = new[:, :9].reshape(-1, 3, 3).to(corr.colour_matrix)
+    corr.colour_offset[fitted] = new[:, 9:].to(corr.colour_offset)

@@ -105,6 +105,11 @@ def test_residual_is_what_the_trainer_penalizes():
     assert app.residual is None  # no residual to penalize without SH
     torch.testing.assert_close(hybrid - blend, residual)  # the residual is exactly what SH adds
     assert float(residual.abs().max()) <= app.sh_scale and float(residual.abs().mean()) > 0.01
+    app.mode = "hybrid"
+    with app.without_residual():  # what camera colour fitting compares with: the blend alone
+        torch.testing.assert_close(app(xyz, feat, rad, cams[0], src), blend)
+        assert app.residual is None
+    torch.testing.assert_close(app(xyz, feat, rad, cams[0], src), hybrid)  # back on after the block
 
 
 def test_model_renders_and_gradients_reach_every_part():
