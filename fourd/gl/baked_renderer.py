@@ -102,7 +102,7 @@ class BakedRenderer:
         self.sorted = self.sorted_compact
         self.ebo = GL.glGenBuffers(1)  # the draw order of the sorted pass
         self._xyz = np.zeros((0, 3), np.float32)
-        self._order_key = None
+        self._order_key = self._ebo_key = None  # the draw order computed, and the one in the index buffer
         self._uploads = 0
         self.nodes = None
         self._resolve_progs: dict[int, int] = {}
@@ -158,13 +158,14 @@ class BakedRenderer:
         GL.glBindVertexArray(self.vao)
         for loc, ((a, size), vbo) in enumerate(zip(arrays, self.vbos)):
             data = np.ascontiguousarray(a.detach().float().cpu().numpy())
+            if loc == 0:
+                self._xyz = data  # the sorted pass orders the points by depth on the CPU
             GL.glBindBuffer(GL.GL_ARRAY_BUFFER, vbo)
             GL.glBufferData(GL.GL_ARRAY_BUFFER, max(data.nbytes, 4), data if data.nbytes else None, GL.GL_DYNAMIC_DRAW)
             GL.glEnableVertexAttribArray(loc)
             GL.glVertexAttribPointer(loc, size, GL.GL_FLOAT, GL.GL_FALSE, 0, ctypes.c_void_p(0))
         GL.glBindVertexArray(0)
         self.n = n
-        self._xyz = np.ascontiguousarray(f.xyz.detach().float().cpu().numpy())
         self._uploads += 1
         if n:
             self.radius_range = (float(f.radius.min()), float(f.radius.max()) + 1e-9)
@@ -345,7 +346,9 @@ class BakedRenderer:
         order = self.draw_order(point_uniforms[0], count)
         GL.glBindVertexArray(self.vao)
         GL.glBindBuffer(GL.GL_ELEMENT_ARRAY_BUFFER, self.ebo)
-        GL.glBufferData(GL.GL_ELEMENT_ARRAY_BUFFER, order.nbytes, order, GL.GL_STREAM_DRAW)
+        if self._ebo_key != self._order_key:  # a still camera on a still frame draws the same order
+            GL.glBufferData(GL.GL_ELEMENT_ARRAY_BUFFER, order.nbytes, order, GL.GL_STREAM_DRAW)
+            self._ebo_key = self._order_key
         GL.glDisable(GL.GL_DEPTH_TEST)
         GL.glEnable(GL.GL_STENCIL_TEST)
         GL.glStencilFunc(GL.GL_GREATER, K, 0xFF)  # passes while fewer than K fragments were counted
