@@ -141,6 +141,11 @@ class TrainConfig:
     """a source view lends its colour to a point only where its mask shows the subject (at least one
     source pixel in from the edge), so background colour that a matte's soft edge mixes into the
     silhouette is never blended into renders."""
+    repair_masks: bool = True
+    """the masks the carve flags (carve.json masks_flagged: a hole or stray blob the other cameras
+    contradict) are repaired from the hull before training uses them — foreground more than 2 px
+    outside the hull's silhouette dropped, enclosed holes more than 2 px inside it filled. Masks
+    not flagged are used as they are, so a clean capture is unchanged."""
     edge_band: int = 0
     """pixels on each side of the target mask's edge that the colour and mask losses ignore (a matte's
     edge is a pixel or two off and mixes background colour in). Off by default: 1 px left the rendered
@@ -250,7 +255,7 @@ def to_json(cfg) -> str:
 
 
 # settings whose default changed: a saved config without them was made with the old value
-_OLD_DEFAULTS = {TrainConfig: {"model": {"blend_view_input": True}}}
+_OLD_DEFAULTS = {TrainConfig: {"model": {"blend_view_input": True, "density_max": 1.0}}}
 
 
 def _fill_old_defaults(d: dict, old: dict) -> dict:
@@ -322,7 +327,8 @@ RANGES: dict[str, dict[str, tuple]] = {
     "ModelConfig": {"geometry_hidden": (1, None, True, True), "radius_min": (0.0, None, False, True),
                     "radius_max": (0.0, None, False, True), "radius_init": (0.0, None, False, True),
                     "source_views": (1, 64, True, True), "cnn_channels": (1, None, True, True),
-                    "cnn_downsample": (1, 64, True, True), "density_init": (0.0, 1.0, False, False),
+                    "cnn_downsample": (1, 64, True, True), "density_init": (0.0, None, False, True),
+                    "density_max": (0.0, 64.0, False, True),
                     "sh_degree": (0, 3, True, True), "sh_scale": (0.0, None, True, True)},
     "Grid4DConfig": {"levels": (1, 16, True, True), "features": (1, 256, True, True),
                      "spatial_min": (2, 8192, True, True), "spatial_max": (2, 8192, True, True),
@@ -365,6 +371,9 @@ def check_ranges(cfg, prefix: str = "--") -> None:
     if name == "ModelConfig" and not cfg.radius_min < cfg.radius_init < cfg.radius_max:
         raise FourdError("the radii must satisfy radius-min < radius-init < radius-max", f"{prefix}radius-init",
                          "change --model.radius-min / -init / -max")
+    if name == "ModelConfig" and not cfg.density_init < cfg.density_max:
+        raise FourdError("the densities must satisfy density-init < density-max", f"{prefix}density-init",
+                         "change --model.density-init or --model.density-max")
     if name == "Grid4DConfig" and cfg.spatial_min > cfg.spatial_max:
         raise FourdError("spatial-min is larger than spatial-max", f"{prefix}spatial-min", "make min ≤ max")
     if name == "CarveConfig" and cfg.bounds is not None:

@@ -4,7 +4,7 @@ A safetensors file (no pickle; memory-mappable) holding, per frame ``t``:
 
     t{t:06d}.xyz       uint16 [N, 3]   positions quantized within the header's bounds
     t{t:06d}.radius    float16 [N]     world units
-    t{t:06d}.density   uint8 [N]       density · 255
+    t{t:06d}.density   uint8 [N]       density · 255 / the frame's density scale (1 before v4)
     t{t:06d}.rgb       uint8 [N, 3]    view-independent colour (baked image blend)
     t{t:06d}.sh        uint8 [N, 5]    optional degree-1 SH residual: 9 signed 4-bit values
                                        (basis-major, then r g b; levels −7..7 stored as 1..15 in
@@ -31,6 +31,9 @@ and ``rgb`` holds the mean colour over the sources that see the point, for expor
 6·S + 3·B + 15 bytes per point (S = 16, B = 16: 159; 4K4D's fp16 tables at S = 16: 228). Frames are read one at a time with
 plain reads at the offsets the header gives (no memory map whose touched pages would stay
 resident), so memory does not grow with the sequence length.
+
+Version 4 adds ``density_scales`` (one per frame, the frame's largest density): written only when a
+model's densities exceed 1 (``--model.density-max``); files without it are written as v2 / v3.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import torch
 from fourd.errors import DataError
 from fourd.io import atomic_write_bytes
 
-FORMAT, VERSION = "fourd.baked", 3
+FORMAT, VERSION = "fourd.baked", 4
 FIELDS = ("xyz", "radius", "density", "rgb")
 VIEW_FIELDS = ("src", "logit", "base", "shv")
 _DTYPES = {"U16": np.uint16, "I16": np.int16, "F16": np.float16, "U8": np.uint8, "I8": np.int8, "F32": np.float32}
@@ -79,7 +82,7 @@ class ViewTables:
 class BakedFrame:
     xyz: torch.Tensor  # [N, 3] float32
     radius: torch.Tensor  # [N]
-    density: torch.Tensor  # [N] in [0, 1]
+    density: torch.Tensor  # [N] ≥ 0 (≤ 1 unless the model's density-max is larger)
     rgb: torch.Tensor  # [N, 3] in [0, 1]
     sh: torch.Tensor | None = None  # [N, 3 (basis), 3 (rgb)] degree-1 residual, or None
     views: ViewTables | None = None  # exact appearance (replaces rgb + sh when rendering)
@@ -114,12 +117,19 @@ def unpack_sh4(packed: torch.Tensor, scale: float) -> torch.Tensor:
     return ((q - 8).float() * (scale / 7)).reshape(-1, 3, 3)
 
 
-def encode_frame(f: BakedFrame, lo: np.ndarray, hi: np.ndarray, sh_scale: float) -> dict[str, torch.Tensor]:
+def density_range(density: torch.Tensor) -> float:
+    """Per-frame quantization range of the density: 1, or the frame's largest density when a model
+    lets densities exceed 1 (``--model.density-max``)."""
+    return max(1.0, float(density.max())) if density.numel() else 1.0
+
+
+def encode_frame(f: BakedFrame, lo: np.ndarray, hi: np.ndarray, sh_scale: float,
+                 density_scale: float = 1.0) -> dict[str, torch.Tensor]:
     q = ((f.xyz.double() - torch.from_numpy(lo)) / torch.from_numpy(hi - lo)).clamp(0, 1) * 65535
     out = {
         "xyz": q.round().to(torch.int32).to(torch.uint16) if hasattr(torch, "uint16") else q.round().short(),
         "radius": f.radius.to(torch.float16),
-        "density": (f.density.clamp(0, 1) * 255).round().to(torch.uint8),
+        "density": (f.density.clamp(0, density_scale) / density_scale * 255).round().to(torch.uint8),
         "rgb": (f.rgb.clamp(0, 1) * 255).round().to(torch.uint8),
     }
     if f.sh is not None:
@@ -175,7 +185,7 @@ class BakeWriter:
         self._data = open(self._data_path, "wb")
         self._entries: dict[str, dict] = {}
         self._offset = 0
-        self.crcs, self.counts, self.scales, self.steps = [], [], [], []
+        self.crcs, self.counts, self.scales, self.steps, self.densities = [], [], [], [], []
         self.views: ViewTables | None = None
         self.has_sh: bool | None = None
 
@@ -190,7 +200,8 @@ class BakeWriter:
         self.scales.append(sh_range(f.sh) if f.sh is not None else 0.0)
         if self.views is not None and self.views.sh is not None:
             self.steps.append(view_sh_steps(f.views.sh))
-        enc = encode_frame(f, self.lo, self.hi, self.scales[-1])
+        self.densities.append(density_range(f.density))
+        enc = encode_frame(f, self.lo, self.hi, self.scales[-1], self.densities[-1])
         self.crcs.append(_crc(enc))
         self.counts.append(int(f.xyz.shape[0]))
         try:
@@ -218,6 +229,10 @@ class BakeWriter:
             header.update(appearance="views", view_sh_steps=json.dumps(self.steps), views=json.dumps(
                 {"names": v.names, "centers": v.centers.tolist(), "select": v.select, "prior": v.prior,
                  "sh_scale": v.sh_scale, "sh_basis": 0 if v.sh is None else int(v.sh.shape[1])}))
+        if max(self.densities, default=1.0) > 1.0:  # densities above 1: only v4 readers scale them
+            header["density_scales"] = json.dumps(self.densities)
+        elif self.views is not None:
+            header["version"] = "3"  # nothing newer: fourd since v3 reads it
         else:
             header["version"] = "2"  # nothing new: older fourd reads it
         blob = json.dumps({"__metadata__": header, **self._entries}, separators=(",", ":")).encode()
@@ -356,8 +371,11 @@ class BakedSequence:
             self._view_steps = json.loads(meta["view_sh_steps"])
             self._centers = torch.tensor(self.views["centers"], dtype=torch.float32).reshape(-1, 3)
         self._crc = [int(c) for c in json.loads(meta["crc32"])]
-        if len(self._crc) != len(self.frames) or len(self.sh_scales) != len(self.frames):
-            raise ValueError("one checksum and one SH scale per frame expected")
+        self.density_scales = [float(x) for x in json.loads(meta.get("density_scales", "null")) or
+                               [1.0] * len(self.frames)]
+        if len(self._crc) != len(self.frames) or len(self.sh_scales) != len(self.frames) \
+                or len(self.density_scales) != len(self.frames):
+            raise ValueError("one checksum, one SH scale and one density scale per frame expected")
 
     def _read(self, key: str) -> torch.Tensor:
         e = self._entries[key]
@@ -395,7 +413,8 @@ class BakedSequence:
             views = ViewTables(self._centers, src[..., :3].float() / 255, src[..., 3] > 127, enc["logit"].float(),
                                enc["base"].float() / 255, shv, int(v["select"]), float(v["prior"]),
                                float(v["sh_scale"]), v.get("names"))
-        return BakedFrame(xyz, enc["radius"].float(), enc["density"].float() / 255, enc["rgb"].float() / 255, sh,
+        density = enc["density"].float() / 255 * self.density_scales[t]
+        return BakedFrame(xyz, enc["radius"].float(), density, enc["rgb"].float() / 255, sh,
                           views)
 
     @property

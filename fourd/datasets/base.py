@@ -61,6 +61,9 @@ class MultiViewVideo(ABC):
     """
 
     layout: str = "?"
+    # optional (frame, camera name, mask, undistorted camera) → mask applied by :meth:`view` (the
+    # trainer installs the carve's repair of the masks it flagged: fourd.carve.repair)
+    mask_repair = None
 
     def __init__(self, path: str | Path, cameras: Cameras, frames: list[int], held_out: list[str] | None = None,
                  fps: float = 30.0, cache_bytes: int = 512 << 20):
@@ -189,6 +192,8 @@ class MultiViewVideo(ABC):
             if m is not None:
                 m = camera.undistort_image(m.astype(np.uint8) * 255, 0, cv2.INTER_LINEAR) > 127
             camera = camera.undistorted()
+        if m is not None and self.mask_repair is not None:
+            m = self.mask_repair(int(frame), name, m, camera)
         H, W = img.shape[:2]
         box = (0, 0, W, H)
         if crop_to_mask and m is not None and m.any():

@@ -48,6 +48,10 @@ class ModelConfig:
     exact baking; such runs bake only with --appearance compact)."""
     density_init: float = 0.9
     """initial point density."""
+    density_max: float = 1.0
+    """largest point density. A splat's opacity is density · (1 − d²/r²) clamped to 1, so a density
+    above 1 gives a splat an opaque core and a hard rim instead of a cone (1: every splat fades from
+    its centre)."""
     sh_degree: int = 3
     """degree of the SH residual."""
     sh_scale: float = 0.25
@@ -77,7 +81,7 @@ class FourDModel(nn.Module):
         s = self.spacing
         self.geometry = GeometryHead(self.grid.out_dim, cfg.geometry_hidden, cfg.radius_min * s, cfg.radius_max * s,
                                      cfg.radius_init * s,
-                                     cfg.density_init)
+                                     cfg.density_init, cfg.density_max)
         self.appearance = Appearance(self.grid.out_dim, cfg.cnn_channels, sh_degree=cfg.sh_degree,
                                      sh_scale=cfg.sh_scale, mode=cfg.appearance, cnn_downsample=cfg.cnn_downsample,
                                      direction_prior=cfg.direction_prior, view_input=cfg.blend_view_input)

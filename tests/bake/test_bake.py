@@ -121,6 +121,32 @@ def test_old_configs_keep_the_direction_input():
     assert from_json(TrainConfig, json.dumps(d)).model.blend_view_input is True
 
 
+def test_densities_above_one_round_trip_as_version_4(tmp_path):
+    fr = frames()
+    fr[1].density = fr[1].density * 3.5  # a model with --model.density-max above 1
+    seq = BakedSequence(write_baked(tmp_path / "d.fourd", fr, [0, 1], ([-1] * 3, [1] * 3), {}, 30.0))
+    assert seq.version == 4 and seq.density_scales[0] == 1.0
+    assert seq.density_scales[1] == pytest.approx(float(fr[1].density.max()))
+    for t in (0, 1):  # each frame quantized over its own range
+        err = (seq.frame(t).density - fr[t].density).abs().max()
+        assert err <= 0.5 * seq.density_scales[t] / 255 + 1e-6
+
+
+def test_old_configs_keep_densities_at_most_one():
+    from fourd.config import TrainConfig, from_json, to_json
+    from fourd.model.geometry import GeometryHead
+
+    d = json.loads(to_json(TrainConfig()))
+    del d["model"]["density_max"]
+    assert from_json(TrainConfig, json.dumps(d)).model.density_max == 1.0
+    head = GeometryHead(8, 16, 0.1, 2.0, 1.0, density_init=0.9, density_max=4.0)
+    with torch.no_grad():
+        head.mlp[-1].bias[1] = 20.0
+    assert torch.allclose(head(torch.zeros(3, 8))[1], torch.full((3,), 4.0))
+    head = GeometryHead(8, 16, 0.1, 2.0, 1.0, density_init=0.9, density_max=4.0)
+    assert torch.allclose(head(torch.zeros(3, 8))[1], torch.full((3,), 0.9), atol=1e-3)  # starts at density-init
+
+
 def test_version_1_files_still_read(tmp_path):
     """v1 stored the residual as int8 [N, 3, 3] with one scale for the file."""
     from safetensors.torch import save

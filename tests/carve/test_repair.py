@@ -1,0 +1,90 @@
+"""The carve's flagged masks repaired from its hull (fourd.carve.repair)."""
+
+import json
+
+import numpy as np
+import torch
+
+from fourd.carve.metrics import mask_disagreement, splat_masks
+from fourd.carve.repair import MaskRepair, repair_mask
+from fourd.structures.cameras import Cameras
+from fourd.structures.points import PointSequence
+
+
+def _ball(n=20_000, r=0.5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g)
+    return x / x.norm(dim=1, keepdim=True) * r * torch.rand(n, 1, generator=g) ** (1 / 3)
+
+
+def _scene():
+    cam = Cameras.look_at([[0.0, 0.0, -3.0]], [0.0, 0.0, 0.0], H=128, W=128, names=["a"])
+    pts = _ball()
+    spacing = 0.02
+    truth = splat_masks(pts, cam, spacing)[0]
+    return cam, pts, spacing, truth
+
+
+def test_a_hole_and_a_blob_are_undone_and_the_outline_kept():
+    cam, pts, spacing, truth = _scene()
+    bad = truth.copy()
+    yy, xx = np.mgrid[:128, :128]
+    bad[(yy - 64) ** 2 + (xx - 60) ** 2 < 36] = False  # a hole inside the subject
+    bad[(yy - 10) ** 2 + (xx - 10) ** 2 < 25] = True  # a stray blob far outside
+    assert (bad != truth).sum() > 150
+    fixed = repair_mask(bad, pts, cam, spacing)
+    assert (fixed != truth).sum() == 0
+    # the repaired mask is what the carve's disagreement no longer counts
+    assert mask_disagreement(pts, cam, [bad], spacing)[0] > 0.02
+    assert mask_disagreement(pts, cam, [fixed], spacing)[0] == 0.0
+    # a pixel of erosion is within the tolerance: left as it is (the matte may be right)
+    import cv2
+
+    eroded = cv2.erode(truth.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert (repair_mask(eroded, pts, cam, spacing) == eroded).all()
+
+
+def test_only_the_flagged_masks_are_touched(tmp_path):
+    cam, pts, spacing, truth = _scene()
+    seq = PointSequence.from_list([pts, pts], frames=[0, 1])
+    carve = tmp_path / "carve.json"
+    carve.write_text(json.dumps({"masks_flagged": [{"frame": 1, "camera": "a", "disagreement": 0.1}],
+                                 "frames": [{"frame": 0, "spacing": spacing}, {"frame": 1, "spacing": spacing}]}))
+    rep = MaskRepair.from_carve(carve, seq, 0.05)
+    bad = truth.copy()
+    bad[60:68, 56:64] = False
+    assert (rep(0, "a", bad, cam) == bad).all()  # not flagged: as given
+    assert (rep(1, "a", bad, cam) == truth).all() and rep.repaired == 1
+    # nothing flagged (a clean capture), or no report: no repair at all
+    carve.write_text(json.dumps({"masks_flagged": [], "frames": []}))
+    assert MaskRepair.from_carve(carve, seq, spacing) is None
+    assert MaskRepair.from_carve(tmp_path / "missing.json", seq, spacing) is None
+
+
+def test_load_run_repairs_the_masks_its_carve_flagged(tiny_run, tmp_path):
+    """A run whose carve flagged a mask reads that mask repaired (and load_run writes nothing)."""
+    import shutil
+
+    from fourd.train.run import load_run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    rep = json.loads((run / "carve" / "carve.json").read_text())
+    r = load_run(run)
+    f, cam = r.video.frames[0], r.train_cams[0]
+    given = r.video.mask(f, cam).copy()
+    assert r.video.mask_repair is None or (f, cam) not in r.video.mask_repair.flagged
+    rep["masks_flagged"] = [{"frame": f, "camera": cam, "disagreement": 0.5}]
+    (run / "carve" / "carve.json").write_text(json.dumps(rep))
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    r = load_run(run)
+    assert r.video.mask_repair is not None and (f, cam) in r.video.mask_repair.flagged
+    damaged = given.copy()
+    ys, xs = np.nonzero(given)
+    cy, cx = int(np.median(ys)), int(np.median(xs))
+    damaged[cy - 2:cy + 3, cx - 2:cx + 3] = False  # a hole in the subject
+    r.video._cache.put(("mask", f, cam), damaged)  # as if the file held the damaged mask
+    v = r.video.view(f, cam)
+    assert r.video.mask_repair.repaired == 1
+    assert v.mask[cy - 2:cy + 3, cx - 2:cx + 3].all()  # filled from the hull
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
