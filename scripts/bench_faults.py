@@ -9,6 +9,7 @@ defaults also report how well the refined poses and colour corrections match `fa
 whether carving flagged the injector's most damaged camera.
 
     python scripts/bench_faults.py --out benchmarks/bench_faults.json        # all rows
+    python scripts/bench_faults.py --single-faults all ...   # also one capture per fault (attribution)
     python scripts/bench_faults.py --jobs 2 ...   # two runs at a time (one thread each; minutes then
                                                   # count a shared machine)
 Runs already finished in --work are reused (delete a run folder to redo it).
@@ -36,11 +37,13 @@ OPT_IN = {  # opt-in remedies switched on ("+" rows)
 }
 
 
-def plan(subjects: list[str]) -> list[dict]:
+def plan(subjects: list[str], single: list[str] = ()) -> list[dict]:
     """Every run, in the order they are trained (what the acceptance needs first; with --jobs 2 the
-    two subjects' runs of one kind train side by side)."""
+    two subjects' runs of one kind train side by side). ``single``: faults to inject one at a
+    time (a capture ``only_<fault>`` each, trained with the defaults) to attribute the gap."""
     runs = []
-    kinds = [("faulty", "defaults", {}), ("clean", "defaults", {}), ("faulty", "none", NONE), ("clean", "none", NONE)]
+    kinds = [(f"only_{x}", "defaults", {}) for x in single]
+    kinds += [("faulty", "defaults", {}), ("clean", "defaults", {}), ("faulty", "none", NONE), ("clean", "none", NONE)]
     kinds += [("faulty", f"defaults − {k}", v) for k, v in ABLATIONS.items()]
     kinds += [("faulty", f"defaults + {k}", v) for k, v in OPT_IN.items() if k != "colour, pose"]
     kinds += [("clean", "defaults + colour", OPT_IN["colour"])]  # what colour correction costs on a clean rig
@@ -55,7 +58,7 @@ def run_name(r: dict) -> str:
     return f"run_{r['capture']}_{tag}"
 
 
-def make_captures(work: Path, asset: str, anim: str | None) -> None:
+def make_captures(work: Path, asset: str, anim: str | None, single: list[str] = ()) -> None:
     from fourd.datasets.degrade import degrade
     from fourd.datasets.synth import ring_recipe, synthesize
 
@@ -63,6 +66,9 @@ def make_captures(work: Path, asset: str, anim: str | None) -> None:
         synthesize(ring_recipe(asset, anim, cameras=24, frames=30, size=512, held_out=4), work / "clean")
     if not (work / "faulty" / "faults.json").is_file():
         degrade(work / "clean", work / "faulty", seed=0)
+    for fault in single:  # the same seed: each fault as it is in the capture with all of them
+        if not (work / f"only_{fault}" / "faults.json").is_file():
+            degrade(work / "clean", work / f"only_{fault}", faults=(fault,), seed=0)
 
 
 def train_one(capture: Path, out: Path, over: dict) -> dict:
@@ -224,6 +230,8 @@ def main():
     ap.add_argument("--out", default="bench_faults.json")
     ap.add_argument("--jobs", type=int, default=1, help="runs trained at a time")
     ap.add_argument("--picture", default="docs/images/bench_faults.png", help="comparison picture ('' for none)")
+    ap.add_argument("--single-faults", default="", help="faults to also inject one at a time (comma separated, "
+                    "or 'all'), to attribute the gap fault by fault")
     ap.add_argument("--only", default="", help="comma-separated run names (e.g. run_faulty_defaults) to limit to")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: train one run (JSON)
     args = ap.parse_args()
@@ -234,11 +242,17 @@ def main():
     from rich.console import Console
     from rich.table import Table
 
+    from fourd.datasets.degrade import FAULTS
+
     subjects = [s.partition(":") for s in args.subjects.split(",")]
+    single = list(FAULTS) if args.single_faults == "all" else [x for x in args.single_faults.split(",") if x]
+    unknown = [x for x in single if x not in FAULTS]
+    if unknown:
+        ap.error(f"unknown faults {unknown}; pick from {', '.join(FAULTS)}")
     work = Path(args.work)
     for asset, _, anim in subjects:
-        make_captures(work / Path(asset).stem, asset, anim or None)
-    runs = plan([Path(a).stem for a, _, _ in subjects])
+        make_captures(work / Path(asset).stem, asset, anim or None, single)
+    runs = plan([Path(a).stem for a, _, _ in subjects], single)
     only = {x for x in args.only.split(",") if x}
     todo, procs = [], []
     for r in runs:
@@ -262,7 +276,7 @@ def main():
                     print(f"[failed] {r['dir']} (exit {p.returncode}); see {r['dir']}.log", flush=True)
     rows = []
     shown = {"clean": 0, "faulty": 1}
-    for r in sorted(runs, key=lambda r: (r["subject"], shown[r["capture"]], r["remedies"] != "none",
+    for r in sorted(runs, key=lambda r: (r["subject"], shown.get(r["capture"], 2), r["capture"], r["remedies"] != "none",
                                          r["remedies"] != "defaults", r["remedies"])):
         f = r["dir"] / "bench_row.json"
         if not f.is_file():
@@ -282,7 +296,7 @@ def main():
     clean = {(x["subject"], x["remedies"]): x for x in rows if x["capture"] == "clean"}
     for x in rows:
         ref = clean.get((x["subject"], "defaults" if x["remedies"] != "none" else "none"))
-        d = f"{x['psnr'] - ref['psnr']:+.2f}" if ref and x["capture"] == "faulty" else ""
+        d = f"{x['psnr'] - ref['psnr']:+.2f}" if ref and x["capture"] != "clean" else ""
         table.add_row(x["subject"], x["capture"], x["remedies"], f"{x['psnr']:.2f}", f"{x['ssim']:.4f}", d,
                       f"{x['edge_psnr']:.2f}", f"{x['minutes']:.1f}")
     Console(width=160).print(table)

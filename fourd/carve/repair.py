@@ -32,7 +32,7 @@ class MaskRepair:
         self.repaired = 0  # masks repaired so far (for reports)
 
     @classmethod
-    def from_carve(cls, carve_json: str | Path, points: PointSequence, spacing: float) -> "MaskRepair | None":
+    def from_carve(cls, carve_json: str | Path, points: PointSequence, spacing: float) -> MaskRepair | None:
         """The repair of the masks ``carve_json`` flags, or None when it flags none (or is missing)."""
         p = Path(carve_json)
         if not p.is_file():

@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fourd.config import TrainConfig, check_ranges, resolve_device, to_json
@@ -56,8 +57,11 @@ class Trainer:
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / "config.json", to_json(cfg))
+        self.rig = self._check_rig(video)  # before carving: the carve uses the refined rig
         self.run = build_run(cfg, self._initial_points(video), self.out, video)
         self.model = self.run.model
+        if self.rig is not None and self.rig.applied:
+            self._apply_rig(self.rig)
         self.video, self.train_cams, self.eval_cams = video, self.run.train_cams, self.run.eval_cams
         self.sampler, self.settings, self.bg = self.run.sampler, self.run.settings, self.run.background
         self.net = self.model
@@ -94,6 +98,63 @@ class Trainer:
         self.run.step = value
 
     # ------------------------------------------------------------------ set-up
+    def _check_rig(self, video):
+        """The bundle adjustment of the training cameras (:mod:`fourd.train.bundle`), or None when
+        off or impossible; read from ``RUN/cameras/bundle.json`` when an earlier session made it."""
+        if not self.cfg.refine_rig:
+            return None
+        from fourd.train.bundle import BundleResult, log_result, refine_rig
+
+        path = self.out / "cameras" / "bundle.json"
+        if path.is_file():
+            try:
+                return BundleResult.from_json(json.loads(path.read_text()))
+            except (ValueError, KeyError, TypeError):
+                pass  # unreadable: measured again below
+        train, _ = split_cameras(video, self.cfg.eval_cams)
+        frames = [video.frames[int(i)] for i in np.unique(np.linspace(0, len(video.frames) - 1, 12).round())]
+        log("checking the training cameras' calibration against each other (feature tracks)")
+        res = refine_rig(video, train, frames, seed=self.cfg.seed)
+        if res is None:
+            log("[yellow]rig check skipped: too few feature tracks on the subject[/]")
+            return None
+        res.applied = res.improves
+        log_result(res)
+        if self.rank == 0:
+            from fourd.io import write_json
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(path, res.to_json())
+        return res
+
+    def _refined_rig(self, video):
+        """The capture's cameras with the rig check's poses on the training cameras (for carving)."""
+        from fourd.model.corrections import perturbed
+        from fourd.structures.cameras import Cameras
+
+        r = self.rig
+        cams = video.cameras
+        out = []
+        for j, n in enumerate(cams.names):
+            c = cams[j]
+            if n in r.names:
+                a = r.names.index(n)
+                c = perturbed(c, torch.from_numpy(r.rotation[a]).to(c.R), torch.from_numpy(r.shift[a]).to(c.R))
+            out.append(c)
+        return Cameras.cat(out)
+
+    def _apply_rig(self, r) -> None:
+        """Start the model's pose corrections at the rig check's (zero-mean, as they are kept)."""
+        corr = self.model.corrections
+        with torch.no_grad():
+            for a, n in enumerate(r.names):
+                if corr.has(n):
+                    i = corr.names.index(n)
+                    corr.rotation[i] = torch.from_numpy(r.rotation[a]).to(corr.rotation)
+                    corr.shift[i] = (torch.from_numpy(r.shift[a]) / corr.distance).to(corr.shift)
+        if self.rank == 0:
+            write_corrections(self.run, self.out / "cameras")
+
     def _initial_points(self, video) -> PointSequence:
         cfg = self.cfg
         path = points_path(cfg, self.out)
@@ -106,7 +167,13 @@ class Trainer:
 
         log("carving the capture to initialize the points")
         carve_cfg = dataclasses.replace(cfg.carve, device=cfg.device)
-        seq, report = carve_sequence(video, carve_cfg, path.parent)
+        given = video.cameras
+        if self.rig is not None and self.rig.applied:  # carve with the refined training cameras
+            video.cameras = self._refined_rig(video)
+        try:
+            seq, report = carve_sequence(video, carve_cfg, path.parent)
+        finally:
+            video.cameras = given
         seq.meta["spacing"] = float(sum(f["spacing"] for f in report["frames"]) / len(report["frames"]))
         seq.save(path)
         return seq
@@ -226,7 +293,7 @@ class Trainer:
                             self.gen, to_json(self.cfg), extra)
         atomic_write_text(d / "latest.txt", p.name)
         self._saved_step = self.step
-        if self.cfg.colour_correction or self.cfg.pose_refinement:
+        if self.cfg.colour_correction or self.cfg.pose_refinement or (self.rig is not None and self.rig.applied):
             write_corrections(self.run, self.out / "cameras")
         for old in sorted(d.glob("step_*.pt"))[:-2]:  # keep the last two
             old.unlink()

@@ -1,0 +1,102 @@
+"""The rig check (fourd.train.bundle): feature tracks and bundle adjustment of the training cameras."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from fourd.model.corrections import perturbed
+from fourd.structures.cameras import Cameras
+from fourd.train.bundle import BundleResult, refine_rig
+
+PALETTE = np.random.default_rng(0).uniform(0.1, 0.9, size=(1000, 3))
+
+
+def _texture(x):
+    """Colour of unit-sphere points x [N, 3]: random patches (corners for SIFT)."""
+    th, ph = np.arccos(np.clip(x[:, 1], -1, 1)), np.arctan2(x[:, 2], x[:, 0])
+    return PALETTE[(np.floor(th * 9).astype(int) * 97 + np.floor(ph * 9).astype(int) * 31) % 1000]
+
+
+def _render(cam, turn):
+    """The unit sphere, turned by the matrix ``turn``, ray-cast from ``cam``: image and mask."""
+    H, W = int(cam.H[0]), int(cam.W[0])
+    o, d = (t.double().numpy().reshape(-1, 3) for t in cam.rays(0))
+    b = np.einsum("ni,ni->n", o, d)
+    c = np.einsum("ni,ni->n", o, o) - 1.0
+    disc = b * b - c * np.einsum("ni,ni->n", d, d)
+    hit = disc > 0
+    t = (-b - np.sqrt(np.maximum(disc, 0))) / np.einsum("ni,ni->n", d, d)
+    x = o + t[:, None] * d
+    img = np.zeros((H * W, 3))
+    img[hit] = _texture(x[hit] @ turn)
+    return (img.reshape(H, W, 3) * 255).astype(np.uint8), hit.reshape(H, W)
+
+
+class _Rig:
+    """A capture-like object: true images of the ball, and the (possibly wrong) calibration."""
+
+    def __init__(self, true: Cameras, given: Cameras, frames=(0, 1)):
+        self.cameras, self.frames = given, list(frames)
+        self._views = {}
+        for f in frames:
+            a = 0.3 * f  # the subject turns between frames
+            turn = np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
+            for i in range(len(true)):
+                self._views[(f, i)] = _render(true[i], turn)
+
+    def view(self, frame, i):
+        img, mask = self._views[(frame, i)]
+        return SimpleNamespace(image=img, mask=mask, camera=self.cameras[i])
+
+
+def _rigs(seed=0, deg=0.25, shift=0.004):
+    true = Cameras.ring(16, radius=4.0, height=1.0, fov_y_deg=40.0, H=320, W=320)
+    g = torch.Generator().manual_seed(seed)
+    given = []
+    for i in range(len(true)):
+        w = torch.randn(3, generator=g, dtype=torch.float64)
+        s = torch.randn(3, generator=g, dtype=torch.float64)
+        given.append(perturbed(true[i].to(dtype=torch.float64), w / w.norm() * np.radians(deg), s / s.norm() * shift * 4.0))
+    return true, Cameras.cat(given).to(dtype=torch.float32)
+
+
+def _px_error(cams_a, cams_b):
+    X = torch.from_numpy(np.random.default_rng(1).normal(size=(2000, 3)))
+    X = X / X.norm(dim=1, keepdim=True)
+    e = [(cams_a[i].to(dtype=torch.float64).project(X)[0] - cams_b[i].to(dtype=torch.float64).project(X)[0]).norm(dim=-1).mean()
+         for i in range(len(cams_a))]
+    return float(torch.stack(e).mean())
+
+
+def _refined(given, res):
+    return Cameras.cat([perturbed(given[i].to(dtype=torch.float64), torch.from_numpy(res.rotation[i]),
+                                  torch.from_numpy(res.shift[i])) for i in range(len(given))])
+
+
+@pytest.mark.timeout(300)
+def test_a_misregistered_rig_is_pulled_back_and_an_exact_one_left_alone():
+    true, given = _rigs()
+    rig = _Rig(true, given)
+    names = given.names
+    res = refine_rig(rig, names, rig.frames, neighbours=4)
+    assert res is not None and res.tracks > 200
+    before, after = _px_error(given, true), _px_error(_refined(given, res), true)
+    # the rig's mean motion is not observable (held at zero); the rest is: the error falls by half or more
+    assert after < 0.5 * before, (before, after)
+    assert res.improves and res.px_after < res.px_before
+    assert np.abs(res.rotation.mean(0)).max() < 1e-9 and np.abs(res.shift.mean(0)).max() < 1e-9
+    # the same images with the true calibration: nothing to gain, so nothing is applied
+    exact = refine_rig(_Rig(true, true), names, rig.frames, neighbours=4)
+    assert exact is not None and not exact.improves
+    # the report round-trips (RUN/cameras/bundle.json)
+    back = BundleResult.from_json(res.to_json())
+    assert np.allclose(back.rotation, res.rotation) and back.names == names and back.improves == res.improves
+
+
+def test_too_few_features_give_no_result():
+    _, given = _rigs()
+    blank = SimpleNamespace(cameras=given, view=lambda f, i: SimpleNamespace(
+        image=np.zeros((320, 320, 3), np.uint8), mask=np.ones((320, 320), bool), camera=given[i]))
+    assert refine_rig(blank, given.names, [0, 1]) is None
