@@ -135,7 +135,7 @@ class TrainConfig:
     0.9 px, but moves exact cameras by 0.3–0.5 px (the renders' own misregistration)."""
     refine_rig: bool = True
     """before carving, check the training cameras' calibration against each other: SIFT features on
-    the subject tracked through three or more cameras on 12 frames, and the cameras' poses (a turn
+    the subject tracked through three or more cameras on 24 frames, and the cameras' poses (a turn
     about the centre, a centre shift; mean motion zero, held-out cameras untouched) refined by
     bundle adjustment. Used — for carving and as the training's starting pose corrections — only
     when it explains the tracks clearly better (median reprojection error down by a fifth), so an

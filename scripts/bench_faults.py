@@ -27,8 +27,11 @@ import time
 from pathlib import Path
 
 NONE = {"colour_correction": False, "pose_refinement": False, "source_masks": False, "edge_band": 0,
-        "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}}
-ABLATIONS: dict = {}  # remedy → the settings that switch a default one off (only --source-masks is on by default)
+        "refine_rig": False, "repair_masks": False, "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}}
+ABLATIONS: dict = {  # remedy → the settings that switch a default one off
+    "rig": {"refine_rig": False},
+    "repair": {"repair_masks": False},
+}
 OPT_IN = {  # opt-in remedies switched on ("+" rows)
     "pose": {"pose_refinement": True},
     "colour": {"colour_correction": True},
@@ -232,6 +235,7 @@ def main():
     ap.add_argument("--picture", default="docs/images/bench_faults.png", help="comparison picture ('' for none)")
     ap.add_argument("--single-faults", default="", help="faults to also inject one at a time (comma separated, "
                     "or 'all'), to attribute the gap fault by fault")
+    ap.add_argument("--table-only", action="store_true", help="train nothing: tabulate the runs already finished in --work")
     ap.add_argument("--only", default="", help="comma-separated run names (e.g. run_faulty_defaults) to limit to")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: train one run (JSON)
     args = ap.parse_args()
@@ -251,13 +255,14 @@ def main():
         ap.error(f"unknown faults {unknown}; pick from {', '.join(FAULTS)}")
     work = Path(args.work)
     for asset, _, anim in subjects:
-        make_captures(work / Path(asset).stem, asset, anim or None, single)
+        if not args.table_only:
+            make_captures(work / Path(asset).stem, asset, anim or None, single)
     runs = plan([Path(a).stem for a, _, _ in subjects], single)
     only = {x for x in args.only.split(",") if x}
     todo, procs = [], []
     for r in runs:
         r["dir"] = work / r["subject"] / run_name(r)
-        if (only and run_name(r) not in only) or (r["dir"] / "bench_row.json").is_file():
+        if (only and run_name(r) not in only) or (r["dir"] / "bench_row.json").is_file() or args.table_only:
             continue
         todo.append(r)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "FOURD_BENCH_THREADS": "1"} if args.jobs > 1 else dict(os.environ)

@@ -5,7 +5,7 @@ hull where one camera's silhouette misses, and the image blend copies misregiste
 every render. Aligning cameras to the model's renders during training (:mod:`fourd.train.align`)
 is circular — the model was fitted to the same misregistered views — and recovers little.
 This module measures the misregistration directly: SIFT features on the subject in each training
-camera, matched between each camera and its nearest neighbours on a dozen frames, kept only where
+camera, matched between each camera and its nearest neighbours on a couple of dozen frames, kept only where
 they agree with the given calibration's epipolar geometry within a few pixels, and joined into
 tracks; every track seen by three cameras or more is triangulated (a point seen by two constrains
 only their epipolar geometry, which leaves a ring of cameras free to turn about its axis), and the
@@ -116,7 +116,9 @@ def _neighbours(centers: np.ndarray, k: int) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def _features(view, sift, erode: int = 3):
+def _features(view, sift, erode: int = 3, max_side: int = 1600):
+    """SIFT keypoints (our pixel coordinates, centres at +½) and descriptors on the subject; images
+    larger than ``max_side`` are searched at that size (a 12-MP frame costs seconds otherwise)."""
     import cv2
 
     gray = cv2.cvtColor(view.image, cv2.COLOR_RGB2GRAY)
@@ -125,14 +127,21 @@ def _features(view, sift, erode: int = 3):
         mask = view.mask.astype(np.uint8) * 255
         if erode:  # not on the outline: a corner there is the silhouette's, not the surface's
             mask = cv2.erode(mask, np.ones((2 * erode + 1, 2 * erode + 1), np.uint8))
+    s = min(1.0, max_side / max(gray.shape))
+    if s < 1.0:
+        size = (round(gray.shape[1] * s), round(gray.shape[0] * s))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        mask = None if mask is None else cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
     kp, desc = sift.detectAndCompute(gray, mask)
     if desc is None or len(kp) < 8:
         return np.zeros((0, 2)), None
-    return np.array([p.pt for p in kp], np.float64) + 0.5, desc  # cv2 pixel centres at integers → ours at +½
+    # cv2's pixel centres sit at integers, ours at +½ (and a searched-small image's pixels are 1/s wide)
+    return (np.array([p.pt for p in kp], np.float64) + 0.5) / s, desc
 
 
 def refine_rig(video, names: list[str], frames: list[int], neighbours: int = 8, epipolar_px: float = 6.0,
-               shift_prior: float = 1.0, max_tracks: int = 20_000, seed: int = 0) -> BundleResult | None:
+               shift_prior: float = 1.0, max_tracks: int = 20_000, min_tracks: int = 5,
+               seed: int = 0) -> BundleResult | None:
     """Pose changes of cameras ``names`` that make their images of ``frames`` agree (see the module
     docstring). ``epipolar_px``: how far (Sampson distance, px) a match may sit off the given
     calibration's epipolar line; ``shift_prior``: weight of the prior on each centre shift, in
@@ -211,7 +220,7 @@ def refine_rig(video, names: list[str], frames: list[int], neighbours: int = 8, 
         _, track = np.unique(track[sel], return_inverse=True)
         cam_o, uv_o = cam_o[sel], uv_o[sel]
         T = max_tracks
-    if T < 10 * C:
+    if T < min_tracks * C:
         return None
     P = np.concatenate([K @ R0, (K @ R0 @ -c0[:, :, None])], 2)  # [C, 3, 4]
     X0 = _triangulate_tracks(P, track, cam_o, uv_o, T)
@@ -223,7 +232,7 @@ def refine_rig(video, names: list[str], frames: list[int], neighbours: int = 8, 
     remap = np.cumsum(~bad) - 1
     track, cam_o, uv_o, X0 = remap[track[sel]], cam_o[sel], uv_o[sel], X0[~bad]
     T, O = len(X0), len(track)
-    if T < 10 * C:
+    if T < min_tracks * C:
         return None
     # parameters, each scaled so that one unit moves an image by about one pixel: per camera the
     # rotation vector × focal and the centre shift × focal / dist, then each point's offset from

@@ -112,7 +112,7 @@ class Trainer:
             except (ValueError, KeyError, TypeError):
                 pass  # unreadable: measured again below
         train, _ = split_cameras(video, self.cfg.eval_cams)
-        frames = [video.frames[int(i)] for i in np.unique(np.linspace(0, len(video.frames) - 1, 12).round())]
+        frames = [video.frames[int(i)] for i in np.unique(np.linspace(0, len(video.frames) - 1, 24).round())]
         log("checking the training cameras' calibration against each other (feature tracks)")
         res = refine_rig(video, train, frames, seed=self.cfg.seed)
         if res is None:

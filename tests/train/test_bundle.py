@@ -100,3 +100,53 @@ def test_too_few_features_give_no_result():
     blank = SimpleNamespace(cameras=given, view=lambda f, i: SimpleNamespace(
         image=np.zeros((320, 320, 3), np.uint8), mask=np.ones((320, 320), bool), camera=given[i]))
     assert refine_rig(blank, given.names, [0, 1]) is None
+
+
+def test_trainer_carves_with_and_starts_from_an_applied_rig_check(tiny_ev, tmp_path, monkeypatch):
+    """A rig check that was applied (RUN/cameras/bundle.json, as an earlier session leaves it) sets
+    the carve's training cameras and the model's starting pose corrections; the refined rig is
+    written for other tools; one that was not applied changes nothing."""
+    import json
+
+    import fourd.carve.run as carve_run
+    from fourd.datasets import open_dataset
+    from fourd.datasets.easyvolcap import read_easyvolcap_cameras
+    from fourd.train.data import split_cameras
+    from fourd.train.trainer import Trainer
+    from conftest import tiny_train_config
+
+    video = open_dataset(tiny_ev)
+    train, _ = split_cameras(video, None)
+    g = np.random.default_rng(0)
+    rot = g.normal(size=(len(train), 3)) * 1e-3
+    shift = g.normal(size=(len(train), 3)) * 1e-3
+    rot, shift = rot - rot.mean(0), shift - shift.mean(0)
+    seen = {}
+    real = carve_run.carve_sequence
+
+    def spy(video, cfg, out):
+        seen["R"] = video.cameras.R.clone()
+        return real(video, cfg, out)
+
+    monkeypatch.setattr(carve_run, "carve_sequence", spy)
+    for applied in (True, False):
+        out = tmp_path / f"run_{applied}"
+        (out / "cameras").mkdir(parents=True)
+        (out / "cameras" / "bundle.json").write_text(json.dumps(BundleResult(train, rot, shift, 100, 1.0, 0.6, {}, applied).to_json()))
+        tr = Trainer(tiny_train_config(tiny_ev, out))
+        corr = tr.model.corrections
+        w, s = corr.pose_params()
+        i = train.index(train[0])
+        j = video.cameras.index(train[0])
+        expect = perturbed(video.cameras[j], torch.from_numpy(rot[i]), torch.from_numpy(shift[i])).R[0]
+        if applied:
+            assert np.allclose(w[corr.names.index(train[0])].numpy(), rot[i], atol=1e-6)
+            assert np.allclose(s[corr.names.index(train[0])].numpy(), shift[i], atol=1e-6)
+            assert torch.allclose(seen["R"][j], expect.to(seen["R"]), atol=1e-6)
+            written = read_easyvolcap_cameras(out / "cameras")
+            assert torch.allclose(written.R[written.index(train[0])], expect.to(written.R), atol=1e-5)
+        else:
+            assert float(w.abs().max()) == 0.0 and float(s.abs().max()) == 0.0
+            assert torch.equal(seen["R"], video.cameras.R)
+        assert torch.equal(tr.video.cameras.R, video.cameras.R)  # the capture's own calibration is kept
+        tr.run.release()
