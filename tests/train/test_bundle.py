@@ -108,12 +108,13 @@ def test_trainer_carves_with_and_starts_from_an_applied_rig_check(tiny_ev, tmp_p
     written for other tools; one that was not applied changes nothing."""
     import json
 
+    from conftest import tiny_train_config
+
     import fourd.carve.run as carve_run
     from fourd.datasets import open_dataset
     from fourd.datasets.easyvolcap import read_easyvolcap_cameras
     from fourd.train.data import split_cameras
     from fourd.train.trainer import Trainer
-    from conftest import tiny_train_config
 
     video = open_dataset(tiny_ev)
     train, _ = split_cameras(video, None)
