@@ -30,13 +30,13 @@ NONE = {"colour_correction": False, "pose_refinement": False, "source_masks": Fa
         "refine_rig": False, "repair_masks": False, "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}}
 ABLATIONS: dict = {  # remedy → the settings that switch a default one off
     "rig": {"refine_rig": False},
-    "repair": {"repair_masks": False},
 }
 OPT_IN = {  # opt-in remedies switched on ("+" rows)
     "pose": {"pose_refinement": True},
     "colour": {"colour_correction": True},
     "colour, pose": {"colour_correction": True, "pose_refinement": True},
     "masks": {"edge_band": 1, "carve": {"mask_tolerance": 1, "drop_outlier_masks": True}},
+    "repair": {"repair_masks": True},
 }
 
 

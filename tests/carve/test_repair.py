@@ -69,6 +69,10 @@ def test_load_run_repairs_the_masks_its_carve_flagged(tiny_run, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["repair_masks"] is False  # opt-in
+    cfg["repair_masks"] = True
+    (run / "config.json").write_text(json.dumps(cfg))
     rep = json.loads((run / "carve" / "carve.json").read_text())
     r = load_run(run)
     f, cam = r.video.frames[0], r.train_cams[0]
