@@ -183,6 +183,7 @@ def bake_run(run, out: str | Path, views: int = 8, sh: bool = True, fit: bool = 
             for f in ids:
                 writer.add(bake_frame_views(run, f) if appearance == "views"
                            else bake_frame(run, f, chosen, sh, None if fit else [], smooth=smooth))
+                run.video.release_images()  # each frame's images are read once: keep none of them
                 advance()
     except BaseException:
         writer.abort()

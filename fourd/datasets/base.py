@@ -53,6 +53,24 @@ class View:
     box: tuple[int, int, int, int]  # (x0, y0, w, h) of the crop in the full-resolution image
 
 
+def trim_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``; nothing elsewhere).
+    Freed image-sized arrays otherwise stay in the process: glibc raises its mmap threshold after
+    large frees, so later arrays come from the heap, whose free space is kept — a bake of 80 frames
+    grew from 0.9 to 1.5 GiB resident with nothing alive (flat at 0.8 GiB with a trim per frame)."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        pass
+
+
 class MultiViewVideo(ABC):
     """A synchronized multi-view capture with a static camera rig.
 
@@ -151,6 +169,13 @@ class MultiViewVideo(ABC):
     def image(self, frame: int, cam: int | str) -> np.ndarray:
         """[H, W, 3] uint8 RGB, as stored (distorted if the lens is)."""
         return self._decoded("image", frame, cam)
+
+    def release_images(self) -> None:
+        """Forget the decoded images and masks held for re-use (a job that visits each frame once —
+        a bake — calls this after each frame, so its memory does not fill the cache with frames it
+        will not read again)."""
+        self._cache.clear()
+        trim_heap()
 
     def mask(self, frame: int, cam: int | str) -> np.ndarray | None:
         """[H, W] bool foreground mask, or None when the capture has no masks."""

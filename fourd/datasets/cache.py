@@ -37,3 +37,8 @@ class ByteLRU:
             while self.used > self.max_bytes and self._d:
                 _, old = self._d.popitem(last=False)
                 self.used -= 0 if old is None else old.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+            self.used = 0

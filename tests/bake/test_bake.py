@@ -337,3 +337,26 @@ def test_a_disk_that_fills_while_baking_leaves_no_file(tmp_path, monkeypatch):
         w.add(frames(1, seed=1)[0])
     assert "fix:" in str(e.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bake_keeps_no_frame_images_between_frames(tiny_run, tmp_path, monkeypatch):
+    """Each frame's images are read once by a bake: released after every frame (and the C heap
+    trimmed), so resident memory does not grow with the sequence."""
+    from fourd.bake.bake import bake_run
+    from fourd.datasets.base import MultiViewVideo
+    from fourd.train.run import load_run
+
+    run = load_run(tiny_run)
+    held = []
+    real = MultiViewVideo.release_images
+
+    def spy(self):
+        held.append(self._cache.used)
+        real(self)
+        assert self._cache.used == 0
+
+    monkeypatch.setattr(MultiViewVideo, "release_images", spy)
+    frames = run.video.frames[:2]
+    bake_run(run, tmp_path / "r.fourd", frames=frames, appearance="views")
+    assert len(held) == 2 and all(h > 0 for h in held)  # each frame's images were cached, then let go
+    run.release()
