@@ -68,19 +68,12 @@ ACCEPT_RATIO = 0.8
 
 
 def _rotvec_to_matrix(w: np.ndarray) -> np.ndarray:
-    """[N, 3] rotation vectors → [N, 3, 3] (Rodrigues)."""
-    th = np.linalg.norm(w, axis=1)[:, None, None]
-    k = w / np.maximum(th[:, :, 0], 1e-12)
-    Kx = np.zeros((w.shape[0], 3, 3))
-    Kx[:, 0, 1], Kx[:, 0, 2], Kx[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
-    Kx[:, 1, 0], Kx[:, 2, 0], Kx[:, 2, 1] = k[:, 2], -k[:, 1], k[:, 0]
-    small = th < 1e-9
-    R = np.eye(3)[None] + np.sin(th) * Kx + (1 - np.cos(th)) * (Kx @ Kx)
-    # first order for tiny angles (the exact form divides by θ)
-    Wx = np.zeros_like(Kx)
-    Wx[:, 0, 1], Wx[:, 0, 2], Wx[:, 1, 2] = -w[:, 2], w[:, 1], -w[:, 0]
-    Wx[:, 1, 0], Wx[:, 2, 0], Wx[:, 2, 1] = w[:, 2], -w[:, 1], w[:, 0]
-    return np.where(small, np.eye(3)[None] + Wx, R)
+    """[N, 3] rotation vectors → [N, 3, 3]: the map the model's pose corrections apply."""
+    import torch
+
+    from fourd.model.corrections import rotation_from_vector
+
+    return rotation_from_vector(torch.from_numpy(np.ascontiguousarray(w, np.float64))).numpy()
 
 
 def _project(K, R, C, X):
