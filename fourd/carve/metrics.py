@@ -46,10 +46,6 @@ def mask_disagreement(points: torch.Tensor, cams: Cameras, masks: list[np.ndarra
     in the mask that the hull fills (the vote kept the space the hole would have cut). The hull of
     a few views is fatter than the subject, so the other direction (hull beyond the mask) says
     nothing; ``tolerance`` pixels absorb the splat outline's roughness."""
-    import cv2
-    from scipy import ndimage
-
-    k = np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8)
     out = []
     for s, m in zip(splat_masks(points, cams, spacing), masks):
         m = np.asarray(m, bool)
@@ -57,12 +53,23 @@ def mask_disagreement(points: torch.Tensor, cams: Cameras, masks: list[np.ndarra
         if not area:
             out.append(0.0)
             continue
-        grown = cv2.dilate(s.astype(np.uint8), k) > 0
-        shrunk = cv2.erode(s.astype(np.uint8), k) > 0
-        stray = m & ~grown
-        holes = ndimage.binary_fill_holes(m) & ~m & shrunk
+        stray, holes = hull_contradictions(s, m, tolerance)
         out.append(float((stray.sum() + holes.sum()) / area))
     return out
+
+
+def hull_contradictions(silhouette: np.ndarray, mask: np.ndarray, tolerance: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(stray, holes) [H, W] bool: the mask's foreground farther than ``tolerance`` px outside the
+    hull's silhouette, and the mask's enclosed holes farther than ``tolerance`` px inside it."""
+    import cv2
+    from scipy import ndimage
+
+    k = np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8)
+    s = np.asarray(silhouette, np.uint8)
+    m = np.asarray(mask, bool)
+    stray = m & ~(cv2.dilate(s, k) > 0)
+    holes = ndimage.binary_fill_holes(m) & ~m & (cv2.erode(s, k) > 0)
+    return stray, holes
 
 
 def point_spacing(area: float, n: int) -> float:

@@ -58,15 +58,8 @@ class MaskRepair:
 def repair_mask(mask: np.ndarray, points, camera: Cameras, spacing: float, tolerance: int = 2) -> np.ndarray:
     """``mask`` [H, W] bool with the hull's contradictions undone (see the module docstring);
     ``points`` [N, 3] the frame's carved points, ``camera`` the (undistorted) camera of the mask."""
-    import cv2
-    from scipy import ndimage
+    from fourd.carve.metrics import hull_contradictions, splat_masks
 
-    from fourd.carve.metrics import splat_masks
-
-    s = splat_masks(points.to(camera.K.device, camera.K.dtype), camera, spacing)[0].astype(np.uint8)
-    k = np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8)
-    grown = cv2.dilate(s, k) > 0
-    shrunk = cv2.erode(s, k) > 0
-    m = np.asarray(mask, bool)
-    holes = ndimage.binary_fill_holes(m) & ~m & shrunk
-    return (m & grown) | holes
+    s = splat_masks(points.to(camera.K.device, camera.K.dtype), camera, spacing)[0]
+    stray, holes = hull_contradictions(s, mask, tolerance)
+    return (np.asarray(mask, bool) & ~stray) | holes
