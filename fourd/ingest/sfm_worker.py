@@ -15,6 +15,7 @@ def main(work: str, model: str) -> None:
     import numpy as np
     import pycolmap
 
+    pycolmap.set_random_seed(0)  # RANSAC's samples: the same capture gives the same calibration
     work = Path(work)
     images = work / "images"
     db = work / "database.db"
