@@ -140,6 +140,13 @@ class TrainConfig:
     bundle adjustment. Used — for carving and as the training's starting pose corrections — only
     when it explains the tracks clearly better (median reprojection error down by a fifth), so an
     exact rig is left alone. Report: RUN/cameras/bundle.json; refined rig: RUN/cameras/{intri,extri}.yml."""
+    refine_colour: bool = True
+    """before training, check the training cameras' colours against each other on the same feature
+    tracks: per camera and channel a gain and offset that make the tracks' colours agree (robust
+    least squares, the rig's mean response held fixed). Used — as the training's starting colour
+    corrections, applied to the views blended and to the targets — only when it explains the
+    colours clearly better (median disagreement down by a fifth), so a rig whose cameras agree is
+    left alone. Report: RUN/cameras/colour_check.json."""
     refine_after: int = 300
     """steps before the cameras' poses and colours are first refined (the model first learns a rough scene)."""
     refine_every: int = 300
@@ -265,7 +272,7 @@ def to_json(cfg) -> str:
 
 # settings whose default changed: a saved config without them was made with the old value
 _OLD_DEFAULTS = {TrainConfig: {"model": {"blend_view_input": True, "density_max": 1.0},
-                                "refine_rig": False, "repair_masks": False}}
+                                "refine_rig": False, "refine_colour": False, "repair_masks": False}}
 
 
 def _fill_old_defaults(d: dict, old: dict) -> dict:

@@ -109,9 +109,10 @@ def _neighbours(centers: np.ndarray, k: int) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def _features(view, sift, erode: int = 3, max_side: int = 1600):
-    """SIFT keypoints (our pixel coordinates, centres at +½) and descriptors on the subject; images
-    larger than ``max_side`` are searched at that size (a 12-MP frame costs seconds otherwise)."""
+def _features(view, sift, erode: int = 3, max_side: int = 1600, blur: float = 0.5):
+    """SIFT keypoints (our pixel coordinates, centres at +½), descriptors and the image's colour
+    of the patch there (RGB in [0, 1], blurred by ``blur`` × the keypoint's size) on the subject; images larger than ``max_side`` are searched at that size
+    (a 12-MP frame costs seconds otherwise)."""
     import cv2
 
     gray = cv2.cvtColor(view.image, cv2.COLOR_RGB2GRAY)
@@ -127,20 +128,61 @@ def _features(view, sift, erode: int = 3, max_side: int = 1600):
         mask = None if mask is None else cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
     kp, desc = sift.detectAndCompute(gray, mask)
     if desc is None or len(kp) < 8:
-        return np.zeros((0, 2)), None
+        return np.zeros((0, 2)), None, np.zeros((0, 3))
     # cv2's pixel centres sit at integers, ours at +½ (and a searched-small image's pixels are 1/s wide)
-    return (np.array([p.pt for p in kp], np.float64) + 0.5) / s, desc
+    uv = (np.array([p.pt for p in kp], np.float64) + 0.5) / s
+    img = view.image.astype(np.float32) / 255.0 if view.image.dtype == np.uint8 else view.image.astype(np.float32)
+    # the colour of the patch the keypoint describes, not of its centre pixel: SIFT's size follows the
+    # surface's scale in each view, so a blur proportional to it averages the same patch of surface
+    # in every camera (a blob's centre pixel differs between a near and a far view by the far one's
+    # blur — a loss of contrast that would read as a gain)
+    sigma = np.maximum(blur * np.array([p.size for p in kp]) / s, 1.0)
+    level = np.clip(np.round(np.log2(sigma)).astype(int), 0, 5)
+    at = (uv - 0.5).astype(np.float32)[:, None]  # cv2.remap samples at integer pixel centres
+    colour = np.zeros((len(kp), 3))
+    for lv in np.unique(level):
+        sel = level == lv
+        b = cv2.GaussianBlur(img, (0, 0), float(2 ** lv))
+        colour[sel] = cv2.remap(b, at[sel, :, 0], at[sel, :, 1], cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)
+    return uv, desc, colour
 
 
-def refine_rig(video, names: list[str], frames: list[int], neighbours: int = 8, epipolar_px: float = 6.0,
-               shift_prior: float = 1.0, max_tracks: int = 20_000, min_tracks: int = 5,
-               seed: int = 0) -> BundleResult | None:
-    """Pose changes of cameras ``names`` that make their images of ``frames`` agree (see the module
-    docstring). ``epipolar_px``: how far (Sampson distance, px) a match may sit off the given
-    calibration's epipolar line; ``shift_prior``: weight of the prior on each centre shift, in
-    pixels of residual per pixel of image motion the shift causes. None when too little matches."""
+@dataclass
+class Tracks:
+    """Features followed through the training cameras: observation ``o`` of track ``track[o]`` by
+    camera ``cam[o]`` at pixel ``uv[o]`` with colour ``colour[o]``; ``K, R, C``: the given calibration."""
+    names: list[str]
+    K: np.ndarray  # [C, 3, 3]
+    R: np.ndarray  # [C, 3, 3]
+    C: np.ndarray  # [C, 3] centres
+    track: np.ndarray  # [O]
+    cam: np.ndarray  # [O]
+    uv: np.ndarray  # [O, 2]
+    colour: np.ndarray  # [O, 3]
+
+    @property
+    def count(self) -> int:
+        return int(self.track.max()) + 1 if len(self.track) else 0
+
+    def subset(self, keep: np.ndarray) -> Tracks:
+        """The observations ``keep`` (bool [O]) with the tracks renumbered."""
+        _, t = np.unique(self.track[keep], return_inverse=True)
+        return Tracks(self.names, self.K, self.R, self.C, t.reshape(-1), self.cam[keep], self.uv[keep], self.colour[keep])
+
+    def seen_by(self, n: int) -> Tracks:
+        """The tracks seen by ``n`` cameras or more."""
+        cams = np.bincount(self.track, minlength=self.count)
+        return self.subset(cams[self.track] >= n)
+
+
+def collect_tracks(video, names: list[str], frames: list[int], neighbours: int = 8,
+                   epipolar_px: float = 6.0) -> Tracks:
+    """SIFT features of cameras ``names`` on ``frames``, each camera matched with its ``neighbours``
+    nearest, matches kept where the given calibration's epipolar geometry explains them within
+    ``epipolar_px`` (Sampson distance), joined into tracks (union-find); tracks with two keypoints
+    in one camera are dropped (a mismatch joined them). Tracks seen by two cameras or more."""
     import cv2
-    from scipy.optimize import least_squares
 
     cams = video.cameras
     idx = [cams.index(n) for n in names]
@@ -157,8 +199,6 @@ def refine_rig(video, names: list[str], frames: list[int], neighbours: int = 8, 
             K[a], R0[a] = v.camera.K[0].double().numpy(), v.camera.R[0].double().numpy()
             c0[a] = v.camera.centers[0].double().numpy()
             feats[(f, a)] = _features(v, sift)
-    dist = float(np.median(np.linalg.norm(c0 - c0.mean(0), axis=1))) or 1.0
-    focal = float(np.median(K[:, 1, 1]))
     pairs = _neighbours(c0, min(neighbours, C - 1))
     matcher = cv2.BFMatcher(cv2.NORM_L2)
     # keypoints numbered globally; matches join them into tracks (union-find)
@@ -176,7 +216,7 @@ def refine_rig(video, names: list[str], frames: list[int], neighbours: int = 8, 
 
     for f in frames:
         for a, b in pairs:
-            (pa, da), (pb, db) = feats[(f, a)], feats[(f, b)]
+            (pa, da, _), (pb, db, _) = feats[(f, a)], feats[(f, b)]
             if da is None or db is None:
                 continue
             good = [m[0] for m in matcher.knnMatch(da, db, k=2) if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
@@ -191,26 +231,45 @@ def refine_rig(video, names: list[str], frames: list[int], neighbours: int = 8, 
                 ri, rj = find(i), find(j)
                 if ri != rj:
                     parent[ri] = rj
-    # observations: (track, camera, uv) of keypoints in tracks seen by ≥ 3 cameras (a point seen by
-    # two only constrains their epipolar geometry, which leaves a ring's turns about its axis free)
     obs_cam = np.concatenate([np.full(len(feats[k][0]), k[1]) for k in feats]) if offset else np.zeros(0, int)
     obs_uv = np.concatenate([feats[k][0] for k in feats]) if offset else np.zeros((0, 2))
-    roots = np.array([find(i) for i in range(offset)])
+    obs_col = np.concatenate([feats[k][2] for k in feats]) if offset else np.zeros((0, 3))
+    roots = np.array([find(i) for i in range(offset)], dtype=np.int64)
     uniq, track, sizes = np.unique(roots, return_inverse=True, return_counts=True)
+    track = track.reshape(-1)
     n_cams = np.zeros(len(uniq), int)
     pair_seen = np.unique(track * C + obs_cam)
     np.add.at(n_cams, pair_seen // C, 1)
-    good_track = (sizes == n_cams) & (n_cams >= 3)  # one keypoint per camera, three cameras or more
-    sel = good_track[track]
-    track, cam_o, uv_o = track[sel], obs_cam[sel], obs_uv[sel]
-    _, track = np.unique(track, return_inverse=True)
-    T = int(track.max()) + 1 if len(track) else 0
+    good_track = (sizes == n_cams) & (n_cams >= 2)  # one keypoint per camera, two cameras or more
+    return Tracks(list(names), K, R0, c0, track, obs_cam, obs_uv, obs_col).subset(good_track[track])
+
+
+def refine_rig(video, names: list[str], frames: list[int], neighbours: int = 8, epipolar_px: float = 6.0,
+               shift_prior: float = 1.0, max_tracks: int = 20_000, min_tracks: int = 5,
+               seed: int = 0, tracks: Tracks | None = None) -> BundleResult | None:
+    """Pose changes of cameras ``names`` that make their images of ``frames`` agree (see the module
+    docstring). ``epipolar_px``: how far (Sampson distance, px) a match may sit off the given
+    calibration's epipolar line; ``shift_prior``: weight of the prior on each centre shift, in
+    pixels of residual per pixel of image motion the shift causes; ``tracks``: those
+    :func:`collect_tracks` found (collected here when not given). None when too little matches."""
+    from scipy.optimize import least_squares
+
+    if tracks is None:
+        tracks = collect_tracks(video, names, frames, neighbours, epipolar_px)
+    # a point seen by two cameras only constrains their epipolar geometry, which leaves a ring's
+    # turns about its axis free: tracks through three cameras or more
+    tr = tracks.seen_by(3)
+    K, R0, c0, C = tr.K, tr.R, tr.C, len(names)
+    dist = float(np.median(np.linalg.norm(c0 - c0.mean(0), axis=1))) or 1.0
+    focal = float(np.median(K[:, 1, 1]))
+    track, cam_o, uv_o, T = tr.track, tr.cam, tr.uv, tr.count
     if T > max_tracks:
         pick = np.random.default_rng(seed).choice(T, max_tracks, replace=False)
         keepT = np.zeros(T, bool)
         keepT[pick] = True
         sel = keepT[track]
         _, track = np.unique(track[sel], return_inverse=True)
+        track = track.reshape(-1)
         cam_o, uv_o = cam_o[sel], uv_o[sel]
         T = max_tracks
     if T < min_tracks * C:

@@ -62,6 +62,8 @@ class Trainer:
         self.model = self.run.model
         if self.rig is not None and self.rig.applied:
             self._apply_rig(self.rig)
+        if self.colours is not None and self.colours.applied:
+            self._apply_colours(self.colours)
         self.video, self.train_cams, self.eval_cams = video, self.run.train_cams, self.run.eval_cams
         self.sampler, self.settings, self.bg = self.run.sampler, self.run.settings, self.run.background
         self.net = self.model
@@ -100,32 +102,56 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
     def _check_rig(self, video):
         """The bundle adjustment of the training cameras (:mod:`fourd.train.bundle`), or None when
-        off or impossible; read from ``RUN/cameras/bundle.json`` when an earlier session made it."""
-        if not self.cfg.refine_rig:
-            return None
-        from fourd.train.bundle import BundleResult, log_result, refine_rig
+        off or impossible; read from ``RUN/cameras/bundle.json`` when an earlier session made it.
+        The colour check (:mod:`fourd.train.colour_check`) shares its feature tracks: its result
+        is kept in ``self.colours`` (``RUN/cameras/colour_check.json``)."""
+        from fourd.train import bundle, colour_check
 
-        path = self.out / "cameras" / "bundle.json"
-        if path.is_file():
-            try:
-                return BundleResult.from_json(json.loads(path.read_text()))
-            except (ValueError, KeyError, TypeError):
-                pass  # unreadable: measured again below
-        train, _ = split_cameras(video, self.cfg.eval_cams)
-        frames = [video.frames[int(i)] for i in np.unique(np.linspace(0, len(video.frames) - 1, 24).round())]
-        log("checking the training cameras' calibration against each other (feature tracks)")
-        res = refine_rig(video, train, frames, seed=self.cfg.seed)
-        if res is None:
-            log("[yellow]rig check skipped: too few feature tracks on the subject[/]")
+        cfg, d = self.cfg, self.out / "cameras"
+        self.colours = None
+        rig = self._read_check(d / "bundle.json", bundle.BundleResult) if cfg.refine_rig else None
+        colours = self._read_check(d / "colour_check.json", colour_check.ColourResult) if cfg.refine_colour else None
+        need_rig = cfg.refine_rig and rig is None
+        need_colour = cfg.refine_colour and colours is None
+        if need_rig or need_colour:
+            train, _ = split_cameras(video, cfg.eval_cams)
+            frames = [video.frames[int(i)] for i in np.unique(np.linspace(0, len(video.frames) - 1, 24).round())]
+            log("checking the training cameras' calibration and colour against each other (feature tracks)")
+            tracks = bundle.collect_tracks(video, train, frames)
+            if need_rig:
+                rig = bundle.refine_rig(video, train, frames, seed=cfg.seed, tracks=tracks)
+                if rig is None:
+                    log("[yellow]rig check skipped: too few feature tracks on the subject[/]")
+                else:
+                    rig.applied = rig.improves
+                    bundle.log_result(rig)
+                    self._write_check(d / "bundle.json", rig)
+            if need_colour:
+                colours = colour_check.fit_colours(tracks)
+                if colours is None:
+                    log("[yellow]colour check skipped: too few feature tracks on the subject[/]")
+                else:
+                    colours.applied = colours.improves
+                    colour_check.log_result(colours)
+                    self._write_check(d / "colour_check.json", colours)
+        self.colours = colours
+        return rig
+
+    @staticmethod
+    def _read_check(path: Path, kind):
+        if not path.is_file():
             return None
-        res.applied = res.improves
-        log_result(res)
+        try:
+            return kind.from_json(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable: measured again
+
+    def _write_check(self, path: Path, result) -> None:
         if self.rank == 0:
             from fourd.io import write_json
 
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(path, res.to_json())
-        return res
+            write_json(path, result.to_json())
 
     def _refined_rig(self, video):
         """The capture's cameras with the rig check's poses on the training cameras (for carving)."""
@@ -154,6 +180,25 @@ class Trainer:
                     corr.shift[i] = (torch.from_numpy(r.shift[a]) / corr.distance).to(corr.shift)
         if self.rank == 0:
             write_corrections(self.run, self.out / "cameras")
+
+    def _apply_colours(self, c) -> None:
+        """Start the model's colour corrections at the colour check's."""
+        corr = self.model.corrections
+        A, b = c.correction()
+        with torch.no_grad():
+            for a, n in enumerate(c.names):
+                if corr.has(n):
+                    i = corr.names.index(n)
+                    corr.colour_matrix[i] = torch.from_numpy(A[a] - np.eye(3)).to(corr.colour_matrix)
+                    corr.colour_offset[i] = torch.from_numpy(b[a]).to(corr.colour_offset)
+        if self.rank == 0:
+            write_corrections(self.run, self.out / "cameras")
+
+    def _corrected(self) -> bool:
+        """Whether the training cameras carry corrections (written to RUN/cameras with checkpoints)."""
+        return bool(self.cfg.colour_correction or self.cfg.pose_refinement
+                    or (self.rig is not None and self.rig.applied)
+                    or (self.colours is not None and self.colours.applied))
 
     def _initial_points(self, video) -> PointSequence:
         cfg = self.cfg
@@ -293,7 +338,7 @@ class Trainer:
                             self.gen, to_json(self.cfg), extra)
         atomic_write_text(d / "latest.txt", p.name)
         self._saved_step = self.step
-        if self.cfg.colour_correction or self.cfg.pose_refinement or (self.rig is not None and self.rig.applied):
+        if self._corrected():
             write_corrections(self.run, self.out / "cameras")
         for old in sorted(d.glob("step_*.pt"))[:-2]:  # keep the last two
             old.unlink()

@@ -1,0 +1,107 @@
+"""The colour check (fourd.train.colour_check): each training camera's gain and offset from the
+colours of feature tracks, before training."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fourd.train.bundle import Tracks, collect_tracks
+from fourd.train.colour_check import ColourResult, fit_colours
+
+
+def _ring_tracks(gain, offset, tracks=3000, noise=0.004, seed=0):
+    """Tracks of a ring of cameras: each surface point seen by 2–4 consecutive cameras, its colour
+    recorded as gain · true + offset + noise."""
+    rng = np.random.default_rng(seed)
+    C = len(gain)
+    t, cam = [], []
+    for k in range(tracks):
+        first, n = rng.integers(C), rng.integers(2, 5)
+        for j in range(n):
+            t.append(k)
+            cam.append((first + j) % C)
+    t, cam = np.array(t), np.array(cam)
+    true = rng.uniform(0.1, 0.9, size=(tracks, 3))
+    rec = gain[cam] * true[t] + offset[cam] + rng.normal(0, noise, (len(t), 3))
+    z = np.zeros((C, 3))
+    return Tracks([f"{i:02d}" for i in range(C)], np.zeros((C, 3, 3)), np.zeros((C, 3, 3)), z, t, cam,
+                  np.zeros((len(t), 2)), rec), true
+
+
+def _relative(gain, offset):
+    """The responses in the rig's gauge (mean gain one, mean offset zero), as the fit reports them."""
+    return gain / gain.mean(0), offset - gain / gain.mean(0) * offset.mean(0)
+
+
+def _colour_error(res, tr, gain, offset):
+    """Mean |corrected − truth| over the observations (truth in the rig's gauge)."""
+    g, h = _relative(gain, offset)
+    want = (tr.colour - h[tr.cam]) / g[tr.cam]
+    got = (tr.colour - res.offset[tr.cam]) / res.gain[tr.cam]
+    return float(np.abs(got - want).mean()), float(np.abs(tr.colour - want).mean())
+
+
+def test_miscoloured_cameras_are_found_and_agreeing_ones_left_alone():
+    rng = np.random.default_rng(1)
+    C = 16
+    gain, offset = rng.uniform(0.92, 1.08, (C, 3)), rng.uniform(-0.02, 0.02, (C, 3))
+    tr, _ = _ring_tracks(gain, offset)
+    res = fit_colours(tr)
+    assert res is not None and res.improves and res.spread_after < 0.5 * res.spread_before
+    err, uncorrected = _colour_error(res, tr, gain, offset)
+    assert err < 0.5 * uncorrected, (err, uncorrected)
+    g, _ = _relative(gain, offset)
+    assert np.abs(res.gain / g - 1).mean() < 0.5 * np.abs(1 / g - 1).mean()
+    assert np.allclose(res.gain.mean(0), 1) and np.allclose(res.offset.mean(0), 0, atol=1e-12)
+    # the correction maps a camera's recorded colours back: A (g x + h) + b = x
+    A, b = res.correction()
+    x = np.array([0.3, 0.5, 0.7])
+    assert np.allclose(A[3] @ (res.gain[3] * x + res.offset[3]) + b[3], x)
+    # cameras that agree: nothing to gain, so nothing is applied
+    exact, _ = _ring_tracks(np.ones((C, 3)), np.zeros((C, 3)))
+    same = fit_colours(exact)
+    assert same is not None and not same.improves
+    assert np.abs(same.gain - 1).max() < 0.01
+    # the report round-trips (RUN/cameras/colour_check.json)
+    back = ColourResult.from_json(json.loads(json.dumps(res.to_json())))
+    assert np.allclose(back.gain, res.gain) and back.names == res.names and back.improves == res.improves
+
+
+def test_saturated_colours_are_not_used_and_too_few_tracks_give_no_result():
+    C = 8
+    tr, _ = _ring_tracks(np.ones((C, 3)), np.zeros((C, 3)), tracks=30)
+    assert fit_colours(tr) is None
+    # a camera that clips: its saturated observations would read as a gain below one
+    gain = np.ones((C, 3))
+    gain[2] = 1.3
+    tr, _ = _ring_tracks(gain, np.zeros((C, 3)), tracks=2000)
+    tr.colour = np.clip(np.round(tr.colour * 255), 0, 255) / 255
+    res = fit_colours(tr)
+    assert res is not None and res.gain[2].min() > 1.15
+
+
+@pytest.mark.timeout(300)
+def test_tracks_carry_the_colour_each_camera_recorded():
+    """Through the images: a textured ball seen by a ring, three cameras' images with a colour
+    cast; the tracks' colours reveal it, and the exact images do not."""
+    from test_bundle import _Rig, _rigs
+
+    true, _ = _rigs()
+    rig = _Rig(true, true)
+    names = true.names
+    clean = fit_colours(collect_tracks(rig, names, rig.frames, neighbours=4))
+    assert clean is not None and not clean.improves
+    cast = {2: [1.1, 1.0, 0.9], 7: [0.9, 0.95, 1.05], 11: [1.08, 1.08, 1.08]}
+    for key, (img, mask) in list(rig._views.items()):
+        if key[1] in cast:
+            out = np.clip(img.astype(np.float64) * np.array(cast[key[1]]), 0, 255).round().astype(np.uint8)
+            rig._views[key] = (out, mask)
+    res = fit_colours(collect_tracks(rig, names, rig.frames, neighbours=4))
+    assert res is not None and res.improves
+    gain = np.ones((len(names), 3))
+    for i, g in cast.items():
+        gain[i] = g
+    g, _ = _relative(gain, np.zeros_like(gain))
+    got = np.abs(res.gain / g - 1)[list(cast)].mean()
+    assert got < 0.5 * np.abs(1 / g - 1)[list(cast)].mean(), got
