@@ -214,12 +214,16 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
                 occ, p, n, spacing = _carve_frame(grid, cams, votes, hs, cfg, f, dev, video.path)
             ious = silhouette_iou(p, cams.to("cpu"), masks, spacing)
             vote = hs.vote
-            consistent = not outlier_masks(dict(zip(names, disagree)))  # no mask the hull contradicts
-            if cfg.try_unanimous and hs.vote < 1 and consistent and not dropped:
-                tight = _try_unanimous(grid, cams, votes, masks, hs, cfg, f, dev, video.path, ious)
+            suspect = outlier_masks(dict(zip(names, disagree)))  # masks the hull contradicts
+            if cfg.try_unanimous and hs.vote < 1 and not dropped:
+                # every camera agreeing, but the masks the hull contradicts (a hole would cut a
+                # tunnel the others cannot see) abstaining: the tight hull of the masks that agree
+                held = [np.ones_like(v) if nm in suspect else v for nm, v in zip(names, votes)]
+                tight = _try_unanimous(grid, cams, held, masks, hs, cfg, f, dev, video.path, ious)
                 if tight is not None:
                     occ, p, n, spacing, ious, disagree = tight
                     vote = 1.0
+                    dropped = suspect
             col = colorize(p, n, cams.to("cpu"), images, spacing)
             pts_list.append(p)
             nrm_list.append(n)

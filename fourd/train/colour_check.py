@@ -10,7 +10,8 @@ differ by the cameras' responses (and by view-dependent shading, which the robus
 an outlier). Per camera and channel the model is ``recorded = gain · true + offset``; the true
 colours of the tracks and the cameras' gains and offsets are solved together by alternating
 weighted least squares with a Huber weight, the rig's mean gain held at one and mean offset at
-zero (the scene's colour stays that of the rig as a whole). The result is used only when it
+zero (the scene's colour stays that of the rig as a whole; precisely: the corrections average to
+the identity). The result is used only when it
 explains the tracks' colours clearly better than "every camera alike"
 (:attr:`ColourResult.improves`), so a rig whose cameras agree is left alone.
 
@@ -138,11 +139,13 @@ def fit_colours(tracks, iterations: int = 5, min_tracks: int = 5, gain_prior: fl
         np.add.at(den, t, w * g[cam] ** 2)
         truth = num / np.maximum(den, 1e-12)
     # the gauge (each channel's true colours may all be scaled and shifted, the cameras' responses
-    # taking the inverse): the rig's mean gain one, its mean offset zero. Held only loosely during
-    # the iterations (by the prior), fixed once here: re-centred every iteration, it let the few
+    # taking the inverse): the corrections x ↦ (x − offset) / gain average to the identity, as
+    # CameraCorrections keeps them (so its re-centring leaves these as they are). Held only loosely
+    # during the iterations (by the prior), fixed once here: re-centred every iteration, it let the
     # well-observed cameras drift together while the weakly observed ones took up the difference
-    s, q = g.mean(0), h.mean(0)
-    g, h = g / s, h - g * q / s
+    s = 1 / (1 / g).mean(0)
+    q = s * (h / g).mean(0)
+    g, h = g / s, h - g / s * q
     truth = truth * s + q
     r = o - (g[cam] * truth[t] + h[cam])
     after = float(np.median(np.abs(r)))

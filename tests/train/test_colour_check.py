@@ -53,9 +53,10 @@ def test_miscoloured_cameras_are_found_and_agreeing_ones_left_alone():
     assert err < 0.5 * uncorrected, (err, uncorrected)
     g, _ = _relative(gain, offset)
     assert np.abs(res.gain / g - 1).mean() < 0.5 * np.abs(1 / g - 1).mean()
-    assert np.allclose(res.gain.mean(0), 1) and np.allclose(res.offset.mean(0), 0, atol=1e-12)
-    # the correction maps a camera's recorded colours back: A (g x + h) + b = x
+    # the correction maps a camera's recorded colours back (A (g x + h) + b = x), and the rig's
+    # corrections average to the identity (as CameraCorrections holds them)
     A, b = res.correction()
+    assert np.allclose(A.mean(0), np.eye(3)) and np.allclose(b.mean(0), 0)
     x = np.array([0.3, 0.5, 0.7])
     assert np.allclose(A[3] @ (res.gain[3] * x + res.offset[3]) + b[3], x)
     # cameras that agree: nothing to gain, so nothing is applied
@@ -105,3 +106,41 @@ def test_tracks_carry_the_colour_each_camera_recorded():
     g, _ = _relative(gain, np.zeros_like(gain))
     got = np.abs(res.gain / g - 1)[list(cast)].mean()
     assert got < 0.5 * np.abs(1 / g - 1)[list(cast)].mean(), got
+
+
+def test_trainer_starts_from_an_applied_colour_check(tiny_ev, tmp_path):
+    """A colour check that was applied (RUN/cameras/colour_check.json, as an earlier session leaves
+    it) sets the model's starting colour corrections, which the targets and blended sources then
+    carry; one that was not applied changes nothing."""
+    import torch
+    from conftest import tiny_train_config
+
+    from fourd.datasets import open_dataset
+    from fourd.train.data import split_cameras
+    from fourd.train.trainer import Trainer
+
+    video = open_dataset(tiny_ev)
+    train, _ = split_cameras(video, None)
+    rng = np.random.default_rng(0)
+    gain = rng.uniform(0.9, 1.1, (len(train), 3))
+    gain /= gain.mean(0)
+    offset = rng.uniform(-0.02, 0.02, (len(train), 3))
+    offset -= offset.mean(0)
+    for applied in (True, False):
+        out = tmp_path / f"run_{applied}"
+        (out / "cameras").mkdir(parents=True)
+        res = ColourResult(train, gain, offset, 100, 0.02, 0.01, {}, applied)
+        (out / "cameras" / "colour_check.json").write_text(json.dumps(res.to_json()))
+        tr = Trainer(tiny_train_config(tiny_ev, out, refine_rig=False))
+        corr = tr.model.corrections
+        name = train[1]
+        x = torch.tensor([[0.2, 0.5, 0.8]])
+        i = train.index(name)
+        recorded = torch.from_numpy(gain[i] * x.numpy() + offset[i]).float()
+        if applied:
+            # the corrections' mean is re-centred at the identity, so compare up to that
+            assert torch.allclose(corr.colour(recorded, name), x, atol=0.01)
+            assert json.loads((out / "cameras" / "colour.json").read_text())["cameras"][name]["colour_gain"]
+        else:
+            assert torch.equal(corr.colour(recorded, name), recorded)
+        tr.run.release()
