@@ -40,8 +40,9 @@ def carve(dataset: str = "demo", out: Path = Path("outputs/carve"), preset: str 
         vote: fraction of the cameras seeing a voxel that must put it inside their mask.
         bounds: working volume xmin ymin zmin xmax ymax zmax (default: found from cameras and masks).
         frames: frames to carve, e.g. "0:10" or "0,5,9" (default all).
-        try_unanimous: carve a frame whose masks all agree again with every camera agreeing, and keep
-            that tighter hull if its silhouettes match better (default on).
+        try_unanimous: carve each frame again with every camera agreeing (the masks its hull
+            contradicts abstaining), and keep that tighter hull if its silhouettes match better
+            (default on).
         mask_tolerance: pixels a voxel may project outside a mask before that camera votes it out
             (default 0).
         drop_outlier_masks: carve a frame again without the masks its hull contradicts far more than

@@ -30,7 +30,8 @@ NONE = {"colour_correction": False, "pose_refinement": False, "source_masks": Fa
         "refine_rig": False, "refine_colour": False, "repair_masks": False, "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}}
 ABLATIONS: dict = {  # remedy → the settings that switch a default one off
     "rig": {"refine_rig": False},
-    "colour check": {"refine_colour": False},
+    "colour-check": {"refine_colour": False},
+    "unanimous": {"carve": {"try_unanimous": False}},
 }
 OPT_IN = {  # opt-in remedies switched on ("+" rows)
     "pose": {"pose_refinement": True},
