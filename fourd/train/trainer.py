@@ -119,23 +119,23 @@ class Trainer:
             log("checking the training cameras' calibration and colour against each other (feature tracks)")
             tracks = bundle.collect_tracks(video, train, frames)
             if need_rig:
-                rig = bundle.refine_rig(video, train, frames, seed=cfg.seed, tracks=tracks)
-                if rig is None:
-                    log("[yellow]rig check skipped: too few feature tracks on the subject[/]")
-                else:
-                    rig.applied = rig.improves
-                    bundle.log_result(rig)
-                    self._write_check(d / "bundle.json", rig)
+                rig = self._decide(bundle.refine_rig(video, train, frames, seed=cfg.seed, tracks=tracks),
+                                   "rig", bundle.log_result, d / "bundle.json")
             if need_colour:
-                colours = colour_check.fit_colours(tracks)
-                if colours is None:
-                    log("[yellow]colour check skipped: too few feature tracks on the subject[/]")
-                else:
-                    colours.applied = colours.improves
-                    colour_check.log_result(colours)
-                    self._write_check(d / "colour_check.json", colours)
+                colours = self._decide(colour_check.fit_colours(tracks), "colour", colour_check.log_result,
+                                       d / "colour_check.json")
         self.colours = colours
         return rig
+
+    def _decide(self, result, what: str, report, path: Path):
+        """A check's result marked applied when it explains the tracks clearly better, logged and saved."""
+        if result is None:
+            log(f"[yellow]{what} check skipped: too few feature tracks on the subject[/]")
+            return None
+        result.applied = result.improves
+        report(result)
+        self._write_check(path, result)
+        return result
 
     @staticmethod
     def _read_check(path: Path, kind):
