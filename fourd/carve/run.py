@@ -221,9 +221,11 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
                 held = [np.ones_like(v) if nm in suspect else v for nm, v in zip(names, votes)]
                 tight = _try_unanimous(grid, cams, held, masks, hs, cfg, f, dev, video.path, ious)
                 if tight is not None:
-                    occ, p, n, spacing, ious, disagree = tight
+                    occ, p, n, spacing, ious, tight_disagree = tight
                     vote = 1.0
                     dropped = suspect
+                    if not suspect:  # the flags stay those the tolerant hull raised (the report's job)
+                        disagree = tight_disagree
             col = colorize(p, n, cams.to("cpu"), images, spacing)
             pts_list.append(p)
             nrm_list.append(n)
