@@ -110,9 +110,9 @@ def _neighbours(centers: np.ndarray, k: int) -> list[tuple[int, int]]:
 
 
 def _features(view, sift, erode: int = 3, max_side: int = 1600, blur: float = 0.5):
-    """SIFT keypoints (our pixel coordinates, centres at +½), descriptors and the image's colour
-    of the patch there (RGB in [0, 1], blurred by ``blur`` × the keypoint's size) on the subject; images larger than ``max_side`` are searched at that size
-    (a 12-MP frame costs seconds otherwise)."""
+    """SIFT keypoints (our pixel coordinates, centres at +½), descriptors and the colour of the
+    patch there (RGB in [0, 1], blurred by ``blur`` × the keypoint's size) on the subject; images
+    larger than ``max_side`` are searched at that size (a 12-MP frame costs seconds otherwise)."""
     import cv2
 
     gray = cv2.cvtColor(view.image, cv2.COLOR_RGB2GRAY)

@@ -9,11 +9,10 @@ instead: every track is one surface point seen by several cameras, so its colour
 differ by the cameras' responses (and by view-dependent shading, which the robust loss treats as
 an outlier). Per camera and channel the model is ``recorded = gain · true + offset``; the true
 colours of the tracks and the cameras' gains and offsets are solved together by alternating
-weighted least squares with a Huber weight, the rig's mean gain held at one and mean offset at
-zero (the scene's colour stays that of the rig as a whole; precisely: the corrections average to
-the identity). The result is used only when it
-explains the tracks' colours clearly better than "every camera alike"
-(:attr:`ColourResult.improves`), so a rig whose cameras agree is left alone.
+weighted least squares with a Huber weight, the corrections averaging to the identity (the
+scene's colour stays that of the rig as a whole). The result is used only when it explains the
+tracks' colours clearly better than "every camera alike" (:attr:`ColourResult.improves`), so a
+rig whose cameras agree is left alone.
 
 Diagonal (per-channel) gains, not a full 3×3: cameras' white balance and exposure act per channel,
 and a 3×3 per camera fitted from a few hundred tracks of a single-coloured subject is poorly
@@ -112,7 +111,6 @@ def fit_colours(tracks, iterations: int = 5, min_tracks: int = 5, gain_prior: fl
     # (leave-one-out would be fairer to short tracks; both sides use the same, so the ratio holds)
     before = float(np.median(spread0))
     g, h = np.ones((C, 3)), np.zeros((C, 3))
-    w = ones
     for _ in range(iterations):
         r = o - (g[cam] * truth[t] + h[cam])
         sigma = 1.4826 * np.median(np.abs(r), axis=0) + 1e-6
@@ -132,12 +130,9 @@ def fit_colours(tracks, iterations: int = 5, min_tracks: int = 5, gain_prior: fl
             det = a11 * a22 - a12 * a12
             g[:, k] = (b1 * a22 - a12 * b2) / det
             h[:, k] = (a11 * b2 - a12 * b1) / det
-        # the tracks' true colours given the cameras' responses
-        num = np.zeros((T, 3))
-        den = np.zeros((T, 3))
-        np.add.at(num, t, w * g[cam] * (o - h[cam]))
-        np.add.at(den, t, w * g[cam] ** 2)
-        truth = num / np.maximum(den, 1e-12)
+        # the tracks' true colours given the cameras' responses (each observation inverted, weighed
+        # by w · gain², the weighted least-squares estimate)
+        truth = track_mean((o - h[cam]) / g[cam], w * g[cam] ** 2)
     # the gauge (each channel's true colours may all be scaled and shifted, the cameras' responses
     # taking the inverse): the corrections x ↦ (x − offset) / gain average to the identity, as
     # CameraCorrections keeps them (so its re-centring leaves these as they are). Held only loosely

@@ -64,6 +64,9 @@ class Trainer:
             self._apply_rig(self.rig)
         if self.colours is not None and self.colours.applied:
             self._apply_colours(self.colours)
+        if self.rank == 0 and ((self.rig is not None and self.rig.applied) or
+                               (self.colours is not None and self.colours.applied)):
+            write_corrections(self.run, self.out / "cameras")  # the rig the checks found, for other tools
         self.video, self.train_cams, self.eval_cams = video, self.run.train_cams, self.run.eval_cams
         self.sampler, self.settings, self.bg = self.run.sampler, self.run.settings, self.run.background
         self.net = self.model
@@ -108,7 +111,6 @@ class Trainer:
         from fourd.train import bundle, colour_check
 
         cfg, d = self.cfg, self.out / "cameras"
-        self.colours = None
         rig = self._read_check(d / "bundle.json", bundle.BundleResult) if cfg.refine_rig else None
         colours = self._read_check(d / "colour_check.json", colour_check.ColourResult) if cfg.refine_colour else None
         need_rig = cfg.refine_rig and rig is None
@@ -178,8 +180,6 @@ class Trainer:
                     i = corr.names.index(n)
                     corr.rotation[i] = torch.from_numpy(r.rotation[a]).to(corr.rotation)
                     corr.shift[i] = (torch.from_numpy(r.shift[a]) / corr.distance).to(corr.shift)
-        if self.rank == 0:
-            write_corrections(self.run, self.out / "cameras")
 
     def _apply_colours(self, c) -> None:
         """Start the model's colour corrections at the colour check's."""
@@ -191,8 +191,6 @@ class Trainer:
                     i = corr.names.index(n)
                     corr.colour_matrix[i] = torch.from_numpy(A[a] - np.eye(3)).to(corr.colour_matrix)
                     corr.colour_offset[i] = torch.from_numpy(b[a]).to(corr.colour_offset)
-        if self.rank == 0:
-            write_corrections(self.run, self.out / "cameras")
 
     def _corrected(self) -> bool:
         """Whether the training cameras carry corrections (written to RUN/cameras with checkpoints)."""
