@@ -141,12 +141,13 @@ class TrainConfig:
     when it explains the tracks clearly better (median reprojection error down by a fifth), so an
     exact rig is left alone. Report: RUN/cameras/bundle.json; refined rig: RUN/cameras/{intri,extri}.yml."""
     refine_colour: bool = True
-    """before training, check the training cameras' colours against each other on the same feature
-    tracks: per camera and channel a gain and offset that make the tracks' colours agree (robust
-    least squares, the rig's mean response held fixed). Used — as the training's starting colour
-    corrections, applied to the views blended and to the targets — only when it explains the
-    colours clearly better (median disagreement down by a fifth), so a rig whose cameras agree is
-    left alone. Report: RUN/cameras/colour_check.json."""
+    """before training, check the training cameras' colours against each other on the carved
+    surface: each of a few thousand carved points read in every camera that sees it; per camera and
+    channel a gain and offset that make the points' colours agree (robust least squares, the rig's
+    mean response held fixed). Used — as the training's starting colour corrections, applied to the
+    views blended and to the targets — only when it explains the colours clearly better (median
+    disagreement down by a fifth and by a level of 255), so a rig whose cameras agree is left
+    alone. Report: RUN/cameras/colour_check.json."""
     refine_after: int = 300
     """steps before the cameras' poses and colours are first refined (the model first learns a rough scene)."""
     refine_every: int = 300
@@ -155,6 +156,11 @@ class TrainConfig:
     """a source view lends its colour to a point only where its mask shows the subject (at least one
     source pixel in from the edge), so background colour that a matte's soft edge mixes into the
     silhouette is never blended into renders."""
+    fix_mask_outlines: bool = True
+    """masks the carve found eroded or dilated against the same camera's other frames (carve.json
+    masks_offset: the outline's mean distance from the hull's silhouette off that camera's usual by
+    half a pixel or more) are grown or shrunk back before training uses them (targets, sources,
+    mask loss). A clean capture lists none."""
     repair_masks: bool = False
     """the masks the carve flags (carve.json masks_flagged: a hole or stray blob the other cameras
     contradict) are repaired from the hull before training uses them — foreground more than 2 px
@@ -272,7 +278,8 @@ def to_json(cfg) -> str:
 
 # settings whose default changed: a saved config without them was made with the old value
 _OLD_DEFAULTS = {TrainConfig: {"model": {"blend_view_input": True, "density_max": 1.0},
-                                "refine_rig": False, "refine_colour": False, "repair_masks": False}}
+                                "refine_rig": False, "refine_colour": False, "repair_masks": False,
+                                "fix_mask_outlines": False}}
 
 
 def _fill_old_defaults(d: dict, old: dict) -> dict:

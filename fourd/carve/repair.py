@@ -8,8 +8,13 @@ mask) and keep the source view from lending its colour there. :class:`MaskRepair
 sampler, for each flagged (frame, camera), the mask with exactly what
 :func:`~fourd.carve.metrics.mask_disagreement` counted undone: foreground farther than
 ``tolerance`` px outside the hull's silhouette removed, enclosed holes farther than ``tolerance`` px
-inside it filled. Masks the carve did not flag are returned untouched (a clean capture is
-unchanged); a pixel or two of erosion or dilation is within the tolerance and left as it is.
+inside it filled.
+
+A matte can also be a pixel or two too tight or too loose all round in some frames. The carve
+measures each mask's outline against the hull (:func:`~fourd.carve.metrics.edge_offset`) and lists
+those that sit off where the same camera's other masks sit (``carve.json`` ``masks_offset``):
+:class:`MaskRepair` grows or shrinks them back by that many pixels. Masks the carve listed in
+neither are returned untouched (a clean capture is unchanged).
 """
 
 from __future__ import annotations
@@ -25,15 +30,19 @@ from fourd.structures.points import PointSequence
 
 class MaskRepair:
     def __init__(self, points: PointSequence, flagged: list[tuple[int, str]], spacing: float | dict[int, float],
-                 tolerance: int = 2):
+                 tolerance: int = 2, grow: dict[tuple[int, str], int] | None = None):
         self.points, self.tolerance = points, int(tolerance)
         self.spacing = spacing if isinstance(spacing, dict) else {int(f): float(spacing) for f in points.frames}
         self.flagged = {(int(f), str(c)) for f, c in flagged}
+        self.grow = {(int(f), str(c)): int(k) for (f, c), k in (grow or {}).items() if int(k)}
         self.repaired = 0  # masks repaired so far (for reports)
 
     @classmethod
-    def from_carve(cls, carve_json: str | Path, points: PointSequence, spacing: float) -> MaskRepair | None:
-        """The repair of the masks ``carve_json`` flags, or None when it flags none (or is missing)."""
+    def from_carve(cls, carve_json: str | Path, points: PointSequence, spacing: float, holes: bool = True,
+                   outlines: bool = True) -> MaskRepair | None:
+        """The repair of the masks ``carve_json`` lists — ``holes``: the flagged ones (holes and
+        blobs), ``outlines``: the eroded or dilated ones — or None when there are none to repair
+        (or the report is missing)."""
         p = Path(carve_json)
         if not p.is_file():
             return None
@@ -41,18 +50,30 @@ class MaskRepair:
             rep = json.loads(p.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             return None
-        flagged = [(m["frame"], m["camera"]) for m in rep.get("masks_flagged", []) if "frame" in m and "camera" in m]
         frames = set(points.frames)
+        flagged = [(m["frame"], m["camera"]) for m in rep.get("masks_flagged", []) if "frame" in m and "camera" in m] \
+            if holes else []
         flagged = [(f, c) for f, c in flagged if int(f) in frames]
+        grow = {(int(m["frame"]), str(m["camera"])): int(m["pixels"]) for m in rep.get("masks_offset", [])
+                if outlines and int(m.get("frame", -1)) in frames and "camera" in m and "pixels" in m}
+        if not flagged and not grow:
+            return None
         # the spacing each frame was carved (and its masks judged) at
         per = {int(fr["frame"]): float(fr["spacing"]) for fr in rep.get("frames", []) if "spacing" in fr}
-        return cls(points, flagged, {int(f): per.get(int(f), spacing) for f in points.frames}) if flagged else None
+        return cls(points, flagged, {int(f): per.get(int(f), spacing) for f in points.frames}, grow=grow)
 
     def __call__(self, frame: int, name: str, mask: np.ndarray, camera: Cameras) -> np.ndarray:
-        if (int(frame), str(name)) not in self.flagged:
+        from fourd.carve.metrics import grow
+
+        key = (int(frame), str(name))
+        if key not in self.flagged and key not in self.grow:
             return mask
         self.repaired += 1
-        return repair_mask(mask, self.points.frame(frame), camera, self.spacing[int(frame)], self.tolerance)
+        if key in self.grow:
+            mask = grow(mask, self.grow[key])
+        if key in self.flagged:
+            mask = repair_mask(mask, self.points.frame(frame), camera, self.spacing[int(frame)], self.tolerance)
+        return mask
 
 
 def repair_mask(mask: np.ndarray, points, camera: Cameras, spacing: float, tolerance: int = 2) -> np.ndarray:

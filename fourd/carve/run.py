@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from fourd.carve.hull import Grid, HullSettings, MaskStack, carve_coarse_to_fine, levels_for
-from fourd.carve.metrics import mask_disagreement, point_spacing, silhouette_iou
+from fourd.carve.metrics import edge_offset, mask_disagreement, point_spacing, silhouette_iou, splat_masks
 from fourd.carve.surface import hull_mesh, surface_points
 from fourd.carve.volume import find_bounds
 from fourd.config import CarveConfig
@@ -28,13 +28,19 @@ from fourd.structures.cameras import Cameras
 from fourd.structures.points import PointSequence
 
 
-def frame_views(video: MultiViewVideo, frame: int, names: list[str], max_side: int, images: bool = False):
-    """Undistorted (optionally downscaled) masks — and images — of one frame with their cameras."""
-    views = []
+def mask_scale(video: MultiViewVideo, names: list[str], max_side: int) -> dict[str, float]:
+    """The size :func:`frame_views` reads each camera's masks at, relative to full resolution."""
+    out = {}
     for n in names:
         i = video.cameras.index(n)
-        side = max(int(video.cameras.H[i]), int(video.cameras.W[i]))
-        views.append(video.view(frame, n, scale=min(1.0, max_side / side), image=images))
+        out[n] = min(1.0, max_side / max(int(video.cameras.H[i]), int(video.cameras.W[i])))
+    return out
+
+
+def frame_views(video: MultiViewVideo, frame: int, names: list[str], max_side: int, images: bool = False):
+    """Undistorted (optionally downscaled) masks — and images — of one frame with their cameras."""
+    scale = mask_scale(video, names, max_side)
+    views = [video.view(frame, n, scale=scale[n], image=images) for n in names]
     masks = [v.mask for v in views]
     if any(m is None for m in masks):
         raise DataError("the capture has no masks; carving needs foreground masks", video.path,
@@ -69,6 +75,27 @@ def check_cameras_see_volume(cams: Cameras, lo: np.ndarray, hi: np.ndarray, wher
                         "check their calibration, or leave them out with --cameras")
 
 
+def front(uv: torch.Tensor, z: torch.Tensor, focal: float, spacing: float, H: int, W: int) -> torch.Tensor:
+    """Which of the points projected to ``uv`` [N, 2] at depth ``z`` [N] (one camera of focal
+    length ``focal``) are the nearest to it where they land: a coarse z-buffer whose cells hold one
+    front point or more, a point visible within two spacings of its cell's nearest."""
+    cell = max(1.0, 2.0 * focal * spacing / float(z[z > 0].median())) if (z > 0).any() else 1.0
+    gx, gy = int(math.ceil(W / cell)), int(math.ceil(H / cell))
+    cx, cy = (uv[:, 0] / cell).floor().long(), (uv[:, 1] / cell).floor().long()
+    ok = (z > 0) & (cx >= 0) & (cy >= 0) & (cx < gx) & (cy < gy)
+    flat = (cy.clamp(0, gy - 1) * gx + cx.clamp(0, gx - 1))
+    zbuf = torch.full((gx * gy,), float("inf"), dtype=z.dtype).scatter_reduce(0, flat[ok], z[ok], "amin")
+    return ok & (z <= zbuf[flat] + 2 * spacing)
+
+
+def pixel_of(uv: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """The pixel [N, 2] (x, y) each point projected to ``uv`` lands on, clamped to the image."""
+    px = uv.floor().long()
+    px[:, 0].clamp_(0, W - 1)
+    px[:, 1].clamp_(0, H - 1)
+    return px
+
+
 def colorize(points: torch.Tensor, normals: torch.Tensor, cams: Cameras, images: list[np.ndarray],
              spacing: float) -> torch.Tensor:
     """Colour per point: the average over cameras that see it (coarse z-buffer), weighted by facing."""
@@ -77,21 +104,11 @@ def colorize(points: torch.Tensor, normals: torch.Tensor, cams: Cameras, images:
     uv, z = cams.project(points)
     for i in range(len(cams)):
         H, W = images[i].shape[:2]
-        f = float(cams.K[i, 0, 0])
-        zi, uvi = z[i], uv[i]
-        cell = max(1.0, 2.0 * f * spacing / float(zi[zi > 0].median()))  # z-buffer cells hold ≥ 1 front point
-        gx, gy = int(math.ceil(W / cell)), int(math.ceil(H / cell))
-        cx, cy = (uvi[:, 0] / cell).floor().long(), (uvi[:, 1] / cell).floor().long()
-        ok = (zi > 0) & (cx >= 0) & (cy >= 0) & (cx < gx) & (cy < gy)
-        flat = (cy.clamp(0, gy - 1) * gx + cx.clamp(0, gx - 1))
-        zbuf = torch.full((gx * gy,), float("inf")).scatter_reduce(0, flat[ok], zi[ok], "amin")
-        vis = ok & (zi <= zbuf[flat] + 2 * spacing)
+        vis = front(uv[i], z[i], float(cams.K[i, 0, 0]), spacing, H, W)
         to_cam = cams.centers[i] - points
         facing = (torch.nn.functional.normalize(to_cam, dim=1) * normals).sum(1).clamp_min(0)
         w = (facing ** 2) * vis
-        px = uvi.floor().long()
-        px[:, 0].clamp_(0, W - 1)
-        px[:, 1].clamp_(0, H - 1)
+        px = pixel_of(uv[i], H, W)
         col = torch.from_numpy(images[i][px[:, 1].numpy(), px[:, 0].numpy()]).double() / 255
         acc += w[:, None].double() * col
         wsum += w.double()
@@ -115,6 +132,34 @@ def tolerant(masks: list[np.ndarray], pixels: int) -> list[np.ndarray]:
 
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
     return [cv2.dilate(np.asarray(m, np.uint8), k) > 0 for m in masks]
+
+
+OFFSET_FLAG, OFFSET_PER_PX = 0.5, 0.9  # an outline this far off its camera's usual; ≈ offset per pixel of erosion
+
+
+def shrunk_or_grown(stats: list[dict], names: list[str], scale: dict[str, float] | None = None,
+                    flag: float = OFFSET_FLAG) -> list[dict]:
+    """The masks whose outline sits off where the same camera's masks usually sit against the
+    hull (:func:`~fourd.carve.metrics.edge_offset`, per frame in ``stats``): a matte eroded or
+    dilated by a pixel or more. Each with ``pixels``, the growth that puts it back at the camera's
+    full resolution (negative: shrink; ``scale``: the size the carve read each camera's masks at,
+    relative to full). A camera needs three frames for its usual to mean anything."""
+    out = []
+    for n in names:
+        got = [(s["frame"], s["edge_offset"][n]) for s in stats if n in s.get("edge_offset", {})]
+        if len(got) < 3:
+            continue
+        usual = float(np.median([o for _, o in got]))
+        for f, o in got:
+            d = o - usual
+            if abs(d) >= flag:
+                px = max(1, int(round(abs(d) / OFFSET_PER_PX / (scale or {}).get(n, 1.0))))
+                out.append({"frame": f, "camera": n, "offset": d, "pixels": -int(np.sign(d)) * px})
+    if out:
+        log(f"[yellow]masks eroded or dilated against their camera's others: {len(out)} "
+            f"({sum(o['pixels'] > 0 for o in out)} to grow, {sum(o['pixels'] < 0 for o in out)} to shrink); "
+            f"carve.json lists them (masks_offset)[/]")
+    return sorted(out, key=lambda o: (o["frame"], o["camera"]))
 
 
 def mask_consistency(stats: list[dict], names: list[str], floor: float = FLAG_FLOOR, ratio: float = FLAG_RATIO) -> dict:
@@ -208,6 +253,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
             votes = tolerant(masks, cfg.mask_tolerance)
             occ, p, n, spacing = _carve_frame(grid, cams, votes, hs, cfg, f, dev, video.path)
             disagree = mask_disagreement(p, cams.to("cpu"), masks, spacing)
+            offsets = [edge_offset(sil, m) for sil, m in zip(splat_masks(p, cams.to("cpu"), spacing), masks)]
             dropped = outlier_masks(dict(zip(names, disagree))) if cfg.drop_outlier_masks else []
             if dropped:  # carve again with those masks abstaining (inside everywhere)
                 votes = [np.ones_like(v) if nm in dropped else v for nm, v in zip(names, votes)]
@@ -235,6 +281,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
                           "iou": {n: float(v) for n, v in zip(names, ious)},
                           "disagreement": {n: float(v) for n, v in zip(names, disagree)},
                           "masks_not_voting": dropped, "vote": vote,
+                          "edge_offset": {n: float(v) for n, v in zip(names, offsets)},
                           "seconds": time.perf_counter() - tf})
             advance()
     seq = PointSequence.from_list(pts_list, frames, {"normals": nrm_list, "colors": col_list},
@@ -243,7 +290,8 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
               "voxel_size": grid.size, "cameras": names, "frames": stats,
               "iou_mean": float(np.mean([s["iou_mean"] for s in stats])),
               "frames_unanimous": sum(s["vote"] == 1.0 for s in stats),
-              **mask_consistency(stats, names), "seconds": time.perf_counter() - t0}
+              **mask_consistency(stats, names), "masks_offset": shrunk_or_grown(stats, names, mask_scale(video, names, cfg.mask_max_side)),
+              "seconds": time.perf_counter() - t0}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -155,10 +155,11 @@ def build_run(cfg: TrainConfig, points: PointSequence, path: str | Path, video: 
     distance = float((video.cameras.centers.double() - centre).norm(dim=1).median())
     model = FourDModel(cfg.model, points, lo, hi, spacing, train_cams, distance).to(device)
     video.mask_repair = None
-    if cfg.repair_masks:  # the carve's flagged masks, repaired from its hull (a read, nothing written)
+    if cfg.repair_masks or cfg.fix_mask_outlines:  # the carve's findings undone (a read, nothing written)
         from fourd.carve.repair import MaskRepair
 
-        video.mask_repair = MaskRepair.from_carve(points_path(cfg, path).parent / "carve.json", points, spacing)
+        video.mask_repair = MaskRepair.from_carve(points_path(cfg, path).parent / "carve.json", points, spacing,
+                                                  holes=cfg.repair_masks, outlines=cfg.fix_mask_outlines)
     sampler = ViewSampler(video, train_cams, cfg, device)
     gl = GLRasterizer(gl_method(cfg.rasterizer)) if cfg.rasterizer in ("auto", "gl", "gl-kbuffer", "gl-peel") else None
     bg = torch.tensor(cfg.background, dtype=torch.float32, device=device)

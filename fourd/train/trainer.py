@@ -58,7 +58,9 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / "config.json", to_json(cfg))
         self.rig = self._check_rig(video)  # before carving: the carve uses the refined rig
-        self.run = build_run(cfg, self._initial_points(video), self.out, video)
+        points = self._initial_points(video)
+        self.colours = self._check_colour(video, points)  # from the carved surface
+        self.run = build_run(cfg, points, self.out, video)
         self.model = self.run.model
         if self.rig is not None and self.rig.applied:
             self._apply_rig(self.rig)
@@ -105,29 +107,45 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
     def _check_rig(self, video):
         """The bundle adjustment of the training cameras (:mod:`fourd.train.bundle`), or None when
-        off or impossible; read from ``RUN/cameras/bundle.json`` when an earlier session made it.
-        The colour check (:mod:`fourd.train.colour_check`) shares its feature tracks: its result
-        is kept in ``self.colours`` (``RUN/cameras/colour_check.json``)."""
-        from fourd.train import bundle, colour_check
+        off or impossible; read from ``RUN/cameras/bundle.json`` when an earlier session made it."""
+        from fourd.train import bundle
 
         cfg, d = self.cfg, self.out / "cameras"
-        rig = self._read_check(d / "bundle.json", bundle.BundleResult) if cfg.refine_rig else None
-        colours = self._read_check(d / "colour_check.json", colour_check.ColourResult) if cfg.refine_colour else None
-        need_rig = cfg.refine_rig and rig is None
-        need_colour = cfg.refine_colour and colours is None
-        if need_rig or need_colour:
+        if not cfg.refine_rig:
+            return None
+        rig = self._read_check(d / "bundle.json", bundle.BundleResult)
+        if rig is None:
             train, _ = split_cameras(video, cfg.eval_cams)
             frames = [video.frames[int(i)] for i in np.unique(np.linspace(0, len(video.frames) - 1, 24).round())]
-            log("checking the training cameras' calibration and colour against each other (feature tracks)")
-            tracks = bundle.collect_tracks(video, train, frames)
-            if need_rig:
-                rig = self._decide(bundle.refine_rig(video, train, frames, seed=cfg.seed, tracks=tracks),
-                                   "rig", bundle.log_result, d / "bundle.json")
-            if need_colour:
-                colours = self._decide(colour_check.fit_colours(tracks), "colour", colour_check.log_result,
-                                       d / "colour_check.json")
-        self.colours = colours
+            log("checking the training cameras' calibration against each other (feature tracks)")
+            rig = self._decide(bundle.refine_rig(video, train, frames, seed=cfg.seed), "rig", bundle.log_result,
+                               d / "bundle.json")
         return rig
+
+    def _check_colour(self, video, points: PointSequence):
+        """The training cameras' colour responses (:mod:`fourd.train.colour_check`) from the carved
+        surface seen through the (refined) rig, or None when off or impossible; read from
+        ``RUN/cameras/colour_check.json`` when an earlier session made it."""
+        from fourd.train import colour_check
+
+        cfg, path = self.cfg, self.out / "cameras" / "colour_check.json"
+        if not cfg.refine_colour:
+            return None
+        colours = self._read_check(path, colour_check.ColourResult)
+        if colours is None:
+            train, _ = split_cameras(video, cfg.eval_cams)
+            frames = [points.frames[int(i)] for i in np.unique(np.linspace(0, len(points.frames) - 1, 8).round())]
+            log("checking the training cameras' colour against each other (the carved surface)")
+            given = video.cameras
+            if self.rig is not None and self.rig.applied:
+                video.cameras = self._refined_rig(video)
+            try:
+                tracks = colour_check.surface_tracks(video, train, points, frames, seed=cfg.seed)
+            finally:
+                video.cameras = given
+            colours = self._decide(colour_check.fit_colours(tracks, iterations=10), "colour", colour_check.log_result,
+                                   path)
+        return colours
 
     def _decide(self, result, what: str, report, path: Path):
         """A check's result marked applied when it explains the tracks clearly better, logged and saved."""

@@ -92,3 +92,43 @@ def test_load_run_repairs_the_masks_its_carve_flagged(tiny_run, tmp_path):
     assert r.video.mask_repair.repaired == 1
     assert v.mask[cy - 2:cy + 3, cx - 2:cx + 3].all()  # filled from the hull
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_edge_offset_reads_erosion_and_dilation_and_ignores_holes():
+    """The outline's mean offset from the silhouette: about ∓1 for a pixel of erosion / dilation, 0
+    for the same outline with a hole deep inside (the band keeps it out)."""
+    import cv2
+
+    from fourd.carve.metrics import edge_offset, grow
+
+    _, _, _, truth = _scene()
+    assert edge_offset(truth, truth) == 0.0
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    eroded = cv2.erode(truth.astype(np.uint8), k) > 0
+    assert (grow(truth, -1) == eroded).all() and (grow(truth, 0) == truth).all()
+    assert -1.3 < edge_offset(truth, eroded) < -0.6
+    assert 0.6 < edge_offset(truth, grow(truth, 1)) < 1.3
+    assert 1.5 < edge_offset(truth, grow(truth, 2)) < 2.6
+    holed = truth.copy()
+    yy, xx = np.mgrid[:128, :128]
+    holed[(yy - 64) ** 2 + (xx - 64) ** 2 < 36] = False
+    assert edge_offset(truth, holed) == 0.0
+
+
+def test_masks_listed_off_their_outline_are_grown_or_shrunk_back(tmp_path):
+    import cv2
+
+    from fourd.carve.metrics import grow
+
+    cam, pts, spacing, truth = _scene()
+    seq = PointSequence.from_list([pts, pts], frames=[0, 1])
+    carve = tmp_path / "carve.json"
+    carve.write_text(json.dumps({"masks_flagged": [], "masks_offset": [{"frame": 1, "camera": "a", "offset": -0.8,
+                                                                        "pixels": 1}],
+                                 "frames": [{"frame": 0, "spacing": spacing}, {"frame": 1, "spacing": spacing}]}))
+    eroded = cv2.erode(truth.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) > 0
+    rep = MaskRepair.from_carve(carve, seq, spacing)
+    assert (rep(0, "a", eroded, cam) == eroded).all()  # not listed: as given
+    fixed = rep(1, "a", eroded, cam)
+    assert (fixed == grow(eroded, 1)).all() and (fixed != truth).sum() < 0.02 * truth.sum()
+    assert MaskRepair.from_carve(carve, seq, spacing, outlines=False) is None  # the setting off
