@@ -181,3 +181,11 @@ def test_trainer_starts_from_an_applied_colour_check(tiny_ev, tmp_path):
         else:
             assert torch.equal(corr.colour(recorded, name), recorded)
         tr.run.release()
+
+
+def test_a_run_checks_its_colours_on_its_carve(tiny_run):
+    """Training with the defaults measures the colours on the carved points (after carving) and
+    leaves an exact capture's colours alone."""
+    d = json.loads((tiny_run / "cameras" / "colour_check.json").read_text())
+    assert d["tracks"] > 100 and d["applied"] is False
+    assert set(d["names"]) == set(d["cameras"]) and all(c["observations"] > 0 for c in d["cameras"].values())
