@@ -290,7 +290,8 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
               "voxel_size": grid.size, "cameras": names, "frames": stats,
               "iou_mean": float(np.mean([s["iou_mean"] for s in stats])),
               "frames_unanimous": sum(s["vote"] == 1.0 for s in stats),
-              **mask_consistency(stats, names), "masks_offset": shrunk_or_grown(stats, names, mask_scale(video, names, cfg.mask_max_side)),
+              **mask_consistency(stats, names),
+              "masks_offset": shrunk_or_grown(stats, names, mask_scale(video, names, cfg.mask_max_side)),
               "seconds": time.perf_counter() - t0}
     if out is not None:
         out = Path(out)
