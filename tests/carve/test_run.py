@@ -194,3 +194,17 @@ def test_masks_a_pixel_too_tight_or_loose_are_listed_with_their_fix(tiny_ev, tmp
     assert got.keys() == {(1, names[2]), (2, names[4])}
     assert got[1, names[2]] == 1 and got[2, names[4]] in (-1, -2)
     assert set(rep["frames"][0]["edge_offset"]) == set(names)
+
+
+def test_outlines_are_judged_against_their_own_cameras_usual():
+    """Each camera's masks sit at their own distance from the hull (its view of the hull's excess):
+    a mask is listed only when it is off that camera's median, with the growth scaled to full
+    resolution; a camera with fewer than three frames is not judged."""
+    from fourd.carve.run import shrunk_or_grown
+
+    offs = {"a": [-0.4, -0.45, -1.3, -0.35, 0.45], "b": [0.3, 0.35, 0.3, 0.4, 0.25]}
+    stats = [{"frame": f, "edge_offset": {n: v[k] for n, v in offs.items()}} for k, f in enumerate(range(10, 15))]
+    got = shrunk_or_grown(stats, ["a", "b"])
+    assert [(o["frame"], o["camera"], o["pixels"]) for o in got] == [(12, "a", 1), (14, "a", -1)]
+    assert [o["pixels"] for o in shrunk_or_grown(stats, ["a", "b"], {"a": 0.5, "b": 0.5})] == [2, -2]
+    assert shrunk_or_grown(stats[:2], ["a", "b"]) == []
