@@ -40,14 +40,15 @@ def silhouette_iou(points: torch.Tensor, cams: Cameras, masks: list[np.ndarray],
 
 
 def mask_disagreement(points: torch.Tensor, cams: Cameras, masks: list[np.ndarray], spacing: float,
-                      tolerance: int = 2) -> list[float]:
+                      tolerance: int = 2, silhouettes: list[np.ndarray] | None = None) -> list[float]:
     """Per camera, the fraction of its mask the carved hull contradicts: foreground where the hull's
     projection is empty (a stray blob: the other cameras carved that space away) plus enclosed holes
     in the mask that the hull fills (the vote kept the space the hole would have cut). The hull of
     a few views is fatter than the subject, so the other direction (hull beyond the mask) says
-    nothing; ``tolerance`` pixels absorb the splat outline's roughness."""
+    nothing; ``tolerance`` pixels absorb the splat outline's roughness. ``silhouettes``: the
+    points' :func:`splat_masks`, when the caller has them already."""
     out = []
-    for s, m in zip(splat_masks(points, cams, spacing), masks):
+    for s, m in zip(silhouettes if silhouettes is not None else splat_masks(points, cams, spacing), masks):
         m = np.asarray(m, bool)
         area = int(m.sum())
         if not area:

@@ -252,8 +252,9 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
                 check_cameras_see_volume(cams, lo, hi, video.path)
             votes = tolerant(masks, cfg.mask_tolerance)
             occ, p, n, spacing = _carve_frame(grid, cams, votes, hs, cfg, f, dev, video.path)
-            disagree = mask_disagreement(p, cams.to("cpu"), masks, spacing)
-            offsets = [edge_offset(sil, m) for sil, m in zip(splat_masks(p, cams.to("cpu"), spacing), masks)]
+            sil = splat_masks(p, cams.to("cpu"), spacing)  # once: disagreement and outline offsets
+            disagree = mask_disagreement(p, cams.to("cpu"), masks, spacing, silhouettes=sil)
+            offsets = [edge_offset(si, m) for si, m in zip(sil, masks)]
             dropped = outlier_masks(dict(zip(names, disagree))) if cfg.drop_outlier_masks else []
             if dropped:  # carve again with those masks abstaining (inside everywhere)
                 votes = [np.ones_like(v) if nm in dropped else v for nm, v in zip(names, votes)]
