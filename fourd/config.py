@@ -33,6 +33,10 @@ class CarveConfig:
     and CesiumMan captures chose vote 1 in 30/30 and 27/30 frames, held-out +1.0 dB on both at
     equal steps; their masks-only faulty versions 29/30 and 28/30 frames (none before the flagged
     masks abstained), held-out +0.41 / +0.57 dB."""
+    fix_outlines: bool = True
+    """the frames with masks eroded or dilated against the same camera's other frames (carve.json
+    masks_offset) are carved again with those masks grown or shrunk back, so one matte a pixel too
+    tight does not shave the unanimous hull. A clean capture lists none (nothing carved twice)."""
     min_views: int = 3
     """voxels seen by fewer cameras are dropped."""
     mask_tolerance: int = 0
@@ -160,7 +164,8 @@ class TrainConfig:
     """masks the carve found eroded or dilated against the same camera's other frames (carve.json
     masks_offset: the outline's mean distance from the hull's silhouette off that camera's usual by
     half a pixel or more) are grown or shrunk back before training uses them (targets, sources,
-    mask loss). A clean capture lists none."""
+    mask loss), and the carve carves their frames again with them put back (carve.fix_outlines).
+    A clean capture lists none."""
     repair_masks: bool = False
     """the masks the carve flags (carve.json masks_flagged: a hole or stray blob the other cameras
     contradict) are repaired from the hull before training uses them — foreground more than 2 px
@@ -279,7 +284,7 @@ def to_json(cfg) -> str:
 # settings whose default changed: a saved config without them was made with the old value
 _OLD_DEFAULTS = {TrainConfig: {"model": {"blend_view_input": True, "density_max": 1.0},
                                 "refine_rig": False, "refine_colour": False, "repair_masks": False,
-                                "fix_mask_outlines": False}}
+                                "fix_mask_outlines": False, "carve": {"fix_outlines": False}}}
 
 
 def _fill_old_defaults(d: dict, old: dict) -> dict:

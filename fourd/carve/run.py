@@ -215,6 +215,52 @@ def _carve_frame(grid: Grid, cams: Cameras, masks: list[np.ndarray], hs: HullSet
     return occ, torch.from_numpy(p), torch.from_numpy(n), point_spacing(area, cfg.points)
 
 
+def _frame(video: MultiViewVideo, f: int, names: list[str], grid: Grid, hs: HullSettings, cfg: CarveConfig, dev,
+           lo, hi, first: bool = False, grow: dict[str, int] | None = None):
+    """Frame ``f`` carved: (points, normals, colours, its carve.json entry). ``grow``: masks
+    grown (> 0) or shrunk by that many pixels before they vote (camera name → pixels)."""
+    from fourd.carve.metrics import grow as grown
+
+    tf = time.perf_counter()
+    cams, masks, images = frame_views(video, f, names, cfg.mask_max_side, images=True)
+    check_frame_masks(masks, names, f, video.path)
+    if first:
+        check_cameras_see_volume(cams, lo, hi, video.path)
+    if grow:
+        masks = [grown(m, grow.get(nm, 0)) for nm, m in zip(names, masks)]
+    votes = tolerant(masks, cfg.mask_tolerance)
+    occ, p, n, spacing = _carve_frame(grid, cams, votes, hs, cfg, f, dev, video.path)
+    sil = splat_masks(p, cams.to("cpu"), spacing)  # once: disagreement and outline offsets
+    disagree = mask_disagreement(p, cams.to("cpu"), masks, spacing, silhouettes=sil)
+    offsets = [edge_offset(si, m) for si, m in zip(sil, masks)]
+    dropped = outlier_masks(dict(zip(names, disagree))) if cfg.drop_outlier_masks else []
+    if dropped:  # carve again with those masks abstaining (inside everywhere)
+        votes = [np.ones_like(v) if nm in dropped else v for nm, v in zip(names, votes)]
+        occ, p, n, spacing = _carve_frame(grid, cams, votes, hs, cfg, f, dev, video.path)
+    ious = silhouette_iou(p, cams.to("cpu"), masks, spacing)
+    vote = hs.vote
+    suspect = outlier_masks(dict(zip(names, disagree)))  # masks the hull contradicts
+    if cfg.try_unanimous and hs.vote < 1 and not dropped:
+        # every camera agreeing, but the masks the hull contradicts (a hole would cut a
+        # tunnel the others cannot see) abstaining: the tight hull of the masks that agree
+        held = [np.ones_like(v) if nm in suspect else v for nm, v in zip(names, votes)]
+        tight = _try_unanimous(grid, cams, held, masks, hs, cfg, f, dev, video.path, ious)
+        if tight is not None:
+            occ, p, n, spacing, ious, tight_disagree = tight
+            vote = 1.0
+            dropped = suspect
+            if not suspect:  # the flags stay those the tolerant hull raised (the report's job)
+                disagree = tight_disagree
+    col = colorize(p, n, cams.to("cpu"), images, spacing)
+    return p, n, col, {"frame": f, "voxels": int(occ.sum()), "iou_mean": float(np.mean(ious)),
+                       "iou_min": float(np.min(ious)), "spacing": spacing,
+                       "iou": {n: float(v) for n, v in zip(names, ious)},
+                       "disagreement": {n: float(v) for n, v in zip(names, disagree)},
+                       "masks_not_voting": dropped, "vote": vote,
+                       "edge_offset": {n: float(v) for n, v in zip(names, offsets)},
+                       "seconds": time.perf_counter() - tf}
+
+
 def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | None = None,
                    frames: list[int] | None = None) -> tuple[PointSequence, dict]:
     torch.set_flush_denormal(True)
@@ -245,46 +291,31 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
     pts_list, nrm_list, col_list, stats = [], [], [], []
     with progress("carving", len(frames)) as advance:
         for f in frames:
-            tf = time.perf_counter()
-            cams, masks, images = frame_views(video, f, names, cfg.mask_max_side, images=True)
-            check_frame_masks(masks, names, f, video.path)
-            if f == frames[0]:
-                check_cameras_see_volume(cams, lo, hi, video.path)
-            votes = tolerant(masks, cfg.mask_tolerance)
-            occ, p, n, spacing = _carve_frame(grid, cams, votes, hs, cfg, f, dev, video.path)
-            sil = splat_masks(p, cams.to("cpu"), spacing)  # once: disagreement and outline offsets
-            disagree = mask_disagreement(p, cams.to("cpu"), masks, spacing, silhouettes=sil)
-            offsets = [edge_offset(si, m) for si, m in zip(sil, masks)]
-            dropped = outlier_masks(dict(zip(names, disagree))) if cfg.drop_outlier_masks else []
-            if dropped:  # carve again with those masks abstaining (inside everywhere)
-                votes = [np.ones_like(v) if nm in dropped else v for nm, v in zip(names, votes)]
-                occ, p, n, spacing = _carve_frame(grid, cams, votes, hs, cfg, f, dev, video.path)
-            ious = silhouette_iou(p, cams.to("cpu"), masks, spacing)
-            vote = hs.vote
-            suspect = outlier_masks(dict(zip(names, disagree)))  # masks the hull contradicts
-            if cfg.try_unanimous and hs.vote < 1 and not dropped:
-                # every camera agreeing, but the masks the hull contradicts (a hole would cut a
-                # tunnel the others cannot see) abstaining: the tight hull of the masks that agree
-                held = [np.ones_like(v) if nm in suspect else v for nm, v in zip(names, votes)]
-                tight = _try_unanimous(grid, cams, held, masks, hs, cfg, f, dev, video.path, ious)
-                if tight is not None:
-                    occ, p, n, spacing, ious, tight_disagree = tight
-                    vote = 1.0
-                    dropped = suspect
-                    if not suspect:  # the flags stay those the tolerant hull raised (the report's job)
-                        disagree = tight_disagree
-            col = colorize(p, n, cams.to("cpu"), images, spacing)
+            p, n, col, st = _frame(video, f, names, grid, hs, cfg, dev, lo, hi, first=f == frames[0])
             pts_list.append(p)
             nrm_list.append(n)
             col_list.append(col)
-            stats.append({"frame": f, "voxels": int(occ.sum()), "iou_mean": float(np.mean(ious)),
-                          "iou_min": float(np.min(ious)), "spacing": spacing,
-                          "iou": {n: float(v) for n, v in zip(names, ious)},
-                          "disagreement": {n: float(v) for n, v in zip(names, disagree)},
-                          "masks_not_voting": dropped, "vote": vote,
-                          "edge_offset": {n: float(v) for n, v in zip(names, offsets)},
-                          "seconds": time.perf_counter() - tf})
+            stats.append(st)
             advance()
+    offset = shrunk_or_grown(stats, names, mask_scale(video, names, cfg.mask_max_side))
+    if cfg.fix_outlines and offset:
+        # the frames with a matte eroded or dilated by a pixel carved again with it put back: an
+        # eroded mask in the unanimous pass shaves the hull where only it disagrees
+        scale = mask_scale(video, names, cfg.mask_max_side)
+        fixes: dict[int, dict[str, int]] = {}
+        for o in offset:
+            px = int(np.sign(o["pixels"])) * max(1, round(abs(o["pixels"]) * scale.get(o["camera"], 1.0)))
+            fixes.setdefault(int(o["frame"]), {})[o["camera"]] = px
+        with progress("carving again with mask outlines put back", len(fixes)) as advance:
+            for i, f in enumerate(frames):
+                if f in fixes:
+                    pts_list[i], nrm_list[i], col_list[i], st = _frame(video, f, names, grid, hs, cfg, dev, lo, hi,
+                                                                       grow=fixes[f])
+                    # the report keeps the masks as recorded (what training reads them against)
+                    st["edge_offset"], st["disagreement"] = stats[i]["edge_offset"], stats[i]["disagreement"]
+                    st["masks_grown"] = fixes[f]
+                    stats[i] = st
+                    advance()
     seq = PointSequence.from_list(pts_list, frames, {"normals": nrm_list, "colors": col_list},
                                   meta={"bounds": [lo.tolist(), hi.tolist()], "source": str(video.path)})
     report = {"config": dataclasses.asdict(cfg), "bounds": [lo.tolist(), hi.tolist()], "grid": list(grid.shape),
@@ -292,7 +323,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
               "iou_mean": float(np.mean([s["iou_mean"] for s in stats])),
               "frames_unanimous": sum(s["vote"] == 1.0 for s in stats),
               **mask_consistency(stats, names),
-              "masks_offset": shrunk_or_grown(stats, names, mask_scale(video, names, cfg.mask_max_side)),
+              "masks_offset": offset,
               "seconds": time.perf_counter() - t0}
     if out is not None:
         out = Path(out)

@@ -227,7 +227,8 @@ class Trainer:
         from fourd.carve.run import carve_sequence
 
         log("carving the capture to initialize the points")
-        carve_cfg = dataclasses.replace(cfg.carve, device=cfg.device)
+        carve_cfg = dataclasses.replace(cfg.carve, device=cfg.device,  # --no-fix-mask-outlines: the carve's too
+                                        fix_outlines=cfg.carve.fix_outlines and cfg.fix_mask_outlines)
         given = video.cameras
         if self.rig is not None and self.rig.applied:  # carve with the refined training cameras
             video.cameras = self._refined_rig(video)
