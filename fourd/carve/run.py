@@ -297,11 +297,11 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
             col_list.append(col)
             stats.append(st)
             advance()
-    offset = shrunk_or_grown(stats, names, mask_scale(video, names, cfg.mask_max_side))
+    scale = mask_scale(video, names, cfg.mask_max_side)
+    offset = shrunk_or_grown(stats, names, scale)
     if cfg.fix_outlines and offset:
         # the frames with a matte eroded or dilated by a pixel carved again with it put back: an
         # eroded mask in the unanimous pass shaves the hull where only it disagrees
-        scale = mask_scale(video, names, cfg.mask_max_side)
         fixes: dict[int, dict[str, int]] = {}
         for o in offset:
             px = int(np.sign(o["pixels"])) * max(1, round(abs(o["pixels"]) * scale.get(o["camera"], 1.0)))
