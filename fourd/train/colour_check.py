@@ -79,31 +79,29 @@ class ColourResult:
                    dict(d.get("cameras", {})), bool(d.get("applied", False)))
 
 
-def surface_tracks(video, names: list[str], points, frames: list[int], per_frame: int = 3000, blur: float = 0.7,
-                   min_facing: float = 0.3, inset: int = 2, seed: int = 0):
-    """The carved surface as colour tracks (a :class:`~fourd.train.bundle.Tracks`): ``per_frame``
-    points of each of ``frames`` of the carve ``points`` (a :class:`~fourd.structures.points.PointSequence`
-    with normals), each observed by the cameras ``names`` that see it in front (a coarse z-buffer,
-    :func:`fourd.carve.run.front`), facing them (cosine above ``min_facing``: a grazing view mixes
-    colours) and ``inset`` px inside their mask (an edge pixel mixes in the background), with the
-    colour of the pixel it lands on (the image blurred by ``blur`` px against sensor noise). The
-    cameras are ``video.cameras`` (the caller sets the refined rig)."""
+def surface_views(video, names: list[str], points, frames: list[int], per_frame: int = 3000, blur: float = 0.7,
+                  min_facing: float = 0.3, inset: int = 2, seed: int = 0):
+    """Per frame of ``frames``, ``per_frame`` points of the carve ``points`` (a
+    :class:`~fourd.structures.points.PointSequence` with normals) and how each camera of ``names``
+    sees them: yields ``(frame, count, [(camera index, points seen [k], their pixels [k, 2] (float),
+    the image blurred by blur px (uint8))])``. A camera sees a point when it is in front (a coarse
+    z-buffer, :func:`fourd.carve.run.front`), faces it (cosine above ``min_facing``: a grazing view
+    mixes colours) and lands ``inset`` px inside its mask (an edge pixel mixes in the background).
+    The cameras are ``video.cameras`` (the caller sets the refined rig)."""
     import cv2
     import torch
 
     from fourd.carve.run import front, pixel_of
-    from fourd.train.bundle import Tracks
     from fourd.train.run import spacing_of
 
     rng = np.random.default_rng(seed)
     sp = spacing_of(points)
-    track, cam, colour = [], [], []
-    base = 0
     kernel = np.ones((2 * inset + 1, 2 * inset + 1), np.uint8)
     for f in frames:
         p = points.frame(f).double()
         n = points.attribute("normals", f).double()
         pick = torch.from_numpy(np.sort(rng.choice(len(p), min(per_frame, len(p)), replace=False)))
+        views = []
         for a, name in enumerate(names):
             v = video.view(f, video.cameras.index(name))
             if v.mask is None:
@@ -118,12 +116,30 @@ def surface_tracks(video, names: list[str], points, frames: list[int], per_frame
             seen = front(uv, z, float(c.K[0, 0, 0]), sp, H, W) & (facing > min_facing)
             seen &= torch.from_numpy(inner[px[:, 1].numpy(), px[:, 0].numpy()])
             got = torch.nonzero(seen[pick]).squeeze(1)
-            xy = px[pick[got]].numpy()
             img = cv2.GaussianBlur(v.image, (0, 0), blur) if blur > 0 else v.image
-            track.append(base + got.numpy())
+            views.append((a, got.numpy(), uv[pick[got]].numpy(), img))
+        yield f, len(pick), views
+
+
+def surface_tracks(video, names: list[str], points, frames: list[int], per_frame: int = 3000, blur: float = 0.7,
+                   min_facing: float = 0.3, inset: int = 2, seed: int = 0):
+    """The carved surface as colour tracks (a :class:`~fourd.train.bundle.Tracks`): each point of
+    :func:`surface_views` observed by the cameras that see it, with the colour of the pixel it
+    lands on."""
+    import torch
+
+    from fourd.carve.run import pixel_of
+    from fourd.train.bundle import Tracks
+
+    track, cam, colour = [], [], []
+    base = 0
+    for _, count, views in surface_views(video, names, points, frames, per_frame, blur, min_facing, inset, seed):
+        for a, got, uv, img in views:
+            xy = pixel_of(torch.from_numpy(uv), *img.shape[:2]).numpy()
+            track.append(base + got)
             cam.append(np.full(len(got), a))
             colour.append(img[xy[:, 1], xy[:, 0]].astype(np.float64) / 255)
-        base += len(pick)
+        base += count
     t = np.concatenate(track) if track else np.zeros(0, np.int64)
     _, t = np.unique(t, return_inverse=True)
     C = len(names)

@@ -60,14 +60,16 @@ class Trainer:
         self.rig = self._check_rig(video)  # before carving: the carve uses the refined rig
         points = self._initial_points(video)
         self.colours = self._check_colour(video, points)  # from the carved surface
+        self.aligned = self._align_surface(video, points)  # also from the carved surface
         self.run = build_run(cfg, points, self.out, video)
         self.model = self.run.model
         if self.rig is not None and self.rig.applied:
             self._apply_rig(self.rig)
         if self.colours is not None and self.colours.applied:
             self._apply_colours(self.colours)
-        if self.rank == 0 and ((self.rig is not None and self.rig.applied) or
-                               (self.colours is not None and self.colours.applied)):
+        if self.aligned is not None and self.aligned.applied:
+            self._apply_alignment(self.aligned, video)
+        if self.rank == 0 and self._checked():
             write_corrections(self.run, self.out / "cameras")  # the rig the checks found, for other tools
         self.video, self.train_cams, self.eval_cams = video, self.run.train_cams, self.run.eval_cams
         self.sampler, self.settings, self.bg = self.run.sampler, self.run.settings, self.run.background
@@ -147,6 +149,45 @@ class Trainer:
                                    path)
         return colours
 
+    def _align_surface(self, video, points: PointSequence):
+        """Each training camera's image shift that best aligns it with the carved surface as the
+        other cameras see it (:mod:`fourd.train.surface_align`), through the (refined) rig, or None
+        when off or impossible; read from ``RUN/cameras/surface_align.json`` when an earlier session
+        made it."""
+        from fourd.train import surface_align
+
+        cfg, path = self.cfg, self.out / "cameras" / "surface_align.json"
+        if not cfg.align_surface:
+            return None
+        result = self._read_check(path, surface_align.AlignResult)
+        if result is None:
+            train, _ = split_cameras(video, cfg.eval_cams)
+            frames = [points.frames[int(i)] for i in np.unique(np.linspace(0, len(points.frames) - 1, 10).round())]
+            log("aligning the training cameras with the carved surface")
+            given = video.cameras
+            if self.rig is not None and self.rig.applied:
+                video.cameras = self._refined_rig(video)
+            try:
+                got = surface_align.align_to_surface(video, train, points, frames, seed=cfg.seed)
+            finally:
+                video.cameras = given
+            result = self._decide(got, "surface alignment", surface_align.log_result, path)
+        return result
+
+    def _apply_alignment(self, r, video) -> None:
+        """Turn the model's training cameras by the surface alignment's shifts (on top of the rig check's)."""
+        corr = self.model.corrections
+        w = r.turns(video.cameras)
+        with torch.no_grad():
+            for a, n in enumerate(r.names):
+                if corr.has(n):
+                    i = corr.names.index(n)
+                    corr.rotation[i] += torch.from_numpy(w[a]).to(corr.rotation)
+
+    def _checked(self) -> bool:
+        """Whether a check before training changed the training cameras (poses or colours)."""
+        return any(c is not None and c.applied for c in (self.rig, self.colours, self.aligned))
+
     def _decide(self, result, what: str, report, path: Path):
         """A check's result marked applied when it explains the tracks clearly better, logged and saved."""
         if result is None:
@@ -212,9 +253,7 @@ class Trainer:
 
     def _corrected(self) -> bool:
         """Whether the training cameras carry corrections (written to RUN/cameras with checkpoints)."""
-        return bool(self.cfg.colour_correction or self.cfg.pose_refinement
-                    or (self.rig is not None and self.rig.applied)
-                    or (self.colours is not None and self.colours.applied))
+        return bool(self.cfg.colour_correction or self.cfg.pose_refinement or self._checked())
 
     def _initial_points(self, video) -> PointSequence:
         cfg = self.cfg

@@ -1,0 +1,82 @@
+"""The training cameras aligned with the carved surface as the other cameras see it."""
+
+import numpy as np
+import pytest
+import torch
+
+
+def _ball(frames):
+    from fourd.structures.points import PointSequence
+
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(6000, 3))).float()
+    x = x / x.norm(dim=1, keepdim=True)  # the unit ball's surface (the textured ball of test_bundle), normals the same
+    return PointSequence.from_list([x] * len(frames), frames, {"normals": [x] * len(frames)}, meta={"spacing": 0.03})
+
+
+@pytest.mark.timeout(300)
+def test_a_camera_off_by_a_pixel_or_two_is_moved_back_and_an_exact_rig_left_alone():
+    """On the textured ball seen by a ring of 16 exact cameras, camera 5's calibration turned so that
+    it sees the ball 1.5 px left of and 1 px below where its image shows it: the alignment moves
+    that camera's image back (within a grid step) and leaves the others; on the exact rig nothing
+    moves and it is not applied."""
+    from test_bundle import _Rig, _rigs
+
+    from fourd.model.corrections import perturbed
+    from fourd.structures.cameras import Cameras
+    from fourd.train.surface_align import align_to_surface
+
+    true, _ = _rigs()
+    names = true.names
+    seq = _ball([0, 1])
+    exact = align_to_surface(_Rig(true, true), names, seq, [0, 1], damping=1.0)
+    assert exact is not None and not exact.improves, exact.shift
+    assert np.abs(exact.shift).max() <= 0.25  # one grid step at most
+    off = np.array([-1.5, 1.0])  # where the given calibration puts the ball's image, against the true one
+    K = true[5].K[0].double()
+    w = torch.tensor([-off[1] / float(K[1, 1]), off[0] / float(K[0, 0]), 0.0], dtype=torch.float64)
+    given = Cameras.cat([perturbed(true[i].to(dtype=torch.float64), w, torch.zeros(3, dtype=torch.float64))
+                         if i == 5 else true[i].to(dtype=torch.float64) for i in range(len(true))]).to(dtype=torch.float32)
+    X = seq.frame(0)[:50].double()
+    moved = (given[5].to(dtype=torch.float64).project(X)[0] - true[5].to(dtype=torch.float64).project(X)[0])[0]
+    assert torch.allclose(moved.mean(0), torch.from_numpy(off), atol=0.05)  # the fault is what it says
+    res = align_to_surface(_Rig(true, given), names, seq, [0, 1], damping=1.0)
+    assert res is not None and res.improves and res.cost_after < res.cost_before
+    assert np.abs(res.shift[5] + off).max() <= 0.25, res.shift[5]
+    assert np.abs(np.delete(res.shift, 5, 0)).max() <= 0.25
+    # the turn that moves the camera's image by its shift puts it back where the true camera sees
+    back = perturbed(given[5].to(dtype=torch.float64), torch.from_numpy(res.turns(given)[5]), torch.zeros(3, dtype=torch.float64))
+    err = (back.project(X)[0] - true[5].to(dtype=torch.float64).project(X)[0])[0].norm(dim=1).mean()
+    assert err < 0.3, err
+
+
+def test_a_run_aligns_its_cameras_on_its_carve_and_resumes_with_the_same(tiny_ev, tmp_path):
+    """With --align-surface a run measures the shifts on its carved points, writes them
+    (RUN/cameras/surface_align.json) and, when applied, starts its pose corrections from the turns
+    they make; a second session reads the report instead of measuring again."""
+    import json
+
+    from conftest import tiny_train_config
+
+    from fourd.train.surface_align import AlignResult
+    from fourd.train.trainer import Trainer
+
+    out = tmp_path / "run"
+    tr = Trainer(tiny_train_config(tiny_ev, out, refine_rig=False, refine_colour=False, align_surface=True))
+    path = out / "cameras" / "surface_align.json"
+    got = AlignResult.from_json(json.loads(path.read_text()))
+    assert got.names == tr.model.corrections.names and got.cost_after <= got.cost_before
+    tr.run.release()
+    # an applied report (as an earlier session leaves it) sets the starting turns
+    names = got.names
+    shift = np.zeros((len(names), 2))
+    shift[1] = [1.0, -0.5]
+    res = AlignResult(names, shift, 0.02, 0.01, {}, True)
+    path.write_text(json.dumps(res.to_json()))
+    tr = Trainer(tiny_train_config(tiny_ev, out, refine_rig=False, refine_colour=False, align_surface=True))
+    corr = tr.model.corrections
+    w, _ = corr.pose_params()
+    turns = res.turns(tr.video.cameras)
+    want = turns - turns.mean(0)  # the corrections are kept zero-mean
+    assert np.allclose(w.detach().numpy(), want, atol=1e-6)
+    assert (out / "cameras" / "extri.yml").is_file()
+    tr.run.release()
