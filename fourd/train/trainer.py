@@ -135,16 +135,8 @@ class Trainer:
             return None
         colours = self._read_check(path, colour_check.ColourResult)
         if colours is None:
-            train, _ = split_cameras(video, cfg.eval_cams)
-            frames = [points.frames[int(i)] for i in np.unique(np.linspace(0, len(points.frames) - 1, 8).round())]
             log("checking the training cameras' colour against each other (the carved surface)")
-            given = video.cameras
-            if self.rig is not None and self.rig.applied:
-                video.cameras = self._refined_rig(video)
-            try:
-                tracks = colour_check.surface_tracks(video, train, points, frames, seed=cfg.seed)
-            finally:
-                video.cameras = given
+            tracks = self._on_surface(video, points, 8, colour_check.surface_tracks)
             colours = self._decide(colour_check.fit_colours(tracks, iterations=10), "colour", colour_check.log_result,
                                    path)
         return colours
@@ -161,18 +153,23 @@ class Trainer:
             return None
         result = self._read_check(path, surface_align.AlignResult)
         if result is None:
-            train, _ = split_cameras(video, cfg.eval_cams)
-            frames = [points.frames[int(i)] for i in np.unique(np.linspace(0, len(points.frames) - 1, 10).round())]
             log("aligning the training cameras with the carved surface")
-            given = video.cameras
-            if self.rig is not None and self.rig.applied:
-                video.cameras = self._refined_rig(video)
-            try:
-                got = surface_align.align_to_surface(video, train, points, frames, seed=cfg.seed)
-            finally:
-                video.cameras = given
+            got = self._on_surface(video, points, 10, surface_align.align_to_surface)
             result = self._decide(got, "surface alignment", surface_align.log_result, path)
         return result
+
+    def _on_surface(self, video, points: PointSequence, n_frames: int, measure):
+        """``measure(video, training cameras, frames, seed=)`` on ``n_frames`` frames of the carve
+        spread evenly, through the rig check's refined rig when it was applied."""
+        train, _ = split_cameras(video, self.cfg.eval_cams)
+        frames = [points.frames[int(i)] for i in np.unique(np.linspace(0, len(points.frames) - 1, n_frames).round())]
+        given = video.cameras
+        if self.rig is not None and self.rig.applied:
+            video.cameras = self._refined_rig(video)
+        try:
+            return measure(video, train, points, frames, seed=self.cfg.seed)
+        finally:
+            video.cameras = given
 
     def _apply_alignment(self, r, video) -> None:
         """Turn the model's training cameras by the surface alignment's shifts (on top of the rig check's)."""
