@@ -38,3 +38,17 @@ def test_unknown_options_are_refused_by_the_command_line(tmp_path, capsys):
     assert main(["train", "--dataset", str(tmp_path / "none"), "--stpes", "3"]) == 2
     assert "--stpes" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
+
+
+def test_a_run_saved_before_a_default_changed_keeps_the_old_value():
+    """A run's config.json written before a setting existed resumes with what that fourd did (the
+    checks added since with a new default on — the rig check, the surface alignment, the carve's
+    outline fix — stay off for it); a config that names the setting keeps its own value."""
+    d = json.loads(to_json(TrainConfig()))
+    for k in ("refine_rig", "align_surface"):
+        del d[k]
+    del d["carve"]["fix_outlines"]
+    old = from_json(TrainConfig, json.dumps(d))
+    assert not old.refine_rig and not old.align_surface and not old.carve.fix_outlines
+    new = from_json(TrainConfig, to_json(TrainConfig()))
+    assert new.refine_rig and new.align_surface and new.carve.fix_outlines

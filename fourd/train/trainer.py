@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +155,8 @@ class Trainer:
         result = self._read_check(path, surface_align.AlignResult)
         if result is None:
             log("aligning the training cameras with the carved surface")
-            got = self._on_surface(video, points, 10, surface_align.align_to_surface)
+            colours = self.colours if self.colours is not None and self.colours.applied else None
+            got = self._on_surface(video, points, 10, partial(surface_align.align_to_surface, colours=colours))
             result = self._decide(got, "surface alignment", surface_align.log_result, path)
         return result
 
