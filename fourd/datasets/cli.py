@@ -111,11 +111,13 @@ def data_preview(path: Capture, out: Path = Path("sheet.png"), cameras: int = 24
 
 def data_degrade(src: Capture, out: Pos[Path],
                  faults: str = "colour,distortion,calibration,masks,background,noise", seed: int = 0,
-                 layout: Literal["easyvolcap", "smc"] = "easyvolcap", data_root: Path | None = None) -> None:
+                 layout: Literal["easyvolcap", "smc"] = "easyvolcap", data_root: Path | None = None,
+                 absolute_calibration: bool = False) -> None:
     """Write a copy of a capture with a real rig's faults on its training cameras (held-out ones stay clean).
 
     Faults: colour (per-camera gain and offset), distortion (radial k1/k2 on images and masks, written
-    into D), calibration (pose off by 0.05–0.1° and a small shift), masks (erosion/dilation, holes,
+    into D), calibration (pose off by 0.05–0.1° and a small shift, relative to the rig: the part that
+    moves the whole rig alike is taken out), masks (erosion/dilation, holes,
     stray blobs), background (a textured plate composited with a soft edge), noise (sensor noise and
     JPEG). What was applied goes to OUT/faults.json.
 
@@ -126,10 +128,13 @@ def data_degrade(src: Capture, out: Pos[Path],
         seed: random seed (the same seed gives the same faults).
         layout: easyvolcap or smc.
         data_root: where named datasets live.
+        absolute_calibration: keep the pose errors as drawn, including the part that is one motion of
+            the whole training rig (a change of world frame no training image shows; the clean
+            held-out cameras then count it against the reconstruction).
     """
-    from fourd.datasets.degrade import degrade
+    from fourd.datasets.degrade import FaultSpec, degrade
     from fourd.io import check_output
 
     check_output(out, "folder", (src,))
     chosen = tuple(f.strip() for f in faults.split(",") if f.strip())
-    print(degrade(src, out, chosen, seed, layout, data_root=data_root))
+    print(degrade(src, out, chosen, seed, layout, FaultSpec(relative=not absolute_calibration), data_root=data_root))

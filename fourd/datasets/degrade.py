@@ -49,6 +49,12 @@ class FaultSpec:
     """pose error: rotation angle range, degrees."""
     translation: float = 0.002
     """pose error: centre shift, as a fraction of the camera's distance to the scene centre."""
+    relative: bool = True
+    """pose errors relative to the rig: the part of the drawn errors that is one motion of the whole
+    training rig (a turn about the scene centre and a shift, fitted by least squares in pixels) is
+    taken out. That part is a change of world frame, which nothing in the training images shows,
+    and the exact held-out cameras would count it against any method (on the 20-camera Fox rig:
+    a 0.034° turn and 3 mm, about 1 dB held-out). Off: the errors as drawn."""
     mask_fraction: float = 0.5
     """fraction of training images whose mask is damaged."""
     noise: float = 2.0
@@ -147,9 +153,58 @@ class DegradedCapture(MultiViewVideo):
                 self._plates[n] = noise_texture(np.random.default_rng(_seed(seed, "plate", n)), H, W)
                 rec["background"] = True
             self.record["cameras"][n] = rec
+        if "calibration" in faults and sp.relative:
+            R, T = self._without_common_motion(cams, R, T, centre)
         self.true_cameras = cams
         degraded = Cameras(K, R, T, cams.H, cams.W, D, list(cams.names)).to(dtype=cams.K.dtype)
         super().__init__(src.path, degraded, src.frames, src.held_out, src.fps)
+
+    def _without_common_motion(self, cams: Cameras, R: np.ndarray, T: np.ndarray, centre: np.ndarray):
+        """``R``, ``T`` with the one motion of the whole training rig that best explains their
+        errors against ``cams`` taken out (:attr:`FaultSpec.relative`): the turn about the scene
+        centre and shift that, undone on every training camera, bring a ball of points round the
+        centre (a tenth of the rig's distance) closest to where the true cameras see it. The record
+        is updated with each camera's remaining error and the motion taken out."""
+        import cv2
+        from scipy.optimize import least_squares
+
+        R0, T0 = cams.R.double().cpu().numpy(), cams.T.double().cpu().numpy()
+        K = cams.K.double().cpu().numpy()
+        idx = [i for i, n in enumerate(cams.names) if n in self.record["cameras"]]
+        if len(idx) < 2:
+            return R, T
+        dist = float(np.median([np.linalg.norm(-R0[i].T @ T0[i] - centre) for i in idx]))
+        g = np.random.default_rng(0).normal(size=(200, 3))
+        X = centre + 0.1 * dist * g / np.linalg.norm(g, axis=1, keepdims=True)
+
+        def project(Ri, Ti, Ki):
+            x = X @ Ri.T + Ti
+            return (x[:, :2] / x[:, 2:]) * Ki[[0, 1], [0, 1]] + Ki[:2, 2]
+
+        want = [project(R0[i], T0[i], K[i]) for i in idx]
+
+        def undone(p):
+            Om = cv2.Rodrigues(p[:3])[0]
+            out = []
+            for i in idx:  # the camera moved back by the motion (turn Om about the centre, then shift t)
+                C = Om.T @ (-R[i].T @ T[i] - centre - p[3:]) + centre
+                Ri = R[i] @ Om
+                out.append((Ri, -Ri @ C))
+            return out
+
+        def residual(p):
+            return np.concatenate([(project(Ri, Ti, K[i]) - w).ravel() for (Ri, Ti), i, w in zip(undone(p), idx, want)])
+
+        x = least_squares(residual, np.zeros(6), x_scale=np.r_[np.full(3, 1e-3), np.full(3, 1e-3 * dist)]).x
+        R, T = R.copy(), T.copy()
+        for (Ri, Ti), i in zip(undone(x), idx):
+            R[i], T[i] = Ri, Ti
+            rec = self.record["cameras"][cams.names[i]]
+            rec["rotation_deg"] = float(np.degrees(np.linalg.norm(cv2.Rodrigues(Ri @ R0[i].T)[0])))
+            rec["centre_shift"] = (-Ri.T @ Ti + R0[i].T @ T0[i]).tolist()
+        self.record["calibration_common_motion_removed"] = {"rotation_deg": float(np.degrees(np.linalg.norm(x[:3]))),
+                                                            "shift": x[3:].tolist()}
+        return R, T
 
     @staticmethod
     def _scene_centre(cams: Cameras) -> np.ndarray:

@@ -76,16 +76,41 @@ def test_distortion_is_written_and_undone_on_load(png_cap, tmp_path):
 
 
 def test_calibration_error_is_small_and_recorded(tiny_ev, tmp_path):
+    """As drawn (``relative=False``) each training camera is turned by 0.05–0.1°; by default the
+    part of the errors that is one motion of the whole rig is taken out, which changes every camera
+    by the same world motion (and the angles a little); either way faults.json records each
+    camera's actual error, and the images stay as the true cameras saw them."""
+    from fourd.datasets.degrade import DegradedCapture, FaultSpec
+
+    src = open_dataset(tiny_ev)
+    drawn = degrade(tiny_ev, tmp_path / "drawn", ("calibration",), seed=2, spec=FaultSpec(relative=False))
     out = degrade(tiny_ev, tmp_path / "d", ("calibration",), seed=2)
-    src, deg = open_dataset(tiny_ev), open_dataset(out)
-    rec = json.loads((out / "faults.json").read_text())
-    for n in src.train_cameras:
-        i = src.cameras.index(n)
-        a = _angle(deg.cameras.R[i].double().numpy(), src.cameras.R[i].double().numpy())
-        assert a == pytest.approx(rec["cameras"][n]["rotation_deg"], abs=1e-3)
-        assert 0.05 <= a <= 0.1
+    turns = []
+    for path, lo, hi in ((drawn, 0.05, 0.1), (out, 0.01, 0.2)):
+        deg = open_dataset(path)
+        rec = json.loads((path / "faults.json").read_text())
+        for n in src.train_cameras:
+            i = src.cameras.index(n)
+            a = _angle(deg.cameras.R[i].double().numpy(), src.cameras.R[i].double().numpy())
+            assert a == pytest.approx(rec["cameras"][n]["rotation_deg"], abs=1e-3)
+            C = deg.cameras.centers[i].double().numpy()
+            assert np.allclose(C - src.cameras.centers[i].double().numpy(), rec["cameras"][n]["centre_shift"], atol=1e-6)
+            assert lo <= a <= hi, (path, a)
+    rel, raw = open_dataset(out).cameras, open_dataset(drawn).cameras
+    for n in src.train_cameras:  # R_rel = R_drawn · Ω: one and the same world turn Ω for every camera
+        turns.append(raw[n].R[0].double().numpy().T @ rel[n].R[0].double().numpy())
+    assert all(np.allclose(t, turns[0], atol=1e-6) for t in turns)
+    removed = json.loads((out / "faults.json").read_text())["calibration_common_motion_removed"]
+    assert removed["rotation_deg"] == pytest.approx(_angle(turns[0], np.eye(3)), abs=1e-4)
+    # taking the common motion out of what is left finds nothing more
+    again = DegradedCapture(open_dataset(out), (), 0)
+    again.record["cameras"] = {n: {} for n in src.train_cameras}
+    R, T = rel.R.double().numpy(), rel.T.double().numpy()
+    R2, T2 = again._without_common_motion(src.cameras, R, T, again._scene_centre(src.cameras))
+    assert again.record["calibration_common_motion_removed"]["rotation_deg"] < 0.1 * removed["rotation_deg"] + 1e-4
+    assert np.allclose(R2, R, atol=1e-5)
     n = src.train_cameras[0]  # the images stay as the true camera saw them
-    assert np.abs(deg.image(0, n).astype(float) - src.image(0, n)).mean() < 2
+    assert np.abs(open_dataset(out).image(0, n).astype(float) - src.image(0, n)).mean() < 2
 
 
 def test_colour_gain_and_offset(png_cap, tmp_path):
