@@ -15,8 +15,12 @@ true surface, which biases every camera's best shift by a few tenths of a pixel.
 reason the cameras are moved only when they are off by more than that bias: all of them when
 their best shifts average a quarter of a carve voxel as they see it or more (ACCEPT_OFF; exact
 rigs: 0.10–0.17, the built-in captures with injected calibration error 0.35–0.49, with every
-fault 0.32–0.36), else only a camera off by half a voxel or more on its own (ACCEPT_ONE; an exact
-rig's largest: 0.33). A clean rig is then left exactly as it is.
+fault 0.31–0.35), else only a camera off by half a voxel or more on its own (ACCEPT_ONE; an exact
+rig's largest: 0.33); and never for less than 0.4 px on average or 1 px alone (FLOOR_OFF,
+FLOOR_ONE: on small images with a coarse hull — the tests' 96×80 capture, 6 cameras, its voxel
+half a pixel — an exact rig's best shifts average 0.33 px, 0.9 px at most), nor a camera measured
+on fewer than 500 points (MIN_POINTS; that capture's cameras see 195). A clean rig is then left
+exactly as it is.
 
 Measured (true-surface image error after the rig check → after this): calibration-only captures
 Fox 0.80 → 0.64 px (worst camera 2.40 → 0.88), CesiumMan 0.70 → 0.61 px; every fault 0.87 →
@@ -34,6 +38,8 @@ from fourd.console import log
 ACCEPT_DROP = 0.01
 ACCEPT_OFF = 0.25  # the cameras' mean best shift, in carve voxels as they see them, above which all are moved
 ACCEPT_ONE = 0.5  # a camera's own best shift (voxels) above which it is moved whatever the others' are
+MIN_POINTS = 500  # a camera is measured on this many points seen by three cameras or more (the Fox's rear view: 1,500)
+FLOOR_OFF, FLOOR_ONE = 0.4, 1.0  # and never below these (px): what a 0.25 px grid on images blurred 0.7 px tells
 
 
 @dataclass
@@ -130,11 +136,14 @@ def align_to_surface(video, names: list[str], points, frames: list[int], reach: 
     zero = int(np.argmin(np.abs(shifts).sum(1)))
     best = np.where(count > 0, np.argmin(cost, 1), zero)
     voxel = _voxel_px(video.cameras, names, points, frames[0])
-    off = np.linalg.norm(shifts[best], axis=1) / voxel
-    mean_off = float(off[count > 0].mean())
+    px = np.linalg.norm(shifts[best], axis=1)
+    off = px / voxel
+    measured = count >= MIN_POINTS
+    mean_off = float(off[measured].mean()) if measured.any() else float("nan")
+    rig_off = measured.sum() >= 3 and mean_off >= ACCEPT_OFF and px[measured].mean() >= FLOOR_OFF
     # the whole rig off by more than the carve's bias: every camera moves; else only a camera that is
     # clearly off on its own (half a voxel: an exact rig's largest is a third)
-    moves = (count > 0) & ((off >= ACCEPT_ONE) | (mean_off >= ACCEPT_OFF))
+    moves = measured & (((off >= ACCEPT_ONE) & (px >= FLOOR_ONE)) | rig_off)
     used = np.where(moves, best, zero)
     shift = damping * shifts[used].astype(np.float64)
     n = np.maximum(count, 1)
