@@ -159,9 +159,9 @@ class TrainConfig:
     (the hull sits a little off the true surface). Cameras are moved only when they are off by more
     than the hull's own error: all of them when their best shifts average a quarter of a carve
     voxel or more, else a camera off by half a voxel on its own; so an exact rig is left alone.
-    Calibration-only captures, after the rig check: image error Fox 0.80 → 0.64 px, CesiumMan
-    0.70 → 0.61 px; held-out 32.66 → 32.86 dB and 27.83 → 28.14 dB; every fault 32.02 → 32.14 dB
-    and 27.20 → 27.25 dB. Report: RUN/cameras/surface_align.json."""
+    Calibration-only captures, after the rig check: image error Fox 0.69 → 0.39 px, CesiumMan
+    0.58 → 0.40 px; held-out 33.00 → 33.68 dB and 27.87 → 28.29 dB; every fault 32.91 → 33.02 dB
+    and 27.51 → 27.72 dB. Report: RUN/cameras/surface_align.json."""
     refine_after: int = 300
     """steps before the cameras' poses and colours are first refined (the model first learns a rough scene)."""
     refine_every: int = 300

@@ -14,7 +14,7 @@ shift. The damping is there because the hull is not the surface: its points sit 
 true surface, which biases every camera's best shift by a few tenths of a pixel. For the same
 reason the cameras are moved only when they are off by more than that bias: all of them when
 their best shifts average a quarter of a carve voxel as they see it or more (ACCEPT_OFF; exact
-rigs: 0.10–0.17, the built-in captures with injected calibration error 0.35–0.49, with every
+rigs: 0.10–0.17, the built-in captures with injected calibration error 0.33–0.49, with every
 fault 0.31–0.35), else only a camera off by half a voxel or more on its own (ACCEPT_ONE; an exact
 rig's largest: 0.33); and never for less than 0.4 px on average or 1 px alone (FLOOR_OFF,
 FLOOR_ONE: on small images with a coarse hull — the tests' 96×80 capture, 6 cameras, its voxel
@@ -22,9 +22,9 @@ half a pixel — an exact rig's best shifts average 0.33 px, 0.9 px at most), no
 on fewer than 500 points (MIN_POINTS; that capture's cameras see 195). A clean rig is then left
 exactly as it is.
 
-Measured (true-surface image error after the rig check → after this): calibration-only captures
-Fox 0.80 → 0.64 px (worst camera 2.40 → 0.88), CesiumMan 0.70 → 0.61 px; every fault 0.87 →
-0.84 px, 0.79 → 0.71 px.
+Measured (true-surface image error after the rig check → after this; `fourd data degrade`'s
+captures): calibration only Fox 0.69 → 0.39 px (worst camera 2.49 → 0.74), CesiumMan 0.58 →
+0.40 px; every fault 0.57 → 0.42 px, 0.56 → 0.44 px.
 """
 
 from __future__ import annotations
