@@ -79,6 +79,11 @@ def make_captures(work: Path, asset: str, anim: str | None, single: list[str] = 
     for fault in single:  # the same seed: each fault as it is in the capture with all of them
         if not (work / f"only_{fault}" / "faults.json").is_file():
             degrade(work / "clean", work / f"only_{fault}", faults=(fault,), seed=0)
+    for cap in [work / "faulty"] + [work / f"only_{f}" for f in single]:
+        rec = json.loads((cap / "faults.json").read_text())
+        if "calibration" in rec["faults"] and "calibration_common_motion_removed" not in rec:
+            print(f"warning: {cap} was made with the pose errors as drawn (their common motion included); "
+                  "delete it to remake it as `fourd data degrade` does now", file=sys.stderr)
 
 
 def train_one(capture: Path, out: Path, over: dict) -> dict:
