@@ -5,8 +5,8 @@ For each subject: a synthetic capture (24 cameras, 4 held out clean, 30 frames, 
 degraded copy (colour, distortion, calibration, masks, background, noise on the 20 training
 cameras; pose errors relative to the rig, as `fourd data degrade` makes them by default — captures
 made before it took their common motion out hold ~1 / 0.5 dB of unobservable world-frame shift,
-see `benchmarks/bench_faults_s31.json` vs `_s32.json`). Every run trains the demo preset (same steps) and is evaluated on every frame of the
-held-out cameras. Rows `{subject, capture, remedies, psnr, ssim, minutes}`; the faulty runs with the
+see `benchmarks/bench_faults_s31.json` vs `_s32.json`). Every run trains the demo preset (same
+steps) and is evaluated on every frame of the held-out cameras. Rows `{subject, capture, remedies, psnr, ssim, minutes}`; the faulty runs with the
 defaults also report how well the refined poses and colour corrections match `faults.json`, and
 whether carving flagged the injector's most damaged camera.
 

@@ -110,14 +110,19 @@ def align_to_surface(video, names: list[str], points, frames: list[int], reach: 
         m = cv2.remap(img, uv[:, :1].copy(), uv[:, 1:].copy(), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return m.reshape(-1, 3)
 
+    fix = {}  # camera index → (gain⁻¹ [3], −offset/gain [3]): the colour check's per-channel correction
+    if colours is not None:
+        A, b = colours.correction()
+        fix = {a: (np.diagonal(A[colours.names.index(n)]).astype(np.float32), b[colours.names.index(n)].astype(np.float32))
+               for a, n in enumerate(names) if n in colours.names}
+
     for _, P, views in surface_views(video, names, points, frames, per_frame, seed=seed):
         total, seen = np.zeros((P, 3)), np.zeros(P)
         read = []
         for a, got, uv, img in views:
             img = img.astype(np.float32) / 255
-            if colours is not None and names[a] in colours.names:
-                k = colours.names.index(names[a])
-                img = (img - colours.offset[k].astype(np.float32)) / colours.gain[k].astype(np.float32)
+            if a in fix:
+                img = img * fix[a][0] + fix[a][1]
             uv = uv.astype(np.float32)
             col = sample(img, uv)
             np.add.at(total, got, col)
@@ -161,11 +166,12 @@ def _voxel_px(cameras, names: list[str], points, frame: int) -> np.ndarray:
     from fourd.train.run import spacing_of
 
     centre = points.frame(frame).double().mean(0, keepdim=True)
+    spacing = spacing_of(points)
     out = np.zeros(len(names))
     for a, nm in enumerate(names):
         c = cameras[nm].to(dtype=centre.dtype)
         _, z = c.project(centre)
-        out[a] = spacing_of(points) * float(c.K[0, 0, 0]) / max(float(z.reshape(-1)[0]), 1e-9)
+        out[a] = spacing * float(c.K[0, 0, 0]) / max(float(z.reshape(-1)[0]), 1e-9)
     return out
 
 
