@@ -37,13 +37,13 @@ ABLATIONS: dict = {  # remedy → the settings that switch a default one off
     "surface-align": {"align_surface": False},
     "unanimous": {"carve": {"try_unanimous": False}},
     "mask-outlines": {"fix_mask_outlines": False},
+    "repair": {"repair_masks": False},
 }
 OPT_IN = {  # opt-in remedies switched on ("+" rows)
     "pose": {"pose_refinement": True},
     "colour": {"colour_correction": True},
     "colour, pose": {"colour_correction": True, "pose_refinement": True},
     "masks": {"edge_band": 1, "carve": {"mask_tolerance": 1, "drop_outlier_masks": True}},
-    "repair": {"repair_masks": True},
 }
 
 

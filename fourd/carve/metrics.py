@@ -94,15 +94,34 @@ def edge_offset(silhouette: np.ndarray, mask: np.ndarray, band: int = 3) -> floa
     return float((m[near].astype(np.int64).sum() - s[near].astype(np.int64).sum()) / outline)
 
 
-def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """``mask`` dilated (``pixels`` > 0) or eroded (< 0) by that many pixels (a round kernel)."""
+def grow(mask: np.ndarray, pixels: float) -> np.ndarray:
+    """``mask`` dilated (``pixels`` > 0) or eroded (< 0) so that its outline moves by ``pixels`` on
+    the average: the area gained or lost, per pixel of the outline, as close to |pixels| as a disk
+    of some radius (Euclidean distance ≤ r) gives. On a pixel grid a radius-1 disk is a cross,
+    which moves a diagonal stretch of outline by only 0.7 px: a matte one pixel too loose all round
+    kept about a quarter of its extra rim after shrinking by it (the 512² test captures: 396 → 14
+    wrong pixels a mask with the disk that matches the area, on both subjects)."""
     import cv2
 
-    if not pixels:
-        return np.asarray(mask, bool)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(pixels) + 1, 2 * abs(pixels) + 1))
-    op = cv2.dilate if pixels > 0 else cv2.erode
-    return op(np.asarray(mask, np.uint8), k) > 0
+    m = np.asarray(mask, np.uint8)
+    if not pixels or not m.any() or m.all():
+        return m > 0
+    want = abs(float(pixels))
+    outline = int((m - cv2.erode(m, np.ones((3, 3), np.uint8))).sum())
+    # distance of each pixel to the other side (precise Euclidean): the disk of radius r grows
+    # (or shrinks) the mask to the pixels within r
+    d = cv2.distanceTransform(1 - m if pixels > 0 else m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    side = d[d > 0]
+    radii = np.unique(np.sqrt(np.add.outer(np.arange(int(want) + 3) ** 2, np.arange(int(want) + 3) ** 2)).ravel())
+    radii = radii[(radii >= 1) & (radii <= want + 2)]
+    best, best_err = None, np.inf
+    for r in radii:
+        moved = int((side <= r + 1e-3).sum()) / max(outline, 1)
+        if abs(moved - want) < best_err - 1e-9:
+            best, best_err = float(r), abs(moved - want)
+    if pixels > 0:
+        return (m > 0) | ((d > 0) & (d <= best + 1e-3))
+    return (m > 0) & (d > best + 1e-3)
 
 
 def point_spacing(area: float, n: int) -> float:

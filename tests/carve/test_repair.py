@@ -70,7 +70,7 @@ def test_load_run_repairs_the_masks_its_carve_flagged(tiny_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["repair_masks"] is False  # opt-in
+    assert cfg["repair_masks"] is True  # on by default (old runs' configs read False: test_config)
     cfg["repair_masks"] = True
     (run / "config.json").write_text(json.dumps(cfg))
     rep = json.loads((run / "carve" / "carve.json").read_text())
@@ -103,9 +103,18 @@ def test_edge_offset_reads_erosion_and_dilation_and_ignores_holes():
 
     _, _, _, truth = _scene()
     assert edge_offset(truth, truth) == 0.0
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    eroded = cv2.erode(truth.astype(np.uint8), k) > 0
-    assert (grow(truth, -1) == eroded).all() and (grow(truth, 0) == truth).all()
+    assert (grow(truth, 0) == truth).all()
+    outline = int((truth.astype(np.uint8) - cv2.erode(truth.astype(np.uint8), np.ones((3, 3), np.uint8))).sum())
+    for px in (-2, -1, 1, 2):  # the outline moves by |px| on the average (area per outline pixel)
+        moved = (int(grow(truth, px).sum()) - int(truth.sum())) / outline
+        assert abs(moved - px) < 0.25 * abs(px), (px, moved)
+    # a matte a pixel too loose or tight all round (3×3 square) is put back nearly exactly
+    square = np.ones((3, 3), np.uint8)
+    for damage, px in ((cv2.dilate, -1), (cv2.erode, 1)):
+        damaged = damage(truth.astype(np.uint8), square) > 0
+        back = grow(damaged, px)  # (a radius-1 disk, a cross, left a quarter of the damage)
+        assert (back != truth).sum() < 0.1 * (damaged != truth).sum()
+    eroded = grow(truth, -1)
     assert -1.3 < edge_offset(truth, eroded) < -0.6
     assert 0.6 < edge_offset(truth, grow(truth, 1)) < 1.3
     assert 1.5 < edge_offset(truth, grow(truth, 2)) < 2.6
@@ -126,9 +135,9 @@ def test_masks_listed_off_their_outline_are_grown_or_shrunk_back(tmp_path):
     carve.write_text(json.dumps({"masks_flagged": [], "masks_offset": [{"frame": 1, "camera": "a", "offset": -0.8,
                                                                         "pixels": 1}],
                                  "frames": [{"frame": 0, "spacing": spacing}, {"frame": 1, "spacing": spacing}]}))
-    eroded = cv2.erode(truth.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))) > 0
+    eroded = cv2.erode(truth.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     rep = MaskRepair.from_carve(carve, seq, spacing)
     assert (rep(0, "a", eroded, cam) == eroded).all()  # not listed: as given
     fixed = rep(1, "a", eroded, cam)
-    assert (fixed == grow(eroded, 1)).all() and (fixed != truth).sum() < 0.02 * truth.sum()
+    assert (fixed == grow(eroded, 1)).all() and (fixed != truth).sum() < 0.25 * (eroded != truth).sum()
     assert MaskRepair.from_carve(carve, seq, spacing, outlines=False) is None  # the setting off
