@@ -99,8 +99,9 @@ def grow(mask: np.ndarray, pixels: float) -> np.ndarray:
     the average: the area gained or lost, per pixel of the outline, as close to |pixels| as a disk
     of some radius (Euclidean distance ≤ r) gives. On a pixel grid a radius-1 disk is a cross,
     which moves a diagonal stretch of outline by only 0.7 px: a matte one pixel too loose all round
-    kept about a quarter of its extra rim after shrinking by it (the 512² test captures: 396 → 14
-    wrong pixels a mask with the disk that matches the area, on both subjects)."""
+    kept about a quarter of its extra rim after shrinking by it (wrong pixels per fixed mask on the
+    512² every-fault captures, cross → the disk that matches the area: Fox 396 → 14, CesiumMan
+    436 → 47)."""
     import cv2
 
     m = np.asarray(mask, np.uint8)
