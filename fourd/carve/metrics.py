@@ -115,11 +115,8 @@ def grow(mask: np.ndarray, pixels: float) -> np.ndarray:
     side = d[d > 0]
     radii = np.unique(np.sqrt(np.add.outer(np.arange(int(want) + 3) ** 2, np.arange(int(want) + 3) ** 2)).ravel())
     radii = radii[(radii >= 1) & (radii <= want + 2)]
-    best, best_err = None, np.inf
-    for r in radii:
-        moved = int((side <= r + 1e-3).sum()) / max(outline, 1)
-        if abs(moved - want) < best_err - 1e-9:
-            best, best_err = float(r), abs(moved - want)
+    moved = np.array([(side <= r + 1e-3).sum() for r in radii]) / max(outline, 1)
+    best = float(radii[np.argmin(np.abs(moved - want))])  # the smallest of equally good radii
     if pixels > 0:
         return (m > 0) | ((d > 0) & (d <= best + 1e-3))
     return (m > 0) & (d > best + 1e-3)
