@@ -143,8 +143,11 @@ def test_old_configs_keep_densities_at_most_one():
     with torch.no_grad():
         head.mlp[-1].bias[1] = 20.0
     assert torch.allclose(head(torch.zeros(3, 8))[1], torch.full((3,), 4.0))
+    # starts at density-init, up to what the small random last-layer weights add (seeded: the
+    # hidden activations at a zero input are the random first-layer biases)
+    torch.manual_seed(0)
     head = GeometryHead(8, 16, 0.1, 2.0, 1.0, density_init=0.9, density_max=4.0)
-    assert torch.allclose(head(torch.zeros(3, 8))[1], torch.full((3,), 0.9), atol=1e-3)  # starts at density-init
+    assert torch.allclose(head(torch.zeros(3, 8))[1], torch.full((3,), 0.9), atol=1e-2)
 
 
 def test_version_1_files_still_read(tmp_path):
