@@ -29,12 +29,13 @@ import time
 from pathlib import Path
 
 NONE = {"colour_correction": False, "pose_refinement": False, "source_masks": False, "edge_band": 0,
-        "refine_rig": False, "refine_colour": False, "align_surface": False, "repair_masks": False,
-        "fix_mask_outlines": False, "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}}
+        "refine_rig": False, "refine_colour": False, "align_surface": False, "align_silhouettes": False,
+        "repair_masks": False, "fix_mask_outlines": False, "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}}
 ABLATIONS: dict = {  # remedy → the settings that switch a default one off
     "rig": {"refine_rig": False},
     "colour-check": {"refine_colour": False},
     "surface-align": {"align_surface": False},
+    "silhouette-align": {"align_silhouettes": False},
     "unanimous": {"carve": {"try_unanimous": False}},
     "mask-outlines": {"fix_mask_outlines": False},
     "repair": {"repair_masks": False},

@@ -45,13 +45,15 @@ def test_a_run_saved_before_a_default_changed_keeps_the_old_value():
     checks added since with a new default on — the rig check, the surface alignment, the carve's
     outline fix — stay off for it); a config that names the setting keeps its own value."""
     d = json.loads(to_json(TrainConfig()))
-    for k in ("refine_rig", "align_surface", "repair_masks"):
+    for k in ("refine_rig", "align_surface", "align_silhouettes", "repair_masks"):
         del d[k]
     del d["carve"]["fix_outlines"]
     old = from_json(TrainConfig, json.dumps(d))
     assert not old.refine_rig and not old.align_surface and not old.carve.fix_outlines and not old.repair_masks
+    assert not old.align_silhouettes
     new = from_json(TrainConfig, to_json(TrainConfig()))
     assert new.refine_rig and new.align_surface and new.carve.fix_outlines and new.repair_masks
+    assert new.align_silhouettes
     d = json.loads(to_json(TrainConfig()))
     d["repair_masks"] = False  # a run made when it was opt-in keeps it off
     assert not from_json(TrainConfig, json.dumps(d)).repair_masks

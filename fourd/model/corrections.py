@@ -8,8 +8,9 @@
   rig as a whole. They are fitted against the model's renders (:mod:`fourd.train.align`).
 - **Pose.** Calibration is off by a fraction of a pixel to a few pixels. Each training camera gets
   a small rotation about its centre (a rotation vector) and a shift of its centre (in units of the
-  cameras' distance to the subject), with their means held at zero so the world frame does not
-  drift. They are found by aligning each camera's images with the model's renders
+  cameras' distance to the subject), the shifts' mean held at zero so the world frame does not
+  drift (the turns' mean is not held: turning every camera alike about its own centre is no
+  motion of the whole rig, and a real rig can be off that way). They are found by aligning each camera's images with the model's renders
   (:mod:`fourd.train.align`), not by the optimizer.
 
 Held-out cameras are never corrected: they are the ground truth evaluation compares against.
@@ -45,8 +46,9 @@ def perturbed(camera: Cameras, rotation: Tensor, shift: Tensor) -> Cameras:
 
 
 class CameraCorrections(nn.Module):
-    def __init__(self, names: list[str], distance: float = 1.0):
+    def __init__(self, names: list[str], distance: float = 1.0, hold_turn_mean: bool = False):
         super().__init__()
+        self.hold_turn_mean = bool(hold_turn_mean)  # the old runs' way (ModelConfig.hold_turn_mean)
         self.names = list(names)
         self._index = {n: i for i, n in enumerate(self.names)}
         self.register_buffer("distance", torch.tensor(float(distance)))  # the rig's distance to the subject
@@ -85,8 +87,9 @@ class CameraCorrections(nn.Module):
 
     # ----------------------------------------------------------------- pose
     def pose_params(self) -> tuple[Tensor, Tensor]:
-        """(rotation vectors [C, 3] in radians, centre shifts [C, 3] in world units), zero-mean."""
-        w = self.rotation - self.rotation.mean(0, keepdim=True)
+        """(rotation vectors [C, 3] in radians, centre shifts [C, 3] in world units; the shifts
+        zero-mean, the rotations too when ``hold_turn_mean``)."""
+        w = self.rotation - self.rotation.mean(0, keepdim=True) if self.hold_turn_mean else self.rotation
         s = (self.shift - self.shift.mean(0, keepdim=True)) * self.distance
         return w, s
 

@@ -61,15 +61,17 @@ class Trainer:
         self.rig = self._check_rig(video)  # before carving: the carve uses the refined rig
         points = self._initial_points(video)
         self.colours = self._check_colour(video, points)  # from the carved surface
-        self.aligned = self._align_surface(video, points)  # also from the carved surface
+        self.silhouettes = self._align_silhouettes(video, points)  # the hull's outline against the masks
+        self.aligned = self._align_surface(video, points)  # also from the carved surface (what is left)
         self.run = build_run(cfg, points, self.out, video)
         self.model = self.run.model
         if self.rig is not None and self.rig.applied:
             self._apply_rig(self.rig)
         if self.colours is not None and self.colours.applied:
             self._apply_colours(self.colours)
-        if self.aligned is not None and self.aligned.applied:
-            self._apply_alignment(self.aligned, video)
+        for r in (self.silhouettes, self.aligned):
+            if r is not None and r.applied:
+                self._apply_alignment(r, video)
         if self.rank == 0 and self._checked():
             write_corrections(self.run, self.out / "cameras")  # the rig the checks found, for other tools
         self.video, self.train_cams, self.eval_cams = video, self.run.train_cams, self.run.eval_cams
@@ -142,6 +144,22 @@ class Trainer:
                                    path)
         return colours
 
+    def _align_silhouettes(self, video, points: PointSequence):
+        """Each training camera's image shift that puts the carved hull's silhouette where its masks
+        are (:mod:`fourd.train.silhouette_align`), through the (refined) rig, or None when off or
+        impossible; read from ``RUN/cameras/silhouette_align.json`` when an earlier session made it."""
+        from fourd.train import silhouette_align
+
+        cfg, path = self.cfg, self.out / "cameras" / "silhouette_align.json"
+        if not cfg.align_silhouettes:
+            return None
+        result = self._read_check(path, silhouette_align.SilhouetteResult)
+        if result is None:
+            log("aligning the training cameras with the carved hull's silhouette")
+            got = self._on_surface(video, points, 10, silhouette_align.align_to_silhouettes)
+            result = self._decide(got, "silhouette alignment", silhouette_align.log_result, path)
+        return result
+
     def _align_surface(self, video, points: PointSequence):
         """Each training camera's image shift that best aligns it with the carved surface as the
         other cameras see it (:mod:`fourd.train.surface_align`), through the (refined) rig, or None
@@ -166,7 +184,7 @@ class Trainer:
         train, _ = split_cameras(video, self.cfg.eval_cams)
         frames = [points.frames[int(i)] for i in np.unique(np.linspace(0, len(points.frames) - 1, n_frames).round())]
         given = video.cameras
-        if self.rig is not None and self.rig.applied:
+        if any(r is not None and r.applied for r in (self.rig, getattr(self, "silhouettes", None))):
             video.cameras = self._refined_rig(video)
         try:
             return measure(video, train, points, frames, seed=self.cfg.seed)
@@ -185,7 +203,7 @@ class Trainer:
 
     def _checked(self) -> bool:
         """Whether a check before training changed the training cameras (poses or colours)."""
-        return any(c is not None and c.applied for c in (self.rig, self.colours, self.aligned))
+        return any(c is not None and c.applied for c in (self.rig, self.colours, self.silhouettes, self.aligned))
 
     def _decide(self, result, what: str, report, path: Path):
         """A check's result marked applied when it explains the tracks clearly better, logged and saved."""
@@ -214,18 +232,26 @@ class Trainer:
             write_json(path, result.to_json())
 
     def _refined_rig(self, video):
-        """The capture's cameras with the rig check's poses on the training cameras (for carving)."""
+        """The capture's cameras with the rig check's poses on the training cameras (for carving),
+        and the silhouette alignment's turns on top once it is made and applied."""
         from fourd.model.corrections import perturbed
         from fourd.structures.cameras import Cameras
 
-        r = self.rig
         cams = video.cameras
+        turn = {n: np.zeros(3) for n in cams.names}
+        move = {n: np.zeros(3) for n in cams.names}
+        if self.rig is not None and self.rig.applied:
+            for a, n in enumerate(self.rig.names):
+                turn[n], move[n] = turn[n] + self.rig.rotation[a], move[n] + self.rig.shift[a]
+        sil = getattr(self, "silhouettes", None)
+        if sil is not None and sil.applied:
+            for n, w in zip(sil.names, sil.turns(cams)):
+                turn[n] = turn[n] + w
         out = []
         for j, n in enumerate(cams.names):
             c = cams[j]
-            if n in r.names:
-                a = r.names.index(n)
-                c = perturbed(c, torch.from_numpy(r.rotation[a]).to(c.R), torch.from_numpy(r.shift[a]).to(c.R))
+            if turn[n].any() or move[n].any():
+                c = perturbed(c, torch.from_numpy(turn[n]).to(c.R), torch.from_numpy(move[n]).to(c.R))
             out.append(c)
         return Cameras.cat(out)
 
