@@ -30,7 +30,8 @@ from pathlib import Path
 
 NONE = {"colour_correction": False, "pose_refinement": False, "source_masks": False, "edge_band": 0,
         "refine_rig": False, "refine_colour": False, "align_surface": False, "align_silhouettes": False,
-        "repair_masks": False, "fix_mask_outlines": False, "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}}
+        "repair_masks": False, "fix_mask_outlines": False,
+        "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}}
 ABLATIONS: dict = {  # remedy → the settings that switch a default one off
     "rig": {"refine_rig": False},
     "colour-check": {"refine_colour": False},

@@ -28,7 +28,9 @@ from __future__ import annotations
 import numpy as np
 
 from fourd.console import log
-from fourd.train.surface_align import AlignResult  # the shifts' record (off_voxels: the mean fitted shift in px here)
+from fourd.train.surface_align import (
+    AlignResult,  # the shifts' record (off_voxels: the mean fitted shift in px here)
+)
 
 ACCEPT_PX = 0.25  # the cameras' mean fitted shift (px) from which they are moved (exact rigs: 0.10–0.13, every fault: 0.37–0.41)
 REACH_PX = 4.0  # outline pixels farther than this from the hull's silhouette (a blob, a hole) are left out
@@ -102,12 +104,12 @@ def align_to_silhouettes(video, names: list[str], points, frames: list[int], dam
     for a, nm in enumerate(names):
         r = np.concatenate(rows[a]) if rows[a] else np.zeros((0, 4))
         if len(r) < MIN_OUTLINE:
-            per[nm] = {"points": int(len(r)), "moved": False}
+            per[nm] = {"points": len(r), "moved": False}
             continue
         x, before, after = solve(r)
         measured[a] = True
         shift[a] = x[1:]
-        per[nm] = {"points": int(len(r)), "fat_px": float(x[0]), "best_px": x[1:].tolist(),
+        per[nm] = {"points": len(r), "fat_px": float(x[0]), "best_px": x[1:].tolist(),
                    "cost_before": before, "cost_best": after}
     if not measured.any():
         return None

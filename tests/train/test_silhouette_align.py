@@ -78,7 +78,7 @@ def test_a_run_reads_its_silhouette_report_and_starts_from_its_turns(tiny_ev, tm
     from fourd.train.trainer import Trainer
 
     out = tmp_path / "run"
-    cfg = dict(refine_rig=False, refine_colour=False, align_surface=False, align_silhouettes=True)
+    cfg = {"refine_rig": False, "refine_colour": False, "align_surface": False, "align_silhouettes": True}
     tr = Trainer(tiny_train_config(tiny_ev, out, **cfg))
     path = out / "cameras" / "silhouette_align.json"
     got = SilhouetteResult.from_json(json.loads(path.read_text()))
