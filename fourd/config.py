@@ -133,8 +133,8 @@ class TrainConfig:
     colour_ridge: float = 0.01
     """how strongly each colour correction is pulled toward the identity (ridge weight per pixel)."""
     pose_refinement: bool = False
-    """refine each training camera's pose (rotation about its centre, centre shift; mean motion held
-    at zero) by aligning its images with the model's renders every --refine-every steps; the refined
+    """refine each training camera's pose (rotation about its centre, centre shift; the shifts' mean
+    held at zero) by aligning its images with the model's renders every --refine-every steps; the refined
     rig is written to RUN/cameras/{intri,extri}.yml. Opt-in: it takes a 1.2-px calibration error to
     0.9 px, but moves exact cameras by 0.3–0.5 px (the renders' own misregistration)."""
     refine_rig: bool = True
@@ -161,12 +161,13 @@ class TrainConfig:
     voxel or more, else a camera off by half a voxel on its own; so an exact rig is left alone.
     Calibration-only captures, after the rig check: image error Fox 0.69 → 0.39 px, CesiumMan
     0.58 → 0.40 px; held-out 33.00 → 33.68 dB and 27.87 → 28.29 dB; every fault 32.91 → 33.02 dB
-    and 27.51 → 27.72 dB. Report: RUN/cameras/surface_align.json."""
+    and 27.51 → 27.72 dB. Not made when the silhouette alignment moved the cameras (it then only
+    adds its own bias). Report: RUN/cameras/surface_align.json."""
     align_silhouettes: bool = True
     """after carving, fit per training camera the image shift that puts the carved hull's silhouette
     where its masks are (over the mask outlines of 10 frames, against the hull's outward normal),
-    and turn the camera by it; before the colour alignment, which then measures what is left.
-    Catches what the rig check and the colour alignment cannot: every camera of the ring turned
+    and turn the camera by it; the surface alignment is then not made.
+    Catches what the rig check and the surface alignment cannot: every camera of the ring turned
     the same way about its own centre (neighbouring cameras then agree with each other). Cameras
     are moved only when the fitted shifts average 0.25 px or more (exact rigs: 0.10–0.13 px; every
     fault: 0.37–0.41 px, and the image error after the rig check 0.55 → 0.28 px).

@@ -69,7 +69,7 @@ def test_a_run_reads_its_silhouette_report_and_starts_from_its_turns(tiny_ev, tm
     """A run measures the silhouette shifts on its carve and writes RUN/cameras/silhouette_align.json
     (the tiny exact capture: not applied, the corrections stay at zero); an applied report, as an
     earlier session leaves it, is read instead of measured and sets the starting turns — all of
-    them, their mean included."""
+    them, their mean included — and the surface alignment is then not made."""
     import json
 
     from conftest import tiny_train_config
@@ -93,4 +93,8 @@ def test_a_run_reads_its_silhouette_report_and_starts_from_its_turns(tiny_ev, tm
     tr = Trainer(tiny_train_config(tiny_ev, out, **cfg))
     w, _ = tr.model.corrections.pose_params()
     assert np.allclose(w.detach().numpy(), res.turns(tr.video.cameras), atol=1e-6)
+    tr.run.release()
+    # with the cameras moved by it, the surface alignment is not made (it would only add its bias)
+    tr = Trainer(tiny_train_config(tiny_ev, out, **{**cfg, "align_surface": True}))
+    assert tr.aligned is None and not (out / "cameras" / "surface_align.json").exists()
     tr.run.release()
