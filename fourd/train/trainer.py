@@ -133,16 +133,22 @@ class Trainer:
         ``RUN/cameras/colour_check.json`` when an earlier session made it."""
         from fourd.train import colour_check
 
-        cfg, path = self.cfg, self.out / "cameras" / "colour_check.json"
-        if not cfg.refine_colour:
+        if not self.cfg.refine_colour:
             return None
-        colours = self._read_check(path, colour_check.ColourResult)
-        if colours is None:
-            log("checking the training cameras' colour against each other (the carved surface)")
-            tracks = self._on_surface(video, points, 8, colour_check.surface_tracks)
-            colours = self._decide(colour_check.fit_colours(tracks, iterations=10), "colour", colour_check.log_result,
-                                   path)
-        return colours
+        return self._made_once("colour_check", colour_check.ColourResult, "colour", colour_check.log_result,
+                               "checking the training cameras' colour against each other (the carved surface)",
+                               lambda: colour_check.fit_colours(self._on_surface(video, points, 8, colour_check.surface_tracks),
+                                                                iterations=10))
+
+    def _made_once(self, name: str, kind, what: str, report, start: str, measure):
+        """A check's result: read from ``RUN/cameras/<name>.json`` when an earlier session made it,
+        else ``measure()`` (after logging ``start``), decided, logged and saved."""
+        path = self.out / "cameras" / f"{name}.json"
+        result = self._read_check(path, kind)
+        if result is None:
+            log(start)
+            result = self._decide(measure(), what, report, path)
+        return result
 
     def _align_silhouettes(self, video, points: PointSequence):
         """Each training camera's image shift that puts the carved hull's silhouette where its masks
@@ -153,15 +159,11 @@ class Trainer:
         the rig drifts with it.)"""
         from fourd.train import silhouette_align as sa
 
-        cfg, path = self.cfg, self.out / "cameras" / "silhouette_align.json"
-        if not cfg.align_silhouettes:
+        if not self.cfg.align_silhouettes:
             return None
-        result = self._read_check(path, sa.SilhouetteResult)
-        if result is None:
-            log("aligning the training cameras with the carved hull's silhouette")
-            got = self._on_surface(video, points, 10, sa.align_to_silhouettes)
-            result = self._decide(got, "silhouette alignment", sa.log_result, path)
-        return result
+        return self._made_once("silhouette_align", sa.SilhouetteResult, "silhouette alignment", sa.log_result,
+                               "aligning the training cameras with the carved hull's silhouette",
+                               lambda: self._on_surface(video, points, 10, sa.align_to_silhouettes))
 
     def _align_surface(self, video, points: PointSequence):
         """Each training camera's image shift that best aligns it with the carved surface as the
@@ -170,8 +172,7 @@ class Trainer:
         made it."""
         from fourd.train import surface_align
 
-        cfg, path = self.cfg, self.out / "cameras" / "surface_align.json"
-        if not cfg.align_surface:
+        if not self.cfg.align_surface:
             return None
         if self.silhouettes is not None and self.silhouettes.applied:
             # measured after the silhouette alignment it only adds its own bias: on the one
@@ -179,13 +180,11 @@ class Trainer:
             # went 0.44 → 0.49 px
             log("surface alignment not needed: the silhouette alignment moved the cameras")
             return None
-        result = self._read_check(path, surface_align.AlignResult)
-        if result is None:
-            log("aligning the training cameras with the carved surface")
-            colours = self.colours if self.colours is not None and self.colours.applied else None
-            got = self._on_surface(video, points, 10, partial(surface_align.align_to_surface, colours=colours))
-            result = self._decide(got, "surface alignment", surface_align.log_result, path)
-        return result
+        colours = self.colours if self.colours is not None and self.colours.applied else None
+        return self._made_once("surface_align", surface_align.AlignResult, "surface alignment", surface_align.log_result,
+                               "aligning the training cameras with the carved surface",
+                               lambda: self._on_surface(video, points, 10,
+                                                        partial(surface_align.align_to_surface, colours=colours)))
 
     def _on_surface(self, video, points: PointSequence, n_frames: int, measure):
         """``measure(video, training cameras, frames, seed=)`` on ``n_frames`` frames of the carve
