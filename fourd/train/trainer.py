@@ -192,7 +192,7 @@ class Trainer:
         train, _ = split_cameras(video, self.cfg.eval_cams)
         frames = [points.frames[int(i)] for i in np.unique(np.linspace(0, len(points.frames) - 1, n_frames).round())]
         given = video.cameras
-        if any(r is not None and r.applied for r in (self.rig, getattr(self, "silhouettes", None))):
+        if self._rig_moved():
             video.cameras = self._refined_rig(video)
         try:
             return measure(video, train, points, frames, seed=self.cfg.seed)
@@ -238,6 +238,10 @@ class Trainer:
 
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path, result.to_json())
+
+    def _rig_moved(self) -> bool:
+        """Whether the rig check or the silhouette alignment (once made) moved the training cameras."""
+        return any(r is not None and r.applied for r in (self.rig, getattr(self, "silhouettes", None)))
 
     def _refined_rig(self, video):
         """The capture's cameras with the rig check's poses on the training cameras (for carving),
@@ -296,19 +300,14 @@ class Trainer:
         if self.world > 1:
             raise FourdError("distributed training needs carved points first", path,
                              f"run `fourd carve --dataset {cfg.dataset} --out {path.parent}` or pass --points-file")
-        return self._carve(video, path)
-
-    def _carve(self, video, path: Path) -> PointSequence:
-        """The capture carved through the training cameras as the checks so far refined them, saved to ``path``."""
         from fourd.carve.run import carve_sequence
 
-        cfg = self.cfg
         log("carving the capture to initialize the points")
         carve_cfg = dataclasses.replace(cfg.carve, device=cfg.device,  # --no-fix-mask-outlines: the carve's too
                                         fix_outlines=cfg.carve.fix_outlines and cfg.fix_mask_outlines)
         given = video.cameras
-        if any(r is not None and r.applied for r in (self.rig, getattr(self, "silhouettes", None))):
-            video.cameras = self._refined_rig(video)  # carve with the refined training cameras
+        if self._rig_moved():  # carve with the refined training cameras
+            video.cameras = self._refined_rig(video)
         try:
             seq, report = carve_sequence(video, carve_cfg, path.parent)
         finally:
