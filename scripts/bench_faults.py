@@ -30,13 +30,14 @@ from pathlib import Path
 
 NONE = {"colour_correction": False, "pose_refinement": False, "source_masks": False, "edge_band": 0,
         "refine_rig": False, "refine_colour": False, "align_surface": False, "align_silhouettes": False,
-        "repair_masks": False, "fix_mask_outlines": False,
+        "repair_masks": False, "fix_mask_outlines": False, "unmix_plate": False,
         "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}}
 ABLATIONS: dict = {  # remedy → the settings that switch a default one off
     "rig": {"refine_rig": False},
     "colour-check": {"refine_colour": False},
     "surface-align": {"align_surface": False},
     "silhouette-align": {"align_silhouettes": False},
+    "plate": {"unmix_plate": False},
     "unanimous": {"carve": {"try_unanimous": False}},
     "mask-outlines": {"fix_mask_outlines": False},
     "repair": {"repair_masks": False},
@@ -100,6 +101,12 @@ def train_one(capture: Path, out: Path, over: dict) -> dict:
     torch.set_num_threads(int(os.environ.get("FOURD_BENCH_THREADS", torch.get_num_threads())))
     if out.exists():
         shutil.rmtree(out)
+    earlier = os.environ.get("FOURD_BENCH_CHECKS_FROM")  # a run of the same capture: its (deterministic)
+    if earlier:  # rig, colour and silhouette checks are read instead of measured again (~1 min each)
+        (out / "cameras").mkdir(parents=True)
+        for name in ("bundle", "colour_check", "silhouette_align"):
+            if (Path(earlier) / "cameras" / f"{name}.json").is_file():
+                shutil.copy(Path(earlier) / "cameras" / f"{name}.json", out / "cameras")
     cfg = apply_overrides(preset("demo"), {"dataset": str(capture), "out": str(out), "eval_every": 0, **over})
     t0 = time.time()
     tr = Trainer(cfg)

@@ -110,8 +110,8 @@ class CameraCorrections(nn.Module):
     def summary(self) -> dict:
         """Per camera: gain, offset, rotation (degrees) and centre shift found."""
         with torch.no_grad():
-            A, b = self.colour_params()
-            w, s = self.pose_params()
+            A, b = (t.detach() for t in self.colour_params())
+            w, s = (t.detach() for t in self.pose_params())  # may be the parameters themselves
             g = self.gains()
         return {n: {"colour_gain": g[i].tolist(), "colour_offset": b[i].tolist(),
                     "colour_matrix": A[i].tolist(), "rotation_deg": float(w[i].norm()) * 180 / torch.pi,

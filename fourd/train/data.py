@@ -50,11 +50,15 @@ class ViewSampler:
         self.bg = torch.tensor(cfg.background, dtype=torch.float32)
         idx = [video.cameras.index(n) for n in train_cams]
         self.centers = video.cameras.centers[idx]
+        self.plates: dict = {}  # camera → fourd.train.plate.CameraPlate: its targets' edge rings un-mixed
 
     def target(self, frame: int, cam: str, crop: bool = True, scale: float | None = None) -> Target:
         v = self.video.view(frame, cam, scale=self.cfg.image_scale if scale is None else scale,
                             crop_to_mask=crop, margin=self.cfg.crop_margin)
-        img = torch.from_numpy(v.image).float() / 255
+        if cam in self.plates and v.mask is not None:  # the backdrop taken out of the matte's edge
+            img = torch.from_numpy(self.plates[cam].unmix(v.image, v.mask, v.box))
+        else:
+            img = torch.from_numpy(v.image).float() / 255
         mask = None
         if v.mask is not None:
             mask = torch.from_numpy(v.mask).float()

@@ -65,6 +65,7 @@ class Trainer:
         self.aligned = self._align_surface(video, points)  # also from the carved surface (what is left)
         self.run = build_run(cfg, points, self.out, video)
         self.model = self.run.model
+        self.plate = self._measure_plate(video)  # after build_run: through the repaired masks
         if self.rig is not None and self.rig.applied:
             self._apply_rig(self.rig)
         if self.colours is not None and self.colours.applied:
@@ -198,6 +199,23 @@ class Trainer:
             return measure(video, train, points, frames, seed=self.cfg.seed)
         finally:
             video.cameras = given
+
+    def _measure_plate(self, video):
+        """The backdrop behind each training camera and its matte's softness
+        (:mod:`fourd.train.plate`), handed to the sampler so the training targets' edge rings are
+        un-mixed; None when off. Measured every session (a few seconds; the plates are images,
+        not kept on disk); RUN/cameras/plate.json reports it."""
+        from fourd.train import plate
+
+        if not self.cfg.unmix_plate:
+            return None
+        cams = self.run.train_cams
+        with progress("measuring the background plate", len(cams)) as advance:
+            result = plate.measure(video, cams, self.cfg.background, progress=advance)
+        plate.log_result(result)
+        self._write_check(self.out / "cameras" / "plate.json", result)
+        self.run.sampler.plates = result.plates
+        return result
 
     def _apply_alignment(self, r, video) -> None:
         """Turn the model's training cameras by the surface alignment's shifts (on top of the rig check's)."""
