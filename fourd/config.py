@@ -207,6 +207,10 @@ class TrainConfig:
     (within run-to-run noise: the ring inside the silhouette improves, the ring outside it worsens
     about as much). A capture whose backdrop is the background (clean, synthetic) or whose matte is
     hard is left exactly as it was. Report: RUN/cameras/plate.json."""
+    plate_unknown: str = "fill"
+    """edge pixels whose backdrop the frames never show: ``fill`` — the plate is inpainted up to
+    8 px in from where it was seen and they are un-mixed with it; ``skip`` — the colour loss leaves
+    them out."""
     edge_band: int = 0
     """pixels on each side of the target mask's edge that the colour and mask losses ignore (a matte's
     edge is a pixel or two off and mixes background colour in). Off by default: 1 px left the rendered
@@ -399,7 +403,7 @@ RANGES: dict[str, dict[str, tuple]] = {
                      "time_max": (1, 100_000, True, True)},
 }
 CHOICES: dict[str, dict[str, tuple]] = {
-    "TrainConfig": {"rasterizer": ("auto", "gl", "gl-kbuffer", "gl-peel", "torch", "pytorch3d"), "mask_loss": ("iou", "l2")},
+    "TrainConfig": {"rasterizer": ("auto", "gl", "gl-kbuffer", "gl-peel", "torch", "pytorch3d"), "mask_loss": ("iou", "l2"), "plate_unknown": ("fill", "skip")},
     "ModelConfig": {"appearance": ("hybrid", "blend", "sh")},
     "Grid4DConfig": {"combine": ("sum", "product")},
 }

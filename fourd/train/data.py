@@ -21,6 +21,7 @@ class Target:
     camera: Cameras
     frame: int
     name: str
+    weight: Tensor | None = None  # [H, W] how much the colour loss trusts each pixel (None: all alike)
 
 
 def split_cameras(video: MultiViewVideo, eval_cams: str | None) -> tuple[list[str], list[str]]:
@@ -55,8 +56,12 @@ class ViewSampler:
     def target(self, frame: int, cam: str, crop: bool = True, scale: float | None = None) -> Target:
         v = self.video.view(frame, cam, scale=self.cfg.image_scale if scale is None else scale,
                             crop_to_mask=crop, margin=self.cfg.crop_margin)
+        weight = None
         if cam in self.plates and v.mask is not None:  # the backdrop taken out of the matte's edge
-            img = torch.from_numpy(self.plates[cam].unmix(v.image, v.mask, v.box))
+            unmixed, unknown = self.plates[cam].unmix(v.image, v.mask, v.box)
+            img = torch.from_numpy(unmixed)
+            if self.cfg.plate_unknown == "skip" and unknown.any():
+                weight = torch.from_numpy(~unknown).float().to(self.device)
         else:
             img = torch.from_numpy(v.image).float() / 255
         mask = None
@@ -64,7 +69,7 @@ class ViewSampler:
             mask = torch.from_numpy(v.mask).float()
             img = img * mask[..., None] + self.bg * (1 - mask[..., None])
         return Target(img.to(self.device), None if mask is None else mask.to(self.device),
-                      v.camera.to(self.device), frame, cam)
+                      v.camera.to(self.device), frame, cam, weight)
 
     def source_names(self, camera: Cameras, exclude: str | None, n: int) -> list[str]:
         d = (self.centers - camera.centers[0].cpu()).norm(dim=1)

@@ -60,10 +60,11 @@ class CameraPlate:
     seen: np.ndarray  # [H, W] bool: the plate's colour is known there
     sigma: float  # the matte's softness: the width (px) of a gaussian that blurs the mask into it
 
-    def unmix(self, image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    def unmix(self, image: np.ndarray, mask: np.ndarray,
+              box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         """``image`` (uint8 [h, w, 3], the view cropped to ``box`` = (x0, y0, w, h) of the full
-        frame and resized) with the plate taken out of the mask's soft edge, float32 in [0, 1]
-        (edge pixels whose plate is not known are left as recorded)."""
+        frame and resized) with the plate taken out of the mask's soft edge, float32 in [0, 1], and
+        the edge pixels [h, w] bool whose plate is not known (left as recorded)."""
         import cv2
 
         x0, y0, bw, bh = box
@@ -80,7 +81,7 @@ class CameraPlate:
         sel = edge & (seen > 0.999)
         a = np.maximum(share[sel], MIN_SHARE)[:, None]
         img[sel] = np.clip(P[sel] + (img[sel] - P[sel]) / a, 0, 1)
-        return img
+        return img, edge & ~sel
 
 
 @dataclass
@@ -124,8 +125,10 @@ def _rings_share(img: np.ndarray, mask: np.ndarray, P: np.ndarray, seen: np.ndar
     return out
 
 
-def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background) -> tuple[dict, CameraPlate | None]:
-    """One camera's plate and matte from its views of several frames (uint8 images, bool masks)."""
+def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background,
+                   fill: bool = True) -> tuple[dict, CameraPlate | None]:
+    """One camera's plate and matte from its views of several frames (uint8 images, bool masks);
+    ``fill``: inpaint the plate up to FILL_PX under where the subject never left."""
     import cv2
 
     kernel = np.ones((2 * FAR_PX + 1, 2 * FAR_PX + 1), np.uint8)
@@ -154,7 +157,7 @@ def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background
     # few pixels in; on the test captures the filled edge pixels un-mix to 0.013 squared error
     # against the clean image, 0.034 as recorded, 0.008 where the plate was seen)
     hidden = (~seen).astype(np.uint8)
-    if hidden.any():
+    if fill and hidden.any():
         p8 = np.clip(plate * 255 + 0.5, 0, 255).astype(np.uint8)
         filled = cv2.inpaint(p8, hidden, 5, cv2.INPAINT_TELEA).astype(np.float32) / 255
         near = (cv2.distanceTransform(hidden, cv2.DIST_L2, 5) <= FILL_PX) & (hidden > 0)
@@ -171,7 +174,8 @@ def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background
     return rec, CameraPlate(plate, seen, sigma)
 
 
-def measure(video, cams: list[str], background, max_frames: int = MAX_FRAMES, progress=None) -> PlateResult:
+def measure(video, cams: list[str], background, max_frames: int = MAX_FRAMES, progress=None,
+            fill: bool = True) -> PlateResult:
     """Every listed camera's plate and matte (views through the capture's loader: undistorted,
     masks as repaired)."""
     frames = list(video.frames)
@@ -183,7 +187,7 @@ def measure(video, cams: list[str], background, max_frames: int = MAX_FRAMES, pr
         views = [v for v in views if v.mask is not None and v.mask.any()]
         if len(views) < MIN_SEEN:
             continue
-        rec, plate = measure_camera([v.image for v in views], [v.mask for v in views], background)
+        rec, plate = measure_camera([v.image for v in views], [v.mask for v in views], background, fill)
         result.per_camera[cam] = rec
         if plate is not None:
             result.plates[cam] = plate

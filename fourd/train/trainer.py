@@ -211,7 +211,8 @@ class Trainer:
             return None
         cams = self.run.train_cams
         with progress("measuring the background plate", len(cams)) as advance:
-            result = plate.measure(video, cams, self.cfg.background, progress=advance)
+            result = plate.measure(video, cams, self.cfg.background, progress=advance,
+                                   fill=self.cfg.plate_unknown == "fill")
         plate.log_result(result)
         self._write_check(self.out / "cameras" / "plate.json", result)
         self.run.sampler.plates = result.plates
@@ -379,10 +380,11 @@ class Trainer:
         self.run.ready.clear()  # anything loaded ahead and not used (a source list that changed)
         img = out.image
         trust = edge_weights(tgt.mask, cfg.edge_band) if tgt.mask is not None else None
-        if trust is None:
+        colour_trust = trust if tgt.weight is None else tgt.weight if trust is None else trust * tgt.weight
+        if colour_trust is None:
             loss_rgb = ((img.rgb - tgt.image) ** 2).mean()
         else:
-            loss_rgb = (((img.rgb - tgt.image) ** 2) * trust[..., None]).sum() / (3 * trust.sum().clamp_min(1))
+            loss_rgb = (((img.rgb - tgt.image) ** 2) * colour_trust[..., None]).sum() / (3 * colour_trust.sum().clamp_min(1))
         loss = loss_rgb
         if tgt.mask is not None and cfg.w_mask:
             loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask, cfg.mask_loss, trust)

@@ -51,7 +51,8 @@ def test_plate_and_matte_measured_and_edge_unmixed():
         m = masks[i]
         depth = cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5)
         ring = m & (depth <= 2.5) & seen
-        out = cam.unmix(images[i], m, (0, 0, W, H))
+        out, unknown = cam.unmix(images[i], m, (0, 0, W, H))
+        assert not (unknown & ring).any()
         err_before += ((images[i].astype(np.float32) / 255 - subjects[i]) ** 2)[ring].sum()
         err_after += ((out - subjects[i]) ** 2)[ring].sum()
         inside = m & (depth > plate.RINGS + 0.5)
@@ -63,16 +64,17 @@ def test_crop_and_resize_follow_the_full_frame():
     images, masks, _, _ = _scene(seed=1)
     _, cam = plate.measure_camera(images, masks, (0, 0, 0))
     i = 4
-    full = cam.unmix(images[i], masks[i], (0, 0, W, H))
+    full, unknown = cam.unmix(images[i], masks[i], (0, 0, W, H))
     ys, xs = np.nonzero(masks[i])
     x0, y0, x1, y1 = xs.min() - 8, ys.min() - 8, xs.max() + 9, ys.max() + 9
-    crop = cam.unmix(images[i][y0:y1, x0:x1], masks[i][y0:y1, x0:x1], (x0, y0, x1 - x0, y1 - y0))
+    crop, crop_unknown = cam.unmix(images[i][y0:y1, x0:x1], masks[i][y0:y1, x0:x1], (x0, y0, x1 - x0, y1 - y0))
     np.testing.assert_allclose(crop, full[y0:y1, x0:x1], atol=1e-6)
+    np.testing.assert_array_equal(crop_unknown, unknown[y0:y1, x0:x1])
     # at half resolution the matte is half as wide: only the outermost pixels are un-mixed
     h, w = (y1 - y0) // 2, (x1 - x0) // 2
     small = cv2.resize(images[i][y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA)
     sm = cv2.resize(masks[i][y0:y1, x0:x1].astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.5
-    out = cam.unmix(small, sm, (x0, y0, x1 - x0, y1 - y0))
+    out, _ = cam.unmix(small, sm, (x0, y0, x1 - x0, y1 - y0))
     changed = np.abs(out - small.astype(np.float32) / 255).max(2) > 1 / 255
     d = cv2.distanceTransform(sm.astype(np.uint8), cv2.DIST_L2, 5)
     assert changed.any() and (d[changed] <= 2.5).all() and sm[changed].all()
@@ -134,6 +136,9 @@ def test_a_run_reports_the_plate_and_its_targets_use_it(tiny_ev, tmp_path):
     sel = torch.from_numpy(edge & known)
     a = torch.from_numpy(np.maximum(share, plate.MIN_SHARE))[sel][:, None]
     assert torch.allclose(after.image[sel], torch.clamp(0.8 + (before.image[sel] - 0.8) / a, 0, 1), atol=1e-5)
+    assert after.weight is None  # plate_unknown "fill": every pixel trusted
+    tr.cfg.plate_unknown = "skip"  # the edge pixels whose plate is unknown leave the colour loss
+    np.testing.assert_array_equal(tr.sampler.target(1, cam).weight.cpu().numpy() == 0, edge & ~known)
     tr.run.release()
     # switched off: no report
     tr = Trainer(tiny_train_config(tiny_ev, tmp_path / "off", **cfg, unmix_plate=False))
@@ -148,11 +153,12 @@ def test_the_plate_is_filled_in_a_little_way_under_a_subject_that_never_leaves()
     images = [np.where(still[..., None], 30, im).astype(np.uint8) for im in images]
     masks = [m | still for m in masks]
     _, cam = plate.measure_camera(images, masks, (0, 0, 0))
+    _, bare = plate.measure_camera(images, masks, (0, 0, 0), fill=False)
     d_in = cv2.distanceTransform(still.astype(np.uint8), cv2.DIST_L2, 5)
     hidden_far = still & (d_in > plate.FAR_PX + plate.FILL_PX + 1)
     filled = still & (d_in < plate.FAR_PX)  # the outline's few pixels: filled from just outside
     assert hidden_far.any() and not cam.seen[hidden_far].any()
-    assert cam.seen[filled].all()
+    assert cam.seen[filled].all() and not bare.seen[filled].any()
     # filled from 3–7 px away: far closer than the plate's mean colour
     err = np.abs(cam.plate[filled] - P[filled]).mean()
     assert err < 0.5 * np.abs(P[filled] - P.reshape(-1, 3).mean(0)).mean()
