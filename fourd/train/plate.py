@@ -125,6 +125,20 @@ def _rings_share(img: np.ndarray, mask: np.ndarray, P: np.ndarray, seen: np.ndar
     return out
 
 
+def _edge_width(share: list[float]) -> float | None:
+    """The width of the gaussian edge that leaves the rings ``share``: a straight outline blurred by
+    a gaussian of width sigma leaves the pixel ``k`` px in (centre ``k − 0.5`` px in) the share
+    Φ((k − 0.5) / sigma). Read from the 2nd and 3rd rings: the outermost one also carries the
+    image's own anti-aliasing (an outline pixel the subject half covers is already half dark in a
+    clean image), which made CesiumMan's edge read 1.9 px wide where 1 px was injected, and at
+    shares near 0.6 a small error moves sigma a lot (0.6 → 2.0 px, 0.7 → 0.95 px)."""
+    inv = NormalDist().inv_cdf
+    est = [(k - 0.5) / inv(a) for k, a in enumerate(share, start=1) if k >= 2 and 0.55 < a < 0.995]
+    if not est:
+        return None  # a hard matte after all (or nothing readable)
+    return float(np.clip(np.median(est), 0.3, 4.0))
+
+
 def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background,
                    fill: bool = True) -> tuple[dict, CameraPlate | None]:
     """One camera's plate and matte from its views of several frames (uint8 images, bool masks);
@@ -166,9 +180,9 @@ def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background
     rec["share"] = [round(a, 3) for a in share]
     if share[0] >= SOFT:
         return rec, None  # a hard matte: nothing of the plate to take out
-    # a straight outline blurred by a gaussian of width sigma leaves the innermost pixel (centre
-    # half a pixel in) the share Φ(0.5 / sigma)
-    sigma = float(np.clip(0.5 / NormalDist().inv_cdf(min(max(share[0], 0.51), 0.999)), 0.3, 4.0))
+    sigma = _edge_width(share)
+    if sigma is None:
+        return rec, None
     rec["sigma_px"] = round(sigma, 3)
     rec["unmixed"] = True
     return rec, CameraPlate(plate, seen, sigma)
