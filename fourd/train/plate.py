@@ -15,7 +15,7 @@ Three things the capture itself tells, per training camera:
   subject colour in ``I = a·F + (1 − a)·P``, with ``P`` the plate behind the pixel and ``F`` taken
   from the nearest pixel deeper inside (a neighbour's colour is a poor guess per pixel, but the
   median over every outline pixel of many frames is a steady estimate of the ring's share); the
-  innermost ring's share gives the width ``sigma`` of a gaussian that blurs the mask into the
+  2nd and 3rd rings' shares give the width ``sigma`` of a gaussian that blurs the mask into the
   matte (the rig's median: one matting process);
 * so each edge pixel's share is the blurred mask there, and a training target's edge pixels are
   un-mixed, ``F = P + (I − P) / a``, before being composited over the training background.
@@ -25,9 +25,10 @@ synthetic captures: their targets are bit-identical) or whose matte is hard. Hel
 (the ground truth) and the blended source views (whose edge pixels ``source_masks`` leaves out)
 are not touched. Report: RUN/cameras/plate.json.
 
-Measured on the every-fault Fox (8 training cameras × 4 frames against the clean capture, the
-true colour response undone): the innermost mask pixel's squared error 0.040 as recorded, 0.020
-un-mixed (0.008 where the plate was seen; 0.003 on a capture with only the plate injected).
+Measured on the every-fault captures (8 training cameras × 4 frames against the clean capture,
+the true colour response undone): the innermost mask pixel's squared error 0.040 as recorded,
+0.010 un-mixed (Fox); 0.041 → 0.015 (CesiumMan); on a capture with only the plate injected and
+the true plate and matte, 0.003.
 Held-out, the renders' innermost ring comes out closer to the clean run's (see the README), but
 the next ring outward gets about as much worse: both are set by where the rendered silhouette
 lies, which the calibration decides, so held-out PSNR moves within run-to-run noise.
@@ -168,8 +169,9 @@ def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background
             shares[ring].append(s)
     share = [float(np.median(np.concatenate(s))) if sum(map(len, s)) >= 50 else 1.0 for s in shares]
     # where the subject never left, the plate is filled in from around (its coarse pattern holds a
-    # few pixels in; on the test captures the filled edge pixels un-mix to 0.013 squared error
-    # against the clean image, 0.034 as recorded, 0.008 where the plate was seen)
+    # few pixels in: on the every-fault Fox, with the 1st ring's width, the filled edge pixels
+    # un-mixed to 0.013 squared error against the clean image, 0.034 as recorded, 0.008 where
+    # the plate was seen; a third of the outline's pixels were never seen)
     hidden = (~seen).astype(np.uint8)
     if fill and hidden.any():
         p8 = np.clip(plate * 255 + 0.5, 0, 255).astype(np.uint8)
