@@ -37,7 +37,7 @@ def test_plate_and_matte_measured_and_edge_unmixed():
     assert rec["unmixed"] and cam is not None
     seen = cam.seen
     assert seen.mean() > 0.5
-    assert np.abs(cam.plate[seen] - P[seen]).mean() < 2 / 255
+    assert np.abs(cam.plate[seen] / 255 - P[seen]).mean() < 2 / 255
     # the innermost mask ring's share under the 1 px gaussian edge, and the width read from it
     a = cv2.GaussianBlur(masks[3].astype(np.float32), (0, 0), 1.0)
     depth = cv2.distanceTransform(masks[3].astype(np.uint8), cv2.DIST_L2, 5)
@@ -124,7 +124,7 @@ def test_a_run_reports_the_plate_and_its_targets_use_it(tiny_ev, tmp_path):
     h, w = v.mask.shape
     seen = np.ones((h, w), bool)
     seen[:, : w // 2] = False  # the left half's plate not known: left as recorded
-    tr.sampler.plates[cam] = plate.CameraPlate(np.full((h, w, 3), 0.8, np.float32), seen, 1.0)
+    tr.sampler.plates[cam] = plate.CameraPlate(np.full((h, w, 3), 204, np.uint8), seen, 1.0)  # 0.8
     after = tr.sampler.target(1, cam)
     m = before.mask.cpu().numpy() > 0.5
     x0 = tr.video.view(1, cam, crop_to_mask=True, margin=tr.cfg.crop_margin).box[0]
@@ -160,5 +160,5 @@ def test_the_plate_is_filled_in_a_little_way_under_a_subject_that_never_leaves()
     assert hidden_far.any() and not cam.seen[hidden_far].any()
     assert cam.seen[filled].all() and not bare.seen[filled].any()
     # filled from 3–7 px away: far closer than the plate's mean colour
-    err = np.abs(cam.plate[filled] - P[filled]).mean()
+    err = np.abs(cam.plate[filled] / 255 - P[filled]).mean()
     assert err < 0.5 * np.abs(P[filled] - P.reshape(-1, 3).mean(0)).mean()
