@@ -125,6 +125,7 @@ def test_a_run_reports_the_plate_and_its_targets_use_it(tiny_ev, tmp_path):
     seen = np.ones((h, w), bool)
     seen[:, : w // 2] = False  # the left half's plate not known: left as recorded
     tr.sampler.plates[cam] = plate.CameraPlate(np.full((h, w, 3), 204, np.uint8), seen, 1.0)  # 0.8
+    tr.cfg.plate_unknown = "fill"
     after = tr.sampler.target(1, cam)
     m = before.mask.cpu().numpy() > 0.5
     x0 = tr.video.view(1, cam, crop_to_mask=True, margin=tr.cfg.crop_margin).box[0]
