@@ -89,7 +89,7 @@ class CameraPlate:
 
 @dataclass
 class PlateResult:
-    per_camera: dict = field(default_factory=dict)  # name → {"plate_level", "seen", "share", "unmixed"}
+    per_camera: dict = field(default_factory=dict)  # name → {"plate_level", "seen", "share", "sigma_px", "unmixed"}
     plates: dict = field(default_factory=dict)  # name → CameraPlate (cameras that are un-mixed)
 
     @property
@@ -170,6 +170,12 @@ def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background
         for ring, s in enumerate(_rings_share(im.astype(np.float32) / 255, m, plate, seen)):
             shares[ring].append(s)
     share = [float(np.median(np.concatenate(s))) if sum(map(len, s)) >= 50 else 1.0 for s in shares]
+    rec["share"] = [round(a, 3) for a in share]
+    if share[0] >= SOFT:
+        return rec, None  # a hard matte: nothing of the plate to take out
+    sigma = _edge_width(share)
+    if sigma is None:
+        return rec, None
     # where the subject never left, the plate is filled in from around (its coarse pattern holds a
     # few pixels in: on the every-fault Fox, with the 1st ring's width, the filled edge pixels
     # un-mixed to 0.013 squared error against the clean image, 0.034 as recorded, 0.008 where
@@ -181,12 +187,6 @@ def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background
         near = (cv2.distanceTransform(hidden, cv2.DIST_L2, 5) <= FILL_PX) & (hidden > 0)
         plate[near] = filled[near]
         seen = seen | near
-    rec["share"] = [round(a, 3) for a in share]
-    if share[0] >= SOFT:
-        return rec, None  # a hard matte: nothing of the plate to take out
-    sigma = _edge_width(share)
-    if sigma is None:
-        return rec, None
     rec["sigma_px"] = round(sigma, 3)
     rec["unmixed"] = True
     return rec, CameraPlate(np.clip(plate * 255 + 0.5, 0, 255).astype(np.uint8), seen, sigma)
