@@ -1,6 +1,7 @@
 """Where a trained run's held-out error lives: silhouette band, interior, outside; and what the
 parts of the model contribute there (blend colour alone, SH residual, alpha, splats per pixel,
-splat radius in pixels). Optional what-ifs re-render the same model with changed evaluation
+splat radius in pixels, rendered alpha by signed distance to the outline; on synthetic captures the
+carved and trained points' distance to the true surface). Optional what-ifs re-render the same model with changed evaluation
 settings (e.g. --what-if source_size=512) without retraining.
 
     python scripts/diag_quality.py RUN [RUN ...] --frames 3 --out /tmp/diag [--what-if source_size=384]
@@ -80,6 +81,65 @@ def diagnose(run, frames, band: int, out: Path | None) -> dict:
     return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
+@torch.no_grad()
+def outline_profile(run, frames, cameras=None) -> dict:
+    """Mean rendered alpha (and share of the squared error) by signed distance to the ground-truth
+    outline, in 1-px bins from 3 px inside to 3 px outside (``cameras``: held-out by default; a
+    training camera is rendered without itself as a source)."""
+    import cv2
+
+    from fourd.train.evaluate import pick_frames
+
+    bins = np.arange(-3, 4)  # bin b holds signed distances in [b, b + 1): < 0 inside, ≥ 0 outside
+    acc = np.zeros((len(bins), 3))
+    total = 0.0
+    for f in pick_frames(run.video.frames, frames):
+        for cam in cameras or run.eval_cams:
+            tgt = run.sampler.target(f, cam, crop=False, scale=1.0)
+            r = run.render(f, tgt.camera, cam if cam in run.train_cams else None)
+            m = (tgt.mask.cpu().numpy() > 0.5).astype(np.uint8)
+            sd = np.where(m > 0, 0.5 - cv2.distanceTransform(m, cv2.DIST_L2, 5),
+                          cv2.distanceTransform(1 - m, cv2.DIST_L2, 5) - 0.5)
+            a = r.image.alpha.cpu().numpy()
+            se = ((r.image.rgb.clamp(0, 1) - tgt.image) ** 2).sum(-1).cpu().numpy()
+            total += float(se.sum())
+            for i, b in enumerate(bins):
+                sel = (sd >= b) & (sd < b + 1)
+                acc[i] += [sel.sum(), a[sel].sum(), se[sel].sum()]
+    return {f"{'in' if b < 0 else 'out'}_{abs(b) if b < 0 else b + 1}px": {
+        "alpha": float(acc[i, 1] / max(acc[i, 0], 1)), "error_share": float(acc[i, 2] / max(total, 1e-12))}
+        for i, b in enumerate(bins)}
+
+
+@torch.no_grad()
+def surface_distance(run, frames, samples: int = 1_000_000) -> dict:
+    """On a synthetic capture (``gt/`` meshes): the carved and the trained points' distance to the
+    true surface in point spacings — median unsigned, and median signed (+ outside, − inside)."""
+    from scipy.spatial import cKDTree
+
+    from fourd.carve.surface import sample_surface
+    from fourd.datasets.synth import load_ground_truth
+    from fourd.train.evaluate import pick_frames
+
+    if not (Path(run.video.path) / "gt").is_dir():
+        return {}
+    model, out = run.model, {"carved": [], "trained": []}
+    for f in pick_frames(run.video.frames, frames):
+        verts, faces = load_ground_truth(run.video.path, f)
+        pts, nrm = sample_surface(verts, faces, samples, np.random.default_rng(0))
+        if ((pts - pts.mean(0)) * nrm).sum() < 0:  # meshes wound either way: normals made to point outward
+            nrm = -nrm
+        tree = cKDTree(pts)
+        s = model.slot(f)
+        for name, p in (("carved", model.carved[model.offsets[s]:model.offsets[s + 1]]), ("trained", model.frame_points(s))):
+            p = p.detach().cpu().double().numpy()
+            d, j = tree.query(p)
+            signed = ((p - pts[j]) * nrm[j]).sum(1) / np.linalg.norm(nrm[j], axis=1).clip(1e-12)
+            out[name].append((np.median(d) / model.spacing, np.median(signed) / model.spacing))
+    return {f"{k}_to_surface_spacings": float(np.mean([x[0] for x in v])) for k, v in out.items()} | \
+        {f"{k}_signed_spacings": float(np.mean([x[1] for x in v])) for k, v in out.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+")
@@ -110,7 +170,12 @@ def main() -> None:
                 run.sampler.cfg = run.cfg
             name = f"{Path(path).parent.name}/{Path(path).name}" + (f" [{wi}]" if wi else "")
             res[name] = diagnose(run, a.frames, a.band, None if a.out is None else a.out / name.replace("/", "_"))
-            print(name, json.dumps({k: round(v, 4) for k, v in res[name].items()}, indent=None))
+            if not wi:
+                res[name]["outline_heldout"] = outline_profile(run, a.frames)
+                res[name]["outline_training"] = outline_profile(run, a.frames, run.train_cams[::4])
+                res[name] |= surface_distance(run, a.frames)
+            rounded = lambda d: {k: rounded(v) if isinstance(v, dict) else round(v, 4) for k, v in d.items()}  # noqa: E731
+            print(name, json.dumps(rounded(res[name])))
         run.release()
     if a.out:
         a.out.mkdir(parents=True, exist_ok=True)
