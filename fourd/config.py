@@ -92,8 +92,11 @@ class TrainConfig:
     30.7 at 0.1)."""
     lr_decay: float = 0.1
     """factor the learning rates decay to (exponentially) by the last step."""
-    K: int = 8
-    """points composited per pixel in training (4K4D: 15)."""
+    K: int = 12
+    """points composited per pixel in training and evaluation (4K4D: 15). Demo preset, 1500 steps,
+    held-out PSNR / SSIM, K 8 → 12: Fox 34.11 → 34.94 dB / 0.9730 → 0.9750, CesiumMan 28.71 → 29.79 /
+    0.9644 → 0.9685 (every rig fault: 33.47 → 33.96, 28.10 → 29.11), ~7 % more time per step: with 8
+    layers the interior is not opaque and the splats grow past the outline to make up for it."""
     image_scale: float = 1.0
     """training images are the mask crop scaled by this."""
     source_size: int = 256
@@ -265,7 +268,7 @@ def _train_demo() -> "TrainConfig":
     # exact synthetic masks: one camera in twenty may disagree (vote 0.95) instead of two
     return apply_overrides(TrainConfig(), {
         "carve": {"points": 32_768, "resolution": 256, "vote": 0.95},
-        "steps": 1500, "K": 8, "eval_every": 500, "source_size": 192,
+        "steps": 1500, "K": 12, "eval_every": 500, "source_size": 192,
         "model": {"grid": {"levels": 2, "spatial_min": 32, "spatial_max": 128, "time_max": 16}},
     }, "preset demo")
 

@@ -24,7 +24,7 @@ class RenderJob:
     n_frames: int
     width: int | None = None
     height: int | None = None
-    K: int = 8
+    K: int = 12
     background: tuple[float, float, float] | None = None
 
 
@@ -181,7 +181,7 @@ def log_render(out: Path, n: int, fps: float, size: tuple[int, int]) -> None:
 
 
 def render_request(scene: Path, out: Path, path: Path | None = None, orbit: bool = False, spiral: bool = False,
-                   frames: int = 120, fps: float = 30.0, size: str | None = None, K: int = 8,
+                   frames: int = 120, fps: float = 30.0, size: str | None = None, K: int = 12,
                    background: tuple[float, float, float] | None = None, workers: int = 0,
                    ray_address: str | None = None, chunk: int = 16) -> tuple[Path, int, float, tuple[int, int]]:
     """What ``fourd render`` asks for, checked before any rendering: a camera path file, or a
