@@ -41,6 +41,7 @@ VARIANTS = {
     "blend": ("image blend only (no SH residual)", ["--model.appearance", "blend"], []),
     "sh": ("SH colour only (no image blend)", ["--model.appearance", "sh"], []),
     "ssim-loss": ("defaults + 0.005 · (1 − SSIM) loss", ["--w-ssim", "0.005"], []),
+    "k8": ("defaults drawing 8 points per pixel in training and evaluation (stop 36's K)", ["--K", "8"], []),
 }
 
 

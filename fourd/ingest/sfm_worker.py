@@ -15,23 +15,29 @@ def main(work: str, model: str) -> None:
     import numpy as np
     import pycolmap
 
-    pycolmap.set_random_seed(0)  # RANSAC's samples: the same capture gives the same calibration
+    # the same capture gives the same calibration: RANSAC's samples seeded, and one thread everywhere —
+    # COLMAP's threads share its random generators and Ceres sums residuals in thread order, so with
+    # more than one the poses differ run to run (by over a degree for a camera that sees few points)
+    pycolmap.set_random_seed(0)
     work = Path(work)
     images = work / "images"
     db = work / "database.db"
     ro = pycolmap.ImageReaderOptions()
     ro.camera_model = model
     pycolmap.extract_features(db, images, camera_mode=pycolmap.CameraMode.PER_FOLDER, reader_options=ro,
+                              extraction_options=pycolmap.FeatureExtractionOptions(num_threads=1),
                               device=pycolmap.Device.cpu)
-    pycolmap.match_exhaustive(db, device=pycolmap.Device.cpu)
+    pycolmap.match_exhaustive(db, matching_options=pycolmap.FeatureMatchingOptions(num_threads=1),
+                              device=pycolmap.Device.cpu)
     n_images = len([p for p in images.iterdir() if p.is_dir()])
     # incremental mapping is the more accurate when it registers every camera; a ring of inward-
     # looking cameras often splits it, and global mapping (GLOMAP) then places them all
     best, mapper = None, None
-    for name, run in (("incremental", pycolmap.incremental_mapping), ("global", pycolmap.global_mapping)):
+    for name, run, opts in (("incremental", pycolmap.incremental_mapping, pycolmap.IncrementalPipelineOptions),
+                            ("global", pycolmap.global_mapping, pycolmap.GlobalPipelineOptions)):
         (work / name).mkdir(exist_ok=True)
         try:
-            recs = run(db, images, work / name)
+            recs = run(db, images, work / name, opts(num_threads=1, random_seed=0))
         except Exception as e:  # noqa: BLE001 - a failed mapper leaves the other to try
             print(f"{name} mapping failed: {e}", file=sys.stderr)
             continue
