@@ -188,7 +188,8 @@ def bake_run(run, out: str | Path, views: int = 8, sh: bool = True, fit: bool = 
     except BaseException:
         writer.abort()
         raise
-    meta = {**run.cameras.to_dict(), "held_out": run.eval_cams, "near": run.settings.near, "far": run.settings.far}
+    meta = {**run.cameras.to_dict(), "held_out": run.eval_cams, "near": run.settings.near, "far": run.settings.far,
+            "points_per_pixel": int(run.cfg.K)}  # the viewer and fourd render draw it as trained
     path = writer.close(ids, meta, run.video.fps, tuple(run.cfg.background))
     n = sum(writer.counts)
     log(f"baked {len(ids)} frames, {n} points, {path.stat().st_size / n:.1f} bytes/point → {path}")

@@ -15,7 +15,7 @@ Pos = tyro.conf.Positional
 
 
 def render(scene: Pos[Path], out: Path = Path("render.mp4"), path: Path | None = None, orbit: bool = False,
-           spiral: bool = False, frames: int = 120, fps: float = 30.0, size: str | None = None, K: int = 12,
+           spiral: bool = False, frames: int = 120, fps: float = 30.0, size: str | None = None, K: int | None = None,
            background: tuple[float, float, float] | None = None, workers: int = 0, ray_address: str | None = None,
            chunk: int = 16) -> None:
     """Render a camera path of a baked scene to an H.264 MP4 (or PNG frames when OUT has no video suffix).
@@ -30,7 +30,8 @@ def render(scene: Pos[Path], out: Path = Path("render.mp4"), path: Path | None =
         frames: number of frames of a generated path (a --path file sets its own from its fps).
         fps: frame rate of the video (and of generated paths).
         size: WxH output size (default: the path's camera size).
-        K: points composited per pixel (12: what training composites; the viewer draws 8 for speed).
+        K: points composited per pixel (default: what the model was trained with — the run's
+            config, or recorded in the .fourd by fourd bake; 12 for other scenes).
         background: colour r g b in [0, 1] (default: the scene's).
         workers: render as chunks on this many local Ray workers (0: serially in this process).
         ray_address: an existing Ray cluster to render on.

@@ -6,6 +6,7 @@ worker dies) and stitched back in order — the result is identical to a serial 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,7 +182,7 @@ def log_render(out: Path, n: int, fps: float, size: tuple[int, int]) -> None:
 
 
 def render_request(scene: Path, out: Path, path: Path | None = None, orbit: bool = False, spiral: bool = False,
-                   frames: int = 120, fps: float = 30.0, size: str | None = None, K: int = 12,
+                   frames: int = 120, fps: float = 30.0, size: str | None = None, K: int | None = None,
                    background: tuple[float, float, float] | None = None, workers: int = 0,
                    ray_address: str | None = None, chunk: int = 16) -> tuple[Path, int, float, tuple[int, int]]:
     """What ``fourd render`` asks for, checked before any rendering: a camera path file, or a
@@ -192,15 +193,23 @@ def render_request(scene: Path, out: Path, path: Path | None = None, orbit: bool
     if sum([path is not None, orbit, spiral]) != 1:
         raise FourdError("choose exactly one of --path FILE, --orbit, --spiral", "--path", "pass one of them")
     check_path_timing(frames, fps)
-    if not 1 <= K <= 64:
+    if K is not None and not 1 <= K <= 64:
         raise FourdError(f"--K must be in 1..64, got {K}", "--K", "composite 1 to 16 points per pixel")
     if chunk < 1 or workers < 0:
         raise FourdError("--chunk must be ≥ 1 and --workers ≥ 0", "--chunk", "use e.g. --workers 2 --chunk 16")
     wh = parse_size(size) if size else None
-    if not (scene / "config.json").is_file():  # a scene (not a run): a bad one is refused before rendering
+    if (scene / "config.json").is_file():  # a run: drawn with the K it was trained with
+        if K is None:
+            from fourd.config import TrainConfig
+
+            try:
+                K = int(json.loads((scene / "config.json").read_text()).get("K", TrainConfig.K))
+            except (OSError, ValueError, TypeError, AttributeError):
+                K = TrainConfig.K  # load_run says what is wrong with the run when it renders
+    else:  # a scene (not a run): a bad one is refused before rendering
         from fourd.viewer.scene import open_scene
 
-        open_scene(scene)
+        K = open_scene(scene).K(K)
     if path is not None:
         cp = CameraPath.load(path)
         n, fps = cp.n_frames(), cp.fps

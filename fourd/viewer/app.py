@@ -263,7 +263,7 @@ class ViewerApp:
         log("viewer closed")
 
 
-def run_viewer(scene: Scene, scene_path: Path, size: tuple[int, int], t: int = 0, K: int = 8, mode: str = "rgb",
+def run_viewer(scene: Scene, scene_path: Path, size: tuple[int, int], t: int = 0, K: int | None = None, mode: str = "rgb",
                camera: str | None = None, script: Path | None = None, max_frames: int | None = None,
                screenshot_dir: Path = Path("screenshots"), state_out: Path | None = None,
                window_capture: Path | None = None) -> dict:
@@ -272,7 +272,7 @@ def run_viewer(scene: Scene, scene_path: Path, size: tuple[int, int], t: int = 0
     events; returns (and writes to ``state_out``) the final state."""
     app = ViewerApp(scene, size[0], size[1], f"fourd — {Path(scene_path).name}")
     app.screenshot_dir, app.window_capture = screenshot_dir, window_capture
-    app.state.time, app.state.K, app.state.mode = float(t), K, mode
+    app.state.time, app.state.K, app.state.mode = float(t), scene.K(K), mode
     if camera is not None and scene.cameras is not None and camera in scene.cameras.names:
         app.controls.snap(scene.cameras.names.index(camera))
     events = None

@@ -14,7 +14,7 @@ Pos = tyro.conf.Positional
 
 
 def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, frame: int | None = None,
-         screenshot: Path | None = None, size: str | None = None, K: int = 8,
+         screenshot: Path | None = None, size: str | None = None, K: int | None = None,
          mode: Literal["rgb", "depth", "alpha", "radius"] = "rgb", script: Path | None = None,
          max_frames: int | None = None, screenshot_dir: Path = Path("screenshots"), state_out: Path | None = None,
          window_capture: Path | None = None) -> None:
@@ -29,7 +29,8 @@ def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, fr
         frame: frame id to show (default the first).
         screenshot: PNG to write (headless; default screenshot.png).
         size: WxH of the window (default 1280x720) or of the image (default: the camera's own size).
-        K: points composited per pixel.
+        K: points composited per pixel (default: what the model was trained with, recorded by
+            fourd bake; 12 for other scenes).
         mode: rgb, depth, alpha or radius.
         script: JSON list of input events to replay (automation, tests).
         max_frames: close the window after this many frames.
@@ -42,9 +43,10 @@ def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, fr
     from fourd.viewer.scene import open_scene
 
     wh = parse_size(size) if size else None
-    if K < 1:
+    if K is not None and K < 1:
         raise FourdError(f"--K must be at least 1, got {K}", "--K", "composite 1 to 16 points per pixel")
     sc = open_scene(scene)
+    K = sc.K(K)
     t = 0
     if frame is not None:
         if frame not in sc.frames:

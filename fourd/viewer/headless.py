@@ -38,14 +38,14 @@ def resolve_camera(scene: Scene, camera: str | None, size: tuple[int, int] | Non
     return oc.cameras(w, h)
 
 
-def screenshot(scene: Scene, cam: Cameras, t: int, out: str | Path, K: int = 8, mode: str = "rgb") -> Path:
+def screenshot(scene: Scene, cam: Cameras, t: int, out: str | Path, K: int | None = None, mode: str = "rgb") -> Path:
     """Render frame index ``t`` of ``scene`` from ``cam`` with the viewer's GL renderer into ``out``."""
     from fourd.gl.baked_renderer import BakedRenderer
 
     r = BakedRenderer(int(cam.W[0]), int(cam.H[0]))
     try:
         r.upload(scene.frame(t))
-        r.render(cam, K, scene.background, mode, 1.0, scene.near, scene.far)
+        r.render(cam, scene.K(K), scene.background, mode, 1.0, scene.near, scene.far)
         return write_png(out, r.read())
     finally:
         r.release()

@@ -16,11 +16,20 @@ from fourd.structures.cameras import Cameras
 
 class Scene:
     def __init__(self, frames: list[int], fps: float, cameras: Cameras | None, near: float, far: float,
-                 background=(0.0, 0.0, 0.0), bounds=None, held_out=None):
+                 background=(0.0, 0.0, 0.0), bounds=None, held_out=None, points_per_pixel: int | None = None):
         self.frames, self.fps, self.cameras = frames, fps, cameras
         self.near, self.far, self.background = near, far, tuple(background)
         self.bounds = bounds
         self.held_out = held_out or []
+        self.points_per_pixel = points_per_pixel  # the K the model was trained with (a bake of a run), else None
+
+    def K(self, asked: int | None = None) -> int:
+        """Points to composite per pixel: ``asked``, else the K the model was trained to be seen
+        with (a model trained with 12 and drawn with 8 leaves its interior less opaque), else the
+        training default."""
+        from fourd.config import TrainConfig
+
+        return int(asked or self.points_per_pixel or TrainConfig.K)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -41,8 +50,10 @@ class BakedScene(Scene):
         if m.get("names"):
             cams = Cameras.from_dict(m)  # D too, where the file has it
         lo, hi = self.seq.lo.numpy(), self.seq.hi.numpy()
+        ppp = m.get("points_per_pixel")
         super().__init__(self.seq.frames, self.seq.fps, cams, m.get("near", 0.01), m.get("far", 100.0),
-                         self.seq.background, (lo, hi), m.get("held_out"))
+                         self.seq.background, (lo, hi), m.get("held_out"),
+                         int(ppp) if isinstance(ppp, int) and 1 <= ppp <= 64 else None)
 
     def frame(self, t: int) -> BakedFrame:
         return self.seq.frame(t)

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -222,6 +223,18 @@ def test_bake_a_trained_run_and_view_it(tiny_ev, tmp_path, monkeypatch):
     path = bake_run(tmp_path / "run", tmp_path / "s.fourd", views=6)
     seq = BakedSequence(path)
     assert seq.frames == [0, 1, 2] and seq.counts[0] == 2000
+    # the bake records the K the model was trained with; the viewer and fourd render draw it so
+    # (a run folder: from its config), unless --K says otherwise
+    import fourd.offline.video as video
+    from fourd.viewer.scene import open_scene
+
+    sc = open_scene(path)
+    assert seq.cameras["points_per_pixel"] == 6 and sc.K() == 6 and sc.K(3) == 3
+    jobs = []
+    monkeypatch.setattr(video, "render_job", lambda job, out, *a: jobs.append(job) or (out, [np.zeros((8, 8, 3))]))
+    for src, K, want in ((path, None, 6), (tmp_path / "run", None, 6), (path, 9, 9)):
+        video.render_request(src, tmp_path / "o.mp4", orbit=True, frames=2, K=K)
+        assert jobs[-1].K == want, (src, K)
     # the baked frame looks like the model from a held-out camera
     cam_name = tr.eval_cams[0]
     tgt = tr.sampler.target(1, cam_name, crop=False, scale=1.0)
