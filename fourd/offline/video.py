@@ -6,7 +6,6 @@ worker dies) and stitched back in order — the result is identical to a serial 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,13 +198,9 @@ def render_request(scene: Path, out: Path, path: Path | None = None, orbit: bool
         raise FourdError("--chunk must be ≥ 1 and --workers ≥ 0", "--chunk", "use e.g. --workers 2 --chunk 16")
     wh = parse_size(size) if size else None
     if (scene / "config.json").is_file():  # a run: drawn with the K it was trained with
-        if K is None:
-            from fourd.config import TrainConfig
+        from fourd.train.run import read_config
 
-            try:
-                K = int(json.loads((scene / "config.json").read_text()).get("K", TrainConfig.K))
-            except (OSError, ValueError, TypeError, AttributeError):
-                K = TrainConfig.K  # load_run says what is wrong with the run when it renders
+        K = K or read_config(scene).K
     else:  # a scene (not a run): a bad one is refused before rendering
         from fourd.viewer.scene import open_scene
 

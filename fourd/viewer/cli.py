@@ -46,7 +46,6 @@ def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, fr
     if K is not None and K < 1:
         raise FourdError(f"--K must be at least 1, got {K}", "--K", "composite 1 to 16 points per pixel")
     sc = open_scene(scene)
-    K = sc.K(K)
     t = 0
     if frame is not None:
         if frame not in sc.frames:
