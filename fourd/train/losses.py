@@ -49,10 +49,14 @@ def ssim_map(pred: Tensor, gt: Tensor, window: int = 11, sigma: float = 1.5) -> 
     y = gt.permute(2, 0, 1)[None]
     g = torch.exp(-((torch.arange(window, device=x.device) - window // 2) ** 2) / (2 * sigma ** 2))
     g = (g / g.sum()).to(x)
-    k = (g[:, None] * g[None])[None, None].expand(3, 1, window, window)
-    f = lambda t: F.conv2d(t, k, groups=3)  # noqa: E731
-    mx, my = f(x), f(y)
-    sxx, syy, sxy = f(x * x) - mx ** 2, f(y * y) - my ** 2, f(x * y) - mx * my
+    # the Gaussian window is separable: a row pass then a column pass (2·11 taps a pixel instead of
+    # 11², the same sums up to rounding), over the five maps at once (it matters as a training loss
+    # on a CPU)
+    kr = g[None, None, None, :].expand(15, 1, 1, window)
+    kc = g[None, None, :, None].expand(15, 1, window, 1)
+    m = F.conv2d(F.conv2d(torch.cat([x, y, x * x, y * y, x * y], 1), kr, groups=15), kc, groups=15)
+    mx, my, exx, eyy, exy = m.split(3, 1)
+    sxx, syy, sxy = exx - mx ** 2, eyy - my ** 2, exy - mx * my
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     return (((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2)))[0].mean(0)
 
