@@ -118,12 +118,14 @@ class TrainConfig:
     """weight of the feature planes' total variation."""
     w_time: float = 1e-3
     """weight of the time planes' second-difference smoothness."""
-    w_ssim: float = 0.01
+    w_ssim: float = 0.0
     """weight of 1 − SSIM between the render and the target crop (grain and soft edges cost little
     MSE but much structure). Demo preset, 1500 steps, held-out PSNR / SSIM, 0 → 0.01: Fox 34.94 →
     34.80 dB / 0.9750 → 0.9761, CesiumMan 29.79 → 29.68 / 0.9685 → 0.9704 (interior SSIM 0.852 →
     0.864 and 0.793 → 0.819: the flat regions' grain); 0.003: 34.96 / 0.9759, 29.67 / 0.9691;
-    0.05: 34.08 / 0.9752, 29.21 / 0.9700."""
+    0.05: 34.08 / 0.9752, 29.21 / 0.9700. Off by default: it costs 11–20 % per step, and in the
+    20-minute budget (bench_train.py) 0.01 gave 35.43 / 0.9791 and 30.06 / 0.9734 against 35.62 /
+    0.9788 and 30.33 / 0.9739 without it — fewer steps eat the gain."""
     w_residual: float = 1.0
     """weight of the SH residual's mean square over the points drawn: the view-dependent residual
     then only carries what the blended source colours cannot (unpenalized, it varies from point to

@@ -40,7 +40,7 @@ VARIANTS = {
     "no-unanimous": ("defaults, carved with the tolerant vote only", [], ["--try-unanimous", "False"]),
     "blend": ("image blend only (no SH residual)", ["--model.appearance", "blend"], []),
     "sh": ("SH colour only (no image blend)", ["--model.appearance", "sh"], []),
-    "no-ssim-loss": ("defaults without the 1 − SSIM loss (stop 38's defaults)", ["--w-ssim", "0"], []),
+    "ssim-loss": ("defaults + 0.01 · (1 − SSIM) loss (tried as the default at stop 39)", ["--w-ssim", "0.01"], []),
     "k8": ("defaults drawing 8 points per pixel in training and evaluation (stop 36's K)", ["--K", "8"], []),
 }
 
