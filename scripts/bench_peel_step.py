@@ -24,7 +24,7 @@ def main():
     ap.add_argument("--work", default="outputs/bench_peel_step")
     ap.add_argument("--out", default="bench_peel_step.json")
     args = ap.parse_args()
-    from bench_train import breakdown
+    from timing import stage_breakdown as breakdown
     from rich.console import Console
     from rich.table import Table
 
