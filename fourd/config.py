@@ -126,6 +126,10 @@ class TrainConfig:
     0.05: 34.08 / 0.9752, 29.21 / 0.9700. Off by default: it costs 11–20 % per step, and in the
     20-minute budget (bench_train.py) 0.01 gave 35.43 / 0.9791 and 30.06 / 0.9734 against 35.62 /
     0.9788 and 30.33 / 0.9739 without it — fewer steps eat the gain."""
+    ssim_window: int = 0
+    """side (px) of a random square of the crop the SSIM loss is computed on each step (0: the whole
+    crop). The window moves every step, so the loss pulls on every pixel over the run at a fraction
+    of the cost."""
     w_residual: float = 1.0
     """weight of the SH residual's mean square over the points drawn: the view-dependent residual
     then only carries what the blended source colours cannot (unpenalized, it varies from point to

@@ -41,6 +41,8 @@ VARIANTS = {
     "blend": ("image blend only (no SH residual)", ["--model.appearance", "blend"], []),
     "sh": ("SH colour only (no image blend)", ["--model.appearance", "sh"], []),
     "ssim-loss": ("defaults + 0.01 · (1 − SSIM) loss (tried as the default at stop 39)", ["--w-ssim", "0.01"], []),
+    "ssim-window": ("defaults + 0.01 · (1 − SSIM) on a random 128-px square of the crop each step",
+                    ["--w-ssim", "0.01", "--ssim-window", "128"], []),
     "k8": ("defaults drawing 8 points per pixel in training and evaluation (stop 36's K)", ["--K", "8"], []),
 }
 

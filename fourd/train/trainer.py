@@ -391,7 +391,14 @@ class Trainer:
         if tgt.mask is not None and cfg.w_mask:
             loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask, cfg.mask_loss, trust)
         if cfg.w_ssim:
-            loss = loss + cfg.w_ssim * dssim_loss(img.rgb, tgt.image)
+            pred, want = img.rgb, tgt.image
+            H, W = pred.shape[:2]
+            if 0 < cfg.ssim_window < max(H, W):
+                h, w = min(H, cfg.ssim_window), min(W, cfg.ssim_window)
+                y = int(torch.randint(H - h + 1, (1,), generator=self.gen))
+                x = int(torch.randint(W - w + 1, (1,), generator=self.gen))
+                pred, want = pred[y:y + h, x:x + w], want[y:y + h, x:x + w]
+            loss = loss + cfg.w_ssim * dssim_loss(pred, want)
         residual = self.model.appearance.residual
         if cfg.w_residual and residual is not None and residual.numel():
             loss = loss + cfg.w_residual * (residual ** 2).mean()
