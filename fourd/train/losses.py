@@ -73,6 +73,20 @@ def dssim_loss(pred: Tensor, gt: Tensor) -> Tensor:
     return 1 - ssim_map(pred, gt).mean()
 
 
+def random_square(a: Tensor, b: Tensor, side: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """The same random ``side`` × ``side`` square of two [H, W, ...] images (clipped to their size;
+    ``side`` 0, or as large as the image: the whole images). The square's corner is drawn uniformly,
+    so pixels nearer the border than ``side`` are inside it less often (a training crop's border is
+    its margin of background)."""
+    H, W = a.shape[:2]
+    if side <= 0 or side >= max(H, W):
+        return a, b
+    h, w = min(H, side), min(W, side)
+    y = int(torch.randint(H - h + 1, (1,), generator=generator))
+    x = int(torch.randint(W - w + 1, (1,), generator=generator))
+    return a[y:y + h, x:x + w], b[y:y + h, x:x + w]
+
+
 @functools.lru_cache(maxsize=1)
 def lpips_model():
     """An LPIPS network if the ``lpips`` package and its VGG weights are already on disk, else None."""

@@ -26,7 +26,7 @@ from fourd.io import atomic_write_text
 from fourd.structures.points import PointSequence
 from fourd.train.checkpoint import load_checkpoint, save_checkpoint
 from fourd.train.data import split_cameras
-from fourd.train.losses import dssim_loss, edge_weights, lpips_distance, mask_loss, psnr
+from fourd.train.losses import dssim_loss, edge_weights, lpips_distance, mask_loss, psnr, random_square
 from fourd.train.run import build_run, load_model_state, points_path
 
 
@@ -391,14 +391,7 @@ class Trainer:
         if tgt.mask is not None and cfg.w_mask:
             loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask, cfg.mask_loss, trust)
         if cfg.w_ssim:
-            pred, want = img.rgb, tgt.image
-            H, W = pred.shape[:2]
-            if 0 < cfg.ssim_window < max(H, W):
-                h, w = min(H, cfg.ssim_window), min(W, cfg.ssim_window)
-                y = int(torch.randint(H - h + 1, (1,), generator=self.gen))
-                x = int(torch.randint(W - w + 1, (1,), generator=self.gen))
-                pred, want = pred[y:y + h, x:x + w], want[y:y + h, x:x + w]
-            loss = loss + cfg.w_ssim * dssim_loss(pred, want)
+            loss = loss + cfg.w_ssim * dssim_loss(*random_square(img.rgb, tgt.image, cfg.ssim_window, self.gen))
         residual = self.model.appearance.residual
         if cfg.w_residual and residual is not None and residual.numel():
             loss = loss + cfg.w_residual * (residual ** 2).mean()

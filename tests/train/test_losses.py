@@ -115,3 +115,23 @@ def test_error_split_puts_each_error_in_its_region():
     speck[2, 2] = 1.0  # a floater far outside
     s = error_split(speck, gt, mask)
     assert s["mse_share_outside"] == pytest.approx(1.0) and s["dssim_share_outside"] > 0.99
+
+
+def test_random_square_covers_the_image_and_keeps_the_pair_aligned():
+    from fourd.train.losses import random_square
+
+    a = torch.arange(40 * 30, dtype=torch.float32).reshape(40, 30, 1)
+    b = a * 2
+    g = torch.Generator().manual_seed(0)
+    seen = torch.zeros(40, 30)
+    for _ in range(3000):
+        x, y = random_square(a, b, 16, g)
+        assert x.shape == (16, 16, 1) and torch.equal(y, 2 * x)  # the same square of both
+        idx = x.long().flatten()
+        seen.view(-1)[idx] += 1
+    assert (seen > 0).all()  # corners and edges too (less often)
+    # no window, or one as large as the image: the whole images
+    assert random_square(a, b, 0)[0] is a and random_square(a, b, 64)[1] is b
+    # a window larger than one side only: clipped to it
+    x, _ = random_square(a, b, 35, g)
+    assert x.shape == (35, 30, 1)

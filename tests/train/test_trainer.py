@@ -215,3 +215,16 @@ def test_a_rig_with_two_image_sizes_trains_and_evaluates(tmp_path):
     assert sizes == {96, 64} and res["eval"]["psnr"] > 0
     grid = Image.open(tmp_path / "run" / "eval" / "final" / "grid.png")
     assert grid.size[0] == 3 * 96
+
+
+def test_ssim_loss_on_a_moving_window(tiny_ev, tmp_path, monkeypatch):
+    from fourd.train import trainer as trainer_mod
+    from fourd.train.trainer import Trainer
+
+    seen = []
+    real = trainer_mod.dssim_loss
+    monkeypatch.setattr(trainer_mod, "dssim_loss", lambda a, b: seen.append((a.shape, b.shape)) or real(a, b))
+    tr = Trainer(tiny_cfg(tiny_ev, tmp_path / "s", steps=3, w_ssim=0.01, ssim_window=12))
+    for _ in range(3):
+        assert torch.isfinite(torch.tensor(tr.train_step()["loss"]))
+    assert len(seen) == 3 and all(a == b and a[:2] == (12, 12) for a, b in seen)
