@@ -24,7 +24,7 @@ def main():
     ap.add_argument("--work", default="outputs/bench_peel_step")
     ap.add_argument("--out", default="bench_peel_step.json")
     args = ap.parse_args()
-    from timing import stage_breakdown as breakdown
+    from timing import stage_breakdown
     from rich.console import Console
     from rich.table import Table
 
@@ -43,7 +43,7 @@ def main():
         points = points or str(Path(args.work) / backend / "carve" / "points.safetensors")
         for _ in range(5):
             tr.train_step()
-        ms = breakdown(tr, args.steps)
+        ms = stage_breakdown(tr, args.steps)
         rows.append({"backend": backend, "preset": args.preset, "K": tr.run.settings.K, **ms})
         tr.run.release()
     best = {}
