@@ -26,7 +26,8 @@ def data_synth(out: Pos[Path], asset: str = "Fox.glb", animation: str | None = "
     Args:
         out: output folder.
         asset: .glb path, or a shipped asset (Fox.glb, CesiumMan.glb, RiggedSimple.glb).
-        animation: clip name (None: the first clip).
+        animation: clip name (None: the first clip; the default falls back to the first clip on an
+            asset without a 'Walk' clip).
         layout: easyvolcap (images/, masks/, intri.yml, extri.yml) or smc (DNA-Rendering main/ + annotations/).
         cameras: total number of cameras, split evenly over the rings.
         rings: number of camera rings (elevations spread from 5° to 50°).

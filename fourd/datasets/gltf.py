@@ -193,7 +193,7 @@ class AnimatedAsset:
         if isinstance(animation, str):
             names = [a.name for a in anims]
             if animation not in names:
-                raise DataError(f"no animation named '{animation}' (have: {', '.join(map(str, names))})", self.path,
+                raise DataError(f"no animation named '{animation}' (have: {', '.join(self.animation_names)})", self.path,
                                 "pass --animation with one of those names")
             return names.index(animation)
         if not 0 <= animation < len(anims):

@@ -22,13 +22,16 @@ from fourd.errors import DataError
 from fourd.io import atomic_write_text
 from fourd.structures.cameras import Cameras
 
+DEFAULT_CLIP = "Walk"  # the Fox's walk cycle; assets without a clip of that name play their first
+
 
 @dataclass
 class SynthRecipe:
     asset: str = "Fox.glb"
     """glTF/GLB file; a bare name is looked up among the shipped assets (fourd.assets)."""
-    animation: str | None = "Walk"
-    """animation clip name (None: the first clip)."""
+    animation: str | None = DEFAULT_CLIP
+    """animation clip name (None: the first clip; the default, 'Walk', falls back to the first clip
+    on an asset without one)."""
     rings: list[tuple] = field(default_factory=lambda: [(12, 5.0), (12, 35.0)])
     """camera rings as (number of cameras, elevation in degrees above the subject centre), or
     (number, elevation, width, height) for a ring with its own image size."""
@@ -63,6 +66,21 @@ class SynthRecipe:
     colours (SMC layout only)."""
     seed: int = 0
     """seed of the lens and colour parameters."""
+
+
+def open_asset(name: str, animation: str | None):
+    """The asset ``name`` posed by clip ``animation``; the default clip name falls back to the
+    asset's first clip when it has none of that name (CesiumMan's one clip is unnamed)."""
+    from fourd.datasets.gltf import AnimatedAsset
+
+    path = resolve_asset(name)
+    if animation == DEFAULT_CLIP:
+        probe = AnimatedAsset(path, None)
+        if DEFAULT_CLIP not in probe.animation_names:
+            if probe.animation_names:
+                log(f"{Path(path).name} has no '{DEFAULT_CLIP}' clip: playing its first ({probe.animation_names[0]})")
+            return probe
+    return AnimatedAsset(path, animation)
 
 
 def dna_rendering_recipe(asset: str = "CesiumMan.glb", animation: str | None = None, frames: int = 150,
@@ -268,7 +286,6 @@ class RenderedCapture(MultiViewVideo):
 
 def synthesize(recipe: SynthRecipe, out: str | Path, layout: str = "easyvolcap") -> Path:
     """Render the recipe and write it in ``layout`` ('easyvolcap' or 'smc') under ``out``."""
-    from fourd.datasets.gltf import AnimatedAsset
     from fourd.gl.mesh_renderer import MeshPart, MeshRenderer
 
     if layout not in ("easyvolcap", "smc"):
@@ -277,7 +294,7 @@ def synthesize(recipe: SynthRecipe, out: str | Path, layout: str = "easyvolcap")
     if ext not in (".jpg", ".png"):
         raise DataError(f"unknown image format '{recipe.image_format}'", None, "use jpg or png")
     out = Path(out)
-    asset = AnimatedAsset(resolve_asset(recipe.asset), recipe.animation)
+    asset = open_asset(recipe.asset, recipe.animation)
     dur = asset.duration
     times = [(recipe.start + i / recipe.fps) % dur if dur > 0 else 0.0 for i in range(recipe.frames)]
     s, off = normalization(asset, times, recipe.subject_height)

@@ -72,3 +72,17 @@ def test_bad_assets(tmp_path):
         AnimatedAsset(p)
     with pytest.raises(DataError, match="no animation named"):
         AnimatedAsset(resolve_asset("Fox.glb"), "Dance")
+
+
+def test_default_clip_falls_back_to_the_first():
+    """`fourd data synth --asset CesiumMan.glb` without --animation: CesiumMan's one clip has no
+    name, so the default 'Walk' plays that clip instead of failing; a named clip that is missing
+    still fails."""
+    from fourd.datasets.synth import DEFAULT_CLIP, open_asset
+
+    cm = open_asset("CesiumMan.glb", DEFAULT_CLIP)
+    assert cm.animation == 0 and cm.duration > 0
+    fox = open_asset("Fox.glb", DEFAULT_CLIP)
+    assert fox.animation_names[fox.animation] == "Walk"
+    with pytest.raises(DataError, match=r"no animation named 'Walk' \(have: #0\)"):
+        AnimatedAsset(resolve_asset("CesiumMan.glb"), "Walk")
