@@ -37,6 +37,10 @@ class CarveConfig:
     """the frames with masks eroded or dilated against the same camera's other frames (carve.json
     masks_offset) are carved again with those masks grown or shrunk back, so one matte a pixel too
     tight does not shave the unanimous hull. A clean capture lists none (nothing carved twice)."""
+    check_sync: bool = True
+    """name the cameras whose masks match the carved hull best a frame or more away from their own
+    numbering (a video out of step with the rest; carve.json cameras_out_of_step): a warning with
+    the shift that fixes it, nothing changed. Reads about 12 frames' masks again."""
     min_views: int = 3
     """voxels seen by fewer cameras are dropped."""
     mask_tolerance: int = 0

@@ -316,6 +316,11 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
                     st["masks_grown"] = fixes[f]
                     stats[i] = st
                     advance()
+    out_of_step = []
+    if cfg.check_sync:
+        from fourd.carve.sync_check import out_of_step as check_sync
+
+        out_of_step = check_sync(video, names, frames, pts_list, [s["spacing"] for s in stats], cfg.mask_max_side)
     seq = PointSequence.from_list(pts_list, frames, {"normals": nrm_list, "colors": col_list},
                                   meta={"bounds": [lo.tolist(), hi.tolist()], "source": str(video.path)})
     report = {"config": dataclasses.asdict(cfg), "bounds": [lo.tolist(), hi.tolist()], "grid": list(grid.shape),
@@ -324,6 +329,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
               "frames_unanimous": sum(s["vote"] == 1.0 for s in stats),
               **mask_consistency(stats, names),
               "masks_offset": offset,
+              "cameras_out_of_step": out_of_step,
               "seconds": time.perf_counter() - t0}
     if out is not None:
         out = Path(out)
