@@ -208,6 +208,10 @@ class TrainConfig:
     a quarter of each damaged rim, which over a textured background trained a fringe of its
     colour: every fault, with --repair-masks, 33.11 → 33.43 dB Fox, 27.80 → 27.83 dB CesiumMan).
     A clean capture lists none."""
+    drop_out_of_step: bool = True
+    """a training camera the carve finds out of step with the others (its masks match the hull best
+    a frame or more away: a video started late or renumbered; carve.json cameras_out_of_step) is
+    left out of training — its images show the subject in another pose. An exact rig lists none."""
     repair_masks: bool = True
     """the masks the carve flags (carve.json masks_flagged: a hole or stray blob the other cameras
     contradict) are repaired from the hull before training uses them — foreground more than 2 px

@@ -94,6 +94,9 @@ class MultiViewVideo(ABC):
             raise DataError(f"held-out cameras {unknown} are not in the capture", self.path,
                             f"hold out cameras the capture has ({', '.join(cameras.names[:8])}…) in fourd.json")
         self.fps = float(fps)
+        # cameras training leaves out, with the reason (a camera out of step with the rest, found by
+        # the carve: fourd.train.run.leave_out_of_step); split_cameras skips them
+        self.excluded: dict[str, str] = {}
         self._cache = ByteLRU(cache_bytes)
         if not self.frames:
             raise DataError("the capture has no frames", self.path, "check that the image folders are not empty")

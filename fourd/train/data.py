@@ -37,7 +37,7 @@ def split_cameras(video: MultiViewVideo, eval_cams: str | None) -> tuple[list[st
     else:
         n = min(4, max(0, len(names) - 4))
         held = [names[int(i * len(names) / n + len(names) / (2 * n))] for i in range(n)] if n else []
-    blind = set(video.empty_mask_cameras([c for c in names if c not in held]))
+    blind = set(video.empty_mask_cameras([c for c in names if c not in held])) | set(video.excluded)
     train = [c for c in names if c not in held and c not in blind]
     if len(train) < 2:
         raise DataError(f"only {len(train)} training cameras remain after holding out {held}", video.path,

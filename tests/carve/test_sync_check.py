@@ -55,3 +55,27 @@ def test_a_still_subject_names_no_camera(walking, tmp_path):
                 p.write_bytes(files[0].read_bytes())
     _, report = carve_sequence(open_dataset(still), CFG)
     assert report["cameras_out_of_step"] == []
+
+
+def test_training_leaves_out_the_camera_the_carve_found_out_of_step(tiny_ev, tmp_path):
+    """carve.json's cameras_out_of_step: the camera is not trained on (or on with
+    --no-drop-out-of-step); a report without the entry (older carves) changes nothing."""
+    import json
+
+    from fourd.config import TrainConfig
+    from fourd.train.data import split_cameras
+    from fourd.train.run import leave_out_of_step
+
+    (tmp_path / "carve").mkdir()
+    report = tmp_path / "carve" / "carve.json"
+    everyone = split_cameras(open_dataset(tiny_ev), None)[0]
+    late = everyone[2]
+    report.write_text(json.dumps({"cameras_out_of_step": [{"camera": late, "shift": -2}]}))
+    for drop, want in ((True, [c for c in everyone if c != late]), (False, everyone)):
+        video = open_dataset(tiny_ev)
+        leave_out_of_step(video, TrainConfig(dataset=str(tiny_ev), drop_out_of_step=drop), tmp_path)
+        assert split_cameras(video, None)[0] == want
+    report.write_text(json.dumps({"frames": []}))
+    video = open_dataset(tiny_ev)
+    leave_out_of_step(video, TrainConfig(dataset=str(tiny_ev)), tmp_path)
+    assert split_cameras(video, None)[0] == everyone
