@@ -25,7 +25,8 @@ def carve(dataset: str = "demo", out: Path = Path("outputs/carve"), preset: str 
           points: int | None = None, resolution: int | None = None, vote: float | None = None,
           bounds: tuple[float, float, float, float, float, float] | None = None, frames: str | None = None,
           try_unanimous: bool | None = None, mask_tolerance: int | None = None,
-          drop_outlier_masks: bool | None = None, fix_outlines: bool | None = None, device: str = "cpu",
+          drop_outlier_masks: bool | None = None, fix_outlines: bool | None = None, check_sync: bool | None = None,
+          device: str = "cpu",
           data_root: Path | None = None) -> None:
     """Carve the visual hull of every frame into a fixed number of surface points.
 
@@ -50,6 +51,9 @@ def carve(dataset: str = "demo", out: Path = Path("outputs/carve"), preset: str 
             the others' (default off).
         fix_outlines: carve the frames whose masks sit a pixel too tight or too loose against the
             same camera's other frames (carve.json masks_offset) again with them put back (default on).
+        check_sync: name the cameras whose masks match the hull best a frame or more away from their
+            own numbering — a video out of step with the rest — with the renumbering that fixes
+            them (carve.json cameras_out_of_step; default on).
         device: torch device (cpu, cuda, ...).
         data_root: where named datasets live.
     """
@@ -63,7 +67,7 @@ def carve(dataset: str = "demo", out: Path = Path("outputs/carve"), preset: str 
     cfg = get_preset(name, "carve") if name else CarveConfig()
     given = {"points": points, "resolution": resolution, "vote": vote, "bounds": bounds, "device": device,
              "try_unanimous": try_unanimous, "mask_tolerance": mask_tolerance, "drop_outlier_masks": drop_outlier_masks,
-             "fix_outlines": fix_outlines}
+             "fix_outlines": fix_outlines, "check_sync": check_sync}
     cfg = apply_overrides(cfg, {k: v for k, v in given.items() if v is not None}, "options")
     check_ranges(cfg)
     video = open_dataset(dataset, data_root)
