@@ -28,9 +28,10 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 def out_of_step(video, names: list[str], frames: list[int], points: list, spacings: list[float], max_side: int,
                 max_shift: int = 3, samples: int = 6) -> list[dict]:
     """The cameras of ``names`` whose masks match the carved hull best ``shift`` frames away from
-    their own numbering (see the module docstring): ``[{"camera", "shift", "iou_in_step",
-    "iou_shifted", "frames_checked"}]``, where the camera's frame ``f + shift`` shows what the
-    others show at ``f``. ``points[i]``/``spacings[i]``: the carve of ``frames[i]``. Frames are
+    their own numbering (see the module docstring): ``[{"camera", "shift", "at_least",
+    "iou_in_step", "iou_shifted", "frames_checked"}]``, where the camera's frame ``f + shift``
+    shows what the others show at ``f`` (``at_least``: the shift is the end of the ±``max_shift``
+    searched, the camera may be further off). ``points[i]``/``spacings[i]``: the carve of ``frames[i]``. Frames are
     steps of the list (a capture numbered 0, 2, 4 … counts one step per entry)."""
     from fourd.carve.metrics import splat_masks
     from fourd.carve.run import frame_views
@@ -66,12 +67,15 @@ def out_of_step(video, names: list[str], frames: list[int], points: list, spacin
         gain = float(mean[best] - mean[zero])
         share = float((iou[:, c, best] > iou[:, c, zero]).mean())
         if gain >= MIN_GAIN and share >= MIN_SHARE:
-            out.append({"camera": name, "shift": shifts[best], "iou_in_step": float(mean[zero]),
-                        "iou_shifted": float(mean[best]), "frames_checked": [int(frames[i]) for i in picks]})
+            # at the end of the searched range the camera may be further off than that
+            out.append({"camera": name, "shift": shifts[best], "at_least": abs(shifts[best]) == max_shift,
+                        "iou_in_step": float(mean[zero]), "iou_shifted": float(mean[best]),
+                        "frames_checked": [int(frames[i]) for i in picks]})
     for o in out:
         s = o["shift"]
-        log(f"[yellow]camera {o['camera']} looks out of step with the others: its frame f{s:+d} matches their "
-            f"frame f (silhouette IoU {o['iou_in_step']:.3f} → {o['iou_shifted']:.3f}); renumber its images and "
-            f"masks by {-s:+d} (or sync its video again: `fourd data sync`) — carve.json lists it "
+        more = " or more" if o["at_least"] else ""
+        log(f"[yellow]camera {o['camera']} looks out of step with the others: its frame f{s:+d}{more} matches "
+            f"their frame f (silhouette IoU {o['iou_in_step']:.3f} → {o['iou_shifted']:.3f}); renumber its images "
+            f"and masks by {-s:+d}{more} (or sync its video again: `fourd data sync`) — carve.json lists it "
             f"(cameras_out_of_step)[/]")
     return out
