@@ -125,7 +125,8 @@ def data_degrade(src: Capture, out: Pos[Path],
     Args:
         src: capture folder, .smc file, or a dataset name.
         out: output folder.
-        faults: comma-separated subset of colour, distortion, calibration, masks, background, noise.
+        faults: comma-separated subset of colour, distortion, calibration, masks, background, noise,
+            and sync (a training camera 1–3 frames out of step with the rest; not in the default set).
         seed: random seed (the same seed gives the same faults).
         layout: easyvolcap or smc.
         data_root: where named datasets live.

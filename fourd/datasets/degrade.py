@@ -13,7 +13,9 @@ its ground truth. Each fault can be chosen alone (``--faults``); what was applie
   stray blob near it;
 - ``background``: a textured plate behind the subject, composited with a soft edge (edge pixels
   carry background colour, as matting does);
-- ``noise``: sensor noise and JPEG re-encoding.
+- ``noise``: sensor noise and JPEG re-encoding;
+- ``sync`` (not in the default set): a camera or two out of step with the rest — its frame ``f``
+  shows the moment the others show at ``f + shift`` (the sequence's ends repeat the nearest frame).
 
 The degraded capture is produced image by image while it is written (never held in memory).
 """
@@ -32,7 +34,8 @@ from fourd.datasets.codecs import decode_image, encode_image
 from fourd.errors import DataError
 from fourd.structures.cameras import Cameras, closest_point_to_rays, lens_map
 
-FAULTS = ("colour", "distortion", "calibration", "masks", "background", "noise")
+DEFAULT_FAULTS = ("colour", "distortion", "calibration", "masks", "background", "noise")
+FAULTS = (*DEFAULT_FAULTS, "sync")
 
 
 @dataclass
@@ -61,6 +64,10 @@ class FaultSpec:
     """sensor noise, grey levels (σ)."""
     jpeg_quality: int = 85
     """JPEG quality of the re-encoded images (noise fault)."""
+    sync_cameras: int = 1
+    """training cameras put out of step (sync fault)."""
+    sync_frames: tuple[int, int] = (1, 3)
+    """how many frames each is off, either way (sync fault)."""
 
 
 def noise_texture(rng, h: int, w: int, sharp: bool = False) -> np.ndarray:
@@ -102,7 +109,7 @@ class DegradedCapture(MultiViewVideo):
 
     layout = "degraded"
 
-    def __init__(self, src: MultiViewVideo, faults: tuple[str, ...] = FAULTS, seed: int = 0,
+    def __init__(self, src: MultiViewVideo, faults: tuple[str, ...] = DEFAULT_FAULTS, seed: int = 0,
                  spec: FaultSpec | None = None):
         bad = [f for f in faults if f not in FAULTS]
         if bad:
@@ -155,6 +162,14 @@ class DegradedCapture(MultiViewVideo):
             self.record["cameras"][n] = rec
         if "calibration" in faults and sp.relative:
             R, T = self._without_common_motion(cams, R, T, centre)
+        self._shift: dict[str, int] = {}
+        if "sync" in faults:  # its own draws, so adding it leaves the other faults of a seed as they were
+            srng = np.random.default_rng(_seed(seed, "sync"))
+            train = list(self.record["cameras"])
+            for n in srng.choice(train, min(sp.sync_cameras, len(train)), replace=False):
+                k = int(srng.integers(sp.sync_frames[0], sp.sync_frames[1] + 1)) * int(srng.choice([-1, 1]))
+                self._shift[str(n)] = k
+                self.record["cameras"][str(n)]["frame_shift"] = k
         self.true_cameras = cams
         degraded = Cameras(K, R, T, cams.H, cams.W, D, list(cams.names)).to(dtype=cams.K.dtype)
         super().__init__(src.path, degraded, src.frames, src.held_out, src.fps)
@@ -212,6 +227,14 @@ class DegradedCapture(MultiViewVideo):
         return closest_point_to_rays(cams.centers.double().cpu().numpy(), cams.R[:, 2].double().cpu().numpy())
 
     # --------------------------------------------------------------- images
+    def _source_frame(self, frame: int, cam: str) -> int:
+        """The source frame camera ``cam`` shows as ``frame`` (the sync fault; else ``frame``)."""
+        k = self._shift.get(cam, 0)
+        if not k:
+            return frame
+        i = min(max(self.frames.index(frame) + k, 0), len(self.frames) - 1)
+        return self.frames[i]
+
     def _mask(self, frame: int, cam: str) -> np.ndarray | None:
         got = self.src.mask_bytes(frame, cam)
         if got is None:
@@ -221,6 +244,7 @@ class DegradedCapture(MultiViewVideo):
     def image_bytes(self, frame, cam):
         import cv2
 
+        frame = self._source_frame(frame, cam)
         data, where = self.src.image_bytes(frame, cam)
         stored = decode_image(data, where)
         img = self.src.correct_colours(stored, cam)  # the source's own colour calibration (DNA-Rendering)
@@ -250,6 +274,7 @@ class DegradedCapture(MultiViewVideo):
     def mask_bytes(self, frame, cam):
         import cv2
 
+        frame = self._source_frame(frame, cam)
         got = self.src.mask_bytes(frame, cam)
         if got is None or cam in self.src.held_out:
             return got
@@ -291,7 +316,7 @@ class DegradedCapture(MultiViewVideo):
         return out, {"kind": kind, "pixels": int((out != m).sum())}
 
 
-def degrade(src: str | Path, out: str | Path, faults: tuple[str, ...] = FAULTS, seed: int = 0,
+def degrade(src: str | Path, out: str | Path, faults: tuple[str, ...] = DEFAULT_FAULTS, seed: int = 0,
             layout: str = "easyvolcap", spec: FaultSpec | None = None, data_root=None) -> Path:
     """Write ``src`` with ``faults`` as a new capture in ``out`` and ``out/faults.json``."""
     from fourd.console import log, progress

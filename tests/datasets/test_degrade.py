@@ -181,3 +181,26 @@ def test_carve_report_names_the_worst_damaged_masks(png_cap, tmp_path):
     assert report["cameras_by_mask_disagreement"][0]["camera"] == heaviest
     _, clean = carve_sequence(open_dataset(png_cap), cfg)
     assert clean["masks_flagged"] == []
+
+
+def test_sync_fault_puts_a_camera_out_of_step(tiny_ev, tmp_path):
+    """--faults sync: one training camera's frame f shows the source's frame f + shift (the ends
+    repeat), recorded in faults.json; the other cameras and the held-out ones are untouched; the
+    default set leaves it out."""
+    from fourd.datasets.degrade import DEFAULT_FAULTS, FaultSpec
+
+    assert "sync" in FAULTS and "sync" not in DEFAULT_FAULTS
+    out = degrade(tiny_ev, tmp_path / "s", ("sync",), seed=5, spec=FaultSpec(sync_frames=(1, 1)))
+    src, deg = open_dataset(tiny_ev), open_dataset(out)
+    rec = json.loads((out / "faults.json").read_text())
+    moved = {n: c["frame_shift"] for n, c in rec["cameras"].items() if "frame_shift" in c}
+    assert len(moved) == 1
+    (cam, k), = moved.items()
+    assert abs(k) == 1 and cam in src.train_cameras
+    last = len(src.frames) - 1
+    for i, f in enumerate(src.frames):
+        g = src.frames[min(max(i + k, 0), last)]
+        assert np.array_equal(deg.mask(f, cam), src.mask(g, cam))
+        assert np.abs(deg.image(f, cam).astype(int) - src.image(g, cam).astype(int)).mean() < 2  # re-encoded
+        other = next(n for n in src.camera_names if n != cam)
+        assert np.array_equal(deg.mask(f, other), src.mask(f, other))
