@@ -208,10 +208,12 @@ class TrainConfig:
     a quarter of each damaged rim, which over a textured background trained a fringe of its
     colour: every fault, with --repair-masks, 33.11 → 33.43 dB Fox, 27.80 → 27.83 dB CesiumMan).
     A clean capture lists none."""
-    drop_out_of_step: bool = True
-    """a training camera the carve finds out of step with the others (its masks match the hull best
-    a frame or more away: a video started late or renumbered; carve.json cameras_out_of_step) is
-    left out of training — its images show the subject in another pose. An exact rig lists none."""
+    out_of_step: str = "shift"
+    """what training does with a training camera the carve finds out of step with the others (its
+    masks match the hull best a frame or more away from its numbering: a video started late or
+    renumbered; carve.json cameras_out_of_step): shift — read its frame f from its file f + shift
+    (the sequence's ends repeat the nearest frame); drop — leave it out; keep — use it as numbered.
+    An exact rig lists none. MEASURED_OOS"""
     repair_masks: bool = True
     """the masks the carve flags (carve.json masks_flagged: a hole or stray blob the other cameras
     contradict) are repaired from the hull before training uses them — foreground more than 2 px
@@ -427,7 +429,8 @@ RANGES: dict[str, dict[str, tuple]] = {
                      "time_max": (1, 100_000, True, True)},
 }
 CHOICES: dict[str, dict[str, tuple]] = {
-    "TrainConfig": {"rasterizer": ("auto", "gl", "gl-kbuffer", "gl-peel", "torch", "pytorch3d"), "mask_loss": ("iou", "l2"), "plate_unknown": ("fill", "skip")},
+    "TrainConfig": {"rasterizer": ("auto", "gl", "gl-kbuffer", "gl-peel", "torch", "pytorch3d"), "mask_loss": ("iou", "l2"), "plate_unknown": ("fill", "skip"),
+                   "out_of_step": ("shift", "drop", "keep")},
     "ModelConfig": {"appearance": ("hybrid", "blend", "sh")},
     "Grid4DConfig": {"combine": ("sum", "product")},
 }

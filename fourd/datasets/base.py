@@ -94,9 +94,12 @@ class MultiViewVideo(ABC):
             raise DataError(f"held-out cameras {unknown} are not in the capture", self.path,
                             f"hold out cameras the capture has ({', '.join(cameras.names[:8])}…) in fourd.json")
         self.fps = float(fps)
-        # cameras training leaves out, with the reason (a camera out of step with the rest, found by
-        # the carve: fourd.train.run.leave_out_of_step); split_cameras skips them
+        # cameras training leaves out, with the reason; split_cameras skips them
         self.excluded: dict[str, str] = {}
+        # per camera, the frames its files are off by: reading its frame f gives its file f + shift
+        # (the sequence's ends repeat the nearest frame) — a camera out of step with the rest, found
+        # by the carve (fourd.train.run.handle_out_of_step)
+        self.frame_shift: dict[str, int] = {}
         self._cache = ByteLRU(cache_bytes)
         if not self.frames:
             raise DataError("the capture has no frames", self.path, "check that the image folders are not empty")
@@ -169,6 +172,13 @@ class MultiViewVideo(ABC):
                             "use one of the capture's frames")
         return frame
 
+    def _shifted(self, frame: int, name: str) -> int:
+        """The frame of camera ``name``'s files that shows the rig's ``frame`` (:attr:`frame_shift`)."""
+        k = self.frame_shift.get(name, 0)
+        if not k:
+            return frame
+        return self.frames[min(max(self.frames.index(frame) + k, 0), len(self.frames) - 1)]
+
     def image(self, frame: int, cam: int | str) -> np.ndarray:
         """[H, W, 3] uint8 RGB, as stored (distorted if the lens is)."""
         return self._decoded("image", frame, cam)
@@ -187,7 +197,7 @@ class MultiViewVideo(ABC):
     def _decoded(self, kind: str, frame: int, cam: int | str) -> np.ndarray | None:
         """An image or mask decoded (through the cache) and checked against the camera's size."""
         i, name = self._cam(cam)
-        frame = self._check_frame(frame)
+        frame = self._shifted(self._check_frame(frame), name)
         key = (kind, frame, name)
         arr = self._cache.get(key)
         if arr is None:
@@ -220,7 +230,8 @@ class MultiViewVideo(ABC):
             if m is not None:
                 m = camera.undistort_image(m.astype(np.uint8) * 255, 0, cv2.INTER_LINEAR) > 127
             camera = camera.undistorted()
-        if m is not None and self.mask_repair is not None:
+        if m is not None and self.mask_repair is not None and name not in self.frame_shift:
+            # (the carve's repairs name the files as it read them: not those of a shifted camera)
             m = self.mask_repair(int(frame), name, m, camera)
         H, W = img.shape[:2]
         box = (0, 0, W, H)

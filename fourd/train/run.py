@@ -144,28 +144,35 @@ def raster_settings(video: MultiViewVideo, points: PointSequence, cfg: TrainConf
                           background=tuple(cfg.background))
 
 
-def leave_out_of_step(video: MultiViewVideo, cfg: TrainConfig, path: str | Path) -> None:
-    """With ``cfg.drop_out_of_step``, mark the cameras the carve found out of step with the rest
-    (``carve.json`` next to the run's points, :mod:`fourd.carve.sync_check`) as left out of
-    training (``video.excluded``); a read, nothing written."""
+def handle_out_of_step(video: MultiViewVideo, cfg: TrainConfig, path: str | Path) -> None:
+    """The cameras the carve found out of step with the rest (``carve.json`` next to the run's
+    points, :mod:`fourd.carve.sync_check`) read shifted into step (``video.frame_shift``) or left out
+    of training (``video.excluded``), as ``cfg.out_of_step`` says; a read, nothing written."""
     report = points_path(cfg, path).parent / "carve.json"
-    if not cfg.drop_out_of_step or not report.is_file():
+    if cfg.out_of_step == "keep" or not report.is_file():
         return
     try:
         steps = json.loads(report.read_text()).get("cameras_out_of_step", [])
     except (OSError, ValueError):
         return  # an unreadable report: MaskRepair.from_carve names it
     for o in steps:
-        if o["camera"] not in video.excluded:
-            video.excluded[o["camera"]] = f"out of step with the others by {o['shift']:+d} frames"
-            log(f"[yellow]camera {o['camera']} left out of training: its frames are out of step with the others' "
-                f"by {o['shift']:+d} (carve.json); renumber its files, or keep it with --no-drop-out-of-step[/]")
+        cam, k = o["camera"], int(o["shift"])
+        if cam in video.excluded or cam in video.frame_shift:
+            continue
+        if cfg.out_of_step == "drop":
+            video.excluded[cam] = f"out of step with the others by {k:+d} frames"
+            log(f"[yellow]camera {cam} left out of training: out of step with the others (carve.json); "
+                f"--out-of-step shift reads it shifted, keep as numbered[/]")
+        else:
+            video.frame_shift[cam] = k
+            log(f"[yellow]camera {cam} read {k:+d} frames off its numbering (its frame f{k:+d} as the rig's f; "
+                f"carve.json); --out-of-step drop leaves it out, keep reads it as numbered[/]")
 
 
 def build_run(cfg: TrainConfig, points: PointSequence, path: str | Path, video: MultiViewVideo | None = None) -> Run:
     """A freshly initialized run (seeded by ``cfg.seed``) from carved ``points``; writes nothing."""
     video = video if video is not None else open_dataset(cfg.dataset, cfg.data_root)
-    leave_out_of_step(video, cfg, path)
+    handle_out_of_step(video, cfg, path)
     device = resolve_device(cfg.device)
     train_cams, eval_cams = split_cameras(video, cfg.eval_cams)
     spacing = spacing_of(points)
@@ -237,4 +244,4 @@ def load_run(run: str | Path, device: str | None = None, dataset: str | Path | N
     return r
 
 
-__all__ = ["Run", "load_run", "build_run", "leave_out_of_step", "read_config", "points_path", "latest_checkpoint", "raster_settings"]
+__all__ = ["Run", "load_run", "build_run", "handle_out_of_step", "read_config", "points_path", "latest_checkpoint", "raster_settings"]

@@ -27,7 +27,7 @@ from fourd.structures.points import PointSequence
 from fourd.train.checkpoint import load_checkpoint, save_checkpoint
 from fourd.train.data import split_cameras
 from fourd.train.losses import dssim_loss, edge_weights, lpips_distance, mask_loss, psnr, random_square
-from fourd.train.run import build_run, leave_out_of_step, load_model_state, points_path
+from fourd.train.run import build_run, handle_out_of_step, load_model_state, points_path
 
 
 def _dist_info() -> tuple[int, int]:
@@ -60,7 +60,7 @@ class Trainer:
             atomic_write_text(self.out / "config.json", to_json(cfg))
         self.rig = self._check_rig(video)  # before carving: the carve uses the refined rig
         points = self._initial_points(video)
-        leave_out_of_step(video, cfg, self.out)  # before the checks below pick the training cameras
+        handle_out_of_step(video, cfg, self.out)  # before the checks below pick the training cameras
         self.silhouettes = self._align_silhouettes(video, points)  # the hull's outline against the masks
         # from the carved surface, through the cameras as the silhouettes turned them (every fault, max gain
         # error Fox 3.78 → 3.53 %, CesiumMan 3.45 → 2.58 %: a camera still off samples its neighbour's colour)

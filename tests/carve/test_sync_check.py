@@ -57,25 +57,39 @@ def test_a_still_subject_names_no_camera(walking, tmp_path):
     assert report["cameras_out_of_step"] == []
 
 
-def test_training_leaves_out_the_camera_the_carve_found_out_of_step(tiny_ev, tmp_path):
-    """carve.json's cameras_out_of_step: the camera is not trained on (or on with
-    --no-drop-out-of-step); a report without the entry (older carves) changes nothing."""
+def test_training_reads_the_camera_shifted_or_leaves_it_out(walking, tmp_path):
+    """carve.json's cameras_out_of_step: with --out-of-step shift (the default) the camera's frame f
+    is read from its file f + shift (the ends repeat the nearest frame), with drop it is not trained
+    on, with keep it is read as numbered; a report without the entry (older carves) changes nothing."""
     import json
+
+    import numpy as np
 
     from fourd.config import TrainConfig
     from fourd.train.data import split_cameras
-    from fourd.train.run import leave_out_of_step
+    from fourd.train.run import handle_out_of_step
 
-    (tmp_path / "carve").mkdir()
-    report = tmp_path / "carve" / "carve.json"
-    everyone = split_cameras(open_dataset(tiny_ev), None)[0]
-    late = everyone[2]
+    src = open_dataset(walking)
+    everyone = split_cameras(src, None)[0]
+    late = everyone[1]
+    cap = _renumbered(walking, tmp_path / "late", late, 2)
+    (tmp_path / "run" / "carve").mkdir(parents=True)
+    report = tmp_path / "run" / "carve" / "carve.json"
     report.write_text(json.dumps({"cameras_out_of_step": [{"camera": late, "shift": -2}]}))
-    for drop, want in ((True, [c for c in everyone if c != late]), (False, everyone)):
-        video = open_dataset(tiny_ev)
-        leave_out_of_step(video, TrainConfig(dataset=str(tiny_ev), drop_out_of_step=drop), tmp_path)
-        assert split_cameras(video, None)[0] == want
+
+    def handled(mode):
+        video = open_dataset(cap)
+        handle_out_of_step(video, TrainConfig(dataset=str(cap), out_of_step=mode), tmp_path / "run")
+        return video
+
+    shifted = handled("shift")
+    assert split_cameras(shifted, None)[0] == everyone
+    for f in src.frames[2:]:  # back in step (the first two frames repeat its file 0)
+        assert np.array_equal(shifted.mask(f, late), src.mask(f, late))
+        assert np.array_equal(shifted.view(f, late).image, src.view(f, late).image)
+    assert np.array_equal(shifted.mask(src.frames[0], late), src.mask(src.frames[2], late))
+    assert split_cameras(handled("drop"), None)[0] == [c for c in everyone if c != late]
+    kept = handled("keep")
+    assert split_cameras(kept, None)[0] == everyone and not kept.frame_shift
     report.write_text(json.dumps({"frames": []}))
-    video = open_dataset(tiny_ev)
-    leave_out_of_step(video, TrainConfig(dataset=str(tiny_ev)), tmp_path)
-    assert split_cameras(video, None)[0] == everyone
+    assert not handled("shift").frame_shift
