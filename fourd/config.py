@@ -39,8 +39,9 @@ class CarveConfig:
     tight does not shave the unanimous hull. A clean capture lists none (nothing carved twice)."""
     check_sync: bool = True
     """name the cameras whose masks match the carved hull best a frame or more away from their own
-    numbering (a video out of step with the rest; carve.json cameras_out_of_step): a warning with
-    the shift that fixes it, nothing changed. Reads about 12 frames' masks again."""
+    numbering (a video out of step with the rest; carve.json cameras_out_of_step), with the shift
+    that puts it back in step (training then reads it shifted: --out-of-step). Reads the masks of
+    up to 42 frames again (3 s for the 30-frame 512² demo)."""
     min_views: int = 3
     """voxels seen by fewer cameras are dropped."""
     mask_tolerance: int = 0
@@ -213,7 +214,9 @@ class TrainConfig:
     masks match the hull best a frame or more away from its numbering: a video started late or
     renumbered; carve.json cameras_out_of_step): shift — read its frame f from its file f + shift
     (the sequence's ends repeat the nearest frame); drop — leave it out; keep — use it as numbered.
-    An exact rig lists none. MEASURED_OOS"""
+    An exact rig lists none. Held-out PSNR (demo preset, 1500 steps): CesiumMan with one camera 2
+    frames late — keep 29.66, drop 29.44, shift 29.79 dB (clean 29.79); Fox with one camera 1 late
+    and one 3 early — keep 33.69, drop 33.49, shift 34.40 (clean 34.94)."""
     repair_masks: bool = True
     """the masks the carve flags (carve.json masks_flagged: a hole or stray blob the other cameras
     contradict) are repaired from the hull before training uses them — foreground more than 2 px
