@@ -172,9 +172,10 @@ class MultiViewVideo(ABC):
                             "use one of the capture's frames")
         return frame
 
-    def _shifted(self, frame: int, name: str) -> int:
-        """The frame of camera ``name``'s files that shows the rig's ``frame`` (:attr:`frame_shift`)."""
-        k = self.frame_shift.get(name, 0)
+    def _shifted(self, frame: int, name: str, shifts: dict[str, int] | None = None) -> int:
+        """The frame of camera ``name``'s files that shows the rig's ``frame`` (``shifts``, by
+        default :attr:`frame_shift`; the sequence's ends repeat the nearest frame)."""
+        k = (self.frame_shift if shifts is None else shifts).get(name, 0)
         if not k:
             return frame
         return self.frames[min(max(self.frames.index(frame) + k, 0), len(self.frames) - 1)]

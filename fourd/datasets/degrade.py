@@ -227,14 +227,6 @@ class DegradedCapture(MultiViewVideo):
         return closest_point_to_rays(cams.centers.double().cpu().numpy(), cams.R[:, 2].double().cpu().numpy())
 
     # --------------------------------------------------------------- images
-    def _source_frame(self, frame: int, cam: str) -> int:
-        """The source frame camera ``cam`` shows as ``frame`` (the sync fault; else ``frame``)."""
-        k = self._shift.get(cam, 0)
-        if not k:
-            return frame
-        i = min(max(self.frames.index(frame) + k, 0), len(self.frames) - 1)
-        return self.frames[i]
-
     def _mask(self, frame: int, cam: str) -> np.ndarray | None:
         got = self.src.mask_bytes(frame, cam)
         if got is None:
@@ -244,7 +236,7 @@ class DegradedCapture(MultiViewVideo):
     def image_bytes(self, frame, cam):
         import cv2
 
-        frame = self._source_frame(frame, cam)
+        frame = self._shifted(frame, cam, self._shift)  # the sync fault
         data, where = self.src.image_bytes(frame, cam)
         stored = decode_image(data, where)
         img = self.src.correct_colours(stored, cam)  # the source's own colour calibration (DNA-Rendering)
@@ -274,7 +266,7 @@ class DegradedCapture(MultiViewVideo):
     def mask_bytes(self, frame, cam):
         import cv2
 
-        frame = self._source_frame(frame, cam)
+        frame = self._shifted(frame, cam, self._shift)  # the sync fault
         got = self.src.mask_bytes(frame, cam)
         if got is None or cam in self.src.held_out:
             return got
