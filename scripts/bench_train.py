@@ -14,6 +14,7 @@ flat region and of an edge.
     python scripts/bench_train.py --minutes 20 --variants defaults,before --jobs 2 \
         --out benchmarks/bench_train.json --picture docs/images/bench_train_{capture}.png
     python scripts/bench_train.py --minutes 8 --variants defaults,blend,sh      # the paper's ablation
+    python scripts/bench_train.py --captures demo@36x3,CesiumMan@36x3 --variants defaults --jobs 2   # a denser rig
 """
 
 from __future__ import annotations
@@ -53,11 +54,20 @@ def capture(work: Path, name: str) -> Path:
 
     from fourd.datasets.demo import DEMO_RECIPE, ensure_capture, ensure_demo
 
-    if name == "demo":
+    name, _, rig = name.partition("@")  # "@36x3": 36 cameras on 3 rings (5° … 50°) instead of the demo's rig
+    if name == "demo" and not rig:
         return ensure_demo()
     asset, _, anim = name.partition(":")
+    if name == "demo":
+        asset, anim = DEMO_RECIPE.asset, DEMO_RECIPE.animation
     recipe = replace(DEMO_RECIPE, asset=asset if asset.endswith(".glb") else asset + ".glb", animation=anim or None)
-    return ensure_capture(recipe, work / "captures" / name.replace(":", "_"))
+    if rig:
+        from fourd.datasets.synth import ring_recipe
+
+        n, _, r = rig.partition("x")
+        recipe = replace(recipe, rings=ring_recipe(cameras=int(n), rings=int(r or 1)).rings)
+    tag = name.replace(":", "_") + (f"@{rig}" if rig else "")
+    return ensure_capture(recipe, work / "captures" / tag)
 
 
 def carve(cap: Path, out: Path, opts: list[str]) -> Path:
@@ -162,7 +172,8 @@ def picture(cap: Path, runs: dict[str, Path], out: Path, h: int = 48) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--captures", default="demo,CesiumMan", help="demo and/or shipped assets (asset[:animation])")
+    ap.add_argument("--captures", default="demo,CesiumMan", help="demo and/or shipped assets (asset[:animation]), each optionally on another rig: "
+                    "'CesiumMan@36x3' = 36 cameras on 3 rings from 5° to 50° elevation (4 held out, as the demo)")
     ap.add_argument("--variants", default="defaults,before", help=f"comma separated, of: {', '.join(VARIANTS)}")
     ap.add_argument("--minutes", type=float, default=20.0, help="wall-time budget of each training run")
     ap.add_argument("--jobs", type=int, default=1, help="runs trained at a time (the cores are split between them)")
