@@ -227,7 +227,7 @@ def main() -> None:
         by_cap.setdefault(cname, {})[v] = out
     if a.picture:
         for cname, runs in by_cap.items():
-            picture(capture(work, cname), runs, Path(a.picture.format(capture=cname.replace(":", "_"))))
+            picture(capture(work, cname), runs, Path(a.picture.format(capture=cname.replace(":", "_").replace("@", "_"))))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {a.jobs} run(s) at a time × {threads} thread(s), no GPU"
     t = Table(title=f"held-out quality after {a.minutes:g} min of training ({machine})")
     for c in ("capture", "variant", "PSNR", "SSIM", "edge PSNR", "interior PSNR / SSIM", "outside PSNR", "steps",
