@@ -142,7 +142,7 @@ class Trainer:
         return self._made_once("colour_check", colour_check.ColourResult, "colour", colour_check.log_result,
                                "checking the training cameras' colour against each other (the carved surface)",
                                lambda: colour_check.fit_colours(self._on_surface(video, points, 8, colour_check.surface_tracks),
-                                                                iterations=10))
+                                                                iterations=colour_check.ITERATIONS))
 
     def _made_once(self, name: str, kind, what: str, report, start: str, measure):
         """A check's result: read from ``RUN/cameras/<name>.json`` when an earlier session made it,

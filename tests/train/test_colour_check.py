@@ -82,6 +82,41 @@ def test_saturated_colours_are_not_used_and_too_few_tracks_give_no_result():
     assert res is not None and res.gain[2].min() > 1.15
 
 
+def test_a_channel_that_clips_leaves_the_pixels_other_channels_in_use():
+    """White fur through a camera whose red and green gains are high: those two clip on every bright
+    point, but its blue there is still read (the bright end of blue's range), and its gains come
+    out right in every channel."""
+    rng = np.random.default_rng(0)
+    C, N = 12, 3000
+    gain = np.ones((C, 3))
+    gain[3] = [1.3, 1.3, 0.9]
+    t = np.repeat(np.arange(N), 3)
+    cam = (rng.integers(C, size=N)[:, None] + np.arange(3)).ravel() % C
+    grey = rng.uniform(0.05, 0.95, N)[:, None] + rng.normal(0, 0.03, (N, 3))  # greys and whites, as fur
+    rec = np.clip(gain[cam] * grey[t] + rng.normal(0, 0.004, (len(t), 3)), 0, 1)
+    z = np.zeros((C, 3))
+    tr = Tracks([f"{i:02d}" for i in range(C)], np.zeros((C, 3, 3)), np.zeros((C, 3, 3)), z, t, cam,
+                np.zeros((len(t), 2)), rec)
+    res = fit_colours(tr, iterations=100)
+    clipped = (cam == 3) & (rec[:, 0] >= 253.5 / 255)
+    assert clipped.sum() > 100  # a sixth of its points or more
+    assert res.per_camera["03"]["observations"] == (cam == 3).sum()  # blue read on those too
+    g, _ = _relative(gain, np.zeros_like(gain))
+    assert np.abs(res.gain / g - 1).max() < 0.01
+
+
+def test_local_spread_marks_texture_edges_and_not_flat_colour():
+    from fourd.train.colour_check import FLAT, local_spread
+
+    img = np.full((40, 40, 3), 120, np.uint8)
+    img[:, 20:] = (np.indices((40, 20)).sum(0) % 2 * 200)[..., None]  # a one-pixel checkerboard
+    sd = local_spread(img, 5)
+    assert sd[:, :17].max() < 1e-3 and sd[:, 23:].min() > FLAT
+    img[:, :20, 2] = 10  # a single channel's edge counts too
+    img[:, 10:20, 2] = 250
+    assert local_spread(img, 5)[20, 10] > FLAT
+
+
 @pytest.mark.timeout(300)
 def test_tracks_carry_the_colour_each_camera_recorded():
     """Through the images: a textured ball seen by a ring, three cameras' images with a colour
@@ -117,7 +152,7 @@ def test_the_carved_surface_gives_each_cameras_gain_within_two_percent():
     from test_bundle import _Rig, _rigs
 
     from fourd.structures.points import PointSequence
-    from fourd.train.colour_check import surface_tracks
+    from fourd.train.colour_check import ITERATIONS, surface_tracks
 
     true, _ = _rigs()
     rig = _Rig(true, true)
@@ -126,7 +161,7 @@ def test_the_carved_surface_gives_each_cameras_gain_within_two_percent():
     x = x / x.norm(dim=1, keepdim=True)  # the unit ball's surface, its normals the same
     seq = PointSequence.from_list([x] * len(rig.frames), rig.frames, {"normals": [x] * len(rig.frames)},
                                   meta={"spacing": 0.03})
-    clean = fit_colours(surface_tracks(rig, names, seq, rig.frames), iterations=10)
+    clean = fit_colours(surface_tracks(rig, names, seq, rig.frames), iterations=ITERATIONS)
     assert clean is not None and not clean.improves
     assert np.abs(clean.gain - 1).max() < 0.01
     cast = {2: [1.1, 1.0, 0.9], 7: [0.9, 0.95, 1.05], 11: [1.08, 1.08, 1.08]}
@@ -135,8 +170,9 @@ def test_the_carved_surface_gives_each_cameras_gain_within_two_percent():
             out = np.clip(img.astype(np.float64) * np.array(cast[key[1]]), 0, 255).round().astype(np.uint8)
             rig._views[key] = (out, mask)
     tracks = surface_tracks(rig, names, seq, rig.frames)
-    assert tracks.count > 3000 and len(tracks.track) / tracks.count > 3  # each point seen all round
-    res = fit_colours(tracks, iterations=10)
+    # read where the texture is flat: this ball is blotched all over, so about a third of its points
+    assert tracks.count > 1500 and len(tracks.track) / tracks.count > 3  # each point seen all round
+    res = fit_colours(tracks, iterations=ITERATIONS)
     assert res is not None and res.improves
     gain = np.ones((len(names), 3))
     for i, g in cast.items():
