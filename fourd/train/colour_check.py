@@ -201,7 +201,7 @@ def fit_colours(tracks, iterations: int = 5, min_tracks: int = 5, gain_prior: fl
     names, C = tracks.names, len(tracks.names)
     # a saturated channel says nothing of that channel's gain, but the others of the same pixel still
     # do: dropping the whole observation left a camera whose red and green clip on white fur with
-    # only dark blues to fit its blue gain from (Fox, colour fault only: 2.9 % off)
+    # only dark blues to fit its blue gain from (Fox, colour fault only: its blue 2.2 % off, 0.3 % now)
     obs = tracks.colour
     ok = (obs > SATURATED[0]) & (obs < SATURATED[1])
     tr = tracks.subset(ok.any(axis=1))
