@@ -204,13 +204,11 @@ def fit_colours(tracks, iterations: int = 5, min_tracks: int = 5, gain_prior: fl
     # only dark blues to fit its blue gain from (Fox, colour fault only: its blue 2.2 % off, 0.3 % now)
     obs = tracks.colour
     ok = (obs > SATURATED[0]) & (obs < SATURATED[1])
-    tr = tracks.subset(ok.any(axis=1))
-    ok = ok[ok.any(axis=1)]
-    per_track = np.zeros((tr.count, 3))
-    np.add.at(per_track, tr.track, ok.astype(np.float64))
-    ok &= per_track[tr.track] >= 2  # a channel seen unsaturated by one camera only: no comparison
+    per_track = np.zeros((tracks.count, 3))
+    np.add.at(per_track, tracks.track, ok.astype(np.float64))
+    ok &= per_track[tracks.track] >= 2  # a channel seen unsaturated by one camera only: no comparison
     keep = ok.any(axis=1)
-    tr, ok = tr.subset(keep), ok[keep]
+    tr, ok = tracks.subset(keep), ok[keep]
     T = tr.count
     if T < min_tracks * C:
         return None
