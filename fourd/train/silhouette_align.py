@@ -21,6 +21,18 @@ average 0.41 px (Fox) and 0.37 px (CesiumMan); moving by t takes the cameras' me
 from 0.55 to 0.28 px (Fox) and from 0.54 to 0.29 px (CesiumMan). On the exact rigs the fitted
 shifts are noise of 0.13 and 0.10 px on the average, so cameras are moved only when the rig's
 shifts average ACCEPT_PX or more.
+
+What it leaves (every fault: 0.29 / 0.25 px per camera, Fox / CesiumMan) is an image shift no
+longer correlated with the injected one — its floor. Redoing only this step on finished runs'
+carves, the true-surface image error after it (every fault, seed 0; 0.316 / 0.301 px as made):
+the hull's fatness fitted per frame 0.310 / 0.297, 20 frames instead of 10 0.321 / 0.310, a turn
+about the optical axis fitted too 0.319 / 0.324 (the roll it finds on turns-only captures is
+noise: 0.038° → 0.035°), outline pixels within 2 or 6 px 0.338 / 0.307 and 0.316 / 0.313, each
+camera against the hull the other cameras carve 0.335 / 0.287 (averaged with this fit 0.302 /
+0.285); moving the cameras 1.2 × t 0.309 / 0.278 (turns only 0.312 / 0.296 → 0.283 / 0.271: the
+camera's own cone bounds the hull where it is off inwards, so the fit sees less than the whole
+shift), which trained bought nothing held-out (34.04 → 33.95 dB, 29.08 → 29.12) and turned the
+cameras further from their true rotation (0.0705 → 0.0718°, 0.0687 → 0.0709°): not kept.
 """
 
 from __future__ import annotations
