@@ -30,7 +30,7 @@ from pathlib import Path
 
 NONE = {"colour_correction": False, "pose_refinement": False, "source_masks": False, "edge_band": 0,
         "refine_rig": False, "refine_colour": False, "align_surface": False, "align_silhouettes": False,
-        "repair_masks": False, "fix_mask_outlines": False, "unmix_plate": False,
+        "repair_masks": False, "fix_mask_outlines": False, "unmix_plate": False, "learn_pose": "off",
         "carve": {"mask_tolerance": 0, "drop_outlier_masks": False}}
 ABLATIONS: dict = {  # remedy → the settings that switch a default one off
     "rig": {"refine_rig": False},
@@ -46,6 +46,7 @@ OPT_IN = {  # opt-in remedies switched on ("+" rows)
     "pose": {"pose_refinement": True},
     "colour": {"colour_correction": True},
     "colour, pose": {"colour_correction": True, "pose_refinement": True},
+    "turns": {"lr_pose": 8e-6},
     "masks": {"edge_band": 1, "carve": {"mask_tolerance": 1, "drop_outlier_masks": True}},
 }
 

@@ -10,8 +10,11 @@
   a small rotation about its centre (a rotation vector) and a shift of its centre (in units of the
   cameras' distance to the subject), the shifts' mean held at zero so the world frame does not
   drift (the turns' mean is not held: turning every camera alike about its own centre is no
-  motion of the whole rig, and a real rig can be off that way). They are found by aligning each camera's images with the model's renders
-  (:mod:`fourd.train.align`), not by the optimizer.
+  motion of the whole rig, and a real rig can be off that way). They start where the checks before
+  training put them (rig check, silhouette and surface alignment) and can be aligned with the
+  model's renders (:mod:`fourd.train.align`); on top, a turn per camera (``turn``, in the camera's
+  own frame, its mean held at zero) is learned by the optimizer with the model
+  (``TrainConfig.lr_pose``).
 
 Held-out cameras are never corrected: they are the ground truth evaluation compares against.
 """
@@ -57,6 +60,10 @@ class CameraCorrections(nn.Module):
         self.colour_offset = nn.Parameter(torch.zeros(C, 3))
         self.rotation = nn.Parameter(torch.zeros(C, 3))  # radians
         self.shift = nn.Parameter(torch.zeros(C, 3))  # centre shift, in units of ``distance``
+        # the turns training learns on top (TrainConfig.lr_pose), in each camera's own frame, their
+        # mean held at zero: every camera tilting alike moves every image as the subject rising
+        # would, which the held-out cameras would see as an error
+        self.turn = nn.Parameter(torch.zeros(C, 3))
 
     def has(self, name: str) -> bool:
         return name in self._index
@@ -90,6 +97,7 @@ class CameraCorrections(nn.Module):
         """(rotation vectors [C, 3] in radians, centre shifts [C, 3] in world units; the shifts
         zero-mean, the rotations too when ``hold_turn_mean``)."""
         w = self.rotation - self.rotation.mean(0, keepdim=True) if self.hold_turn_mean else self.rotation
+        w = w + (self.turn - self.turn.mean(0, keepdim=True))
         s = (self.shift - self.shift.mean(0, keepdim=True)) * self.distance
         return w, s
 

@@ -88,12 +88,23 @@ class Trainer:
         rest = [p for n, p in self.model.named_parameters() if n != "positions" and not n.startswith("corrections.")]
         for p in corr.parameters():  # fitted against the model's renders (fourd.train.align), not optimized
             p.requires_grad_(False)
-        self.optimizer = torch.optim.Adam([{"params": pos, "lr": cfg.lr_points * self.run.spacing},
-                                           {"params": rest, "lr": cfg.lr}], eps=1e-15)
+        groups = [{"params": pos, "lr": cfg.lr_points * self.run.spacing}, {"params": rest, "lr": cfg.lr}]
+        if cfg.lr_pose > 0 and (cfg.learn_pose == "on" or (cfg.learn_pose == "auto" and self._poses_checked())):
+            # the cameras' turns learned with the model after a warm-up; momentum over ~100 steps,
+            # as each camera's gradient is a noisy one-view-at-a-time estimate
+            corr.turn.requires_grad_(True)
+            groups.append({"params": [corr.turn], "lr": cfg.lr_pose, "betas": (cfg.pose_momentum, 0.999)})
+        self.optimizer = torch.optim.Adam(groups, eps=1e-15)
         # exponential decay to lr_decay at the planned last step; the plan moves with a time budget
         self.planned = cfg.steps
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: cfg.lr_decay ** min(s / max(self.planned, 1), 1.0))
+
+        def decay(s):
+            return cfg.lr_decay ** min(s / max(self.planned, 1), 1.0)
+
+        def pose(s):
+            return decay(s) if s >= cfg.pose_after else 0.0
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, [decay, decay, pose][:len(groups)])
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
         self.writer = None
         self._zfront: dict = {}
@@ -261,6 +272,11 @@ class Trainer:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path, result.to_json())
 
+    def _poses_checked(self) -> bool:
+        """Whether a check before training (rig check, silhouette or surface alignment) moved the training cameras."""
+        return any(r is not None and r.applied for r in (self.rig, getattr(self, "silhouettes", None),
+                                                          getattr(self, "aligned", None)))
+
     def _rig_moved(self) -> bool:
         """Whether the rig check or the silhouette alignment (once made) moved the training cameras."""
         return any(r is not None and r.applied for r in (self.rig, getattr(self, "silhouettes", None)))
@@ -312,7 +328,7 @@ class Trainer:
 
     def _corrected(self) -> bool:
         """Whether the training cameras carry corrections (written to RUN/cameras with checkpoints)."""
-        return bool(self.cfg.colour_correction or self.cfg.pose_refinement or self._checked())
+        return bool(self.cfg.colour_correction or self.cfg.pose_refinement or self.cfg.lr_pose or self._checked())
 
     def _initial_points(self, video) -> PointSequence:
         cfg = self.cfg
