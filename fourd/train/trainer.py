@@ -86,7 +86,7 @@ class Trainer:
         corr = self.model.corrections
         pos = [self.model.positions]
         rest = [p for n, p in self.model.named_parameters() if n != "positions" and not n.startswith("corrections.")]
-        for p in corr.parameters():  # fitted against the model's renders (fourd.train.align), not optimized
+        for p in corr.parameters():  # fitted against the model's renders (fourd.train.align); the turns, below
             p.requires_grad_(False)
         groups = [{"params": pos, "lr": cfg.lr_points * self.run.spacing}, {"params": rest, "lr": cfg.lr}]
         if cfg.lr_pose > 0 and (cfg.learn_pose == "on" or (cfg.learn_pose == "auto" and self._poses_checked())):
@@ -274,8 +274,8 @@ class Trainer:
 
     def _poses_checked(self) -> bool:
         """Whether a check before training (rig check, silhouette or surface alignment) moved the training cameras."""
-        return any(r is not None and r.applied for r in (self.rig, getattr(self, "silhouettes", None),
-                                                          getattr(self, "aligned", None)))
+        aligned = getattr(self, "aligned", None)
+        return self._rig_moved() or (aligned is not None and aligned.applied)
 
     def _rig_moved(self) -> bool:
         """Whether the rig check or the silhouette alignment (once made) moved the training cameras."""
