@@ -22,6 +22,12 @@ that best aligns the rigs), centre error (fraction of the rig radius), mean imag
 fitted cameras against the true ones.
 
     python scripts/diag_pose_observability.py --out benchmarks/pose_observability.json
+    python scripts/diag_pose_observability.py --oracle-captures   # also write WORK/SUBJECT/faulty_{truepose,turnfit}
+
+``--oracle-captures`` writes two copies of the degraded capture (images hard-linked) whose training
+cameras' poses are the true ones (``faulty_truepose``) or the given centre with the best turn
+(``faulty_turnfit``), every other fault kept: trained with ``bench_faults.py --one``, they tell how
+much of the every-fault gap the cameras account for (`benchmarks/bench_faults_s46.json`).
 """
 
 from __future__ import annotations
@@ -54,6 +60,42 @@ def _fit(K, R0, C0, X, obs, dof: int):
 
     p = least_squares(lambda p: (_project(K, *camera(p), X) - obs).ravel(), np.zeros(dof), x_scale=1e-3).x
     return camera(p)
+
+
+def oracle_captures(work: Path, capture: str = "faulty", samples: int = 20000, seed: int = 0) -> None:
+    """WORK/<capture>_truepose and WORK/<capture>_turnfit (see the module docstring)."""
+    import shutil
+    import subprocess
+
+    import torch
+
+    from fourd.datasets.easyvolcap import read_easyvolcap_cameras, write_easyvolcap_cameras
+    from fourd.datasets.synth import load_ground_truth
+
+    names = list(json.loads((work / capture / "faults.json").read_text())["cameras"])
+    true, given = read_easyvolcap_cameras(work / "clean"), read_easyvolcap_cameras(work / capture)
+    X = np.concatenate([load_ground_truth(work / "clean", f)[0] for f in range(0, 30, 3)]).astype(np.float64)
+    X = X[np.random.default_rng(seed).choice(len(X), min(len(X), samples), replace=False)]
+    for tag in ("truepose", "turnfit"):
+        out = work / f"{capture}_{tag}"
+        if out.exists():
+            shutil.rmtree(out)
+        subprocess.run(["cp", "-al", str(work / capture), str(out)], check=True)  # images hard-linked
+        R, T = given.R.clone().double(), given.T.clone().double()
+        for n in names:
+            i, j = given.index(n), true.index(n)
+            if tag == "truepose":
+                R[i], T[i] = true.R[j].double(), true.T[j].double()
+                continue
+            Kt, Rt, Ct = true.K[j].double().numpy(), true.R[j].double().numpy(), true.centers[j].double().numpy()
+            Cg = given.centers[i].double().numpy()
+            Rn, _ = _fit(given.K[i].double().numpy(), given.R[i].double().numpy(), Cg, X, _project(Kt, Rt, Ct, X), 3)
+            R[i], T[i] = torch.from_numpy(Rn), torch.from_numpy(-Rn @ Cg)
+        (out / "extri.yml").unlink()  # a link to the degraded capture's: written anew, not through it
+        (out / "intri.yml").unlink()
+        fields = {k: getattr(given, k) for k in given.__dataclass_fields__}
+        write_easyvolcap_cameras(out, type(given)(**{**fields, "R": R.to(given.R.dtype), "T": T.to(given.T.dtype)}))
+        print(f"wrote {out}")
 
 
 def measure(work: Path, capture: str = "faulty", samples: int = 20000, seed: int = 0) -> dict:
@@ -108,6 +150,7 @@ def main():
     ap.add_argument("--work", default="outputs/bench_faults", help="where bench_faults.py keeps its captures")
     ap.add_argument("--capture", default="faulty", help="the degraded capture in WORK/SUBJECT/ to measure")
     ap.add_argument("--out", default="pose_observability.json")
+    ap.add_argument("--oracle-captures", action="store_true", help="also write the captures with oracle cameras")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_faults import make_captures
@@ -118,6 +161,8 @@ def main():
     for asset, _, anim in (s.partition(":") for s in args.subjects.split(",")):
         work = Path(args.work) / Path(asset).stem
         make_captures(work, asset, anim or None)
+        if args.oracle_captures:
+            oracle_captures(work, args.capture)
         res = measure(work, args.capture)
         out["subjects"][Path(asset).stem] = res
         t = Table(title=f"{Path(asset).stem} ({args.capture}): refined camera against the true one "
