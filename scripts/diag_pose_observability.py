@@ -104,8 +104,9 @@ def measure(work: Path, capture: str = "faulty", samples: int = 20000, seed: int
     from fourd.ingest.calibrate import compare_rigs
 
     names = list(json.loads((work / capture / "faults.json").read_text())["cameras"])
-    true, given = open_dataset(work / "clean").cameras, open_dataset(work / capture).cameras
-    frames = sorted({int(round(f)) for f in np.linspace(0, len(open_dataset(work / "clean").frames) - 1, 10)})
+    clean = open_dataset(work / "clean")
+    true, given = clean.cameras, open_dataset(work / capture).cameras
+    frames = sorted({int(f) for f in np.linspace(0, len(clean.frames) - 1, 10).round()})
     X = np.concatenate([load_ground_truth(work / "clean", f)[0] for f in frames]).astype(np.float64)
     X = X[np.random.default_rng(seed).choice(len(X), min(len(X), samples), replace=False)]
 

@@ -8,7 +8,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import diag_pose_observability as dpo  # noqa: E402
+import diag_pose_observability as dpo
 
 
 def _scene(seed=0):
