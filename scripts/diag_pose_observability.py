@@ -62,6 +62,18 @@ def _fit(K, R0, C0, X, obs, dof: int):
     return camera(p)
 
 
+def _setup(work: Path, capture: str, frames, samples: int, seed: int):
+    """(training camera names, true cameras, given cameras, [N, 3] points of the true posed mesh on
+    ``frames``, a random ``samples`` of them)."""
+    from fourd.datasets.easyvolcap import read_easyvolcap_cameras
+    from fourd.datasets.synth import load_ground_truth
+
+    names = list(json.loads((work / capture / "faults.json").read_text())["cameras"])
+    true, given = read_easyvolcap_cameras(work / "clean"), read_easyvolcap_cameras(work / capture)
+    X = np.concatenate([load_ground_truth(work / "clean", f)[0] for f in frames]).astype(np.float64)
+    return names, true, given, X[np.random.default_rng(seed).choice(len(X), min(len(X), samples), replace=False)]
+
+
 def oracle_captures(work: Path, capture: str = "faulty", samples: int = 20000, seed: int = 0) -> None:
     """WORK/<capture>_truepose and WORK/<capture>_turnfit (see the module docstring)."""
     import shutil
@@ -69,13 +81,9 @@ def oracle_captures(work: Path, capture: str = "faulty", samples: int = 20000, s
 
     import torch
 
-    from fourd.datasets.easyvolcap import read_easyvolcap_cameras, write_easyvolcap_cameras
-    from fourd.datasets.synth import load_ground_truth
+    from fourd.datasets.easyvolcap import write_easyvolcap_cameras
 
-    names = list(json.loads((work / capture / "faults.json").read_text())["cameras"])
-    true, given = read_easyvolcap_cameras(work / "clean"), read_easyvolcap_cameras(work / capture)
-    X = np.concatenate([load_ground_truth(work / "clean", f)[0] for f in range(0, 30, 3)]).astype(np.float64)
-    X = X[np.random.default_rng(seed).choice(len(X), min(len(X), samples), replace=False)]
+    names, true, given, X = _setup(work, capture, range(0, 30, 3), samples, seed)
     for tag in ("truepose", "turnfit"):
         out = work / f"{capture}_{tag}"
         if out.exists():
@@ -100,15 +108,10 @@ def oracle_captures(work: Path, capture: str = "faulty", samples: int = 20000, s
 
 def measure(work: Path, capture: str = "faulty", samples: int = 20000, seed: int = 0) -> dict:
     from fourd.datasets import open_dataset
-    from fourd.datasets.synth import load_ground_truth
     from fourd.ingest.calibrate import compare_rigs
 
-    names = list(json.loads((work / capture / "faults.json").read_text())["cameras"])
-    clean = open_dataset(work / "clean")
-    true, given = clean.cameras, open_dataset(work / capture).cameras
-    frames = sorted({int(f) for f in np.linspace(0, len(clean.frames) - 1, 10).round()})
-    X = np.concatenate([load_ground_truth(work / "clean", f)[0] for f in frames]).astype(np.float64)
-    X = X[np.random.default_rng(seed).choice(len(X), min(len(X), samples), replace=False)]
+    frames = sorted({int(f) for f in np.linspace(0, len(open_dataset(work / "clean").frames) - 1, 10).round()})
+    names, true, given, X = _setup(work, capture, frames, samples, seed)
 
     def cam(c, n):
         i = c.index(n)
