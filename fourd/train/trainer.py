@@ -274,8 +274,7 @@ class Trainer:
 
     def _poses_checked(self) -> bool:
         """Whether a check before training (rig check, silhouette or surface alignment) moved the training cameras."""
-        aligned = getattr(self, "aligned", None)
-        return self._rig_moved() or (aligned is not None and aligned.applied)
+        return self._rig_moved() or (self.aligned is not None and self.aligned.applied)
 
     def _rig_moved(self) -> bool:
         """Whether the rig check or the silhouette alignment (once made) moved the training cameras."""
