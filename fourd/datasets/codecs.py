@@ -82,8 +82,12 @@ def decode_image(data: bytes, where: str, grayscale: bool = False) -> np.ndarray
         raise DataError("image cannot be decoded (corrupt or unsupported format)", where, "re-export it as JPEG or PNG")
     if arr.dtype == np.uint16:
         arr = (arr // 257).astype(np.uint8)
-    if grayscale:
-        return arr if arr.ndim == 2 else arr[..., :3].max(-1)  # masks: max over channels
+    if grayscale:  # masks: the alpha channel where it says something, else the max over the channels
+        if arr.ndim == 2:
+            return arr
+        if arr.shape[2] in (2, 4) and arr[..., -1].min() < 255:
+            return arr[..., -1]  # a cut-out (RGBA, grey + alpha): the matte is its alpha, not its colours
+        return arr[..., :3].max(-1)
     if arr.ndim == 2:
         return np.repeat(arr[..., None], 3, -1)
     return np.ascontiguousarray(arr[..., 2::-1])  # BGR(A) → RGB
@@ -99,6 +103,11 @@ def encode_image(img: np.ndarray, ext: str, jpeg_quality: int = 95) -> bytes:
     if not ok:
         raise RuntimeError(f"cannot encode image as {ext}")
     return buf.tobytes()
+
+
+def png_has_alpha(data: bytes) -> bool:
+    """Whether a PNG's header declares an alpha channel (colour type 4: grey + alpha, 6: RGBA)."""
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[25] in (4, 6)
 
 
 def image_ext(data: bytes) -> str:

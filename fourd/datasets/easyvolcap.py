@@ -5,7 +5,7 @@ root/
   intri.yml            names, K_<cam>, D_<cam> (or dist_<cam>), H_<cam>, W_<cam>
   extri.yml            names, R_<cam> (Rodrigues), Rot_<cam> (3×3), T_<cam> (3×1)
   images/<cam>/<frame:06d>.jpg
-  masks/<cam>/<frame:06d>.png     (optional)
+  masks/<cam>/<frame:06d>.png     (optional; without it, RGBA images' alpha is the mask)
   fourd.json           (optional: held-out cameras, fps)
 ```
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fourd.datasets.base import MultiViewVideo, common_frames
-from fourd.datasets.codecs import image_ext
+from fourd.datasets.codecs import decode_image, image_ext, png_has_alpha
 from fourd.errors import DataError
 from fourd.io import atomic_write_bytes
 from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv, check_distortion
@@ -199,6 +199,14 @@ class EasyVolcapCapture(MultiViewVideo):
         if self._masks and missing_masks:
             raise DataError(f"masks exist for some cameras but not for {missing_masks[:5]}", root / "masks",
                             "provide masks for every camera or none")
+        # a renderer's cut-outs (RGBA PNGs, transparent around the subject) and no mask folder: the
+        # images' alpha is the mask (read from the same file, through decode_image's alpha rule)
+        self._alpha_masks = not self._masks and self._images_have_alpha()
+        if self._alpha_masks:
+            from fourd.console import log
+
+            self._has_masks = True
+            log(f"{root.name}: no masks/ folder — the images' alpha channel is used as the mask")
 
     @property
     def has_masks(self) -> bool:
@@ -207,9 +215,23 @@ class EasyVolcapCapture(MultiViewVideo):
     def image_bytes(self, frame, cam):
         return _read(self._images[cam][frame]), str(self._images[cam][frame])
 
+    def _images_have_alpha(self) -> bool:
+        """Whether the first camera's first image is a PNG whose alpha channel varies."""
+        n = self.cameras.names[0]
+        p = self._images[n].get(self.frames[0])
+        if p is None:
+            return False
+        data = _read(p)
+        if not png_has_alpha(data):
+            return False
+        arr = decode_image(data, str(p), grayscale=True)
+        return bool(arr.min() < 128 <= arr.max())
+
     def mask_bytes(self, frame, cam):
         if not self._has_masks:
             return None
+        if self._alpha_masks:
+            return self.image_bytes(frame, cam)
         p = self._masks[cam].get(frame)
         if p is None:
             raise DataError(f"mask for frame {frame} is missing", self.path / "masks" / cam,

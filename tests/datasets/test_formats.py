@@ -310,3 +310,43 @@ def test_a_disk_that_fills_while_writing_an_smc_leaves_no_half_file(tiny_ev, tmp
         write_smc(video, tmp_path / "out")
     assert "fix:" in str(e.value)
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]  # nothing half-written remains
+
+
+def _as_cutouts(c):
+    """The capture as a renderer with a transparent film writes it: RGBA PNGs (colour straight, the
+    mask in alpha, junk colour where alpha is 0) and no masks/ folder."""
+    for img_path in sorted((c / "images").rglob("*.jpg")):
+        m = cv2.imread(str(c / "masks" / img_path.parent.name / f"{img_path.stem}.png"), cv2.IMREAD_GRAYSCALE)
+        bgr = cv2.imread(str(img_path))
+        bgr[m == 0] = (40, 200, 90)  # what lies under alpha 0 is not the subject
+        cv2.imwrite(str(img_path.with_suffix(".png")), np.dstack([bgr, m]))
+        img_path.unlink()
+    shutil.rmtree(c / "masks")
+
+
+def test_rgba_images_without_masks_use_their_alpha(tiny_ev, tmp_path):
+    src = EasyVolcapCapture(tiny_ev)
+    c = copy(tiny_ev, tmp_path)
+    _as_cutouts(c)
+    video = EasyVolcapCapture(c)
+    assert video.has_masks
+    for f in video.frames:
+        for n in video.camera_names:
+            np.testing.assert_array_equal(video.mask(f, n), src.mask(f, n))
+            assert video.image(f, n).shape == src.image(f, n).shape  # RGB: the alpha is not an image channel
+    # without alpha (JPEGs, as before) and without masks the capture has none
+    shutil.rmtree(c)
+    c = copy(tiny_ev, tmp_path)
+    shutil.rmtree(c / "masks")
+    assert not EasyVolcapCapture(c).has_masks
+
+
+def test_a_cutout_mask_file_is_read_by_its_alpha(tiny_ev, tmp_path):
+    """A matting tool's RGBA cut-out given as the mask: its alpha is the matte, not the max of its
+    colours (dark clothing would read as holes)."""
+    c = copy(tiny_ev, tmp_path)
+    p = c / "masks" / "02" / "000000.png"
+    m = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+    dark = np.zeros((*m.shape, 3), np.uint8)  # a black subject
+    cv2.imwrite(str(p), np.dstack([dark, m]))
+    np.testing.assert_array_equal(EasyVolcapCapture(c).mask(0, "02"), m > 127)
