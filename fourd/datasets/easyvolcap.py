@@ -5,7 +5,8 @@ root/
   intri.yml            names, K_<cam>, D_<cam> (or dist_<cam>), H_<cam>, W_<cam>
   extri.yml            names, R_<cam> (Rodrigues), Rot_<cam> (3×3), T_<cam> (3×1)
   images/<cam>/<frame:06d>.jpg
-  masks/<cam>/<frame:06d>.png     (optional; without it, RGBA images' alpha is the mask)
+  masks/<cam>/<frame:06d>.png     (optional, or mask/; without it, RGBA images' alpha is the mask)
+  optimized/{intri,extri}.yml     (optional: refined cameras, used instead of the root's when present)
   fourd.json           (optional: held-out cameras, fps)
 ```
 
@@ -109,9 +110,12 @@ def _mat_node(fs, key: str, path: Path, sizes: tuple[int, ...], required: bool) 
     return a
 
 
-def read_easyvolcap_cameras(root: Path) -> Cameras:
+def read_easyvolcap_cameras(root: Path, images: Path | None = None) -> Cameras:
+    """The cameras of ``root/intri.yml`` and ``root/extri.yml``; sizes missing from them are read
+    from the first image of ``images/<cam>/`` (``images``: the capture root, by default ``root``)."""
     import cv2
 
+    root = Path(root)
     ip, ep = root / "intri.yml", root / "extri.yml"
     fi, fe = _open_fs(ip), _open_fs(ep)
     ni, ne = _names(fi, ip), _names(fe, ep)
@@ -132,7 +136,7 @@ def read_easyvolcap_cameras(root: Path) -> Cameras:
         Ds.append(_distortion(D, f"D_{n}", ip))
         H, W = _mat(fi, f"H_{n}", ip, (1,), required=False), _mat(fi, f"W_{n}", ip, (1,), required=False)
         if H is None or W is None:
-            H, W = _size_from_image(root, n)
+            H, W = _size_from_image(root if images is None else Path(images), n)
         H, W = float(np.asarray(H).reshape(-1)[0]), float(np.asarray(W).reshape(-1)[0])
         if not (H >= 1 and W >= 1 and H == int(H) and W == int(W)):
             raise DataError(f"H_{n}/W_{n} = {H:g}/{W:g} is not an image size", ip, "give positive whole pixel counts")
@@ -174,12 +178,39 @@ def _frame_files(folder: Path) -> dict[int, Path]:
     return out
 
 
+MASK_DIRS = ("masks", "mask")  # EasyVolcap's name, then EasyMocap's / ZJU-MoCap's
+
+
+def calibration_dir(root: Path, meta: dict) -> Path:
+    """Where the capture's calibration is read from: ``optimized/`` when it holds intri.yml and
+    extri.yml — the refined cameras 4K4D's users train on (EasyVolcap's camera optimisation writes
+    them there; so can a fourd run's ``RUN/cameras``) — else the root. ``fourd.json`` may choose:
+    ``"calibration": "root"`` or ``"optimized"``."""
+    choice = meta.get("calibration", "auto")
+    opt = root / "optimized"
+    has_opt = (opt / "intri.yml").is_file() and (opt / "extri.yml").is_file()
+    if choice not in ("auto", "root", "optimized"):
+        raise DataError(f"calibration '{choice}' is not a choice", root / "fourd.json",
+                        'set "calibration" to "auto", "root" or "optimized"')
+    if choice == "optimized" and not has_opt:
+        raise DataError("fourd.json asks for the optimized calibration but optimized/intri.yml and extri.yml "
+                        "are not both there", opt, 'add them, or set "calibration" to "root"')
+    return opt if has_opt and choice != "root" else root
+
+
 class EasyVolcapCapture(MultiViewVideo):
     layout = "easyvolcap"
 
     def __init__(self, root: str | Path, cache_bytes: int = 512 << 20):
         root = Path(root)
-        cameras = read_easyvolcap_cameras(root)
+        meta = _read_meta(root)
+        self.calibration = calibration_dir(root, meta)
+        cameras = read_easyvolcap_cameras(self.calibration, images=root)
+        if self.calibration != root:
+            from fourd.console import log
+
+            log(f"{root.name}: cameras from optimized/intri.yml and extri.yml "
+                '(set "calibration": "root" in fourd.json to use the root ones)')
         self._images: dict[str, dict[int, Path]] = {}
         self._masks: dict[str, dict[int, Path]] = {}
         for n in cameras.names:
@@ -188,16 +219,17 @@ class EasyVolcapCapture(MultiViewVideo):
                 raise DataError(f"camera '{n}' is calibrated but has no image folder", d,
                                 "add its images or remove it from intri.yml/extri.yml")
             self._images[n] = _frame_files(d)
-            md = root / "masks" / n
+        mask_root = self._mask_root = next((root / d for d in MASK_DIRS if (root / d).is_dir()), root / MASK_DIRS[0])
+        for n in cameras.names:
+            md = mask_root / n
             if md.is_dir():
                 self._masks[n] = _frame_files(md)
         frames = common_frames({n: set(v) for n, v in self._images.items()}, root / "images")
-        meta = _read_meta(root)
         super().__init__(root, cameras, frames, meta.get("held_out"), meta.get("fps", 30.0), cache_bytes)
         missing_masks = [n for n in cameras.names if n not in self._masks]
         self._has_masks = bool(self._masks) and not missing_masks
         if self._masks and missing_masks:
-            raise DataError(f"masks exist for some cameras but not for {missing_masks[:5]}", root / "masks",
+            raise DataError(f"masks exist for some cameras but not for {missing_masks[:5]}", mask_root,
                             "provide masks for every camera or none")
         # a renderer's cut-outs (RGBA PNGs, transparent around the subject) and no mask folder: the
         # images' alpha is the mask (read from the same file, through decode_image's alpha rule)
@@ -234,7 +266,7 @@ class EasyVolcapCapture(MultiViewVideo):
             return self.image_bytes(frame, cam)
         p = self._masks[cam].get(frame)
         if p is None:
-            raise DataError(f"mask for frame {frame} is missing", self.path / "masks" / cam,
+            raise DataError(f"mask for frame {frame} is missing", self._mask_root / cam,
                             "provide a mask for every image")
         return _read(p), str(p)
 

@@ -350,3 +350,35 @@ def test_a_cutout_mask_file_is_read_by_its_alpha(tiny_ev, tmp_path):
     dark = np.zeros((*m.shape, 3), np.uint8)  # a black subject
     cv2.imwrite(str(p), np.dstack([dark, m]))
     np.testing.assert_array_equal(EasyVolcapCapture(c).mask(0, "02"), m > 127)
+
+
+def test_optimized_calibration_is_preferred_and_can_be_declined(tiny_ev, tmp_path):
+    """4K4D's users train on optimized/{intri,extri}.yml (the refined cameras); fourd reads them
+    when present, fourd.json's "calibration" chooses."""
+    import json
+
+    from fourd.datasets.easyvolcap import read_easyvolcap_cameras, write_easyvolcap_cameras
+
+    c = copy(tiny_ev, tmp_path)
+    root = read_easyvolcap_cameras(c)
+    moved = read_easyvolcap_cameras(c)
+    moved.T[:] = moved.T + torch.tensor([0.01, 0.0, 0.0])  # every centre a little off
+    (c / "optimized").mkdir()
+    write_easyvolcap_cameras(c / "optimized", moved)
+    video = EasyVolcapCapture(c)
+    assert video.calibration == c / "optimized"
+    torch.testing.assert_close(video.cameras.T, moved.T)
+    (c / "fourd.json").write_text(json.dumps({**json.loads((c / "fourd.json").read_text()), "calibration": "root"}))
+    torch.testing.assert_close(EasyVolcapCapture(c).cameras.T, root.T)
+    shutil.rmtree(c / "optimized")
+    (c / "fourd.json").write_text(json.dumps({**json.loads((c / "fourd.json").read_text()), "calibration": "optimized"}))
+    expect(c / "optimized", lambda: EasyVolcapCapture(c), "optimized")
+
+
+def test_mask_folder_named_mask(tiny_ev, tmp_path):
+    src = EasyVolcapCapture(tiny_ev)
+    c = copy(tiny_ev, tmp_path)
+    (c / "masks").rename(c / "mask")  # EasyMocap's / ZJU-MoCap's name
+    video = EasyVolcapCapture(c)
+    assert video.has_masks
+    np.testing.assert_array_equal(video.mask(1, "03"), src.mask(1, "03"))
