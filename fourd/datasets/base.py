@@ -216,6 +216,27 @@ class MultiViewVideo(ABC):
             self._cache.put(key, arr)
         return arr
 
+    def backdrop_bytes(self, cam: str) -> tuple[bytes, str] | None:
+        """An encoded image of the empty scene behind the subject as camera ``cam`` sees it (4K4D's
+        ``bkgd/<cam>.jpg``), or None when the capture has none (the default)."""
+        return None
+
+    def backdrop(self, cam: int | str) -> np.ndarray | None:
+        """[H, W, 3] uint8 RGB of :meth:`backdrop_bytes`, undistorted like :meth:`view`'s images and
+        colour-corrected like them; None when the capture has none."""
+        i, name = self._cam(cam)
+        got = self.backdrop_bytes(name)
+        if got is None:
+            return None
+        data, where = got
+        img = self.correct_colours(decode_image(data, where), name)
+        H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
+        if img.shape[:2] != (H, W):
+            raise DataError(f"background image is {img.shape[1]}×{img.shape[0]} but camera '{name}' is {W}×{H}", where,
+                            "re-export it at the camera's image size, or remove it")
+        camera = self.cameras[i]
+        return camera.undistort_image(img, 0) if camera.has_distortion else img
+
     def view(self, frame: int, cam: int | str, scale: float = 1.0, crop_to_mask: bool = False,
              undistort: bool = True, margin: int = 8, image: bool = True) -> View:
         """One sample: undistorted, optionally cropped to the mask's bounding box (+margin) and resized.

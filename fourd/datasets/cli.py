@@ -113,7 +113,7 @@ def data_preview(path: Capture, out: Path = Path("sheet.png"), cameras: int = 24
 def data_degrade(src: Capture, out: Pos[Path],
                  faults: str = "colour,distortion,calibration,masks,background,noise", seed: int = 0,
                  layout: Literal["easyvolcap", "smc"] = "easyvolcap", data_root: Path | None = None,
-                 absolute_calibration: bool = False) -> None:
+                 absolute_calibration: bool = False, backdrops: bool = False) -> None:
     """Write a copy of a capture with a real rig's faults on its training cameras (held-out ones stay clean).
 
     Faults: colour (per-camera gain and offset), distortion (radial k1/k2 on images and masks, written
@@ -133,10 +133,14 @@ def data_degrade(src: Capture, out: Pos[Path],
         absolute_calibration: keep the pose errors as drawn, including the part that is one motion of
             the whole training rig (a change of world frame no training image shows; the clean
             held-out cameras then count it against the reconstruction).
+        backdrops: with the background fault, also write each plate as the camera's picture of the
+            empty scene (bkgd/<cam>.png, as 4K4D's captures carry; training then takes the plate
+            from it instead of measuring it).
     """
     from fourd.datasets.degrade import FaultSpec, degrade
     from fourd.io import check_output
 
     check_output(out, "folder", (src,))
     chosen = tuple(f.strip() for f in faults.split(",") if f.strip())
-    print(degrade(src, out, chosen, seed, layout, FaultSpec(relative=not absolute_calibration), data_root=data_root))
+    print(degrade(src, out, chosen, seed, layout, FaultSpec(relative=not absolute_calibration), data_root=data_root,
+                  backdrops=backdrops))

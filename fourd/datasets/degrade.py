@@ -110,13 +110,14 @@ class DegradedCapture(MultiViewVideo):
     layout = "degraded"
 
     def __init__(self, src: MultiViewVideo, faults: tuple[str, ...] = DEFAULT_FAULTS, seed: int = 0,
-                 spec: FaultSpec | None = None):
+                 spec: FaultSpec | None = None, backdrops: bool = False):
         bad = [f for f in faults if f not in FAULTS]
         if bad:
             raise DataError(f"unknown fault '{bad[0]}'", "--faults", f"use some of {', '.join(FAULTS)}")
         if "masks" in faults and not src.has_masks:
             raise DataError("the capture has no masks to damage", src.path, "drop 'masks' from --faults")
         self.src, self.faults, self.seed, self.spec = src, tuple(faults), int(seed), spec or FaultSpec()
+        self.backdrops = bool(backdrops)  # hand out each plate as the camera's picture of the empty scene
         sp = self.spec
         rng = np.random.default_rng(seed)
         cams = src.cameras
@@ -263,6 +264,21 @@ class DegradedCapture(MultiViewVideo):
         out = np.clip(np.round(img), 0, 255).astype(np.uint8)
         return encode_image(out, ext, quality), f"{where} (degraded)"
 
+    def backdrop_bytes(self, cam):
+        """With ``backdrops``: the plate as the camera records it without the subject (its colour
+        fault and lens applied; no sensor noise: a studio's background shot is averaged over frames)."""
+        import cv2
+
+        if not self.backdrops or cam not in self._plates:
+            return self.src.backdrop_bytes(cam)
+        img = self._plates[cam].astype(np.float32)
+        if cam in self._colour:
+            g, o = self._colour[cam]
+            img = img * g + o * 255
+        if cam in self._maps:
+            img = cv2.remap(np.clip(img, 0, 255), *self._maps[cam], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return encode_image(np.clip(np.round(img), 0, 255).astype(np.uint8), ".png"), f"the plate of camera {cam} (degraded)"
+
     def mask_bytes(self, frame, cam):
         import cv2
 
@@ -309,8 +325,9 @@ class DegradedCapture(MultiViewVideo):
 
 
 def degrade(src: str | Path, out: str | Path, faults: tuple[str, ...] = DEFAULT_FAULTS, seed: int = 0,
-            layout: str = "easyvolcap", spec: FaultSpec | None = None, data_root=None) -> Path:
-    """Write ``src`` with ``faults`` as a new capture in ``out`` and ``out/faults.json``."""
+            layout: str = "easyvolcap", spec: FaultSpec | None = None, data_root=None, backdrops: bool = False) -> Path:
+    """Write ``src`` with ``faults`` as a new capture in ``out`` and ``out/faults.json``; ``backdrops``:
+    also each plate as the camera's picture of the empty scene (``bkgd/``, EasyVolcap layout)."""
     from fourd.console import log, progress
     from fourd.datasets import open_dataset
     from fourd.io import write_json
@@ -319,7 +336,10 @@ def degrade(src: str | Path, out: str | Path, faults: tuple[str, ...] = DEFAULT_
     if not video.train_cameras or not video.held_out:
         log("[yellow]degrade: the capture holds out no cameras; every camera is degraded and evaluation on it "
             "has no clean ground truth[/]")
-    deg = DegradedCapture(video, tuple(faults), seed, spec)
+    if backdrops and layout != "easyvolcap":
+        raise DataError("background pictures (bkgd/) are part of the EasyVolcap layout only", "--backdrops",
+                        "use --layout easyvolcap, or drop --backdrops")
+    deg = DegradedCapture(video, tuple(faults), seed, spec, backdrops)
     out = Path(out)
     with progress("degrading", len(video.frames)) as advance:
         if layout == "easyvolcap":

@@ -7,6 +7,7 @@ root/
   images/<cam>/<frame:06d>.jpg
   masks/<cam>/<frame:06d>.png     (optional, or mask/; without it, RGBA images' alpha is the mask)
   optimized/{intri,extri}.yml     (optional: refined cameras, used instead of the root's when present)
+  bkgd/<cam>.jpg                  (optional: the empty scene behind the subject, 4K4D's layout)
   fourd.json           (optional: held-out cameras, fps)
 ```
 
@@ -259,6 +260,13 @@ class EasyVolcapCapture(MultiViewVideo):
         arr = decode_image(data, str(p), grayscale=True)
         return bool(arr.min() < 128 <= arr.max())
 
+    def backdrop_bytes(self, cam):
+        for ext in _IMAGE_EXTS:
+            p = self.path / "bkgd" / f"{cam}{ext}"
+            if p.is_file():
+                return _read(p), str(p)
+        return None
+
     def mask_bytes(self, frame, cam):
         if not self._has_masks:
             return None
@@ -343,6 +351,11 @@ def write_easyvolcap(video: MultiViewVideo, root: str | Path, progress=None) -> 
                 atomic_write_bytes(root / "masks" / n / f"{f:06d}{image_ext(mdata)}", mdata)
         if progress is not None:
             progress()
+    for n in video.camera_names:  # pictures of the empty scene (4K4D's bkgd/), where the capture has them
+        got = video.backdrop_bytes(n)
+        if got is not None:
+            (root / "bkgd").mkdir(exist_ok=True)
+            atomic_write_bytes(root / "bkgd" / f"{n}{image_ext(got[0])}", got[0])
     meta = {"held_out": video.held_out, "fps": video.fps}
     atomic_write_bytes(root / "fourd.json", json.dumps(meta, indent=2).encode())
     return root

@@ -8,7 +8,8 @@ are, the model paints that colour onto the subject's rim.
 
 Three things the capture itself tells, per training camera:
 
-* **the plate**: the subject moves and the backdrop does not, so the colour behind a pixel is the
+* **the plate**: the capture's own picture of the empty scene where it has one (4K4D's
+  ``bkgd/<cam>.jpg``); otherwise, since the subject moves and the backdrop does not, the colour behind a pixel is the
   median of that pixel over the frames in which it lies well outside the mask; where the subject
   never left, the edge pixels leave the colour loss (``plate_unknown="skip"``, the default) or
   the plate is filled in (inpainted) up to FILL_PX from where it was seen (``"fill"``);
@@ -143,26 +144,31 @@ def _edge_width(share: list[float]) -> float | None:
 
 
 def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background,
-                   fill: bool = True) -> tuple[dict, CameraPlate | None]:
+                   fill: bool = True, given: np.ndarray | None = None) -> tuple[dict, CameraPlate | None]:
     """One camera's plate and matte from its views of several frames (uint8 images, bool masks);
-    ``fill``: inpaint the plate up to FILL_PX under where the subject never left."""
+    ``fill``: inpaint the plate up to FILL_PX under where the subject never left; ``given``: the
+    capture's own image of the empty scene (uint8 [H, W, 3], e.g. 4K4D's ``bkgd/``), taken as the
+    plate everywhere instead of measuring it."""
     import cv2
 
-    kernel = np.ones((2 * FAR_PX + 1, 2 * FAR_PX + 1), np.uint8)
     H, W = masks[0].shape
-    far = np.stack([cv2.dilate(m.astype(np.uint8), kernel) == 0 for m in masks])
-    count = far.sum(0)
-    seen = count >= MIN_SEEN
-    plate = np.zeros((H, W, 3), np.float32)
-    for y in range(0, H, 128):  # the median over the frames that show the plate, a band of rows at a time
-        stack = np.stack([im[y:y + 128] for im in images]).astype(np.float32) / 255
-        stack[~far[:, y:y + 128]] = np.nan
-        with warnings.catch_warnings():  # rows no frame shows the plate in: all-NaN, left 0 (not seen)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            plate[y:y + 128] = np.nan_to_num(np.nanmedian(stack, 0))
+    if given is not None:
+        plate, seen = given.astype(np.float32) / 255, np.ones((H, W), bool)
+    else:
+        kernel = np.ones((2 * FAR_PX + 1, 2 * FAR_PX + 1), np.uint8)
+        far = np.stack([cv2.dilate(m.astype(np.uint8), kernel) == 0 for m in masks])
+        seen = far.sum(0) >= MIN_SEEN
+        plate = np.zeros((H, W, 3), np.float32)
+        for y in range(0, H, 128):  # the median over the frames that show the plate, a band of rows at a time
+            stack = np.stack([im[y:y + 128] for im in images]).astype(np.float32) / 255
+            stack[~far[:, y:y + 128]] = np.nan
+            with warnings.catch_warnings():  # rows no frame shows the plate in: all-NaN, left 0 (not seen)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                plate[y:y + 128] = np.nan_to_num(np.nanmedian(stack, 0))
     bg = np.asarray(background, np.float32)
     level = float(np.median(np.abs(plate[seen] - bg).max(1))) if seen.any() else 0.0
-    rec = {"plate_level": round(level * 255, 2), "seen": round(float(seen.mean()), 3), "share": None, "unmixed": False}
+    rec = {"plate_level": round(level * 255, 2), "seen": round(float(seen.mean()), 3), "share": None, "unmixed": False,
+           "plate": "given" if given is not None else "measured"}
     if level < PLATE_LEVEL:
         return rec, None  # the backdrop is the training background already
     shares = [[] for _ in range(RINGS)]
@@ -205,7 +211,8 @@ def measure(video, cams: list[str], background, max_frames: int = MAX_FRAMES, pr
         views = [v for v in views if v.mask is not None and v.mask.any()]
         if len(views) < MIN_SEEN:
             continue
-        rec, plate = measure_camera([v.image for v in views], [v.mask for v in views], background, fill)
+        given = video.backdrop(cam) if hasattr(video, "backdrop") else None
+        rec, plate = measure_camera([v.image for v in views], [v.mask for v in views], background, fill, given)
         result.per_camera[cam] = rec
         if plate is not None:
             result.plates[cam] = plate
@@ -228,6 +235,8 @@ def log_result(r: PlateResult) -> None:
         return
     recs = [r.per_camera[c] for c in r.plates]
     share = np.mean([rec["share"][0] for rec in recs])
+    given = sum(rec.get("plate") == "given" for rec in recs)
+    source = f"; {given} from the capture's bkgd/ pictures" if given else ""
     log(f"background plate: un-mixing the mask's edge rings on {len(r.plates)} of {len(r.per_camera)} training "
-        f"cameras (plate known behind {np.mean([rec['seen'] for rec in recs]):.0%} of the image; the outermost "
+        f"cameras (plate known behind {np.mean([rec['seen'] for rec in recs]):.0%} of the image{source}; the outermost "
         f"mask pixel holds {share:.0%} subject)")

@@ -204,3 +204,29 @@ def test_sync_fault_puts_a_camera_out_of_step(tiny_ev, tmp_path):
         assert np.abs(deg.image(f, cam).astype(int) - src.image(g, cam).astype(int)).mean() < 2  # re-encoded
         other = next(n for n in src.camera_names if n != cam)
         assert np.array_equal(deg.mask(f, other), src.mask(f, other))
+
+
+def test_backdrops_are_the_plate_the_images_show(png_cap, tmp_path):
+    """--backdrops: each training camera's bkgd/<cam>.png is its plate as recorded (colour and lens
+    applied), which the degraded images show far from the subject; training takes the plate from it."""
+    from fourd.train import plate
+
+    out = degrade(png_cap, tmp_path / "d", ("background", "colour", "distortion"), seed=6, backdrops=True)
+    deg = open_dataset(out)
+    assert sorted(p.stem for p in (out / "bkgd").iterdir()) == sorted(deg.train_cameras)
+    assert deg.backdrop(deg.held_out[0]) is None
+    n = deg.train_cameras[0]
+    v = deg.view(1, n)  # undistorted, as training sees it
+    back = deg.backdrop(n)
+    import cv2
+
+    far = cv2.dilate(v.mask.astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
+    far[:8], far[-8:], far[:, :8], far[:, -8:] = False, False, False, False  # the lens map's replicated border
+    assert np.abs(back.astype(int) - v.image.astype(int))[far].mean() < 1.5
+    res = plate.measure(deg, deg.train_cameras[:2], (0, 0, 0))
+    assert all(r["plate"] == "given" for r in res.per_camera.values())
+    # without the flag: no bkgd/, the plate is measured
+    plain = degrade(png_cap, tmp_path / "p", ("background",), seed=6)
+    assert not (plain / "bkgd").exists() and open_dataset(plain).backdrop(n) is None
+    with pytest.raises(DataError, match="bkgd"):
+        degrade(png_cap, tmp_path / "s", ("background",), layout="smc", backdrops=True)

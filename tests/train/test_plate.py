@@ -163,3 +163,35 @@ def test_the_plate_is_filled_in_a_little_way_under_a_subject_that_never_leaves()
     # filled from 3–7 px away: far closer than the plate's mean colour
     err = np.abs(cam.plate[filled] / 255 - P[filled]).mean()
     assert err < 0.5 * np.abs(P[filled] - P.reshape(-1, 3).mean(0)).mean()
+
+
+def test_a_given_backdrop_is_the_plate_even_under_a_subject_that_never_leaves(tiny_ev, tmp_path):
+    """4K4D's bkgd/<cam>.jpg: the plate is known everywhere, also where the subject never left, and
+    the capture loader hands it over (size checked)."""
+    import shutil
+
+    from fourd.datasets.easyvolcap import EasyVolcapCapture
+    from fourd.errors import DataError
+
+    images, masks, _, P = _scene(seed=4, cells=4)
+    yy, xx = np.mgrid[:H, :W]
+    still = (xx - 48) ** 2 + (yy - 20) ** 2 < 14 ** 2
+    images = [np.where(still[..., None], 30, im).astype(np.uint8) for im in images]
+    masks = [m | still for m in masks]
+    given = np.clip(np.round(P * 255), 0, 255).astype(np.uint8)
+    rec, cam = plate.measure_camera(images, masks, (0, 0, 0), given=given)
+    assert rec["plate"] == "given" and rec["unmixed"] and cam.seen.all()
+    np.testing.assert_array_equal(cam.plate, given)
+    _, measured = plate.measure_camera(images, masks, (0, 0, 0))
+    assert not measured.seen[still].all()  # what measuring alone cannot know
+    # through the loader
+    c = shutil.copytree(tiny_ev, tmp_path / "c")
+    video = EasyVolcapCapture(c)
+    assert video.backdrop("01") is None
+    (c / "bkgd").mkdir()
+    h, w = int(video.cameras.H[1]), int(video.cameras.W[1])
+    cv2.imwrite(str(c / "bkgd" / "01.png"), np.full((h, w, 3), (10, 20, 30), np.uint8))
+    np.testing.assert_array_equal(EasyVolcapCapture(c).backdrop("01")[0, 0], [30, 20, 10])  # RGB
+    cv2.imwrite(str(c / "bkgd" / "01.png"), np.zeros((h // 2, w, 3), np.uint8))
+    with pytest.raises(DataError, match="background image"):
+        EasyVolcapCapture(c).backdrop("01")
