@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from fourd.io import atomic_write_bytes
 from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv, check_distortion
 
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 
 def _open_fs(path: Path):
@@ -172,10 +174,19 @@ def _size_from_image(root: Path, cam: str) -> tuple[int, int]:
 
 
 def _frame_files(folder: Path) -> dict[int, Path]:
-    out = {}
+    """Frame number → file: the number a file's name ends in (``000012.jpg``, ``frame_000012.png``,
+    ``img12.jpg``); files whose name ends in no number are not frames."""
+    out: dict[int, Path] = {}
     for p in folder.iterdir():
-        if p.suffix.lower() in _IMAGE_EXTS and p.stem.isdigit():
-            out[int(p.stem)] = p
+        m = _TRAILING_NUMBER.search(p.stem)
+        if p.suffix.lower() not in _IMAGE_EXTS or m is None:
+            continue
+        f = int(m.group(1))
+        if f in out:
+            a, b = sorted([out[f].name, p.name])
+            raise DataError(f"two files are frame {f}: {a} and {b}", folder,
+                            "keep one image per frame number in each camera's folder")
+        out[f] = p
     return out
 
 

@@ -382,3 +382,19 @@ def test_mask_folder_named_mask(tiny_ev, tmp_path):
     video = EasyVolcapCapture(c)
     assert video.has_masks
     np.testing.assert_array_equal(video.mask(1, "03"), src.mask(1, "03"))
+
+
+def test_frame_numbers_are_read_from_the_end_of_file_names(tiny_ev, tmp_path):
+    src = EasyVolcapCapture(tiny_ev)
+    c = copy(tiny_ev, tmp_path)
+    for p in sorted((c / "images").rglob("*.jpg")):
+        p.rename(p.with_name(f"frame_{int(p.stem) + 10:05d}.jpg"))  # another tool's naming, numbered from 10
+    for p in sorted((c / "masks").rglob("*.png")):
+        p.rename(p.with_name(f"mask{int(p.stem) + 10}.png"))
+    video = EasyVolcapCapture(c)
+    assert video.frames == [f + 10 for f in src.frames]
+    np.testing.assert_array_equal(video.mask(11, "02"), src.mask(1, "02"))
+    np.testing.assert_array_equal(video.image(12, "02"), src.image(2, "02"))
+    dup = c / "images" / "02" / "copy_00011.jpg"
+    dup.write_bytes((c / "images" / "02" / "frame_00011.jpg").read_bytes())
+    expect(c / "images" / "02", lambda: EasyVolcapCapture(c), "frame 11")
