@@ -33,6 +33,7 @@ def test_info_json(tiny_ev):
     assert {k: info[k] for k in ("layout", "cameras", "frames", "width", "height")} == {
         "layout": "easyvolcap", "cameras": 8, "frames": 3, "width": 96, "height": 80}
     assert 0.01 < info["mask_coverage"] < 0.6
+    assert (info["backdrops"], info["calibration"], info["masks_from"]) == (0, "intri.yml", "masks/")
 
 
 def test_convert_then_info(tiny_ev, tmp_path):

@@ -286,6 +286,7 @@ class MultiViewVideo(ABC):
             "width": int(max(Ws)), "height": int(max(Hs)), "sizes_differ": len(set(zip(Hs, Ws))) > 1,
             "first_frame": self.frames[0], "last_frame": self.frames[-1], "fps": self.fps,
             "held_out": self.held_out, "mask_coverage": cov, "distorted": self.cameras.has_distortion,
+            "backdrops": sum(self.backdrop_bytes(n) is not None for n in self.camera_names),
         }
 
 

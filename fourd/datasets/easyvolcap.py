@@ -271,6 +271,11 @@ class EasyVolcapCapture(MultiViewVideo):
         arr = decode_image(data, str(p), grayscale=True)
         return bool(arr.min() < 128 <= arr.max())
 
+    def info(self, coverage_frames: int = 3) -> dict:
+        masks = "alpha of the images" if self._alpha_masks else (f"{self._mask_root.name}/" if self._has_masks else None)
+        return {**super().info(coverage_frames), "calibration": str(self.calibration.relative_to(self.path) / "intri.yml"),
+                "masks_from": masks}
+
     def backdrop_bytes(self, cam):
         for ext in _IMAGE_EXTS:
             p = self.path / "bkgd" / f"{cam}{ext}"
