@@ -231,6 +231,7 @@ class EasyVolcapCapture(MultiViewVideo):
                 raise DataError(f"camera '{n}' is calibrated but has no image folder", d,
                                 "add its images or remove it from intri.yml/extri.yml")
             self._images[n] = _frame_files(d)
+        cameras = self._match_image_sizes(root, cameras)
         mask_root = self._mask_root = next((root / d for d in MASK_DIRS if (root / d).is_dir()), root / MASK_DIRS[0])
         for n in cameras.names:
             md = mask_root / n
@@ -270,6 +271,34 @@ class EasyVolcapCapture(MultiViewVideo):
             return False
         arr = decode_image(data, str(p), grayscale=True)
         return bool(arr.min() < 128 <= arr.max())
+
+    def _match_image_sizes(self, root: Path, cameras: Cameras) -> Cameras:
+        """Cameras whose images are the calibrated size scaled alike on both axes (images
+        downsampled after calibration, as EasyVolcap's ``ratio`` does) get their intrinsics scaled
+        to the images, said once; any other mismatch is left for the per-image size check."""
+        from fourd.datasets.codecs import encoded_size
+
+        H, W = cameras.H.tolist(), cameras.W.tolist()
+        scaled = []
+        for i, n in enumerate(cameras.names):
+            if not self._images[n]:
+                continue
+            p = self._images[n][min(self._images[n])]
+            h, w = encoded_size(_read(p), str(p))
+            if (h, w) == (H[i], W[i]):
+                continue
+            s = w / W[i]
+            if abs(h - H[i] * s) <= 1 and s < 1.0 + 1e-9 and min(h, w) >= 8:
+                H[i], W[i] = h, w
+                scaled.append(f"{n} ×{s:.3g}")
+        if not scaled:
+            return cameras
+        from fourd.console import log
+
+        shown = ", ".join(scaled[:4]) + (" …" if len(scaled) > 4 else "")
+        log(f"{root.name}: the images of {len(scaled)} camera(s) are smaller than calibrated ({shown}); "
+            "their intrinsics are scaled to the images")
+        return cameras.resize(H, W)
 
     def info(self, coverage_frames: int = 3) -> dict:
         masks = "alpha of the images" if self._alpha_masks else (f"{self._mask_root.name}/" if self._has_masks else None)

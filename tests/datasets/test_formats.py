@@ -398,3 +398,22 @@ def test_frame_numbers_are_read_from_the_end_of_file_names(tiny_ev, tmp_path):
     dup = c / "images" / "02" / "copy_00011.jpg"
     dup.write_bytes((c / "images" / "02" / "frame_00011.jpg").read_bytes())
     expect(c / "images" / "02", lambda: EasyVolcapCapture(c), "frame 11")
+
+
+def test_images_downsampled_after_calibration_get_scaled_intrinsics(tiny_ev, tmp_path):
+    src = EasyVolcapCapture(tiny_ev)
+    c = copy(tiny_ev, tmp_path)
+    for kind in ("images", "masks"):
+        for p in sorted((c / kind / "03").iterdir()):  # one camera's images and masks at half size
+            img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+            cv2.imwrite(str(p), cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA))
+    video = EasyVolcapCapture(c)
+    i = video.cameras.index("03")
+    assert (int(video.cameras.H[i]), int(video.cameras.W[i])) == (40, 48)
+    torch.testing.assert_close(video.cameras.K[i, :2], src.cameras.K[i, :2] / 2)
+    assert video.image(1, "03").shape == (40, 48, 3)
+    torch.testing.assert_close(video.cameras.K[i + 1], src.cameras.K[i + 1])  # the others as calibrated
+    # a size that is no uniform scale of the calibrated one is still refused, naming the file
+    p = c / "images" / "04" / "000000.jpg"
+    cv2.imwrite(str(p), np.zeros((40, 40, 3), np.uint8))
+    expect(p, lambda: EasyVolcapCapture(c).image(0, "04"), "40×40")
