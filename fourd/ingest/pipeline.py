@@ -273,8 +273,8 @@ def _image_files(root: Path, cam: str) -> list[Path]:
 
 def plate_masks(out: Path, background: str | Path, cams, scale: float = 1.0, flag_ratio: float = 0.8) -> dict:
     """Masks for every image of the EasyVolcap capture ``out`` (images/<cam>/…) against each
-    camera's empty-scene video in ``background``; writes masks/<cam>/<stem>.png and returns the
-    coverage and hull-consistency report."""
+    camera's empty-scene video in ``background``; writes masks/<cam>/<stem>.png and the empty scene
+    (the frames' median) as bkgd/<cam>.jpg, and returns the coverage and hull-consistency report."""
     from fourd.ingest.masks import make_plate, plate_mask
 
     plates = list_videos(background)
@@ -284,7 +284,15 @@ def plate_masks(out: Path, background: str | Path, cams, scale: float = 1.0, fla
                         "film the empty scene with every camera; name each video as the camera's")
 
     def for_camera(n: str):
-        plate = make_plate([img for _, img in iter_frames(plates[n], 0, 60, 1, scale)], str(plates[n]))
+        frames = [img for _, img in iter_frames(plates[n], 0, 60, 1, scale)]
+        plate = make_plate(frames, str(plates[n]))
+        if frames:  # the empty scene itself, for training to take out of the masks' soft edges (bkgd/, 4K4D's layout)
+            from fourd.datasets.codecs import encode_image
+            from fourd.io import atomic_write_bytes
+
+            (out / "bkgd").mkdir(exist_ok=True)
+            still = np.median(np.stack(frames), 0).round().astype(np.uint8)
+            atomic_write_bytes(out / "bkgd" / f"{n}.jpg", encode_image(still, ".jpg", 95))
 
         def mask(img: np.ndarray) -> np.ndarray:
             if plate.lab.shape[:2] != img.shape[:2]:

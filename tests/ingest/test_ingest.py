@@ -116,6 +116,16 @@ def test_outputs_and_report(ingested):
 
     pic = cv2.imread(str(out / "ingest_report.png"))
     assert pic.shape[0] >= 320 and pic.shape[1] > pic.shape[0]
+    # the empty scene of each camera (bkgd/, 4K4D's layout): what its images show away from the subject
+    from fourd.datasets import open_dataset
+
+    cap = open_dataset(out)
+    assert sorted(p.stem for p in (out / "bkgd").iterdir()) == sorted(cap.camera_names)
+    n, f = cap.camera_names[0], cap.frames[len(cap.frames) // 2]
+    v, back = cap.view(f, n), cap.backdrop(n)
+    far = cv2.dilate(v.mask.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
+    diff = np.abs(back.astype(int) - v.image.astype(int)).max(-1)
+    assert far.mean() > 0.3 and np.median(diff[far]) <= 4, np.median(diff[far])
 
 
 def test_hull_check_flags_a_broken_mask(rig):
