@@ -221,6 +221,9 @@ class MultiViewVideo(ABC):
         ``bkgd/<cam>.jpg``), or None when the capture has none (the default)."""
         return None
 
+    def has_backdrop(self, cam: str) -> bool:
+        return self.backdrop_bytes(cam) is not None
+
     def backdrop(self, cam: int | str) -> np.ndarray | None:
         """[H, W, 3] uint8 RGB of :meth:`backdrop_bytes`, undistorted like :meth:`view`'s images and
         colour-corrected like them; None when the capture has none."""
@@ -286,7 +289,7 @@ class MultiViewVideo(ABC):
             "width": int(max(Ws)), "height": int(max(Hs)), "sizes_differ": len(set(zip(Hs, Ws))) > 1,
             "first_frame": self.frames[0], "last_frame": self.frames[-1], "fps": self.fps,
             "held_out": self.held_out, "mask_coverage": cov, "distorted": self.cameras.has_distortion,
-            "backdrops": sum(self.backdrop_bytes(n) is not None for n in self.camera_names),
+            "backdrops": sum(self.has_backdrop(n) for n in self.camera_names),
         }
 
 

@@ -51,6 +51,10 @@ def convert(src: str | Path, out: str | Path, to: str = "easyvolcap", sequence: 
     elif to == "smc":
         from fourd.datasets.smc import write_smc
 
+        if any(video.has_backdrop(n) for n in video.camera_names):
+            log("[yellow]the capture's background pictures (bkgd/) are not carried over: the SMC layout has no place "
+                "for them (training will measure the plates from the frames)[/]")
+
         with progress("converting cameras", len(video.cameras)) as advance:
             write_smc(video, out, sequence, advance)
     else:

@@ -305,12 +305,15 @@ class EasyVolcapCapture(MultiViewVideo):
         return {**super().info(coverage_frames), "calibration": str(self.calibration.relative_to(self.path) / "intri.yml"),
                 "masks_from": masks}
 
+    def _backdrop_file(self, cam: str) -> Path | None:
+        return next((p for ext in _IMAGE_EXTS if (p := self.path / "bkgd" / f"{cam}{ext}").is_file()), None)
+
+    def has_backdrop(self, cam):
+        return self._backdrop_file(cam) is not None
+
     def backdrop_bytes(self, cam):
-        for ext in _IMAGE_EXTS:
-            p = self.path / "bkgd" / f"{cam}{ext}"
-            if p.is_file():
-                return _read(p), str(p)
-        return None
+        p = self._backdrop_file(cam)
+        return None if p is None else (_read(p), str(p))
 
     def mask_bytes(self, frame, cam):
         if not self._has_masks:
