@@ -56,19 +56,27 @@ def _check_jpeg_scan(data: bytes, where: str) -> None:
                         "re-export or re-copy this image")
 
 
+def header_size(head: bytes) -> tuple[int, int] | None:
+    """(H, W) from the first bytes of a PNG or JPEG (its header), or None when they do not hold it."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return (int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")) if len(head) >= 24 else None
+    i = 2
+    while i + 9 < len(head):
+        if head[i] != 0xFF:
+            break
+        marker, length = head[i + 1], int.from_bytes(head[i + 2:i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            return int.from_bytes(head[i + 5:i + 7], "big"), int.from_bytes(head[i + 7:i + 9], "big")
+        i += 2 + length
+    return None
+
+
 def encoded_size(data: bytes, where: str) -> tuple[int, int]:
     """(H, W) of a PNG or JPEG from its header, without decoding the pixels."""
     check_encoded(data, where)
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            break
-        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
-        i += 2 + length
+    got = header_size(data)
+    if got is not None:
+        return got
     img = decode_image(data, where)
     return img.shape[0], img.shape[1]
 

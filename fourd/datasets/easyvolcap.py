@@ -276,7 +276,7 @@ class EasyVolcapCapture(MultiViewVideo):
         """Cameras whose images are the calibrated size scaled alike on both axes (images
         downsampled after calibration, as EasyVolcap's ``ratio`` does) get their intrinsics scaled
         to the images, said once; any other mismatch is left for the per-image size check."""
-        from fourd.datasets.codecs import encoded_size
+        from fourd.datasets.codecs import encoded_size, header_size
 
         H, W = cameras.H.tolist(), cameras.W.tolist()
         scaled = []
@@ -284,7 +284,12 @@ class EasyVolcapCapture(MultiViewVideo):
             if not self._images[n]:
                 continue
             p = self._images[n][min(self._images[n])]
-            h, w = encoded_size(_read(p), str(p))
+            try:  # the header alone (every capture open does this, for every camera)
+                with open(p, "rb") as fh:
+                    got = header_size(fh.read(1 << 16))
+            except OSError:
+                got = None
+            h, w = got if got is not None else encoded_size(_read(p), str(p))
             if (h, w) == (H[i], W[i]):
                 continue
             s = w / W[i]

@@ -211,8 +211,8 @@ def measure(video, cams: list[str], background, max_frames: int = MAX_FRAMES, pr
         views = [v for v in views if v.mask is not None and v.mask.any()]
         if len(views) < MIN_SEEN:
             continue
-        given = video.backdrop(cam) if hasattr(video, "backdrop") else None
-        rec, plate = measure_camera([v.image for v in views], [v.mask for v in views], background, fill, given)
+        rec, plate = measure_camera([v.image for v in views], [v.mask for v in views], background, fill,
+                                    video.backdrop(cam))
         result.per_camera[cam] = rec
         if plate is not None:
             result.plates[cam] = plate
