@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import tyro
 
 from fourd.console import log
-from fourd.errors import FourdError
+from fourd.errors import DataError, FourdError
 
 Pos = tyro.conf.Positional
 Capture = Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="CAPTURE")]
@@ -19,7 +19,7 @@ def data_synth(out: Pos[Path], asset: str = "Fox.glb", animation: str | None = "
                layout: Literal["easyvolcap", "smc"] = "easyvolcap", cameras: int = 24, rings: int = 2,
                frames: int = 30, size: int = 512, held_out: int = 4, fps: float = 30.0,
                image_format: Literal["jpg", "png"] = "jpg", rig: Literal["ring", "dna_rendering"] = "ring",
-               scale: float = 1.0) -> None:
+               scale: float = 1.0, supersample: int = 1) -> None:
     """Render a synthetic multi-view capture of an animated glTF asset, with exact masks and the
     posed ground-truth mesh of every frame (gt/verts_<frame>.npy, gt/faces.npy).
 
@@ -41,6 +41,9 @@ def data_synth(out: Pos[Path], asset: str = "Fox.glb", animation: str | None = "
             --layout smc; --cameras, --rings and --size are ignored). Rendered and written frame by
             frame, so memory does not grow with --frames.
         scale: image size factor of the dna_rendering rig (1 = native sizes).
+        supersample: render N×N samples per pixel and average them: anti-aliased edges as a real
+            camera or a production renderer gives, and masks holding each pixel's coverage (0–255);
+            1 = one sample per pixel (hard edges, 0/255 masks).
     """
     from fourd.datasets.synth import dna_rendering_recipe, ring_recipe, synthesize
     from fourd.io import check_output
@@ -49,8 +52,11 @@ def data_synth(out: Pos[Path], asset: str = "Fox.glb", animation: str | None = "
     if rig == "dna_rendering":
         recipe = dna_rendering_recipe(asset, animation, frames, scale, held_out, fps)
         recipe.image_format = image_format
+        if not 1 <= supersample <= 8:
+            raise DataError(f"{supersample} is out of range [1, 8]", "--supersample", "give --supersample a value in [1, 8]")
+        recipe.supersample = supersample
     else:
-        recipe = ring_recipe(asset, animation, cameras, rings, frames, size, held_out, fps, image_format)
+        recipe = ring_recipe(asset, animation, cameras, rings, frames, size, held_out, fps, image_format, supersample)
     synthesize(recipe, out, layout)
 
 

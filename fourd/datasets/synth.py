@@ -66,6 +66,10 @@ class SynthRecipe:
     colours (SMC layout only)."""
     seed: int = 0
     """seed of the lens and colour parameters."""
+    supersample: int = 1
+    """render each image at N× its size and average every N×N block into a pixel: edges come out
+    anti-aliased, as a camera (optical blur, sensor area) or a production renderer makes them, and
+    the masks hold each pixel's coverage (0–255) instead of a hard 0/255 cut. 1: one sample per pixel."""
 
 
 def open_asset(name: str, animation: str | None):
@@ -102,10 +106,11 @@ def dna_rendering_recipe(asset: str = "CesiumMan.glb", animation: str | None = N
 
 def ring_recipe(asset: str = "Fox.glb", animation: str | None = "Walk", cameras: int = 24, rings: int = 2,
                 frames: int = 30, size: int = 512, held_out: int = 4, fps: float = 30.0,
-                image_format: str = "jpg") -> SynthRecipe:
+                image_format: str = "jpg", supersample: int = 1) -> SynthRecipe:
     """A rig of ``cameras`` split evenly over ``rings`` rings at elevations from 5° to 50°."""
     for opt, v, lo, hi in (("--cameras", cameras, 2, 512), ("--rings", rings, 1, 64), ("--frames", frames, 1, 100_000),
-                           ("--size", size, 16, 8192), ("--held-out", held_out, 0, cameras - 2)):
+                           ("--size", size, 16, 8192), ("--held-out", held_out, 0, cameras - 2),
+                           ("--supersample", supersample, 1, 8)):
         if not lo <= v <= hi:
             raise DataError(f"{v} is out of range [{lo}, {hi}]", opt, f"give {opt} a value in [{lo}, {hi}]")
     if not 0 < fps <= 1000:
@@ -115,7 +120,8 @@ def ring_recipe(asset: str = "Fox.glb", animation: str | None = "Walk", cameras:
     per = [cameras // rings + (1 if i < cameras % rings else 0) for i in range(rings)]
     elev = [5.0] if rings == 1 else [5.0 + 45.0 * i / (rings - 1) for i in range(rings)]
     return SynthRecipe(asset=asset, animation=animation, rings=list(zip(per, elev)), frames=frames, fps=fps,
-                       width=size, height=size, held_out=held_out, image_format=image_format)
+                       width=size, height=size, held_out=held_out, image_format=image_format,
+                       supersample=supersample)
 
 
 def resolve_asset(name: str) -> Path:
@@ -231,8 +237,10 @@ class RenderedCapture(MultiViewVideo):
     layout = "rendered"
 
     def __init__(self, renderer, cams: Cameras, posed: list, near: float, far: float, ext: str, quality: int,
-                 gt: Path, held_out: list[str], fps: float, color_calibration: dict | None = None):
+                 gt: Path, held_out: list[str], fps: float, color_calibration: dict | None = None,
+                 supersample: int = 1):
         super().__init__(gt.parent, cams, list(range(len(posed))), held_out, fps, cache_bytes=0)
+        self._ss = int(supersample)
         self._r, self._posed, self._near, self._far = renderer, posed, near, far
         self._ext, self._quality, self._gt = ext, quality, gt
         self._frame, self._images, self._masks = None, {}, {}
@@ -260,11 +268,20 @@ class RenderedCapture(MultiViewVideo):
         self._images, self._masks = {}, {}
         pinhole = self.cameras.undistorted() if self.cameras.has_distortion else self.cameras
         for i, name in enumerate(self.cameras.names):
-            r = self._r.render(pinhole[i], self._near, self._far)
+            cam = pinhole[i]
+            if self._ss > 1:  # N×N samples per pixel, averaged (the pixel-centre convention keeps K exact)
+                cam = cam.resize(cam.H * self._ss, cam.W * self._ss)
+            r = self._r.render(cam, self._near, self._far)
             rgb, mask = r.rgb, r.mask.astype(np.uint8) * 255
+            if self._ss > 1:
+                size = (int(pinhole.W[i]), int(pinhole.H[i]))
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+                mask = cv2.resize(mask, size, interpolation=cv2.INTER_AREA)  # coverage, 0–255
             if bool((self.cameras.D[i] != 0).any()):
                 rgb = self._lens(i, rgb, cv2.INTER_LINEAR)
-                mask = (self._lens(i, mask, cv2.INTER_LINEAR) > 127).astype(np.uint8) * 255
+                mask = self._lens(i, mask, cv2.INTER_LINEAR)
+                if self._ss == 1:
+                    mask = (mask > 127).astype(np.uint8) * 255
             if name in self._inverse:
                 rgb = cv2.LUT(np.ascontiguousarray(rgb), self._inverse[name])
             self._images[name] = encode_image(rgb, self._ext, self._quality)
@@ -320,7 +337,7 @@ def synthesize(recipe: SynthRecipe, out: str | Path, layout: str = "easyvolcap")
     cams, calib = lens_and_colour(cams, recipe.seed, recipe.lens, recipe.colour_calibration)
     # rendered frame by frame as the writer asks for them: one frame's images in memory at a time
     video = RenderedCapture(renderer, cams, posed, near, far, ext, recipe.jpeg_quality, gt,
-                            held_out_names(cams.names, recipe.held_out), recipe.fps, calib)
+                            held_out_names(cams.names, recipe.held_out), recipe.fps, calib, recipe.supersample)
     try:
         with progress(f"rendering {asset.path.name}", recipe.frames) as advance:
             if layout == "easyvolcap":
