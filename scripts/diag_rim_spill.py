@@ -46,6 +46,32 @@ def spill(run, clean, cams: list[str], frames: list[int], own: bool) -> dict:
     return {"outside_px": out / max(per, 1.0), "missing_px": miss / max(per, 1.0)}
 
 
+def edge_darkening(run_dir: Path, clean) -> dict | None:
+    """Over the run's written held-out renders (``RUN/eval/final``): the pixels inside the true mask
+    within 2 px of its outline — mean absolute error, how much of it is colour (the error's departure
+    from grey), and how much darker than the truth they are on the average (all /255)."""
+    import cv2
+
+    ab = ch = dark = n = 0.0
+    final = Path(run_dir) / "eval" / "final"
+    if not final.is_dir():
+        return None
+    for cam_dir in sorted(p for p in final.iterdir() if p.is_dir()):
+        for png in sorted(cam_dir.glob("*.png")):
+            v = clean.view(int(png.stem), cam_dir.name)
+            m = v.mask.astype(np.uint8)
+            band = (m > 0) & ~(cv2.erode(m, np.ones((5, 5), np.uint8)) > 0)
+            img = cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB).astype(np.float64)
+            e = (img - v.image.astype(np.float64))[band]
+            g = e.mean(1, keepdims=True)
+            ab += float(np.abs(e).mean(1).sum())
+            ch += float(np.abs(e - g).mean(1).sum())
+            dark += float(-g.sum())
+            n += float(band.sum())
+    n = max(n, 1.0)
+    return {"inner_band_abs_err": ab / n, "inner_band_colour_err": ch / n, "inner_band_darker_by": dark / n}
+
+
 def picture(run, clean, frames: list[int]) -> np.ndarray:
     """Held-out views cropped to the subject: true mask green, spilled alpha red, missing alpha blue (×3)."""
     import cv2
@@ -134,6 +160,10 @@ def main():
         print(f"{rd.name}: alpha outside / missing inside the true outline, px — held-out "
               f"{r['held_out']['outside_px']:.3f} / {r['held_out']['missing_px']:.3f}, training (own image left out of the blend) "
               f"{r['training']['outside_px']:.3f} / {r['training']['missing_px']:.3f}", flush=True)
+        r["edge"] = edge_darkening(rd, clean)
+        if r["edge"]:
+            print(f"  held-out renders, 2 px inside the outline: |error| {r['edge']['inner_band_abs_err']:.1f}/255, "
+                  f"colour {r['edge']['inner_band_colour_err']:.1f}/255, darker by {r['edge']['inner_band_darker_by']:.1f}/255")
         if args.inward:
             r["inward"] = inward(run, rd, [float(x) for x in args.inward.split(",")], 6)
         if i == 0 and args.picture:
