@@ -321,6 +321,10 @@ def synthesize(recipe: SynthRecipe, out: str | Path, layout: str = "easyvolcap")
     center = (lo + hi) / 2
     radius = float(np.linalg.norm(hi - lo) / 2)
     cams = rig(recipe, lo, hi)
+    side = int(max(cams.W.max(), cams.H.max())) * recipe.supersample
+    if side > 16384:  # GL's largest framebuffer on Mesa (and most drivers)
+        raise DataError(f"--supersample {recipe.supersample} would render {side}-pixel images (16384 at most)",
+                        "--supersample", f"use --supersample {max(1, 16384 // (side // recipe.supersample))} or less")
     dists = np.linalg.norm(cams.centers.double().numpy() - center, axis=1)
     near, far = max(0.01 * dists.min(), dists.min() - 1.5 * radius), dists.max() + 1.5 * radius
 

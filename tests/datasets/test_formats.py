@@ -319,12 +319,15 @@ def test_supersampled_capture_has_antialiased_edges_and_coverage_masks(tmp_path)
 
 
 def test_supersample_out_of_range_is_refused(tmp_path):
-    from fourd.datasets.synth import ring_recipe
+    from fourd.datasets.synth import ring_recipe, synthesize
 
     with pytest.raises(DataError, match="--supersample"):
         ring_recipe(supersample=0)
     with pytest.raises(DataError, match="--supersample"):
         ring_recipe(supersample=9)
+    with pytest.raises(DataError, match="16384"):  # refused before any rendering
+        synthesize(ring_recipe(size=4096, supersample=5), tmp_path / "big")
+    assert not (tmp_path / "big" / "images").exists()
 
 
 def test_a_disk_that_fills_while_writing_an_smc_leaves_no_half_file(tiny_ev, tmp_path, monkeypatch):
