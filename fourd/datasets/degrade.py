@@ -228,11 +228,12 @@ class DegradedCapture(MultiViewVideo):
         return closest_point_to_rays(cams.centers.double().cpu().numpy(), cams.R[:, 2].double().cpu().numpy())
 
     # --------------------------------------------------------------- images
-    def _mask(self, frame: int, cam: str) -> np.ndarray | None:
+    def _coverage(self, frame: int, cam: str) -> np.ndarray | None:
+        """The source mask as stored, 0–1: a hard cut, or each pixel's coverage (an anti-aliased render)."""
         got = self.src.mask_bytes(frame, cam)
         if got is None:
             return None
-        return decode_image(got[0], got[1], grayscale=True) > 127
+        return decode_image(got[0], got[1], grayscale=True).astype(np.float32) / 255
 
     def image_bytes(self, frame, cam):
         import cv2
@@ -245,9 +246,14 @@ class DegradedCapture(MultiViewVideo):
             return (data, where) if img is stored else (encode_image(img, ".png"), f"{where} (colour-calibrated)")
         img = img.astype(np.float32)
         if cam in self._plates:
-            m = self._mask(frame, cam)
-            if m is not None:
-                alpha = cv2.GaussianBlur(m.astype(np.float32), (0, 0), 1.0)[..., None]
+            c = self._coverage(frame, cam)
+            if c is not None:
+                # an anti-aliased source's edge pixels are the subject over black, in proportion to their
+                # coverage: take the black out (colour / coverage) so the plate, not black, fills the rest
+                # (a hard 0/1 mask leaves every pixel as it is)
+                part = (c > 0) & (c < 1)
+                img[part] = np.minimum(img[part] / c[part, None], 255)
+                alpha = cv2.GaussianBlur(c, (0, 0), 1.0)[..., None]
                 img = img * alpha + self._plates[cam].astype(np.float32) * (1 - alpha)
         if cam in self._colour:
             g, o = self._colour[cam]

@@ -230,3 +230,30 @@ def test_backdrops_are_the_plate_the_images_show(png_cap, tmp_path):
     assert not (plain / "bkgd").exists() and open_dataset(plain).backdrop(n) is None
     with pytest.raises(DataError, match="bkgd"):
         degrade(png_cap, tmp_path / "s", ("background",), layout="smc", backdrops=True)
+
+
+def test_backdrop_fills_an_antialiased_edge_without_a_dark_fringe(tmp_path):
+    """An anti-aliased source's edge pixels are the subject over black in proportion to their
+    coverage; composited over the plate, the black is taken out: an edge pixel becomes the subject's
+    colour (as the one-sample render has it there) and the plate mixed by the soft matte, not a
+    mixture pulled toward black."""
+    import cv2
+
+    from fourd.datasets.codecs import decode_image
+    from fourd.datasets.degrade import DegradedCapture
+    from fourd.datasets.synth import SynthRecipe, synthesize
+
+    base = dict(rings=[(3, 10.0)], frames=1, width=160, height=128, held_out=0, image_format="png")
+    soft = open_dataset(synthesize(SynthRecipe(**base, supersample=4), tmp_path / "soft"))
+    hard = open_dataset(synthesize(SynthRecipe(**base), tmp_path / "hard"))
+    ds = DegradedCapture(soft, ("background",), seed=3)
+    for n in soft.camera_names:
+        c = decode_image(*soft.mask_bytes(0, n), grayscale=True).astype(np.float32) / 255
+        subject = decode_image(*hard.image_bytes(0, n)).astype(np.float32)  # the subject's colour, no black
+        ring = (c > 0.2) & (c < 0.8) & hard.view(0, n).mask
+        assert ring.sum() > 20
+        a = cv2.GaussianBlur(c, (0, 0), 1.0)[..., None]
+        plate = ds._plates[n].astype(np.float32)
+        want = subject * a + plate * (1 - a)
+        got = decode_image(*ds.image_bytes(0, n)).astype(np.float32)
+        assert abs(got[ring].mean() - want[ring].mean()) < 5, (got[ring].mean(), want[ring].mean())
