@@ -229,11 +229,14 @@ class DegradedCapture(MultiViewVideo):
 
     # --------------------------------------------------------------- images
     def _coverage(self, frame: int, cam: str) -> np.ndarray | None:
-        """The source mask as stored, 0–1: a hard cut, or each pixel's coverage (an anti-aliased render)."""
+        """The source mask as stored, 0–1: a hard cut, or each pixel's coverage (an anti-aliased render);
+        within 8 levels of 0 or 255 snapped to it."""
         got = self.src.mask_bytes(frame, cam)
         if got is None:
             return None
-        return decode_image(got[0], got[1], grayscale=True).astype(np.float32) / 255
+        c = decode_image(got[0], got[1], grayscale=True).astype(np.float32) / 255
+        # a JPEG-stored hard mask rings by a few levels at its edge: that is not coverage
+        return np.where(c < 8 / 255, 0.0, np.where(c > 247 / 255, 1.0, c)).astype(np.float32)
 
     def image_bytes(self, frame, cam):
         import cv2
@@ -251,7 +254,7 @@ class DegradedCapture(MultiViewVideo):
                 # an anti-aliased source's edge pixels are the subject over black, in proportion to their
                 # coverage: take the black out (colour / coverage) so the plate, not black, fills the rest
                 # (a hard 0/1 mask leaves every pixel as it is)
-                part = (c > 0) & (c < 1)
+                part = (c >= 0.1) & (c < 1)  # below a tenth the colour is mostly noise: left as it is
                 img[part] = np.minimum(img[part] / c[part, None], 255)
                 alpha = cv2.GaussianBlur(c, (0, 0), 1.0)[..., None]
                 img = img * alpha + self._plates[cam].astype(np.float32) * (1 - alpha)
