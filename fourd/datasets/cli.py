@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import tyro
 
 from fourd.console import log
-from fourd.errors import DataError, FourdError
+from fourd.errors import FourdError
 
 Pos = tyro.conf.Positional
 Capture = Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="CAPTURE")]
@@ -52,9 +52,7 @@ def data_synth(out: Pos[Path], asset: str = "Fox.glb", animation: str | None = "
     if rig == "dna_rendering":
         recipe = dna_rendering_recipe(asset, animation, frames, scale, held_out, fps)
         recipe.image_format = image_format
-        if not 1 <= supersample <= 8:
-            raise DataError(f"{supersample} is out of range [1, 8]", "--supersample", "give --supersample a value in [1, 8]")
-        recipe.supersample = supersample
+        recipe.supersample = supersample  # checked by synthesize, as for any recipe
     else:
         recipe = ring_recipe(asset, animation, cameras, rings, frames, size, held_out, fps, image_format, supersample)
     synthesize(recipe, out, layout)

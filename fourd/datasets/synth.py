@@ -321,6 +321,8 @@ def synthesize(recipe: SynthRecipe, out: str | Path, layout: str = "easyvolcap")
     center = (lo + hi) / 2
     radius = float(np.linalg.norm(hi - lo) / 2)
     cams = rig(recipe, lo, hi)
+    if not 1 <= recipe.supersample <= 8:
+        raise DataError(f"{recipe.supersample} is out of range [1, 8]", "--supersample", "give --supersample a value in [1, 8]")
     side = int(max(cams.W.max(), cams.H.max())) * recipe.supersample
     if side > 16384:  # GL's largest framebuffer on Mesa (and most drivers)
         raise DataError(f"--supersample {recipe.supersample} would render {side}-pixel images (16384 at most)",
