@@ -51,6 +51,19 @@ class View:
     frame: int
     name: str
     box: tuple[int, int, int, int]  # (x0, y0, w, h) of the crop in the full-resolution image
+    # [H, W] float32 in [0, 1]: the stored mask as each pixel's coverage (an anti-aliased render's or a
+    # matte's alpha); None when the mask is a hard cut (then ``mask`` says it all)
+    coverage: np.ndarray | None = None
+
+
+HARD_LEVELS = 8  # stored mask values within this many levels of 0 or 255 are a hard cut's
+
+
+def soft_levels(mask: np.ndarray) -> np.ndarray | None:
+    """A stored uint8 mask as coverage levels (those within HARD_LEVELS of 0 or 255 snapped to
+    them), or None when nothing is left between: a hard cut."""
+    snapped = np.where(mask < HARD_LEVELS, 0, np.where(mask > 255 - HARD_LEVELS, 255, mask)).astype(np.uint8)
+    return snapped if ((snapped > 0) & (snapped < 255)).any() else None
 
 
 def trim_heap() -> None:
@@ -192,8 +205,21 @@ class MultiViewVideo(ABC):
         trim_heap()
 
     def mask(self, frame: int, cam: int | str) -> np.ndarray | None:
-        """[H, W] bool foreground mask, or None when the capture has no masks."""
+        """[H, W] bool foreground mask (stored value > 127), or None when the capture has no masks."""
         return self._decoded("mask", frame, cam)
+
+    def coverage(self, frame: int, cam: int | str) -> np.ndarray | None:
+        """[H, W] float32 in [0, 1]: the stored mask read as each pixel's coverage — a matte's or an
+        anti-aliased render's alpha — or None when the mask is a hard cut (every value within
+        ``HARD_LEVELS`` of 0 or 255: a JPEG-stored binary mask rings by a few levels at its edge)
+        or the capture has none. :meth:`mask` is this above one half."""
+        i, name = self._cam(cam)
+        frame = self._shifted(self._check_frame(frame), name)
+        c = self._cache.get(("coverage", frame, name))
+        if c is None:  # not decoded yet, or evicted before the mask was
+            got = self._decode(("mask", frame, name), i)
+            c = None if got is None else got[1]
+        return None if c is None or c.size == 0 else c.astype(np.float32) / 255
 
     def _decoded(self, kind: str, frame: int, cam: int | str) -> np.ndarray | None:
         """An image or mask decoded (through the cache) and checked against the camera's size."""
@@ -202,19 +228,34 @@ class MultiViewVideo(ABC):
         key = (kind, frame, name)
         arr = self._cache.get(key)
         if arr is None:
-            got = self.image_bytes(frame, name) if kind == "image" else self.mask_bytes(frame, name)
-            if got is None:
-                return None
-            data, where = got
-            arr = self.correct_colours(decode_image(data, where), name) if kind == "image" \
-                else decode_image(data, where, grayscale=True) > 127
-            H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
-            if arr.shape[:2] != (H, W):
-                fix = ("fix H/W in the calibration or re-export the image at the calibrated size" if kind == "image"
-                       else "re-export masks at the image resolution")
-                raise DataError(f"{kind} is {arr.shape[1]}×{arr.shape[0]} but camera '{name}' is {W}×{H}", where, fix)
-            self._cache.put(key, arr)
+            got = self._decode(key, i)
+            arr = None if got is None else got[0]
         return arr
+
+    def _decode(self, key: tuple, i: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """Decode ``key`` = (kind, frame, camera name) and cache it: (array, None) for an image;
+        for a mask (bool mask, coverage levels — an empty array when the mask is hard, see
+        :meth:`coverage`), both cached. None when the capture has no such file."""
+        kind, frame, name = key
+        got = self.image_bytes(frame, name) if kind == "image" else self.mask_bytes(frame, name)
+        if got is None:
+            return None
+        data, where = got
+        arr = self.correct_colours(decode_image(data, where), name) if kind == "image" \
+            else decode_image(data, where, grayscale=True)
+        H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
+        if arr.shape[:2] != (H, W):
+            fix = ("fix H/W in the calibration or re-export the image at the calibrated size" if kind == "image"
+                   else "re-export masks at the image resolution")
+            raise DataError(f"{kind} is {arr.shape[1]}×{arr.shape[0]} but camera '{name}' is {W}×{H}", where, fix)
+        levels = None
+        if kind == "mask":
+            levels = soft_levels(arr)
+            levels = np.zeros(0, np.uint8) if levels is None else levels  # empty: known to be hard
+            self._cache.put(("coverage", frame, name), levels)
+            arr = arr > 127
+        self._cache.put(key, arr)
+        return arr, levels
 
     def backdrop_bytes(self, cam: str) -> tuple[bytes, str] | None:
         """An encoded image of the empty scene behind the subject as camera ``cam`` sees it (4K4D's
@@ -248,16 +289,20 @@ class MultiViewVideo(ABC):
 
         i, name = self._cam(cam)
         camera = self.cameras[i]
-        m = self.mask(frame, i)
+        m, c = self.mask(frame, i), self.coverage(frame, i)
         img = self.image(frame, i) if image else np.zeros((int(camera.H[0]), int(camera.W[0]), 0), np.uint8)
         if undistort and camera.has_distortion:
             img = camera.undistort_image(img, 0) if image else img
             if m is not None:
                 m = camera.undistort_image(m.astype(np.uint8) * 255, 0, cv2.INTER_LINEAR) > 127
+            if c is not None:
+                c = camera.undistort_image(c, 0, cv2.INTER_LINEAR)
             camera = camera.undistorted()
         if m is not None and self.mask_repair is not None and name not in self.frame_shift:
             # (the carve's repairs name the files as it read them: not those of a shifted camera)
-            m = self.mask_repair(int(frame), name, m, camera)
+            before, m = m, self.mask_repair(int(frame), name, m, camera)
+            if c is not None and m is not before:  # a repaired pixel's coverage is the repair's
+                c = np.where(m != before, m.astype(np.float32), c)
         H, W = img.shape[:2]
         box = (0, 0, W, H)
         if crop_to_mask and m is not None and m.any():
@@ -266,6 +311,7 @@ class MultiViewVideo(ABC):
             x1, y1 = min(int(xs.max()) + 1 + margin, W), min(int(ys.max()) + 1 + margin, H)
             box = (x0, y0, x1 - x0, y1 - y0)
             img, m = img[y0:y1, x0:x1], m[y0:y1, x0:x1]
+            c = None if c is None else c[y0:y1, x0:x1]
             camera = camera.crop(x0, y0, x1 - x0, y1 - y0)
         if scale != 1.0:
             h, w = max(1, round(img.shape[0] * scale)), max(1, round(img.shape[1] * scale))
@@ -273,8 +319,11 @@ class MultiViewVideo(ABC):
                 img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
             if m is not None:
                 m = cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.5
+            if c is not None:
+                c = cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
             camera = camera.resize(h, w)
-        return View(np.ascontiguousarray(img) if image else None, m, camera, int(frame), name, box)
+        return View(np.ascontiguousarray(img) if image else None, m, camera, int(frame), name, box,
+                    None if c is None else np.ascontiguousarray(np.clip(c, 0, 1)))
 
     # --------------------------------------------------------- summaries
     def info(self, coverage_frames: int = 3) -> dict:

@@ -98,6 +98,14 @@ def decode_image(data: bytes, where: str, grayscale: bool = False) -> np.ndarray
         return arr[..., :3].max(-1)
     if arr.ndim == 2:
         return np.repeat(arr[..., None], 3, -1)
+    if arr.shape[2] in (2, 4) and arr[..., -1].min() < 255:
+        # a cut-out: PNG's colour is straight (not multiplied by alpha), and what lies under alpha 0
+        # is anything. Taken as composited over black, as a camera's matte-and-plate pixel is
+        # composited over its plate: each pixel holds its subject share's colour (what coverage
+        # masks are un-mixed by), and nothing under alpha 0
+        a = arr[..., -1:].astype(np.float32) / 255
+        rgb = np.repeat(arr[..., :1], 3, -1) if arr.shape[2] == 2 else arr[..., 2::-1]
+        return np.round(rgb * a).astype(np.uint8)
     return np.ascontiguousarray(arr[..., 2::-1])  # BGR(A) → RGB
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fourd.datasets.base import MultiViewVideo
+from fourd.datasets.base import MultiViewVideo, soft_levels
 from fourd.datasets.codecs import decode_image, encode_image
 from fourd.errors import DataError
 from fourd.structures.cameras import Cameras, closest_point_to_rays, lens_map
@@ -234,9 +234,9 @@ class DegradedCapture(MultiViewVideo):
         got = self.src.mask_bytes(frame, cam)
         if got is None:
             return None
-        c = decode_image(got[0], got[1], grayscale=True).astype(np.float32) / 255
-        # a JPEG-stored hard mask rings by a few levels at its edge: that is not coverage
-        return np.where(c < 8 / 255, 0.0, np.where(c > 247 / 255, 1.0, c)).astype(np.float32)
+        m = decode_image(got[0], got[1], grayscale=True)
+        soft = soft_levels(m)  # (a JPEG-stored hard mask rings by a few levels at its edge: not coverage)
+        return (m > 127).astype(np.float32) if soft is None else soft.astype(np.float32) / 255
 
     def image_bytes(self, frame, cam):
         import cv2
@@ -295,7 +295,19 @@ class DegradedCapture(MultiViewVideo):
         got = self.src.mask_bytes(frame, cam)
         if got is None or cam in self.src.held_out:
             return got
-        m = decode_image(got[0], got[1], grayscale=True) > 127
+        c = self._coverage(frame, cam)
+        if ((c > 0) & (c < 1)).any():
+            # a soft (coverage) source: its masks stay soft, as a matting tool's are — each the matte the
+            # image was composited with (the plate's soft edge where that fault is on)
+            a = cv2.GaussianBlur(c, (0, 0), 1.0) if cam in self._plates else c
+            if cam in self._maps:
+                a = cv2.remap(a, *self._maps[cam], cv2.INTER_LINEAR)
+            if "masks" in self.faults:
+                a, what = self._damage(a, frame, cam)
+                if what:
+                    self.record["images"][f"{frame}/{cam}"] = what
+            return encode_image(np.clip(np.round(a * 255), 0, 255).astype(np.uint8), ".png"), f"{got[1]} (degraded)"
+        m = c > 0.5
         if cam in self._maps:
             m = cv2.remap(m.astype(np.float32), *self._maps[cam], cv2.INTER_LINEAR) > 0.5
         if "masks" in self.faults:
@@ -305,32 +317,41 @@ class DegradedCapture(MultiViewVideo):
         return encode_image(m.astype(np.uint8) * 255, ".png"), f"{got[1]} (degraded)"
 
     def _damage(self, m: np.ndarray, frame: int, cam: str) -> tuple[np.ndarray, dict | None]:
+        """One mask's damage, if this (frame, camera) draws one: ``m`` bool, or float coverage (0–1,
+        damaged alike: eroded / dilated as a min / max filter, a hole cut out, a blob added)."""
         import cv2
 
+        soft = m.dtype != bool
+        a = m.astype(np.float32)
+        hard = a > 0.5
         rng = np.random.default_rng(_seed(self.seed, "mask", frame, cam))
-        if not m.any() or rng.random() >= self.spec.mask_fraction:
+        if not hard.any() or rng.random() >= self.spec.mask_fraction:
             return m, None
         kind = ("erode", "dilate", "hole", "blob")[int(rng.integers(4))]
-        ys, xs = np.nonzero(m)
+        ys, xs = np.nonzero(hard)
         size = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
         r = max(2, round(rng.uniform(0.03, 0.06) * size))
         k = np.ones((3, 3), np.uint8)
+        info = {"kind": kind}
         if kind == "erode":
-            out = cv2.erode(m.astype(np.uint8), k) > 0
+            out = cv2.erode(a, k)
         elif kind == "dilate":
-            out = cv2.dilate(m.astype(np.uint8), k) > 0
+            out = cv2.dilate(a, k)
         else:
-            inside = cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5)
-            outside = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 5)
+            inside = cv2.distanceTransform(hard.astype(np.uint8), cv2.DIST_L2, 5)
+            outside = cv2.distanceTransform((~hard).astype(np.uint8), cv2.DIST_L2, 5)
             cand = np.argwhere(inside > r + 1) if kind == "hole" else np.argwhere((outside > r) & (outside < 3 * r))
             if not len(cand):
                 return m, None
             y, x = cand[int(rng.integers(len(cand)))]
             disk = np.zeros(m.shape, np.uint8)
             cv2.circle(disk, (int(x), int(y)), r, 1, -1)
-            out = m & (disk == 0) if kind == "hole" else m | (disk > 0)
-            return out, {"kind": kind, "radius": r, "at": [int(x), int(y)], "pixels": int((out != m).sum())}
-        return out, {"kind": kind, "pixels": int((out != m).sum())}
+            out = a * (disk == 0) if kind == "hole" else np.maximum(a, disk.astype(np.float32))
+            info.update(radius=r, at=[int(x), int(y)])
+        if not soft:
+            out = out > 0.5
+        info["pixels"] = int(round(float(np.abs(out.astype(np.float32) - a).sum())))  # (coverage: pixels' worth)
+        return out, info
 
 
 def degrade(src: str | Path, out: str | Path, faults: tuple[str, ...] = DEFAULT_FAULTS, seed: int = 0,

@@ -57,19 +57,45 @@ class ViewSampler:
         v = self.video.view(frame, cam, scale=self.cfg.image_scale if scale is None else scale,
                             crop_to_mask=crop, margin=self.cfg.crop_margin)
         weight = None
-        if cam in self.plates and v.mask is not None:  # the backdrop taken out of the matte's edge
-            unmixed, unknown = self.plates[cam].unmix(v.image, v.mask, v.box)
-            img = torch.from_numpy(unmixed)
-            if self.cfg.plate_unknown == "skip" and unknown.any():
+        if v.coverage is not None:
+            img, mask, unknown = self._over_background(v, cam)
+            if self.cfg.plate_unknown == "skip" and unknown is not None and unknown.any():
                 weight = torch.from_numpy(~unknown).float().to(self.device)
         else:
-            img = torch.from_numpy(v.image).float() / 255
-        mask = None
-        if v.mask is not None:
-            mask = torch.from_numpy(v.mask).float()
-            img = img * mask[..., None] + self.bg * (1 - mask[..., None])
+            if cam in self.plates and v.mask is not None:  # the backdrop taken out of the matte's edge
+                unmixed, unknown = self.plates[cam].unmix(v.image, v.mask, v.box)
+                img = torch.from_numpy(unmixed)
+                if self.cfg.plate_unknown == "skip" and unknown.any():
+                    weight = torch.from_numpy(~unknown).float().to(self.device)
+            else:
+                img = torch.from_numpy(v.image).float() / 255
+            mask = None
+            if v.mask is not None:
+                mask = torch.from_numpy(v.mask).float()
+                img = img * mask[..., None] + self.bg * (1 - mask[..., None])
         return Target(img.to(self.device), None if mask is None else mask.to(self.device),
                       v.camera.to(self.device), frame, cam, weight)
+
+    def _over_background(self, v, cam: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
+        """A view with a soft mask (coverage ``c``) as the training target: the recorded pixel is
+        ``c·F + (1 − c)·B`` over the backdrop ``B``, so the subject's own part ``c·F`` is the pixel
+        less ``(1 − c)·B``, and the target is that over the training background — no division, so
+        no noise is amplified at low coverage. ``B`` is the camera's measured plate where it has one
+        (:mod:`fourd.train.plate`), else the training background (what the plate check found behind
+        the subject, or what a capture without one is taken to have). Returns (image [H, W, 3],
+        coverage [H, W], the partly covered pixels whose plate is not known, or None)."""
+        c = v.coverage
+        img = v.image.astype(np.float32) / 255
+        bg = self.bg.numpy()
+        unknown = None
+        if cam in self.plates:
+            B, seen = self.plates[cam].behind(v.box, img.shape[:2])
+            unknown = (c > 0) & (c < 1) & ~seen
+        else:
+            B = bg
+        out = img - (1 - c[..., None]) * (B - bg)
+        out = np.where(c[..., None] > 0, out, bg)  # nothing of the subject: the background exactly
+        return torch.from_numpy(np.clip(out, 0, 1).astype(np.float32)), torch.from_numpy(c), unknown
 
     def source_names(self, camera: Cameras, exclude: str | None, n: int) -> list[str]:
         d = (self.centers - camera.centers[0].cpu()).norm(dim=1)
@@ -88,7 +114,8 @@ class ViewSampler:
         mask = None
         if v.mask is not None and getattr(self.cfg, "source_masks", False):
             # the source pixels wholly inside the mask (an edge pixel mixes subject and background)
-            m = cv2.resize(v.mask.astype(np.float32), (S, S), interpolation=cv2.INTER_AREA)
+            full = v.mask.astype(np.float32) if v.coverage is None else v.coverage
+            m = cv2.resize(full, (S, S), interpolation=cv2.INTER_AREA)
             mask = torch.from_numpy(m > 0.999).to(self.device)
         return SourceView(t.to(self.device), cam.to(self.device), name=name, mask=mask)
 

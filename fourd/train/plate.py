@@ -23,7 +23,12 @@ Three things the capture itself tells, per training camera:
   un-mixed, ``F = P + (I − P) / a``, before being composited over the training background.
 
 Nothing is done for a camera whose backdrop is the training background already (clean and
-synthetic captures: their targets are bit-identical) or whose matte is hard. Held-out cameras
+synthetic captures: their targets are bit-identical) or whose matte is hard.
+
+A capture whose masks are soft (coverage, 0–255: a matte's alpha or an anti-aliased render's) says
+each pixel's share itself: the matte is not measured, only the plate, and each target pixel is
+un-mixed by its own coverage ``c`` (the subject's part ``c·F = I − (1 − c)·P``, no division:
+:meth:`fourd.train.data.ViewSampler.target`). Held-out cameras
 (the ground truth) and the blended source views (whose edge pixels ``source_masks`` leaves out)
 are not touched. Report: RUN/cameras/plate.json.
 
@@ -64,6 +69,20 @@ class CameraPlate:
     seen: np.ndarray  # [H, W] bool: the plate's colour is known there
     sigma: float  # the matte's softness: the width (px) of a gaussian that blurs the mask into it
 
+    def behind(self, box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The plate (float32 [h, w, 3] in [0, 1]) and where it is known ([h, w] bool) behind a view
+        cropped to ``box`` = (x0, y0, w, h) of the full frame and resized to ``shape``."""
+        import cv2
+
+        x0, y0, bw, bh = box
+        h, w = shape
+        P = self.plate[y0:y0 + bh, x0:x0 + bw].astype(np.float32) / 255
+        seen = self.seen[y0:y0 + bh, x0:x0 + bw].astype(np.float32)
+        if (h, w) != (bh, bw):
+            P = cv2.resize(P, (w, h), interpolation=cv2.INTER_AREA)
+            seen = cv2.resize(seen, (w, h), interpolation=cv2.INTER_AREA)
+        return P, seen > 0.999
+
     def unmix(self, image: np.ndarray, mask: np.ndarray,
               box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         """``image`` (uint8 [h, w, 3], the view cropped to ``box`` = (x0, y0, w, h) of the full
@@ -71,18 +90,14 @@ class CameraPlate:
         the edge pixels [h, w] bool whose plate is not known (left as recorded)."""
         import cv2
 
-        x0, y0, bw, bh = box
+        bw = box[2]
         h, w = image.shape[:2]
-        P = self.plate[y0:y0 + bh, x0:x0 + bw].astype(np.float32) / 255
-        seen = self.seen[y0:y0 + bh, x0:x0 + bw].astype(np.float32)
-        if (h, w) != (bh, bw):
-            P = cv2.resize(P, (w, h), interpolation=cv2.INTER_AREA)
-            seen = cv2.resize(seen, (w, h), interpolation=cv2.INTER_AREA)
+        P, seen = self.behind(box, (h, w))
         img = image.astype(np.float32) / 255
         m = np.asarray(mask, bool)
         share = cv2.GaussianBlur(m.astype(np.float32), (0, 0), self.sigma * w / bw)  # the matte, per pixel
         edge = m & (share < EDGE_SHARE)
-        sel = edge & (seen > 0.999)
+        sel = edge & seen
         a = np.maximum(share[sel], MIN_SHARE)[:, None]
         img[sel] = np.clip(P[sel] + (img[sel] - P[sel]) / a, 0, 1)
         return img, edge & ~sel
@@ -92,6 +107,7 @@ class CameraPlate:
 class PlateResult:
     per_camera: dict = field(default_factory=dict)  # name → {"plate_level", "seen", "share", "sigma_px", "unmixed"}
     plates: dict = field(default_factory=dict)  # name → CameraPlate (cameras that are un-mixed)
+    coverage_masks: bool = False  # the masks are soft (coverage): the matte is given, not measured
 
     @property
     def applied(self) -> bool:
@@ -144,11 +160,14 @@ def _edge_width(share: list[float]) -> float | None:
 
 
 def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background,
-                   fill: bool = True, given: np.ndarray | None = None) -> tuple[dict, CameraPlate | None]:
+                   fill: bool = True, given: np.ndarray | None = None,
+                   matte_given: bool = False) -> tuple[dict, CameraPlate | None]:
     """One camera's plate and matte from its views of several frames (uint8 images, bool masks);
     ``fill``: inpaint the plate up to FILL_PX under where the subject never left; ``given``: the
     capture's own image of the empty scene (uint8 [H, W, 3], e.g. 4K4D's ``bkgd/``), taken as the
-    plate everywhere instead of measuring it."""
+    plate everywhere instead of measuring it; ``matte_given``: the capture's masks are coverage
+    (soft), so the matte is not measured — the training targets un-mix each pixel by its own
+    coverage (:meth:`fourd.train.data.ViewSampler.target`) and only the plate is needed."""
     import cv2
 
     H, W = masks[0].shape
@@ -171,6 +190,10 @@ def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background
            "plate": "given" if given is not None else "measured"}
     if level < PLATE_LEVEL:
         return rec, None  # the backdrop is the training background already
+    if matte_given:
+        rec["matte"], rec["unmixed"] = "given (coverage masks)", True
+        plate, seen = _filled(plate, seen, fill)
+        return rec, CameraPlate(np.clip(plate * 255 + 0.5, 0, 255).astype(np.uint8), seen, 0.0)
     shares = [[] for _ in range(RINGS)]
     for im, m in zip(images, masks):
         for ring, s in enumerate(_rings_share(im.astype(np.float32) / 255, m, plate, seen)):
@@ -186,6 +209,17 @@ def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background
     # few pixels in: on the every-fault Fox, with the 1st ring's width, the filled edge pixels
     # un-mixed to 0.013 squared error against the clean image, 0.034 as recorded, 0.008 where
     # the plate was seen; a third of the outline's pixels were never seen)
+    plate, seen = _filled(plate, seen, fill)
+    rec["sigma_px"] = round(sigma, 3)
+    rec["unmixed"] = True
+    return rec, CameraPlate(np.clip(plate * 255 + 0.5, 0, 255).astype(np.uint8), seen, sigma)
+
+
+def _filled(plate: np.ndarray, seen: np.ndarray, fill: bool) -> tuple[np.ndarray, np.ndarray]:
+    """With ``fill``, the plate inpainted up to FILL_PX into where it was not seen (and that
+    counted as seen); as it is otherwise."""
+    import cv2
+
     hidden = (~seen).astype(np.uint8)
     if fill and hidden.any():
         p8 = np.clip(plate * 255 + 0.5, 0, 255).astype(np.uint8)
@@ -193,9 +227,7 @@ def measure_camera(images: list[np.ndarray], masks: list[np.ndarray], background
         near = (cv2.distanceTransform(hidden, cv2.DIST_L2, 5) <= FILL_PX) & (hidden > 0)
         plate[near] = filled[near]
         seen = seen | near
-    rec["sigma_px"] = round(sigma, 3)
-    rec["unmixed"] = True
-    return rec, CameraPlate(np.clip(plate * 255 + 0.5, 0, 255).astype(np.uint8), seen, sigma)
+    return plate, seen
 
 
 def measure(video, cams: list[str], background, max_frames: int = MAX_FRAMES, progress=None,
@@ -211,8 +243,10 @@ def measure(video, cams: list[str], background, max_frames: int = MAX_FRAMES, pr
         views = [v for v in views if v.mask is not None and v.mask.any()]
         if len(views) < MIN_SEEN:
             continue
+        soft = any(v.coverage is not None for v in views)
+        result.coverage_masks |= soft
         rec, plate = measure_camera([v.image for v in views], [v.mask for v in views], background, fill,
-                                    video.backdrop(cam))
+                                    video.backdrop(cam), matte_given=soft)
         result.per_camera[cam] = rec
         if plate is not None:
             result.plates[cam] = plate
@@ -221,22 +255,27 @@ def measure(video, cams: list[str], background, max_frames: int = MAX_FRAMES, pr
     if result.plates:
         # one matting process for the rig: the cameras' median softness (a camera's own reading
         # strays where little of its outline has a known plate behind it)
-        sigma = float(np.median([p.sigma for p in result.plates.values()]))
-        for p in result.plates.values():
-            p.sigma = sigma
+        measured = [p for c, p in result.plates.items() if "matte" not in result.per_camera[c]]
+        if measured:
+            sigma = float(np.median([p.sigma for p in measured]))
+            for p in measured:
+                p.sigma = sigma
     return result
 
 
 def log_result(r: PlateResult) -> None:
     if not r.per_camera:
         return
+    if r.coverage_masks:
+        log("masks: soft (coverage) — each edge pixel is trained as the subject's share of it")
     if not r.applied:
         log("background plate: none behind the subject (or a hard matte) — edge pixels trained as recorded")
         return
     recs = [r.per_camera[c] for c in r.plates]
-    share = np.mean([rec["share"][0] for rec in recs])
     given = sum(rec.get("plate") == "given" for rec in recs)
     source = f"; {given} from the capture's bkgd/ pictures" if given else ""
+    shares = [rec["share"][0] for rec in recs if rec["share"]]
+    matte = (f"the outermost mask pixel holds {np.mean(shares):.0%} subject" if shares
+             else "each pixel by its mask's coverage")
     log(f"background plate: un-mixing the mask's edge rings on {len(r.plates)} of {len(r.per_camera)} training "
-        f"cameras (plate known behind {np.mean([rec['seen'] for rec in recs]):.0%} of the image{source}; the outermost "
-        f"mask pixel holds {share:.0%} subject)")
+        f"cameras (plate known behind {np.mean([rec['seen'] for rec in recs]):.0%} of the image{source}; {matte})")

@@ -27,6 +27,22 @@ from fourd.structures.points import PointSequence
 from fourd.train.data import Target, ViewSampler, split_cameras
 
 
+def corrected_over_background(colour, image: torch.Tensor, mask: torch.Tensor | None,
+                               background: torch.Tensor) -> torch.Tensor:
+    """A target ``image`` ([H, W, 3], the subject over ``background`` by ``mask``) through the
+    affine colour correction ``colour``, the background kept as it is. A soft mask's pixel is
+    ``c·F + (1 − c)·background``: only the subject's part ``c·F`` is corrected (affine ``A``:
+    ``A(c·F) − (1 − c)·A(0) = c·A(F)``); a hard mask's pixels are the subject's or the background's."""
+    if mask is None:
+        return colour(image)
+    m = mask[..., None]
+    bg = background.to(image)
+    if bool(((m > 0) & (m < 1)).any()):
+        part = colour(image - (1 - m) * bg) - (1 - m) * colour(torch.zeros_like(bg))
+        return torch.where(m > 0, part + (1 - m) * bg, bg)
+    return colour(image) * m + bg * (1 - m)
+
+
 @dataclass
 class Run:
     """A model with its capture: what evaluation, bake and offline rendering need."""
@@ -87,11 +103,7 @@ class Run:
         t = t or self.sampler.target(frame, cam, crop, scale)
         corr = self.model.corrections
         if corr.has(cam):
-            img = corr.colour(t.image, cam)
-            if t.mask is not None:
-                m = t.mask[..., None]
-                img = img * m + self.background * (1 - m)
-            t.image = img
+            t.image = corrected_over_background(lambda x: corr.colour(x, cam), t.image, t.mask, self.background)
             t.camera = corr.camera(t.camera, cam)
         return t
 

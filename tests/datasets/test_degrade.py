@@ -257,3 +257,33 @@ def test_backdrop_fills_an_antialiased_edge_without_a_dark_fringe(tmp_path):
         want = subject * a + plate * (1 - a)
         got = decode_image(*ds.image_bytes(0, n)).astype(np.float32)
         assert abs(got[ring].mean() - want[ring].mean()) < 5, (got[ring].mean(), want[ring].mean())
+
+
+def test_a_soft_masked_source_keeps_soft_masks(tmp_path):
+    """A coverage-masked source degrades to soft masks, as a matting tool gives them: the matte each
+    image was composited with (the plate's soft edge), lens-warped and damaged like the image; a
+    hard-masked source's masks stay hard."""
+    import cv2
+
+    from fourd.datasets.codecs import decode_image
+    from fourd.datasets.degrade import DegradedCapture
+    from fourd.datasets.synth import SynthRecipe, synthesize
+
+    base = dict(rings=[(3, 10.0)], frames=2, width=160, height=128, held_out=0, image_format="png")
+    soft = open_dataset(synthesize(SynthRecipe(**base, supersample=3), tmp_path / "soft"))
+    ds = DegradedCapture(soft, ("background",), seed=1)
+    for n in soft.camera_names:
+        c = decode_image(*soft.mask_bytes(0, n), grayscale=True).astype(np.float32) / 255
+        got = decode_image(*ds.mask_bytes(0, n), grayscale=True).astype(np.float32) / 255
+        np.testing.assert_allclose(got, cv2.GaussianBlur(c, (0, 0), 1.0), atol=0.6 / 255)
+    # every fault: still soft, damage recorded as on a hard mask
+    from fourd.datasets.degrade import FaultSpec
+
+    ds = DegradedCapture(soft, ("masks", "distortion", "background"), seed=2, spec=FaultSpec(mask_fraction=1.0))
+    for n in soft.camera_names:
+        m = decode_image(*ds.mask_bytes(1, n), grayscale=True)
+        assert ((m > 20) & (m < 235)).sum() > 50
+        assert ds.record["images"][f"1/{n}"]["pixels"] > 0
+    hard = open_dataset(synthesize(SynthRecipe(**base), tmp_path / "hard"))
+    m = decode_image(*DegradedCapture(hard, ("background", "distortion"), seed=1).mask_bytes(0, "00"), grayscale=True)
+    assert set(np.unique(m)) <= {0, 255}

@@ -373,7 +373,12 @@ def test_rgba_images_without_masks_use_their_alpha(tiny_ev, tmp_path):
     for f in video.frames:
         for n in video.camera_names:
             np.testing.assert_array_equal(video.mask(f, n), src.mask(f, n))
-            assert video.image(f, n).shape == src.image(f, n).shape  # RGB: the alpha is not an image channel
+            img = video.image(f, n)
+            assert img.shape == src.image(f, n).shape  # RGB: the alpha is not an image channel
+            # composited over black: nothing of the junk under alpha 0, the subject where alpha is full
+            m = src.mask(f, n)
+            assert not img[~m].any()
+            np.testing.assert_array_equal(img[m], src.image(f, n)[m])
     # without alpha (JPEGs, as before) and without masks the capture has none
     shutil.rmtree(c)
     c = copy(tiny_ev, tmp_path)

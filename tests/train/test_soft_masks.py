@@ -1,0 +1,165 @@
+"""Soft masks (coverage: an anti-aliased render's or a matte's alpha) read as such: the capture
+hands them over beside the hard mask, and training targets un-mix each pixel by its coverage
+(fourd.datasets.base, fourd.train.data, fourd.train.plate, fourd.train.run)."""
+
+import shutil
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from fourd.datasets.easyvolcap import EasyVolcapCapture
+from fourd.train import plate
+from fourd.train.data import ViewSampler
+from fourd.train.run import corrected_over_background
+
+
+def _soft_copy(tiny_ev, tmp_path, cam: str = "01", frame: int = 1, backdrop: float = 0.0):
+    """A copy of the tiny capture whose image and mask of (frame, cam) are made soft: the mask
+    blurred into a coverage ``c``, the image ``c·F + (1 − c)·P`` with the recorded subject ``F``
+    (stored over black) and a flat backdrop ``P`` of level ``backdrop``. Returns (path, c, F, P)."""
+    c_dir = shutil.copytree(tiny_ev, tmp_path / "soft")
+    mpath = c_dir / "masks" / cam / f"{frame:06d}.png"
+    ipath = next((c_dir / "images" / cam).glob(f"{frame:06d}.*"))
+    hard = cv2.imread(str(mpath), cv2.IMREAD_GRAYSCALE) > 127
+    F = cv2.imread(str(ipath))[..., ::-1].astype(np.float32) / 255 * hard[..., None]
+    c = np.round(cv2.GaussianBlur(hard.astype(np.float32), (0, 0), 1.0) * 255)
+    c = np.where(c < 8, 0, np.where(c > 247, 255, c)) / 255  # (levels this near 0 or 255 are read as a hard cut's)
+    P = np.full(F.shape, backdrop, np.float32)
+    img = c[..., None] * F + (1 - c[..., None]) * P
+    # stored losslessly (the capture decodes by content, whatever the file's extension)
+    ipath.write_bytes(cv2.imencode(".png", np.round(img[..., ::-1] * 255).astype(np.uint8))[1].tobytes())
+    cv2.imwrite(str(mpath), np.round(c * 255).astype(np.uint8))
+    return c_dir, c.astype(np.float32), F, P
+
+
+def _sampler(video, **over):
+    cfg = SimpleNamespace(background=(0.0, 0.0, 0.0), image_scale=1.0, crop_margin=4, plate_unknown="skip",
+                          source_size=32, source_masks=True)
+    vars(cfg).update(over)
+    return ViewSampler(video, [n for n in video.camera_names if n not in video.held_out], cfg, torch.device("cpu"))
+
+
+def test_the_capture_reads_a_soft_mask_as_coverage_and_a_hard_one_as_none(tiny_ev, tmp_path):
+    video = EasyVolcapCapture(tiny_ev)
+    assert video.coverage(1, "01") is None and video.view(1, "01").coverage is None  # rendered masks: 0/255
+    path, c, _, _ = _soft_copy(tiny_ev, tmp_path)
+    video = EasyVolcapCapture(path)
+    got = video.coverage(1, "01")
+    np.testing.assert_allclose(got, c, atol=1e-6)
+    np.testing.assert_array_equal(video.mask(1, "01"), c > 0.5)  # the hard mask: above one half
+    assert video.coverage(1, "00") is None and video.coverage(0, "01") is None  # only that file is soft
+    # a view carries it through the crop and the resize, beside the mask
+    v = video.view(1, "01", crop_to_mask=True, margin=4, scale=0.5)
+    assert v.coverage.shape == v.mask.shape and v.coverage.dtype == np.float32
+    x0, y0, w, h = v.box
+    want = cv2.resize(got[y0:y0 + h, x0:x0 + w], v.mask.shape[::-1], interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(v.coverage, want, atol=1e-6)
+    # a hard mask stored with JPEG's few levels of ringing at its edge is still hard
+    mpath = path / "masks" / "00" / "000001.png"
+    m = cv2.imread(str(mpath), cv2.IMREAD_GRAYSCALE)
+    edge = (cv2.dilate(m, np.ones((3, 3), np.uint8)) != cv2.erode(m, np.ones((3, 3), np.uint8)))
+    cv2.imwrite(str(mpath), np.where(edge, np.where(m > 127, 250, 5), m).astype(np.uint8))
+    assert EasyVolcapCapture(path).coverage(1, "00") is None
+
+
+def test_a_soft_target_is_the_recorded_subject_over_the_background(tiny_ev, tmp_path):
+    """Over a black backdrop the target is the image as recorded (an edge pixel keeps its share of
+    the subject; the hard cut would drop those below one half and keep the rest's dark mix), and
+    the mask target is the coverage; hard-masked cameras are as before."""
+    path, c, F, _ = _soft_copy(tiny_ev, tmp_path)
+    video = EasyVolcapCapture(path)
+    s = _sampler(video, background=(0.0, 0.0, 0.0))
+    t = s.target(1, "01", crop=False)
+    np.testing.assert_allclose(t.mask.numpy(), c, atol=1e-6)
+    np.testing.assert_allclose(t.image.numpy(), c[..., None] * F, atol=0.6 / 255)
+    assert t.weight is None
+    # over a white training background (the plate check then finds the black backdrop: a plate),
+    # the uncovered share is white
+    white = _sampler(video, background=(1.0, 1.0, 1.0))
+    h, w = c.shape
+    white.plates["01"] = plate.CameraPlate(np.zeros((h, w, 3), np.uint8), np.ones((h, w), bool), 0.0)
+    t = white.target(1, "01", crop=False)
+    np.testing.assert_allclose(t.image.numpy(), c[..., None] * F + (1 - c[..., None]), atol=0.6 / 255)
+    # a hard-masked camera: the image cut by the mask, as always
+    t = s.target(1, "00", crop=False)
+    v = video.view(1, "00")
+    assert set(np.unique(t.mask.numpy())) <= {0.0, 1.0}
+    np.testing.assert_array_equal(t.image.numpy(), v.image / np.float32(255) * v.mask[..., None])
+    # the source views leave out every pixel the subject does not wholly cover
+    src = s.source(1, "01")
+    v = video.view(1, "01", crop_to_mask=True, margin=4)
+    full = cv2.resize(v.coverage, (32, 32), interpolation=cv2.INTER_AREA) > 0.999
+    np.testing.assert_array_equal(src.mask.numpy(), full)
+
+
+def test_a_soft_target_takes_a_known_plate_out_pixel_by_pixel(tiny_ev, tmp_path):
+    path, c, F, P = _soft_copy(tiny_ev, tmp_path, backdrop=0.6)
+    video = EasyVolcapCapture(path)
+    s = _sampler(video)
+    recorded = s.target(1, "01", crop=False)  # no plate known: the backdrop stays in the edge
+    part = (c > 0.05) & (c < 0.95)
+    assert np.abs(recorded.image.numpy() - c[..., None] * F)[part].mean() > 0.2
+    h, w = c.shape
+    seen = np.ones((h, w), bool)
+    seen[:, : w // 2] = False
+    s.plates["01"] = plate.CameraPlate(np.full((h, w, 3), 153, np.uint8), seen, 0.0)  # 0.6
+    t = s.target(1, "01", crop=False)
+    known = seen[..., None].repeat(3, -1)
+    np.testing.assert_allclose(t.image.numpy()[known], (c[..., None] * F)[known], atol=1 / 255)
+    # partly covered pixels whose plate is not known leave the colour loss ("skip")
+    np.testing.assert_array_equal(t.weight.numpy() == 0, (c > 0) & (c < 1) & ~seen)
+    # cropped and resized like the view
+    t = s.target(1, "01", crop=True, scale=0.5)
+    v = video.view(1, "01", crop_to_mask=True, margin=4, scale=0.5)
+    Pv, seen_v = s.plates["01"].behind(v.box, v.coverage.shape)
+    want = v.image / np.float32(255) - (1 - v.coverage[..., None]) * Pv
+    ok = (v.coverage > 0)[..., None] & seen_v[..., None]
+    np.testing.assert_allclose(t.image.numpy()[ok.repeat(3, -1)], np.clip(want, 0, 1)[ok.repeat(3, -1)], atol=1e-5)
+
+
+def test_the_plate_check_takes_the_matte_from_coverage_masks():
+    """With coverage masks the matte is not measured: any backdrop unlike the training background
+    gets a plate (whatever its edge looks like), a black one none."""
+    rng = np.random.default_rng(0)
+    H = W = 64
+    yy, xx = np.mgrid[:H, :W]
+    P = rng.uniform(0.3, 0.9, (H, W, 3)).astype(np.float32)
+    images, masks = [], []
+    for i in range(6):
+        m = (xx - 14 - 7 * i) ** 2 + (yy - 32) ** 2 < 10 ** 2
+        images.append(np.round(np.where(m[..., None], 0.2, P) * 255).astype(np.uint8))
+        masks.append(m)
+    rec, cam = plate.measure_camera(images, masks, (0, 0, 0))
+    assert cam is None and rec["share"][0] >= plate.SOFT  # read as a hard matte: nothing to do
+    rec, cam = plate.measure_camera(images, masks, (0, 0, 0), matte_given=True)
+    assert cam is not None and rec["unmixed"] and rec["matte"].startswith("given") and rec["share"] is None
+    assert np.abs(cam.plate[cam.seen] / 255 - P[cam.seen]).max() < 1 / 255
+    black = [np.where(m[..., None], 50, 0).astype(np.uint8) for m in masks]
+    rec, cam = plate.measure_camera(black, masks, (0, 0, 0), matte_given=True)
+    assert cam is None and not rec["unmixed"]
+    result = plate.PlateResult(per_camera={"a": {"share": None, "seen": 1.0, "matte": "given"}},
+                               plates={"a": plate.CameraPlate(images[0], np.ones((H, W), bool), 0.0)})
+    plate.log_result(result)  # says so without a measured share
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_colour_correction_of_a_target_leaves_the_background_alone(soft):
+    g = torch.Generator().manual_seed(0)
+    A = torch.eye(3) + 0.1 * torch.randn(3, 3, generator=g)
+    b = 0.05 * torch.randn(3, generator=g)
+    colour = lambda x: x @ A.T + b  # noqa: E731
+    F = torch.rand(16, 16, 3, generator=g)
+    c = torch.rand(16, 16, generator=g)
+    c[:4] = 0
+    c[-4:] = 1
+    if not soft:
+        c = (c > 0.5).float()
+    bg = torch.tensor([0.2, 0.5, 1.0])
+    target = c[..., None] * F + (1 - c[..., None]) * bg
+    got = corrected_over_background(colour, target, c, bg)
+    want = c[..., None] * colour(F) + (1 - c[..., None]) * bg
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    assert (got[:4] == bg).all()
