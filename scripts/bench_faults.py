@@ -119,8 +119,8 @@ def train_one(capture: Path, out: Path, over: dict) -> dict:
     return res
 
 
-def pose_and_colour(work: Path, run: Path) -> dict:
-    """Refined cameras and colour corrections of ``run`` against the injected faults."""
+def pose_and_colour(work: Path, run: Path, capture: str = "faulty") -> dict:
+    """Refined cameras and colour corrections of ``run`` against the injected faults of ``capture``."""
     import numpy as np
     import torch
 
@@ -128,9 +128,9 @@ def pose_and_colour(work: Path, run: Path) -> dict:
     from fourd.datasets.easyvolcap import read_easyvolcap_cameras
     from fourd.ingest.calibrate import compare_rigs
 
-    faults = json.loads((work / "faulty" / "faults.json").read_text())
+    faults = json.loads((work / capture / "faults.json").read_text())
     true = open_dataset(work / "clean").cameras
-    given = open_dataset(work / "faulty").cameras
+    given = open_dataset(work / capture).cameras
     refined = read_easyvolcap_cameras(run / "cameras")
     names = list(faults["cameras"])  # the training cameras
 
@@ -173,6 +173,16 @@ def pose_and_colour(work: Path, run: Path) -> dict:
     return out
 
 
+def ground_truth(v):
+    """A clean held-out view over black, as training evaluates against it: the image cut by its
+    mask, or where the mask is soft (coverage) the image as rendered (its edge pixels are the
+    subject's share over black)."""
+    import numpy as np
+
+    keep = v.mask if v.coverage is None else v.coverage > 0
+    return v.image.astype(np.float64) / 255 * keep[..., None]
+
+
 def edge_psnr(work: Path, run: Path, band: int = 3) -> float:
     """PSNR of the held-out renders within ``band`` px of the true silhouette (where a halo of
     background colour would show), against the clean capture composited over black."""
@@ -188,7 +198,7 @@ def edge_psnr(work: Path, run: Path, band: int = 3) -> float:
         for png in sorted(cam_dir.glob("*.png")):
             f = int(png.stem)
             v = clean.view(f, cam_dir.name)
-            gt = v.image.astype(np.float64) / 255 * v.mask[..., None]
+            gt = ground_truth(v)
             img = cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB).astype(np.float64) / 255
             m = v.mask.astype(np.uint8)
             ring = (cv2.dilate(m, k) > 0) & ~(cv2.erode(m, k) > 0)
@@ -213,7 +223,7 @@ def picture(work: Path, subjects: list[str], out: Path) -> None:
         cam_dir = sorted(p for p in (runs[0] / "eval" / "final").iterdir() if p.is_dir())[0]
         png = sorted(cam_dir.glob("*.png"))[len(list(cam_dir.glob("*.png"))) // 2]
         v = open_dataset(work / s / "clean").view(int(png.stem), cam_dir.name)
-        gt = (v.image * v.mask[..., None]).astype(np.uint8)
+        gt = np.round(ground_truth(v) * 255).astype(np.uint8)
         imgs = [gt] + [cv2.cvtColor(cv2.imread(str(r / "eval" / "final" / cam_dir.name / png.name)), cv2.COLOR_BGR2RGB)
                        for r in runs]
         ys, xs = np.nonzero(v.mask)
@@ -231,9 +241,9 @@ def picture(work: Path, subjects: list[str], out: Path) -> None:
         print(f"wrote {out} (columns: ground truth | clean, defaults | faulty, none | faulty, defaults)")
 
 
-def carve_flags(work: Path, run: Path) -> dict:
+def carve_flags(work: Path, run: Path, capture: str = "faulty") -> dict:
     """Did carving flag the injector's most damaged camera (most pixels of holes and blobs)?"""
-    faults = json.loads((work / "faulty" / "faults.json").read_text())
+    faults = json.loads((work / capture / "faults.json").read_text())
     rep = json.loads((run / "carve" / "carve.json").read_text())
     damage: dict[str, int] = {}
     for key, what in faults["images"].items():

@@ -337,7 +337,11 @@ class MultiViewVideo(ABC):
             "layout": self.layout, "path": str(self.path), "cameras": len(self.cameras), "frames": len(self.frames),
             "width": int(max(Ws)), "height": int(max(Hs)), "sizes_differ": len(set(zip(Hs, Ws))) > 1,
             "first_frame": self.frames[0], "last_frame": self.frames[-1], "fps": self.fps,
-            "held_out": self.held_out, "mask_coverage": cov, "distorted": self.cameras.has_distortion,
+            "held_out": self.held_out, "mask_coverage": cov,
+            # soft (0–255 coverage: a matte's or an anti-aliased render's alpha) in the first frame, any camera
+            "soft_masks": self.has_masks and any(self.coverage(self.frames[0], c) is not None
+                                                 for c in range(len(self.cameras))),
+            "distorted": self.cameras.has_distortion,
             "backdrops": sum(self.has_backdrop(n) for n in self.camera_names),
         }
 

@@ -45,7 +45,10 @@ def _sampler(video, **over):
 def test_the_capture_reads_a_soft_mask_as_coverage_and_a_hard_one_as_none(tiny_ev, tmp_path):
     video = EasyVolcapCapture(tiny_ev)
     assert video.coverage(1, "01") is None and video.view(1, "01").coverage is None  # rendered masks: 0/255
-    path, c, _, _ = _soft_copy(tiny_ev, tmp_path)
+    assert not video.info()["soft_masks"]
+    path, c, _, _ = _soft_copy(tiny_ev, tmp_path, frame=0)
+    assert EasyVolcapCapture(path).info()["soft_masks"]  # (`fourd data info` reads the first frame)
+    path, c, _, _ = _soft_copy(tiny_ev, tmp_path / "f1")
     video = EasyVolcapCapture(path)
     got = video.coverage(1, "01")
     np.testing.assert_allclose(got, c, atol=1e-6)
