@@ -59,6 +59,12 @@ class View:
 HARD_LEVELS = 8  # stored mask values within this many levels of 0 or 255 are a hard cut's
 
 
+def is_label_mask(mask: np.ndarray) -> bool:
+    """Whether a stored uint8 mask is a label image (0 background, 1 subject), as some tools write
+    masks: read as 0 and 255."""
+    return bool(mask.any()) and int(mask.max()) == 1
+
+
 def soft_levels(mask: np.ndarray) -> np.ndarray | None:
     """A stored uint8 mask as coverage levels (those within HARD_LEVELS of 0 or 255 snapped to
     them), or None when nothing is left between: a hard cut."""
@@ -250,6 +256,13 @@ class MultiViewVideo(ABC):
             raise DataError(f"{kind} is {arr.shape[1]}×{arr.shape[0]} but camera '{name}' is {W}×{H}", where, fix)
         levels = None
         if kind == "mask":
+            if is_label_mask(arr):
+                arr = arr * np.uint8(255)
+                if not getattr(self, "_said_label_masks", False):
+                    self._said_label_masks = True
+                    from fourd.console import log
+
+                    log(f"{where}: the mask holds 0 and 1 (a label image) — read as 0 and 255")
             levels = soft_levels(arr)
             levels = np.zeros(0, np.uint8) if levels is None else levels  # empty: known to be hard
             self._cache.put(("coverage", frame, name), levels)

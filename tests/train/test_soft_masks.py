@@ -166,3 +166,15 @@ def test_colour_correction_of_a_target_leaves_the_background_alone(soft):
     want = c[..., None] * colour(F) + (1 - c[..., None]) * bg
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
     assert (got[:4] == bg).all()
+
+
+def test_a_mask_stored_as_zero_and_one_is_read_as_a_label_image(tiny_ev, tmp_path):
+    """Some tools write a mask as a label image (0 and 1): not an empty mask."""
+    c = shutil.copytree(tiny_ev, tmp_path / "labels")
+    for p in (c / "masks").rglob("*.png"):
+        cv2.imwrite(str(p), (cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127).astype(np.uint8))
+    src, video = EasyVolcapCapture(tiny_ev), EasyVolcapCapture(c)
+    assert not video.empty_mask_cameras(video.camera_names)
+    for n in video.camera_names:
+        np.testing.assert_array_equal(video.mask(1, n), src.mask(1, n))
+        assert video.coverage(1, n) is None
