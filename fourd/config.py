@@ -253,6 +253,12 @@ class TrainConfig:
     28.08), SSIM higher in all four (the ring inside the silhouette improves, the ring outside it
     worsens about as much). A capture whose backdrop is the background (clean, synthetic) or whose matte is
     hard is left exactly as it was. Report: RUN/cameras/plate.json."""
+    soft_masks: bool = True
+    """masks stored soft (0–255 coverage: a matting tool's alpha, an anti-aliased render's) are
+    trained as coverage: each edge pixel's target is the subject's share of it over the training
+    background (the backdrop — the measured plate, where it is not the training background — taken
+    out pixel by pixel) and the silhouette's target is the coverage itself; off, they are cut at one
+    half like a hard mask. Hard masks are not affected. Measured in the README (anti-aliased captures)."""
     plate_unknown: str = "skip"
     """edge pixels whose backdrop the frames never show (a third of the outline on the test
     captures): ``skip`` — the colour loss leaves them out; ``fill`` — the plate is inpainted up to

@@ -57,7 +57,7 @@ class ViewSampler:
         v = self.video.view(frame, cam, scale=self.cfg.image_scale if scale is None else scale,
                             crop_to_mask=crop, margin=self.cfg.crop_margin)
         weight = None
-        if v.coverage is not None:
+        if v.coverage is not None and getattr(self.cfg, "soft_masks", True):
             img, mask, unknown = self._over_background(v, cam)
             if self.cfg.plate_unknown == "skip" and unknown is not None and unknown.any():
                 weight = torch.from_numpy(~unknown).float().to(self.device)
@@ -114,7 +114,8 @@ class ViewSampler:
         mask = None
         if v.mask is not None and getattr(self.cfg, "source_masks", False):
             # the source pixels wholly inside the mask (an edge pixel mixes subject and background)
-            full = v.mask.astype(np.float32) if v.coverage is None else v.coverage
+            full = v.coverage if v.coverage is not None and getattr(self.cfg, "soft_masks", True) \
+                else v.mask.astype(np.float32)
             m = cv2.resize(full, (S, S), interpolation=cv2.INTER_AREA)
             mask = torch.from_numpy(m > 0.999).to(self.device)
         return SourceView(t.to(self.device), cam.to(self.device), name=name, mask=mask)

@@ -231,9 +231,10 @@ def _filled(plate: np.ndarray, seen: np.ndarray, fill: bool) -> tuple[np.ndarray
 
 
 def measure(video, cams: list[str], background, max_frames: int = MAX_FRAMES, progress=None,
-            fill: bool = True) -> PlateResult:
+            fill: bool = True, soft_masks: bool = True) -> PlateResult:
     """Every listed camera's plate and matte (views through the capture's loader: undistorted,
-    masks as repaired)."""
+    masks as repaired); ``soft_masks``: a camera whose masks are coverage has its matte given by
+    them (else measured, as for a hard mask)."""
     frames = list(video.frames)
     if len(frames) > max_frames:
         frames = [frames[round(i * (len(frames) - 1) / (max_frames - 1))] for i in range(max_frames)]
@@ -243,7 +244,7 @@ def measure(video, cams: list[str], background, max_frames: int = MAX_FRAMES, pr
         views = [v for v in views if v.mask is not None and v.mask.any()]
         if len(views) < MIN_SEEN:
             continue
-        soft = any(v.coverage is not None for v in views)
+        soft = soft_masks and any(v.coverage is not None for v in views)
         result.coverage_masks |= soft
         rec, plate = measure_camera([v.image for v in views], [v.mask for v in views], background, fill,
                                     video.backdrop(cam), matte_given=soft)

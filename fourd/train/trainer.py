@@ -226,7 +226,7 @@ class Trainer:
         cams = self.run.train_cams
         with progress("measuring the background plate", len(cams)) as advance:
             result = plate.measure(video, cams, self.cfg.background, progress=advance,
-                                   fill=self.cfg.plate_unknown == "fill")
+                                   fill=self.cfg.plate_unknown == "fill", soft_masks=self.cfg.soft_masks)
         plate.log_result(result)
         self._write_check(self.out / "cameras" / "plate.json", result)
         self.run.sampler.plates = result.plates

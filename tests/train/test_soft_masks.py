@@ -91,6 +91,11 @@ def test_a_soft_target_is_the_recorded_subject_over_the_background(tiny_ev, tmp_
     v = video.view(1, "00")
     assert set(np.unique(t.mask.numpy())) <= {0.0, 1.0}
     np.testing.assert_array_equal(t.image.numpy(), v.image / np.float32(255) * v.mask[..., None])
+    # switched off (--no-soft-masks): cut at one half like a hard mask
+    t = _sampler(video, soft_masks=False).target(1, "01", crop=False)
+    v = video.view(1, "01")
+    np.testing.assert_array_equal(t.mask.numpy(), v.mask.astype(np.float32))
+    np.testing.assert_array_equal(t.image.numpy(), v.image / np.float32(255) * v.mask[..., None])
     # the source views leave out every pixel the subject does not wholly cover
     src = s.source(1, "01")
     v = video.view(1, "01", crop_to_mask=True, margin=4)
