@@ -56,23 +56,22 @@ class ViewSampler:
     def target(self, frame: int, cam: str, crop: bool = True, scale: float | None = None) -> Target:
         v = self.video.view(frame, cam, scale=self.cfg.image_scale if scale is None else scale,
                             crop_to_mask=crop, margin=self.cfg.crop_margin)
-        weight = None
+        unknown = None  # edge pixels whose backdrop is not known
         if v.coverage is not None and getattr(self.cfg, "soft_masks", True):
             img, mask, unknown = self._over_background(v, cam)
-            if self.cfg.plate_unknown == "skip" and unknown is not None and unknown.any():
-                weight = torch.from_numpy(~unknown).float().to(self.device)
         else:
             if cam in self.plates and v.mask is not None:  # the backdrop taken out of the matte's edge
                 unmixed, unknown = self.plates[cam].unmix(v.image, v.mask, v.box)
                 img = torch.from_numpy(unmixed)
-                if self.cfg.plate_unknown == "skip" and unknown.any():
-                    weight = torch.from_numpy(~unknown).float().to(self.device)
             else:
                 img = torch.from_numpy(v.image).float() / 255
             mask = None
             if v.mask is not None:
                 mask = torch.from_numpy(v.mask).float()
                 img = img * mask[..., None] + self.bg * (1 - mask[..., None])
+        weight = None
+        if self.cfg.plate_unknown == "skip" and unknown is not None and unknown.any():
+            weight = torch.from_numpy(~unknown).float().to(self.device)
         return Target(img.to(self.device), None if mask is None else mask.to(self.device),
                       v.camera.to(self.device), frame, cam, weight)
 
