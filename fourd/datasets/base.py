@@ -59,10 +59,22 @@ class View:
 HARD_LEVELS = 8  # stored mask values within this many levels of 0 or 255 are a hard cut's
 
 
+LABEL_MAX = 64  # a stored mask whose values all lie below this holds ids, not 0–255 coverage
+
+
 def is_label_mask(mask: np.ndarray) -> bool:
-    """Whether a stored uint8 mask is a label image (0 background, 1 subject), as some tools write
-    masks: read as 0 and 255."""
-    return bool(mask.any()) and int(mask.max()) == 1
+    """Whether a stored uint8 mask is a label image rather than a 0–255 mask: 0 the background and
+    small ids the subject — 1 where a tool writes a binary mask as 0/1, a human parser's part ids
+    (ZJU-MoCap's ``mask_cihp``: 0–20 or so), an instance id. Every value is below LABEL_MAX: a 0–255
+    mask of a frame the subject is in reaches full coverage somewhere. Read as any id = subject, as
+    ZJU-MoCap's own readers do (``msk != 0``): :func:`label_mask_to_255`."""
+    top = int(mask.max())
+    return 0 < top < LABEL_MAX
+
+
+def label_mask_to_255(mask: np.ndarray) -> np.ndarray:
+    """A label image (:func:`is_label_mask`) as a 0/255 mask: every id the subject."""
+    return np.where(mask > 0, np.uint8(255), np.uint8(0))
 
 
 def soft_levels(mask: np.ndarray) -> np.ndarray | None:
@@ -101,6 +113,7 @@ class MultiViewVideo(ABC):
     # optional (frame, camera name, mask, undistorted camera) → mask applied by :meth:`view` (the
     # trainer installs the carve's repair of the masks it flagged: fourd.carve.repair)
     mask_repair = None
+    _said_label_masks = False  # a label-image mask was said on load (once per capture)
 
     def __init__(self, path: str | Path, cameras: Cameras, frames: list[int], held_out: list[str] | None = None,
                  fps: float = 30.0, cache_bytes: int = 512 << 20):
@@ -257,12 +270,14 @@ class MultiViewVideo(ABC):
         levels = None
         if kind == "mask":
             if is_label_mask(arr):
-                arr = arr * np.uint8(255)
-                if not getattr(self, "_said_label_masks", False):
+                top = int(arr.max())
+                arr = label_mask_to_255(arr)
+                if not self._said_label_masks:
                     self._said_label_masks = True
                     from fourd.console import log
 
-                    log(f"{where}: the mask holds 0 and 1 (a label image) — read as 0 and 255")
+                    ids = "0 and 1" if top == 1 else f"only small ids (0–{top})"
+                    log(f"{where}: the mask holds {ids} (a label image) — every nonzero id read as the subject")
             levels = soft_levels(arr)
             levels = np.zeros(0, np.uint8) if levels is None else levels  # empty: known to be hard
             self._cache.put(("coverage", frame, name), levels)
@@ -319,7 +334,9 @@ class MultiViewVideo(ABC):
         H, W = img.shape[:2]
         box = (0, 0, W, H)
         if crop_to_mask and m is not None and m.any():
-            ys, xs = np.nonzero(m)
+            # the box holds every pixel the subject covers at all: a matte's soft fringe (hair, motion
+            # blur) can reach past the mask's half-coverage outline by more than the margin
+            ys, xs = np.nonzero(m if c is None else (m | (c > 0)))
             x0, y0 = max(int(xs.min()) - margin, 0), max(int(ys.min()) - margin, 0)
             x1, y1 = min(int(xs.max()) + 1 + margin, W), min(int(ys.max()) + 1 + margin, H)
             box = (x0, y0, x1 - x0, y1 - y0)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fourd.datasets.base import MultiViewVideo, is_label_mask, soft_levels
+from fourd.datasets.base import MultiViewVideo, is_label_mask, label_mask_to_255, soft_levels
 from fourd.datasets.codecs import decode_image, encode_image
 from fourd.errors import DataError
 from fourd.structures.cameras import Cameras, closest_point_to_rays, lens_map
@@ -235,7 +235,7 @@ class DegradedCapture(MultiViewVideo):
         if got is None:
             return None
         m = decode_image(got[0], got[1], grayscale=True)
-        m = m * np.uint8(255) if is_label_mask(m) else m
+        m = label_mask_to_255(m) if is_label_mask(m) else m
         soft = soft_levels(m)  # (a JPEG-stored hard mask rings by a few levels at its edge: not coverage)
         return (m > 127).astype(np.float32) if soft is None else soft.astype(np.float32) / 255
 

@@ -183,3 +183,40 @@ def test_a_mask_stored_as_zero_and_one_is_read_as_a_label_image(tiny_ev, tmp_pat
     for n in video.camera_names:
         np.testing.assert_array_equal(video.mask(1, n), src.mask(1, n))
         assert video.coverage(1, n) is None
+
+
+def test_a_part_label_mask_is_read_as_the_union_of_its_parts(tiny_ev, tmp_path, capsys):
+    """A human parser's part ids (ZJU-MoCap's ``mask_cihp``: 0 background, 1–20 the parts) used to
+    read as an empty mask (every value below 128), so every camera was left out. Any id is the
+    subject, as ZJU-MoCap's readers take it (``msk != 0``)."""
+    c = shutil.copytree(tiny_ev, tmp_path / "parts")
+    for p in (c / "masks").rglob("*.png"):
+        hard = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127
+        ys = np.arange(hard.shape[0])[:, None].repeat(hard.shape[1], 1)
+        parts = (1 + (ys * 14) // hard.shape[0]).astype(np.uint8)  # 14 horizontal bands of ids 1–14
+        cv2.imwrite(str(p), np.where(hard, parts, 0).astype(np.uint8))
+    src, video = EasyVolcapCapture(tiny_ev), EasyVolcapCapture(c)
+    assert not video.empty_mask_cameras(video.camera_names)
+    for n in video.camera_names:
+        np.testing.assert_array_equal(video.mask(1, n), src.mask(1, n))
+        assert video.coverage(1, n) is None  # ids are not coverage
+    said = " ".join(capsys.readouterr().err.split())
+    assert said.count("a label image") == 1 and "masks/00/" in said  # said once, naming a file
+
+
+def test_the_crop_keeps_a_soft_fringe_wider_than_the_margin(tiny_ev, tmp_path):
+    """A matte whose soft fringe reaches further past the half-coverage outline than the crop's
+    margin (hair, motion blur): the crop keeps every pixel the subject covers at all."""
+    path, c, _, _ = _soft_copy(tiny_ev, tmp_path)
+    mpath = path / "masks" / "01" / "000001.png"
+    wide = np.round(cv2.GaussianBlur((c > 0.5).astype(np.float32), (0, 0), 4.0) * 255)
+    cv2.imwrite(str(mpath), wide.astype(np.uint8))
+    video = EasyVolcapCapture(path)
+    cov = video.coverage(1, "01")
+    v = video.view(1, "01", crop_to_mask=True, margin=2)
+    x0, y0, w, h = v.box
+    inside = np.zeros(cov.shape, bool)
+    inside[y0:y0 + h, x0:x0 + w] = True
+    assert (cov > 0).any() and not ((cov > 0) & ~inside).any()
+    ys, xs = np.nonzero(video.mask(1, "01"))
+    assert x0 < xs.min() - 2 or y0 < ys.min() - 2  # wider than the mask's box + margin
