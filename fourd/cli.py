@@ -116,12 +116,38 @@ def doctor(json_out: Annotated[bool, tyro.conf.arg(name="json")] = False) -> Non
 
 
 # ------------------------------------------------------------------------------ main
+def describe(fn, whole: bool) -> str:
+    """The text a command's docstring gives its help: everything before ``Args:``, each paragraph
+    on one line (``whole``: what ``fourd COMMAND --help`` shows), or its first sentence (the
+    command list's)."""
+    import inspect
+    import re
+
+    doc = inspect.cleandoc(fn.__doc__ or "")
+    paras = [" ".join(p.split()) for p in doc.split("\nArgs:")[0].strip().split("\n\n") if p.strip()]
+    if whole:
+        return "\n\n".join(paras)
+    first = paras[0] if paras else ""
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z`])", first, maxsplit=1)[0]
+
+
+DESCRIPTION = ("fourd: synchronized multi-view video of a moving subject → a 4D point model (carve, train), "
+               "a compact streaming file (bake), real-time playback from any viewpoint (view) and "
+               "camera-path videos (render). Start with `fourd demo`; `fourd COMMAND --help` explains each "
+               "command. Global flags, before COMMAND: --quiet (no progress), --debug (tracebacks). "
+               "Exit status: 0 done, 2 bad input or options, 1 internal error, 130 interrupted.")
+
+_ASKED: list[str] = []  # the command words of the command line being parsed (build_app sets them)
+
+
 def add(app: SubcommandApp, commands: dict, group: str | None = None, help: str | None = None) -> None:
-    """Register ``commands`` (name → function) on ``app``, or on a new group ``group`` of it; the
-    command list shows each docstring's first line (``fourd COMMAND --help`` the whole)."""
+    """Register ``commands`` (name → function) on ``app``, or on a new group ``group`` of it. tyro
+    shows one text for a command both in the command list and atop its own ``--help``: the command
+    being asked for gets its docstring's whole description, every other its first paragraph."""
     target = SubcommandApp() if group else app
     for name, fn in commands.items():
-        target.command(_announced(fn), name=name, help=(fn.__doc__ or "").strip().split("\n")[0])
+        path = [group, name] if group else [name]
+        target.command(_announced(fn), name=name, help=describe(fn, _ASKED[:len(path)] == path))
     if group:
         app.command(target, name=group, help=help)
 
@@ -137,6 +163,7 @@ def build_app(args: list[str]) -> SubcommandApp:
     from fourd.train.cli import eval_run, make_train, option, train_default
     from fourd.viewer.cli import view
 
+    _ASKED[:] = [a for a in args[:2] if not a.startswith("-")]
     app = SubcommandApp()
     train = make_train(train_default(args) if args[:1] == ["train"] else TrainConfig())
     add(app, {"demo": demo, "doctor": doctor, "carve": carve, "train": train, "eval": eval_run, "bake": bake, "view": view,
@@ -196,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         app = build_app(args)
         try:
             with contextlib.redirect_stderr(guard):
-                app.cli(args=args, prog="fourd", description=__doc__.splitlines()[0],
+                app.cli(args=args, prog="fourd", description=DESCRIPTION,
                         config=(tyro.conf.PositionalMetavarFromFieldName,))
         except SystemExit as e:
             if e.code not in (0, None) and guard.held:
