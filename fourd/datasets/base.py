@@ -77,6 +77,13 @@ def label_mask_to_255(mask: np.ndarray) -> np.ndarray:
     return np.where(mask > 0, np.uint8(255), np.uint8(0))
 
 
+def same_scale(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether two (height, width) sizes are one picture at two scales: the width's ratio gives the
+    height within one pixel of ``a`` (rounding of odd sides)."""
+    r = b[1] / a[1]
+    return abs(a[0] * r - b[0]) <= max(1.0, r)
+
+
 def soft_levels(mask: np.ndarray) -> np.ndarray | None:
     """A stored uint8 mask as coverage levels (those within HARD_LEVELS of 0 or 255 snapped to
     them), or None when nothing is left between: a hard cut."""
@@ -114,6 +121,7 @@ class MultiViewVideo(ABC):
     # trainer installs the carve's repair of the masks it flagged: fourd.carve.repair)
     mask_repair = None
     _said_label_masks = False  # a label-image mask was said on load (once per capture)
+    _said_mask_scale = False  # masks stored at another scale than their images were said on load
 
     def __init__(self, path: str | Path, cameras: Cameras, frames: list[int], held_out: list[str] | None = None,
                  fps: float = 30.0, cache_bytes: int = 512 << 20):
@@ -263,6 +271,8 @@ class MultiViewVideo(ABC):
         arr = self.correct_colours(decode_image(data, where), name) if kind == "image" \
             else decode_image(data, where, grayscale=True)
         H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
+        if kind == "mask" and arr.shape[:2] != (H, W) and same_scale(arr.shape[:2], (H, W)):
+            arr = self._mask_to_size(arr, H, W, where)
         if arr.shape[:2] != (H, W):
             fix = ("fix H/W in the calibration or re-export the image at the calibrated size" if kind == "image"
                    else "re-export masks at the image resolution")
@@ -284,6 +294,21 @@ class MultiViewVideo(ABC):
             arr = arr > 127
         self._cache.put(key, arr)
         return arr, levels
+
+    def _mask_to_size(self, mask: np.ndarray, H: int, W: int, where: str) -> np.ndarray:
+        """A mask stored at another scale than its image (a matting tool run on downsized frames):
+        resized to the image, as coverage (bilinear; a label image by its ids, nearest), said once."""
+        import cv2
+
+        if not self._said_mask_scale:
+            self._said_mask_scale = True
+            from fourd.console import log
+
+            log(f"{where}: the mask is {mask.shape[1]}×{mask.shape[0]}, its image {W}×{H} — masks resized to "
+                "their images (their edges are only as sharp as the stored size)")
+        if is_label_mask(mask):
+            return cv2.resize(mask, (W, H), interpolation=cv2.INTER_NEAREST)
+        return cv2.resize(mask, (W, H), interpolation=cv2.INTER_AREA if mask.shape[1] > W else cv2.INTER_LINEAR)
 
     def backdrop_bytes(self, cam: str) -> tuple[bytes, str] | None:
         """An encoded image of the empty scene behind the subject as camera ``cam`` sees it (4K4D's

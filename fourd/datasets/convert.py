@@ -13,7 +13,9 @@ from fourd.io import check_output
 
 def verify_encoded(video) -> None:
     """Before copying: every image and mask is a complete JPEG/PNG (no truncation, no corrupt scan)
-    of its camera's size — read from the header, without decoding the pixels."""
+    of its camera's size (a mask may be stored at another scale: read resized) — read from the
+    header, without decoding the pixels."""
+    from fourd.datasets.base import same_scale
     from fourd.datasets.codecs import encoded_size
 
     names = video.camera_names
@@ -21,11 +23,12 @@ def verify_encoded(video) -> None:
         for f in video.frames:
             for i, n in enumerate(names):
                 want = (int(video.cameras.H[i]), int(video.cameras.W[i]))
-                for got in (video.image_bytes(f, n), video.mask_bytes(f, n)):
+                for kind, got in (("image", video.image_bytes(f, n)), ("mask", video.mask_bytes(f, n))):
                     if got is None:
                         continue
                     data, where = got
-                    if encoded_size(data, where) != want:
+                    size = encoded_size(data, where)
+                    if size != want and not (kind == "mask" and same_scale(size, want)):
                         h, w = encoded_size(data, where)
                         raise FourdError(f"is {w}×{h} but camera '{n}' is {want[1]}×{want[0]}", where,
                                          "re-export it at the calibrated size")

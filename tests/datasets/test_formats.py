@@ -210,8 +210,8 @@ def test_unreadable_image(tiny_ev, tmp_path):
 def test_mask_of_wrong_size(tiny_ev, tmp_path):
     c = copy(tiny_ev, tmp_path)
     p = c / "masks" / "02" / "000000.png"
-    cv2.imwrite(str(p), np.zeros((40, 48), np.uint8))
-    expect(p, lambda: EasyVolcapCapture(c).mask(0, "02"), "48×40")
+    cv2.imwrite(str(p), np.zeros((44, 48), np.uint8))  # (48×40, half the image's size, is read resized)
+    expect(p, lambda: EasyVolcapCapture(c).mask(0, "02"), "48×44")
 
 
 def test_truncated_hdf5(tiny_smc, tmp_path):

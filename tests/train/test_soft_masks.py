@@ -185,7 +185,16 @@ def test_a_mask_stored_as_zero_and_one_is_read_as_a_label_image(tiny_ev, tmp_pat
         assert video.coverage(1, n) is None
 
 
-def test_a_part_label_mask_is_read_as_the_union_of_its_parts(tiny_ev, tmp_path, capsys):
+def _said(monkeypatch) -> list[str]:
+    """What fourd logs from now on (one string per message, whitespace collapsed)."""
+    import fourd.console
+
+    said: list[str] = []
+    monkeypatch.setattr(fourd.console, "log", lambda *a, **k: said.append(" ".join(" ".join(map(str, a)).split())))
+    return said
+
+
+def test_a_part_label_mask_is_read_as_the_union_of_its_parts(tiny_ev, tmp_path, monkeypatch):
     """A human parser's part ids (ZJU-MoCap's ``mask_cihp``: 0 background, 1–20 the parts) used to
     read as an empty mask (every value below 128), so every camera was left out. Any id is the
     subject, as ZJU-MoCap's readers take it (``msk != 0``)."""
@@ -196,12 +205,13 @@ def test_a_part_label_mask_is_read_as_the_union_of_its_parts(tiny_ev, tmp_path, 
         parts = (1 + (ys * 14) // hard.shape[0]).astype(np.uint8)  # 14 horizontal bands of ids 1–14
         cv2.imwrite(str(p), np.where(hard, parts, 0).astype(np.uint8))
     src, video = EasyVolcapCapture(tiny_ev), EasyVolcapCapture(c)
+    said = _said(monkeypatch)
     assert not video.empty_mask_cameras(video.camera_names)
     for n in video.camera_names:
         np.testing.assert_array_equal(video.mask(1, n), src.mask(1, n))
         assert video.coverage(1, n) is None  # ids are not coverage
-    said = " ".join(capsys.readouterr().err.split())
-    assert said.count("a label image") == 1 and "masks/00/" in said  # said once, naming a file
+    told = [m for m in said if "a label image" in m]
+    assert len(told) == 1 and "masks/" in told[0]  # said once, naming a file
 
 
 def test_the_crop_keeps_a_soft_fringe_wider_than_the_margin(tiny_ev, tmp_path):
@@ -220,3 +230,25 @@ def test_the_crop_keeps_a_soft_fringe_wider_than_the_margin(tiny_ev, tmp_path):
     assert (cov > 0).any() and not ((cov > 0) & ~inside).any()
     ys, xs = np.nonzero(video.mask(1, "01"))
     assert x0 < xs.min() - 2 or y0 < ys.min() - 2  # wider than the mask's box + margin
+
+
+def test_masks_stored_at_half_size_are_resized_to_their_images(tiny_ev, tmp_path, monkeypatch):
+    """A matting tool run on downsized frames writes masks at half the image size: read resized
+    (as coverage: the upscaled edge is soft), said once; a mask of another shape is still refused."""
+    from fourd.errors import DataError
+
+    c = shutil.copytree(tiny_ev, tmp_path / "half")
+    for p in (c / "masks").rglob("*.png"):
+        m = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(p), cv2.resize(m, (m.shape[1] // 2, m.shape[0] // 2), interpolation=cv2.INTER_AREA))
+    src, video = EasyVolcapCapture(tiny_ev), EasyVolcapCapture(c)
+    said = _said(monkeypatch)
+    for n in video.camera_names:
+        got, want = video.mask(1, n), src.mask(1, n)
+        assert got.shape == want.shape
+        assert (got != want).mean() < 0.02  # only along the outline
+    assert sum("masks resized to their images" in m for m in said) == 1
+    p = c / "masks" / "00" / "000001.png"
+    cv2.imwrite(str(p), np.zeros((30, 70), np.uint8))  # not the image's shape at any scale
+    with pytest.raises(DataError, match="re-export masks"):
+        EasyVolcapCapture(c).mask(1, "00")
