@@ -80,6 +80,10 @@ class TrainConfig:
     """where named datasets live."""
     eval_cams: str | None = None
     """comma-separated cameras held out from training (default: the capture's held-out set, or a spread of 4)."""
+    frames: str | None = None
+    """the capture's frames the run carves, trains, evaluates and bakes: "a:b" (b not included),
+    "a:b:step" or "i,j,k" (default all) — e.g. a 200-frame segment of a long capture, or the frames
+    the subject is in."""
     points_file: str | None = None
     """carved points (points.safetensors) to start from; carved into the run folder when unset."""
     steps: int = 2000

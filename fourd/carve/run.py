@@ -43,8 +43,12 @@ def frame_views(video: MultiViewVideo, frame: int, names: list[str], max_side: i
     views = [video.view(frame, n, scale=scale[n], image=images) for n in names]
     masks = [v.mask for v in views]
     if any(m is None for m in masks):
-        raise DataError("the capture has no masks; carving needs foreground masks", video.path,
-                        "add masks (e.g. from a matting tool) in the layout's mask folder")
+        fix = (f"cut them with `fourd data masks {video.path} --background PLATES` (a video of the empty scene "
+               "per camera) or `--model SEGMENTER`, or put a matting tool's masks in masks/<camera>/"
+               if video.layout == "easyvolcap" else
+               "add the masks to the capture (DNA-Rendering: the annotations file's Mask group), or convert it with "
+               "`fourd data convert` and cut them with `fourd data masks`")
+        raise DataError("the capture has no masks; carving needs foreground masks", video.path, fix)
     return Cameras.cat([v.camera for v in views]), masks, [v.image for v in views]
 
 
@@ -52,7 +56,8 @@ def check_frame_masks(masks: list[np.ndarray], names: list[str], frame: int, whe
     empty = [n for n, m in zip(names, masks) if not m.any()]
     if len(empty) == len(names):
         raise DataError(f"every mask of frame {frame} is empty", where,
-                        "check the mask folder for this frame, or carve other frames with --frames")
+                        "check the mask folder for this frame, or leave it out with --frames "
+                        "(e.g. --frames 12: starts at frame 12)")
     if len(empty) > (1 - 0.9) * len(names) + 1:
         log(f"[yellow]warning:[/] frame {frame}: empty masks for cameras {empty[:8]} — they vote 'outside'")
 

@@ -81,4 +81,12 @@ def parse_frames(spec: str | None, available: list[int]) -> list[int] | None:
     return chosen
 
 
-__all__ = ["MultiViewVideo", "View", "open_dataset", "detect_layout", "parse_frames"]
+def select_frames(video: MultiViewVideo, spec: str | None) -> MultiViewVideo:
+    """``video`` limited to the frames ``spec`` picks (:func:`parse_frames`; None: all), in place."""
+    chosen = parse_frames(spec, video.frames)
+    if chosen is not None:
+        video.frames = sorted(set(chosen))
+    return video
+
+
+__all__ = ["MultiViewVideo", "View", "open_dataset", "detect_layout", "parse_frames", "select_frames"]

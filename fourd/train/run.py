@@ -15,7 +15,7 @@ import torch
 
 from fourd.config import TrainConfig, from_json, resolve_device
 from fourd.console import log
-from fourd.datasets import open_dataset
+from fourd.datasets import open_dataset, select_frames
 from fourd.datasets.base import MultiViewVideo
 from fourd.errors import FourdError
 from fourd.model.appearance import SourceView
@@ -181,9 +181,33 @@ def handle_out_of_step(video: MultiViewVideo, cfg: TrainConfig, path: str | Path
                 f"carve.json); --out-of-step drop leaves it out, keep reads it as numbered[/]")
 
 
+def open_capture(cfg: TrainConfig, dataset: str | None = None, **kwargs) -> MultiViewVideo:
+    """The run's capture (``dataset``, default the run's own) limited to the run's frames."""
+    return select_frames(open_dataset(dataset or cfg.dataset, cfg.data_root, **kwargs), cfg.frames)
+
+
+def match_frames(video: MultiViewVideo, points: PointSequence, where) -> None:
+    """The run trains the frames its points hold: carved points of some of the capture's frames
+    (``fourd carve --frames``) limit the capture to them, said once; points of a frame the capture
+    lacks are refused."""
+    held = [int(f) for f in points.frames]
+    if held == video.frames:
+        return
+    missing = sorted(set(held) - set(video.frames))
+    if missing:
+        raise FourdError(f"the carved points hold frames the capture does not have ({missing[:5]})", where,
+                         "carve this capture (`fourd carve`), or train the capture the points were carved from")
+    if not getattr(video, "_said_point_frames", False):
+        log(f"the carved points hold {len(held)} of the capture's {len(video.frames)} frames "
+            f"({held[0]}..{held[-1]}): training those")
+        video._said_point_frames = True
+    video.frames = held
+
+
 def build_run(cfg: TrainConfig, points: PointSequence, path: str | Path, video: MultiViewVideo | None = None) -> Run:
     """A freshly initialized run (seeded by ``cfg.seed``) from carved ``points``; writes nothing."""
-    video = video if video is not None else open_dataset(cfg.dataset, cfg.data_root)
+    video = video if video is not None else open_capture(cfg)
+    match_frames(video, points, points_path(cfg, path))
     handle_out_of_step(video, cfg, path)
     device = resolve_device(cfg.device)
     train_cams, eval_cams = split_cameras(video, cfg.eval_cams)
@@ -244,8 +268,8 @@ def load_run(run: str | Path, device: str | None = None, dataset: str | Path | N
     points = PointSequence.load(pts_path)
     video = None
     if dataset is not None:
-        video = open_dataset(dataset, cfg.data_root)
-        own = open_dataset(cfg.dataset, cfg.data_root)
+        video = open_capture(cfg, dataset)
+        own = open_capture(cfg)
         if video.camera_names != own.camera_names or video.frames != own.frames:
             raise FourdError("this capture's cameras or frames differ from the run's", dataset,
                              "give a copy of the run's own capture (same camera names and frames)")
@@ -256,4 +280,4 @@ def load_run(run: str | Path, device: str | None = None, dataset: str | Path | N
     return r
 
 
-__all__ = ["Run", "load_run", "build_run", "handle_out_of_step", "read_config", "points_path", "latest_checkpoint", "raster_settings"]
+__all__ = ["Run", "load_run", "build_run", "open_capture", "handle_out_of_step", "read_config", "points_path", "latest_checkpoint", "raster_settings"]

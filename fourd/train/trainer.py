@@ -20,14 +20,14 @@ import torch
 
 from fourd.config import TrainConfig, check_ranges, resolve_device, to_json
 from fourd.console import log, progress
-from fourd.datasets import open_dataset
 from fourd.errors import FourdError
 from fourd.io import atomic_write_text
 from fourd.structures.points import PointSequence
 from fourd.train.checkpoint import load_checkpoint, save_checkpoint
 from fourd.train.data import split_cameras
 from fourd.train.losses import dssim_loss, edge_weights, lpips_distance, mask_loss, psnr, random_square
-from fourd.train.run import build_run, handle_out_of_step, load_model_state, points_path
+from fourd.train.run import (build_run, handle_out_of_step, load_model_state, match_frames, open_capture,
+                             points_path)
 
 
 def _dist_info() -> tuple[int, int]:
@@ -50,7 +50,7 @@ class Trainer:
             torch.distributed.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
         self.device = resolve_device(cfg.device)
         self.out = Path(cfg.out)
-        video = open_dataset(cfg.dataset, cfg.data_root, cache_bytes=2 << 30)
+        video = open_capture(cfg, cache_bytes=2 << 30)  # (a bad --frames: refused before any work)
         split_cameras(video, cfg.eval_cams)  # bad --eval-cams: refuse before writing or carving
         from fourd.train.memory import check_fits
 
@@ -60,6 +60,7 @@ class Trainer:
             atomic_write_text(self.out / "config.json", to_json(cfg))
         self.rig = self._check_rig(video)  # before carving: the carve uses the refined rig
         points = self._initial_points(video)
+        match_frames(video, points, points_path(cfg, self.out))  # points of some frames: those frames
         handle_out_of_step(video, cfg, self.out)  # before the checks below pick the training cameras
         self.silhouettes = self._align_silhouettes(video, points)  # the hull's outline against the masks
         # from the carved surface, through the cameras as the silhouettes turned them (every fault, max gain
