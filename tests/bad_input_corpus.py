@@ -166,6 +166,26 @@ def _(c):
     return _info(cap)
 
 
+@case("a folder of videos given as a capture: ingest it", 2, "fourd data ingest")
+def _(c):
+    vids = c.tmp / "videos"
+    vids.mkdir()
+    for n in ("cam00", "cam01", "cam02"):
+        (vids / f"{n}.mp4").write_bytes(b"\x00" * 64)
+    return ["train", "--dataset", str(vids), "--out", str(c.tmp / "run")]
+
+
+@case("camera folders of images without a calibration", 2, "intri.yml/extri.yml")
+def _(c):
+    cap = c.copy_ev()
+    for d in (cap / "images").iterdir():
+        d.rename(cap / d.name)
+    (cap / "images").rmdir()
+    for f in ("intri.yml", "extri.yml"):
+        (cap / f).unlink()
+    return _info(cap)
+
+
 @case("fourd.json is not JSON", 2, "fourd.json")
 def _(c):
     cap = c.copy_ev()

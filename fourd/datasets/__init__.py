@@ -55,8 +55,29 @@ def open_dataset(name_or_path: str | Path, data_root: str | Path | None = None, 
         return EasyVolcapCapture(path, **kwargs)
     if layout == "smc":
         return SMCCapture(path, **kwargs)
-    raise DataError("cannot tell the capture layout", path,
-                    "expected intri.yml/extri.yml + images/ (EasyVolcap) or main/ + annotations/ (DNA-Rendering SMC)")
+    raise DataError("cannot tell the capture layout", path, layout_fix(path))
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def layout_fix(path: Path) -> str:
+    """What to do with a folder that is not a capture, from what it holds: videos (one per
+    camera: ingest them), camera folders of images without a calibration, or neither."""
+    expected = "expected intri.yml/extri.yml + images/ (EasyVolcap) or main/ + annotations/ (DNA-Rendering SMC)"
+    if not path.is_dir():
+        return expected
+    files = [p for p in path.iterdir() if p.is_file()]
+    if sum(p.suffix.lower() in VIDEO_SUFFIXES for p in files) >= 2:
+        return (f"this is a folder of videos: make it a capture with `fourd data ingest {path} OUT` (sync, "
+                "calibration, masks; README \"Your own cameras\"), then train OUT")
+    cams = [d for d in path.iterdir() if d.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in d.iterdir())]
+    if len(cams) >= 2:
+        return (f"{len(cams)} folders of images but no calibration: move them to images/<camera>/ and add "
+                "intri.yml/extri.yml (OpenCV YAML, README \"Captures\"), or calibrate with `fourd data ingest "
+                "--calibrate sfm` from the videos")
+    return expected
 
 
 def parse_frames(spec: str | None, available: list[int]) -> list[int] | None:
