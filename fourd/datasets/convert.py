@@ -29,7 +29,7 @@ def verify_encoded(video) -> None:
                     data, where = got
                     size = encoded_size(data, where)
                     if size != want and not (kind == "mask" and same_scale(size, want)):
-                        h, w = encoded_size(data, where)
+                        h, w = size
                         raise FourdError(f"is {w}×{h} but camera '{n}' is {want[1]}×{want[0]}", where,
                                          "re-export it at the calibrated size")
             advance()

@@ -197,10 +197,8 @@ def match_frames(video: MultiViewVideo, points: PointSequence, where) -> None:
     if missing:
         raise FourdError(f"the carved points hold frames the capture does not have ({missing[:5]})", where,
                          "carve this capture (`fourd carve`), or train the capture the points were carved from")
-    if not getattr(video, "_said_point_frames", False):
-        log(f"the carved points hold {len(held)} of the capture's {len(video.frames)} frames "
-            f"({held[0]}..{held[-1]}): training those")
-        video._said_point_frames = True
+    log(f"the carved points hold {len(held)} of the capture's {len(video.frames)} frames "
+        f"({held[0]}..{held[-1]}): training those")  # (once: called again, the frames match)
     video.frames = held
 
 
