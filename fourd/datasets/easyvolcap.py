@@ -5,10 +5,11 @@ root/
   intri.yml            names, K_<cam>, D_<cam> (or dist_<cam>), H_<cam>, W_<cam>
   extri.yml            names, R_<cam> (Rodrigues), Rot_<cam> (3×3), T_<cam> (3×1)
   images/<cam>/<frame:06d>.jpg
-  masks/<cam>/<frame:06d>.png     (optional, or mask/; without it, RGBA images' alpha is the mask)
+  masks/<cam>/<frame:06d>.png     (optional, or mask/, bgmtv2/, mask_cihp/, or fourd.json's "masks";
+                                   without any, RGBA images' alpha is the mask)
   optimized/{intri,extri}.yml     (optional: refined cameras, used instead of the root's when present)
   bkgd/<cam>.jpg                  (optional: the empty scene behind the subject, 4K4D's layout)
-  fourd.json           (optional: held-out cameras, fps)
+  fourd.json           (optional: held-out cameras, fps, calibration choice, mask folder)
 ```
 
 Calibration files are read and written through OpenCV's FileStorage. OpenCV 5 writes a
@@ -190,7 +191,24 @@ def _frame_files(folder: Path) -> dict[int, Path]:
     return out
 
 
-MASK_DIRS = ("masks", "mask")  # EasyVolcap's name, then EasyMocap's / ZJU-MoCap's
+# where masks are looked for, in order: EasyVolcap's name, EasyMocap's / ZJU-MoCap's, ENeRF-Outdoor's
+# background matting (BGMv2), ZJU-MoCap's human parsing (part ids: read as label images). Any other
+# folder: "masks": "<folder>" in fourd.json.
+MASK_DIRS = ("masks", "mask", "bgmtv2", "mask_cihp")
+
+
+def mask_dir(root: Path, meta: dict) -> Path:
+    """The capture's mask folder: fourd.json's ``"masks"`` when given (it must exist), else the
+    first of MASK_DIRS there is (``masks/`` when none is: the capture then has no masks)."""
+    named = meta.get("masks")
+    if named is not None:
+        d = root / str(named)
+        if not d.is_dir():
+            raise DataError(f"fourd.json names the mask folder '{named}', which is not there", root / "fourd.json",
+                            f"make {d} hold masks/<camera>/ alike, or remove \"masks\" to use "
+                            f"{' or '.join(f'{m}/' for m in MASK_DIRS)}")
+        return d
+    return next((root / d for d in MASK_DIRS if (root / d).is_dir()), root / MASK_DIRS[0])
 
 
 def calibration_dir(root: Path, meta: dict) -> Path:
@@ -232,7 +250,7 @@ class EasyVolcapCapture(MultiViewVideo):
                                 "add its images or remove it from intri.yml/extri.yml")
             self._images[n] = _frame_files(d)
         cameras = self._match_image_sizes(root, cameras)
-        mask_root = self._mask_root = next((root / d for d in MASK_DIRS if (root / d).is_dir()), root / MASK_DIRS[0])
+        mask_root = self._mask_root = mask_dir(root, meta)
         for n in cameras.names:
             md = mask_root / n
             if md.is_dir():

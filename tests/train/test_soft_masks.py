@@ -252,3 +252,27 @@ def test_masks_stored_at_half_size_are_resized_to_their_images(tiny_ev, tmp_path
     cv2.imwrite(str(p), np.zeros((30, 70), np.uint8))  # not the image's shape at any scale
     with pytest.raises(DataError, match="re-export masks"):
         EasyVolcapCapture(c).mask(1, "00")
+
+
+def test_the_mask_folder_is_found_or_named_in_fourd_json(tiny_ev, tmp_path):
+    """Masks in ENeRF-Outdoor's bgmtv2/ are found; any other folder is named by fourd.json's
+    "masks"; a named folder that is not there is refused naming fourd.json."""
+    import json
+
+    from fourd.errors import DataError
+
+    src = EasyVolcapCapture(tiny_ev)
+    c = shutil.copytree(tiny_ev, tmp_path / "bgm")
+    (c / "masks").rename(c / "bgmtv2")
+    video = EasyVolcapCapture(c)
+    assert video.info()["masks_from"] == "bgmtv2/"
+    np.testing.assert_array_equal(video.mask(1, "00"), src.mask(1, "00"))
+    (c / "bgmtv2").rename(c / "alpha_rvm")
+    meta = json.loads((c / "fourd.json").read_text()) if (c / "fourd.json").is_file() else {}
+    (c / "fourd.json").write_text(json.dumps({**meta, "masks": "alpha_rvm"}))
+    video = EasyVolcapCapture(c)
+    assert video.info()["masks_from"] == "alpha_rvm/"
+    np.testing.assert_array_equal(video.mask(1, "00"), src.mask(1, "00"))
+    (c / "fourd.json").write_text(json.dumps({**meta, "masks": "rvm"}))
+    with pytest.raises(DataError, match="fourd.json"):
+        EasyVolcapCapture(c)
