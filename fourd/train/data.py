@@ -52,6 +52,7 @@ class ViewSampler:
         idx = [video.cameras.index(n) for n in train_cams]
         self.centers = video.cameras.centers[idx]
         self.plates: dict = {}  # camera → fourd.train.plate.CameraPlate: its targets' edge rings un-mixed
+        self._given: dict = {}  # held-out camera → CameraPlate from the capture's picture of the empty scene
 
     def target(self, frame: int, cam: str, crop: bool = True, scale: float | None = None) -> Target:
         v = self.video.view(frame, cam, scale=self.cfg.image_scale if scale is None else scale,
@@ -87,14 +88,29 @@ class ViewSampler:
         img = v.image.astype(np.float32) / 255
         bg = self.bg.numpy()
         unknown = None
-        if cam in self.plates:
-            B, seen = self.plates[cam].behind(v.box, img.shape[:2])
+        plate = self.plates.get(cam) or self._given_plate(cam)
+        if plate is not None:
+            B, seen = plate.behind(v.box, img.shape[:2])
             unknown = (c > 0) & (c < 1) & ~seen
         else:
             B = bg
         out = img - (1 - c[..., None]) * (B - bg)
         out = np.where(c[..., None] > 0, out, bg)  # nothing of the subject: the background exactly
         return torch.from_numpy(np.clip(out, 0, 1).astype(np.float32)), torch.from_numpy(c), unknown
+
+    def _given_plate(self, cam: str):
+        """A held-out camera's plate when the capture has its picture of the empty scene (4K4D's
+        ``bkgd/``): its ground truth's partly covered pixels are then the subject's share over the
+        training background, as the training targets' are (the model is asked for the subject
+        alone); None for a training camera (the plate check decides those) or without a picture."""
+        if cam in self.train_cams or not getattr(self.cfg, "unmix_plate", True):
+            return None
+        if cam not in self._given:
+            from fourd.train.plate import CameraPlate
+
+            B = self.video.backdrop(cam)
+            self._given[cam] = None if B is None else CameraPlate(B, np.ones(B.shape[:2], bool), 0.0)
+        return self._given[cam]
 
     def source_names(self, camera: Cameras, exclude: str | None, n: int) -> list[str]:
         d = (self.centers - camera.centers[0].cpu()).norm(dim=1)

@@ -29,8 +29,10 @@ A capture whose masks are soft (coverage, 0–255: a matte's alpha or an anti-al
 each pixel's share itself: the matte is not measured, only the plate, and each target pixel is
 un-mixed by its own coverage ``c`` (the subject's part ``c·F = I − (1 − c)·P``, no division:
 :meth:`fourd.train.data.ViewSampler.target`). Held-out cameras
-(the ground truth) and the blended source views (whose edge pixels ``source_masks`` leaves out)
-are not touched. Report: RUN/cameras/plate.json.
+(the ground truth) are measured nothing from — except that with soft masks and the capture's own
+picture of the empty scene their partly covered pixels are un-mixed by it alike, so the truth is
+the subject over the training background as the model is asked to render it — and the blended
+source views (whose edge pixels ``source_masks`` leaves out) are not touched. Report: RUN/cameras/plate.json.
 
 Measured on the every-fault captures (8 training cameras × 4 frames against the clean capture,
 the true colour response undone): the innermost mask pixel's squared error 0.040 as recorded,

@@ -276,3 +276,23 @@ def test_the_mask_folder_is_found_or_named_in_fourd_json(tiny_ev, tmp_path):
     (c / "fourd.json").write_text(json.dumps({**meta, "masks": "rvm"}))
     with pytest.raises(DataError, match="fourd.json"):
         EasyVolcapCapture(c)
+
+
+def test_a_held_out_soft_view_over_a_pictured_backdrop_is_the_subject_over_the_background(tiny_ev, tmp_path):
+    """A held-out camera (the ground truth) with soft masks and the capture's picture of the empty
+    scene (bkgd/, 4K4D's layout): its partly covered pixels are the subject's share over the training
+    background — what the model is asked to render — not the recorded mix with the backdrop; a
+    training camera's pictured backdrop is left to the plate check; --no-unmix-plate leaves it."""
+    path, c, F, P = _soft_copy(tiny_ev, tmp_path, cam="02", backdrop=0.6)  # 02 is held out
+    (path / "bkgd").mkdir()
+    for n in ("02", "01"):  # (PNG bytes: lossless; read by content)
+        (path / "bkgd" / f"{n}.jpg").write_bytes(cv2.imencode(".png", np.full(c.shape + (3,), 153, np.uint8))[1].tobytes())
+    video = EasyVolcapCapture(path)
+    assert "02" in video.held_out
+    t = _sampler(video).target(1, "02", crop=False)
+    np.testing.assert_allclose(t.image.numpy(), c[..., None] * F, atol=1.5 / 255)
+    kept = _sampler(video, unmix_plate=False).target(1, "02", crop=False)
+    part = (c > 0.05) & (c < 0.95)
+    assert np.abs(kept.image.numpy() - c[..., None] * F)[part].mean() > 0.2  # the backdrop kept in the edge
+    s = _sampler(video)
+    assert s._given_plate("01") is None and s._given_plate("02") is not None
