@@ -15,7 +15,7 @@ Pos = tyro.conf.Positional
 
 def bake(run: Pos[Path], out: Path = Path("scene.fourd"), appearance: Literal["compact", "views"] = "compact",
          views: int = 8, sh: bool = True, fit: bool = True, smooth: float = 1.0, frames: str | None = None,
-         ply: Path | None = None, gs_ply: Path | None = None) -> None:
+         ply: Path | None = None, gs_ply: Path | None = None, dataset: Path | None = None) -> None:
     """Bake a trained run (or points/a mesh) into a compact streaming file for fourd view / fourd render.
 
     Args:
@@ -35,6 +35,7 @@ def bake(run: Pos[Path], out: Path = Path("scene.fourd"), appearance: Literal["c
         frames: bake only these frames: a:b (half-open), a:b:step or a comma list (default: all).
         ply: also write each baked frame as a coloured PLY into this folder.
         gs_ply: also write each frame as a 3D Gaussian Splatting PLY (isotropic Gaussians) into this folder.
+        dataset: (a run) its capture, when it has moved since training.
     """
     from fourd.bake.bake import bake_run, bake_scene, export_ply_frames
     from fourd.io import check_output
@@ -47,7 +48,7 @@ def bake(run: Pos[Path], out: Path = Path("scene.fourd"), appearance: Literal["c
         from fourd.datasets import parse_frames
         from fourd.train.run import load_run
 
-        loaded = load_run(run)
+        loaded = load_run(run, dataset=dataset)
         path = bake_run(loaded, out, views, sh, fit, parse_frames(frames, loaded.video.frames), appearance, smooth)
     else:
         path = bake_scene(run, out)

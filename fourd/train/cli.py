@@ -66,7 +66,7 @@ def option(args: list[str], name: str) -> str | None:
     return None
 
 
-def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None) -> None:
+def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None, dataset: Path | None = None) -> None:
     """Evaluate a trained run on its held-out cameras: OUT/metrics.json ({psnr, ssim, lpips or null,
     per_frame}) and every rendered held-out image as OUT/<cam>/<frame:06d>.png. The summary splits
     the error by region — the silhouette band (±2 px around the mask's edge), the interior and the
@@ -76,6 +76,8 @@ def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None)
         run: run folder written by fourd train.
         out: output folder (default RUN/eval/latest).
         frames: evaluate this many evenly spread frames (default all).
+        dataset: the run's capture, when it has moved since training (or another copy of it: same
+            cameras and frames, e.g. with re-cut masks).
     """
     from fourd.io import check_output
     from fourd.train.evaluate import evaluate
@@ -87,7 +89,7 @@ def eval_run(run: Pos[Path], out: Path | None = None, frames: int | None = None)
     check_output(out, "folder")
     from fourd.train.evaluate import BAND
 
-    m = evaluate(load_run(run), out, frames=frames)
+    m = evaluate(load_run(run, dataset=dataset), out, frames=frames)
     log(f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, LPIPS {m['lpips']} → {out}")
     reg = m["summary"].get("regions")
     if reg:  # where the error lives

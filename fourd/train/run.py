@@ -265,12 +265,16 @@ def load_run(run: str | Path, device: str | None = None, dataset: str | Path | N
                          "restore the file, or carve again with `fourd train --resume` on this run")
     points = PointSequence.load(pts_path)
     video = None
+    here = cfg.dataset in ("demo", "dna_rendering") or Path(cfg.dataset).exists()
     if dataset is not None:
         video = open_capture(cfg, dataset)
-        own = open_capture(cfg)
-        if video.camera_names != own.camera_names or video.frames != own.frames:
+        own = open_capture(cfg) if here else None  # (a capture that moved: its new place is all there is)
+        if own is not None and (video.camera_names != own.camera_names or video.frames != own.frames):
             raise FourdError("this capture's cameras or frames differ from the run's", dataset,
                              "give a copy of the run's own capture (same camera names and frames)")
+    elif not here:
+        raise FourdError(f"the run's capture is not at {cfg.dataset} any more", run / "config.json",
+                         "give its new place: `--dataset PATH` (fourd eval, fourd bake), or load_run(RUN, dataset=PATH)")
     r = build_run(cfg, points, run, video)
     state = load_checkpoint(ckpt, to_json(cfg))
     load_model_state(r.model, state["model"], ckpt)

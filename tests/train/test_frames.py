@@ -54,3 +54,30 @@ def test_points_of_some_frames_train_those_frames(tiny_ev, tmp_path):
     assert load_run(tmp_path / "run").video.frames == [0, 1]
     with pytest.raises(FourdError, match="frames the capture does not have"):
         Trainer(tiny_train_config(tiny_ev, tmp_path / "other", points_file=str(path), frames="1:"))
+
+
+def test_a_run_whose_capture_moved_is_evaluated_and_baked_with_its_new_place(tiny_ev, tmp_path):
+    """The run's config names the capture's old path: eval and bake refuse in one line naming
+    config.json with the fix `--dataset PATH`, and work with it."""
+    import json
+
+    from fourd.cli import main
+
+    c = shutil.copytree(tiny_ev, tmp_path / "cap")
+    out = tmp_path / "run"
+    tr = Trainer(tiny_train_config(c, out, frames="0:2"))
+    tr.train_step()
+    tr.save()
+    tr.run.release()
+    c.rename(tmp_path / "moved")
+    with pytest.raises(FourdError, match="--dataset PATH") as e:
+        load_run(out)
+    assert "config.json" in e.value.one_line()
+    assert main(["--quiet", "eval", str(out), "--out", str(tmp_path / "ev"), "--frames", "1"]) == 2
+    assert main(["--quiet", "eval", str(out), "--out", str(tmp_path / "ev"), "--frames", "1",
+                 "--dataset", str(tmp_path / "moved")]) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert {r["frame"] for r in m["per_frame"]} <= {0, 1}
+    assert main(["--quiet", "bake", str(out), "--out", str(tmp_path / "s.fourd"), "--appearance", "views",
+                 "--dataset", str(tmp_path / "moved")]) == 0
+    assert (tmp_path / "s.fourd").stat().st_size > 0
