@@ -265,8 +265,10 @@ class TrainConfig:
     half like a hard mask. Hard masks are not affected. Measured in the README (anti-aliased captures)."""
     plate_unknown: str = "skip"
     """edge pixels whose backdrop the frames never show (a third of the outline on the test
-    captures): ``skip`` — the colour loss leaves them out; ``fill`` — the plate is inpainted up to
-    8 px in from where it was seen and they are un-mixed with it. Every fault, skip against fill:
+    captures): ``skip`` — the colour loss leaves them out; ``mask`` — it leaves their colour out but
+    still asks for their coverage (alpha toward the mask, weighted as the colour loss would weigh
+    it); ``fill`` — the plate is inpainted up to 8 px in from where it was seen and they are
+    un-mixed with it. Every fault, skip against fill:
     Fox 33.38 → 33.47 dB, CesiumMan 28.02 → 28.10 (fault seed 1: 33.05 → 33.04, 28.08 → 28.25)."""
     edge_band: int = 0
     """pixels on each side of the target mask's edge that the colour and mask losses ignore (a matte's
@@ -460,7 +462,7 @@ RANGES: dict[str, dict[str, tuple]] = {
                      "time_max": (1, 100_000, True, True)},
 }
 CHOICES: dict[str, dict[str, tuple]] = {
-    "TrainConfig": {"rasterizer": ("auto", "gl", "gl-kbuffer", "gl-peel", "torch", "pytorch3d"), "mask_loss": ("iou", "l2"), "plate_unknown": ("fill", "skip"), "learn_pose": ("auto", "on", "off"),
+    "TrainConfig": {"rasterizer": ("auto", "gl", "gl-kbuffer", "gl-peel", "torch", "pytorch3d"), "mask_loss": ("iou", "l2"), "plate_unknown": ("fill", "skip", "mask"), "learn_pose": ("auto", "on", "off"),
                    "out_of_step": ("shift", "drop", "keep")},
     "ModelConfig": {"appearance": ("hybrid", "blend", "sh")},
     "Grid4DConfig": {"combine": ("sum", "product")},

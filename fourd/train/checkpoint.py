@@ -14,7 +14,7 @@ from fourd.io import atomic_write_bytes
 
 FORMAT, VERSION = "fourd.checkpoint", 1
 # settings that change the parameter layout or the data: a checkpoint is only valid with the same ones
-COMPAT_KEYS = ("dataset", "model", "eval_cams")
+COMPAT_KEYS = ("dataset", "model", "eval_cams", "frames")
 
 
 def save_checkpoint(path: Path, step: int, model, optimizer, scheduler, generator: torch.Generator,
@@ -53,9 +53,32 @@ def load_checkpoint(path: Path, config_json: str) -> dict:
         raise FourdError("not a fourd checkpoint", path, "pass a run folder written by fourd train")
     if state["version"] > VERSION:
         raise FourdError(f"checkpoint format v{state['version']} is newer than this fourd", path, "upgrade fourd")
-    saved, now = _with_defaults(state["config"]), json.loads(config_json)
-    diff = [k for k in COMPAT_KEYS if saved.get(k) != now.get(k)]
-    if diff:
-        raise FourdError(f"checkpoint was made with a different configuration (differs in: {', '.join(diff)})", path,
-                         "resume with the run's own config (drop the changed options) or train into a new --out")
+    check_compatible(state["config"], config_json, path)
     return state
+
+
+def moved(dataset) -> bool:
+    """Whether a run's capture path is not there any more (moved or renamed since training)."""
+    return dataset not in (None, "demo", "dna_rendering") and not Path(str(dataset)).exists()
+
+
+def check_compatible(saved_json: str, config_json: str, where) -> None:
+    """Refuse a configuration a checkpoint was not made with (COMPAT_KEYS). A capture that moved
+    since (its old path gone) may be given at its new place: the run's points and parameters then
+    check it is the same capture (frames the points hold, training cameras)."""
+    saved, now = _with_defaults(saved_json), json.loads(config_json)
+    diff = [k for k in COMPAT_KEYS if saved.get(k) != now.get(k)]
+    if "dataset" in diff and moved(saved.get("dataset")):
+        diff.remove("dataset")
+    if diff:
+        raise FourdError(f"checkpoint was made with a different configuration (differs in: {', '.join(diff)})", where,
+                         "resume with the run's own config (drop the changed options) or train into a new --out")
+
+
+def checkpoint_config(path: Path) -> str | None:
+    """The config JSON a checkpoint was saved with (None when it cannot be read)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return state.get("config") if isinstance(state, dict) else None
+    except Exception:
+        return None

@@ -17,7 +17,8 @@ Flat = tyro.conf.arg(name="")  # a config's fields as top-level options (--steps
 
 
 def make_train(default: TrainConfig):
-    def train(cfg: Annotated[TrainConfig, Flat] = default, preset: str | None = None, resume: bool = False) -> None:
+    def train(cfg: Annotated[TrainConfig, Flat] = default, preset: str | None = None, resume: bool = False,
+              restart: bool = False) -> None:
         """Train the 4D model (carving first when no points are given).
 
         `fourd train --dataset demo --out RUN` uses the demo preset, `--dataset dna_rendering` the
@@ -29,8 +30,22 @@ def make_train(default: TrainConfig):
             cfg: the training settings.
             preset: settings preset (demo, dna_rendering); default: the dataset's own, if it has one.
             resume: continue the run in --out from its last checkpoint.
+            restart: train the run in --out again from the start, replacing its checkpoints (without
+                --resume or --restart, an --out that holds a trained run is refused).
         """
+        from fourd.train.run import latest_checkpoint
         from fourd.train.trainer import Trainer
+
+        from fourd.train.checkpoint import moved
+
+        last = latest_checkpoint(cfg.out)
+        if resume and last is not None and moved(cfg.dataset):
+            raise FourdError(f"the run's capture is not at {cfg.dataset} any more", Path(cfg.out) / "config.json",
+                             "give its new place with --dataset PATH")
+        if last is not None and last.is_file() and not (resume or restart):
+            raise FourdError(f"holds a trained run (last checkpoint {last.name})", cfg.out,
+                             "add --resume to continue it, --restart to train it again from the start "
+                             "(its checkpoints are replaced), or give another --out")
 
         result = Trainer(cfg).fit(resume=resume)
         ev = result.get("eval", {}).get("summary")

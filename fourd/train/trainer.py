@@ -57,6 +57,7 @@ class Trainer:
         self.memory_estimate = check_fits(cfg, video, 2 << 30)  # a run that cannot fit: refused now, not hours later
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
+            self._check_checkpoint()  # before config.json is written: a refused run leaves it as it was
             atomic_write_text(self.out / "config.json", to_json(cfg))
         self.rig = self._check_rig(video)  # before carving: the carve uses the refined rig
         points = self._initial_points(video)
@@ -404,6 +405,15 @@ class Trainer:
             loss_rgb = ((img.rgb - tgt.image) ** 2).mean()
         else:
             loss_rgb = (((img.rgb - tgt.image) ** 2) * colour_trust[..., None]).sum() / (3 * colour_trust.sum().clamp_min(1))
+        if cfg.plate_unknown == "mask" and tgt.weight is not None and tgt.mask is not None:
+            # the edge pixels whose backdrop is not known keep their coverage: the colour loss asks a
+            # known pixel for alpha · colour, so these are asked for their alpha, weighted by the
+            # target's colour energy inside the mask (what the colour loss would have weighted it by)
+            unknown = 1 - tgt.weight
+            inside = tgt.mask * tgt.weight
+            energy = ((tgt.image ** 2).mean(-1) * inside).sum() / inside.sum().clamp_min(1)
+            loss_rgb = loss_rgb + energy * (((img.alpha - tgt.mask) ** 2) * unknown).sum() \
+                / colour_trust.sum().clamp_min(1)
         loss = loss_rgb
         if tgt.mask is not None and cfg.w_mask:
             loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask, cfg.mask_loss, trust)
@@ -474,6 +484,17 @@ class Trainer:
             write_corrections(self.run, self.out / "cameras")
         for old in sorted(d.glob("step_*.pt"))[:-2]:  # keep the last two
             old.unlink()
+
+    def _check_checkpoint(self) -> None:
+        """A checkpoint in the run folder made with settings it cannot continue with (another
+        capture, model, held-out cameras or frames): refused now, before anything is written."""
+        from fourd.train.checkpoint import check_compatible, checkpoint_config
+        from fourd.train.run import latest_checkpoint
+
+        ckpt = latest_checkpoint(self.out)
+        saved = checkpoint_config(ckpt) if ckpt is not None and ckpt.is_file() else None
+        if saved is not None:
+            check_compatible(saved, to_json(self.cfg), ckpt)
 
     def resume(self) -> bool:
         d = self.out / "checkpoints"

@@ -136,8 +136,39 @@ def test_checkpoint_from_another_config_is_refused(tiny_ev, tmp_path):
     tr.save()
     other = apply_overrides(cfg, {"model": {"grid": {"levels": 1, "spatial_min": 16, "spatial_max": 16, "time_max": 3},
                                             "cnn_channels": 4}})
+    before = (tmp_path / "r" / "config.json").read_text()
     with pytest.raises(FourdError, match="different configuration.*model"):
         Trainer(other).resume()
+    assert (tmp_path / "r" / "config.json").read_text() == before  # refused before the run's config was touched
+
+
+def test_the_train_command_keeps_a_trained_run_and_resumes_a_moved_capture(tiny_ev, tmp_path):
+    """`fourd train` into a folder that holds a trained run is refused unless --resume or
+    --restart; a run whose capture moved resumes with --dataset at its new place (and says so
+    without it); a refused resume leaves the run's config.json as it was."""
+    import shutil
+
+    from fourd.cli import main
+
+    cap = shutil.copytree(tiny_ev, tmp_path / "cap")
+    out = tmp_path / "run"
+    args = ["--quiet", "train", "--dataset", str(cap), "--out", str(out), "--steps", "2", "--ckpt-every", "1",
+            "--carve.points", "1500", "--carve.resolution", "64", "--source-size", "48", "--eval-every", "0",
+            "--eval-frames", "1", "--model.grid.levels", "1", "--model.grid.spatial-min", "16",
+            "--model.grid.spatial-max", "16", "--model.grid.time-max", "3", "--K", "4"]
+    assert main(args) == 0
+    first = (out / "checkpoints" / "latest.txt").read_text()
+    assert main(args) == 2  # refused: nothing replaced
+    assert (out / "checkpoints" / "latest.txt").read_text() == first
+    assert main(args + ["--restart"]) == 0
+    config = (out / "config.json").read_text()
+    assert main(args + ["--resume", "--steps", "3", "--model.cnn-channels", "4"]) == 2
+    assert (out / "config.json").read_text() == config
+    cap.rename(tmp_path / "moved")
+    assert main(["--quiet", "train", "--out", str(out), "--resume", "--steps", "3"]) == 2
+    assert main(["--quiet", "train", "--out", str(out), "--resume", "--steps", "3", "--dataset", str(tmp_path / "moved")]) == 0
+    assert json.loads((out / "config.json").read_text())["dataset"] == str(tmp_path / "moved")
+    assert (out / "checkpoints" / "latest.txt").read_text().strip() == "step_0000003.pt"
 
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(tiny_ev, tmp_path):
