@@ -25,7 +25,8 @@ from fourd.io import atomic_write_text
 from fourd.structures.points import PointSequence
 from fourd.train.checkpoint import load_checkpoint, save_checkpoint
 from fourd.train.data import split_cameras
-from fourd.train.losses import dssim_loss, edge_weights, lpips_distance, mask_loss, psnr, random_square
+from fourd.train.losses import (dssim_loss, edge_weights, lpips_distance, mask_loss, psnr, random_square,
+                                unknown_coverage_loss)
 from fourd.train.run import (build_run, handle_out_of_step, load_model_state, match_frames, open_capture,
                              points_path)
 
@@ -406,14 +407,7 @@ class Trainer:
         else:
             loss_rgb = (((img.rgb - tgt.image) ** 2) * colour_trust[..., None]).sum() / (3 * colour_trust.sum().clamp_min(1))
         if cfg.plate_unknown == "mask" and tgt.weight is not None and tgt.mask is not None:
-            # the edge pixels whose backdrop is not known keep their coverage: the colour loss asks a
-            # known pixel for alpha · colour, so these are asked for their alpha, weighted by the
-            # target's colour energy inside the mask (what the colour loss would have weighted it by)
-            unknown = 1 - tgt.weight
-            inside = tgt.mask * tgt.weight
-            energy = ((tgt.image ** 2).mean(-1) * inside).sum() / inside.sum().clamp_min(1)
-            loss_rgb = loss_rgb + energy * (((img.alpha - tgt.mask) ** 2) * unknown).sum() \
-                / colour_trust.sum().clamp_min(1)
+            loss_rgb = loss_rgb + unknown_coverage_loss(img.alpha, tgt.image, tgt.mask, tgt.weight, colour_trust)
         loss = loss_rgb
         if tgt.mask is not None and cfg.w_mask:
             loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask, cfg.mask_loss, trust)
