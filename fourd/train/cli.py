@@ -33,10 +33,9 @@ def make_train(default: TrainConfig):
             restart: train the run in --out again from the start, replacing its checkpoints (without
                 --resume or --restart, an --out that holds a trained run is refused).
         """
+        from fourd.train.checkpoint import moved
         from fourd.train.run import latest_checkpoint
         from fourd.train.trainer import Trainer
-
-        from fourd.train.checkpoint import moved
 
         last = latest_checkpoint(cfg.out)
         if resume and last is not None and moved(cfg.dataset):
