@@ -71,7 +71,7 @@ class ViewSampler:
                 mask = torch.from_numpy(v.mask).float()
                 img = img * mask[..., None] + self.bg * (1 - mask[..., None])
         weight = None
-        if self.cfg.plate_unknown in ("skip", "mask") and unknown is not None and unknown.any():
+        if self.cfg.plate_unknown == "skip" and unknown is not None and unknown.any():
             weight = torch.from_numpy(~unknown).float().to(self.device)
         return Target(img.to(self.device), None if mask is None else mask.to(self.device),
                       v.camera.to(self.device), frame, cam, weight)

@@ -37,18 +37,6 @@ def mask_loss(alpha: Tensor, mask: Tensor, kind: str = "iou", weight: Tensor | N
     return 1 - inter / union
 
 
-def unknown_coverage_loss(alpha: Tensor, image: Tensor, mask: Tensor, weight: Tensor, trust: Tensor) -> Tensor:
-    """The pixels the colour loss leaves out (``weight`` 0: an edge pixel whose backdrop is not known)
-    still asked for their coverage: the colour loss asks a known pixel for alpha · colour, so these
-    are asked for alpha → ``mask``, weighted by the target's mean squared colour inside the mask
-    (what the colour loss would weigh an alpha error by there) and normalized as the colour loss is
-    (by the trusted pixels, ``trust``)."""
-    unknown = 1 - weight
-    inside = mask * weight
-    energy = ((image ** 2).mean(-1) * inside).sum() / inside.sum().clamp_min(1)
-    return energy * (((alpha - mask) ** 2) * unknown).sum() / trust.sum().clamp_min(1)
-
-
 def psnr(pred: Tensor, gt: Tensor) -> float:
     mse = float(((pred.clamp(0, 1) - gt) ** 2).mean())
     return 10 * math.log10(1 / max(mse, 1e-12))

@@ -25,8 +25,7 @@ from fourd.io import atomic_write_text
 from fourd.structures.points import PointSequence
 from fourd.train.checkpoint import load_checkpoint, save_checkpoint
 from fourd.train.data import split_cameras
-from fourd.train.losses import (dssim_loss, edge_weights, lpips_distance, mask_loss, psnr, random_square,
-                                unknown_coverage_loss)
+from fourd.train.losses import dssim_loss, edge_weights, lpips_distance, mask_loss, psnr, random_square
 from fourd.train.run import (build_run, handle_out_of_step, load_model_state, match_frames, open_capture,
                              points_path)
 
@@ -406,8 +405,6 @@ class Trainer:
             loss_rgb = ((img.rgb - tgt.image) ** 2).mean()
         else:
             loss_rgb = (((img.rgb - tgt.image) ** 2) * colour_trust[..., None]).sum() / (3 * colour_trust.sum().clamp_min(1))
-        if cfg.plate_unknown == "mask" and tgt.weight is not None and tgt.mask is not None:
-            loss_rgb = loss_rgb + unknown_coverage_loss(img.alpha, tgt.image, tgt.mask, tgt.weight, colour_trust)
         loss = loss_rgb
         if tgt.mask is not None and cfg.w_mask:
             loss = loss + cfg.w_mask * mask_loss(img.alpha, tgt.mask, cfg.mask_loss, trust)

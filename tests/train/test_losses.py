@@ -136,25 +136,3 @@ def test_random_square_covers_the_image_and_keeps_the_pair_aligned():
     x, _ = random_square(a, b, 35, g)
     assert x.shape == (35, 30, 1)
 
-
-def test_unknown_plate_pixels_are_asked_for_their_coverage_only():
-    """--plate-unknown mask: the pixels the colour loss leaves out are asked for alpha → mask,
-    weighted by the target's colour energy inside the mask; known pixels add nothing."""
-    import torch
-
-    from fourd.train.losses import unknown_coverage_loss
-
-    H, W = 6, 8
-    mask = torch.zeros(H, W)
-    mask[1:5, 2:6] = 1
-    image = mask[..., None] * torch.tensor([0.5, 0.5, 0.5])
-    weight = torch.ones(H, W)
-    weight[1, 2:6] = 0  # the top edge row: backdrop unknown
-    alpha = mask.clone()
-    assert float(unknown_coverage_loss(alpha, image, mask, weight, weight)) == 0
-    alpha[1, 2:6] = 0.5  # the unknown row half covered: (0.5)² · 4 px · energy 0.25 / 44 trusted px
-    got = float(unknown_coverage_loss(alpha, image, mask, weight, weight))
-    assert abs(got - 0.25 * 4 * 0.25 / 44) < 1e-7
-    alpha = mask.clone()
-    alpha[3, 3] = 0.0  # a known pixel wrong: the colour loss's business, not this one's
-    assert float(unknown_coverage_loss(alpha, image, mask, weight, weight)) == 0
