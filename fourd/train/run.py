@@ -265,7 +265,9 @@ def load_run(run: str | Path, device: str | None = None, dataset: str | Path | N
                          "restore the file, or carve again with `fourd train --resume` on this run")
     points = PointSequence.load(pts_path)
     video = None
-    here = cfg.dataset in ("demo", "dna_rendering") or Path(cfg.dataset).exists()
+    from fourd.train.checkpoint import moved
+
+    here = not moved(cfg.dataset)
     if dataset is not None:
         video = open_capture(cfg, dataset)
         own = open_capture(cfg) if here else None  # (a capture that moved: its new place is all there is)
