@@ -30,13 +30,17 @@ def make_train(default: TrainConfig):
             cfg: the training settings.
             preset: settings preset (demo, dna_rendering); default: the dataset's own, if it has one.
             resume: continue the run in --out from its last checkpoint.
-            restart: train the run in --out again from the start, replacing its checkpoints (without
-                --resume or --restart, an --out that holds a trained run is refused).
+            restart: train the run in --out again from the start, with any settings: its checkpoints,
+                carve, evaluations, refined cameras and logs are removed first (without --resume or
+                --restart, an --out that holds a trained run is refused).
         """
         from fourd.train.checkpoint import moved
         from fourd.train.run import latest_checkpoint
         from fourd.train.trainer import Trainer
 
+        if resume and restart:
+            raise FourdError("--resume and --restart ask for opposite things", cfg.out,
+                             "give --resume to continue the run, or --restart to train it again")
         last = latest_checkpoint(cfg.out)
         if resume and last is not None and moved(cfg.dataset):
             raise FourdError(f"the run's capture is not at {cfg.dataset} any more", Path(cfg.out) / "config.json",
@@ -46,7 +50,7 @@ def make_train(default: TrainConfig):
                              "add --resume to continue it, --restart to train it again from the start "
                              "(its checkpoints are replaced), or give another --out")
 
-        result = Trainer(cfg).fit(resume=resume)
+        result = Trainer(cfg, restart=restart and not resume).fit(resume=resume)
         ev = result.get("eval", {}).get("summary")
         if ev:
             log(f"[bold green]trained[/] {result['steps']} steps → {cfg.out}; held-out PSNR {ev['psnr']:.2f} dB, "

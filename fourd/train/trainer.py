@@ -34,12 +34,37 @@ def _dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+# what a run derives from its capture and settings; --restart removes them (the carve too: it was
+# made with the old run's settings, and a restart may change them)
+RUN_OUTPUTS = ("checkpoints", "carve", "eval", "cameras", "tb", "log.jsonl")
+
+
+def clear_run(out: Path, keep_points: bool = False) -> None:
+    """Remove what an earlier training in ``out`` wrote (:data:`RUN_OUTPUTS`); other files stay.
+    Each is renamed out of the way first, so an interrupted clear leaves no half-removed folder."""
+    import shutil
+
+    removed = []
+    for name in RUN_OUTPUTS:
+        p = out / name
+        if (name == "carve" and keep_points) or not (p.exists() or p.is_symlink()):
+            continue
+        gone = p.with_name(f".{name}.removing")
+        if gone.is_dir():
+            shutil.rmtree(gone)
+        os.replace(p, gone)
+        shutil.rmtree(gone) if gone.is_dir() and not gone.is_symlink() else gone.unlink()
+        removed.append(name)
+    if removed:
+        log(f"--restart: removed {', '.join(removed)} of the earlier run in {out}")
+
+
 class Trainer:
     """The optimization of a run: builds the run (carving first when it has no points), then
     steps, checkpoints, evaluates and resumes. Everything that only *uses* a trained model takes
     a :class:`~fourd.train.run.Run` from :func:`~fourd.train.run.load_run` instead."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, restart: bool = False):
         self._t_start = time.perf_counter()  # a --minutes budget counts from here (carving included)
         self._spent_before = 0.0             # seconds of earlier sessions of this run (resume)
         torch.set_flush_denormal(True)
@@ -57,6 +82,8 @@ class Trainer:
         self.memory_estimate = check_fits(cfg, video, 2 << 30)  # a run that cannot fit: refused now, not hours later
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
+            if restart:  # from the start, with any settings: nothing of the old run is reused
+                clear_run(self.out, keep_points=bool(cfg.points_file))
             self._check_checkpoint()  # before config.json is written: a refused run leaves it as it was
             atomic_write_text(self.out / "config.json", to_json(cfg))
         self.rig = self._check_rig(video)  # before carving: the carve uses the refined rig

@@ -160,6 +160,13 @@ def test_the_train_command_keeps_a_trained_run_and_resumes_a_moved_capture(tiny_
     first = (out / "checkpoints" / "latest.txt").read_text()
     assert main(args) == 2  # refused: nothing replaced
     assert (out / "checkpoints" / "latest.txt").read_text() == first
+    assert main(args + ["--restart", "--resume"]) == 2
+    (out / "notes.txt").write_text("mine")
+    # a restart may change any setting (the model's, the carve's): nothing of the old run is reused
+    assert main(args + ["--restart", "--K", "3", "--carve.points", "1000"]) == 0
+    assert json.loads((out / "config.json").read_text())["K"] == 3
+    assert json.loads((out / "carve" / "carve.json").read_text())["config"]["points"] == 1000
+    assert (out / "notes.txt").read_text() == "mine"  # what the run did not write stays
     assert main(args + ["--restart"]) == 0
     config = (out / "config.json").read_text()
     assert main(args + ["--resume", "--steps", "3", "--model.cnn-channels", "4"]) == 2
