@@ -55,7 +55,7 @@ def camera_frame(cams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(centres, forward axes, mean up) of a camera rig, in world space."""
     C = cams.centers.double().cpu().numpy()
     fwd = cams.R[:, 2].double().cpu().numpy()
-    up = -cams.R[:, 1].double().cpu().numpy().mean(0)  # the cameras' "up" is their −y axis
+    up = cams.up_direction()
     return C, fwd, up
 
 

@@ -208,8 +208,6 @@ def default_orbit(scene_path: str | Path, frames: int, spiral: bool, fps: float,
                   size: tuple[int, int] | None = None) -> CameraPath:
     """An orbit (or a rising spiral) around a scene (anything ``fourd view`` opens, or a training
     run), at the capture cameras' distance and height, lasting ``frames`` frames at ``fps``."""
-    import math
-
     scene_path = Path(scene_path)
     if (scene_path / "config.json").is_file():  # a run: its carved volume and its capture's cameras
         from fourd.datasets import open_dataset
@@ -224,17 +222,27 @@ def default_orbit(scene_path: str | Path, frames: int, spiral: bool, fps: float,
 
         sc = open_scene(scene_path)
         bounds, cams = sc.bounds, sc.cameras
+    return rig_orbit(bounds, cams, frames, spiral, fps, size)
+
+
+def rig_orbit(bounds, cams: Cameras | None, frames: int, spiral: bool, fps: float,
+              size: tuple[int, int] | None = None) -> CameraPath:
+    """An orbit (or a rising spiral) round the middle of ``bounds`` ((lo, hi)) about the rig's up, at
+    its cameras' mean distance and median height, with the first camera's size and field of view
+    (without cameras: y up, 1.2 × the bounds' diagonal away)."""
     lo, hi = (np.asarray(b, np.float64) for b in bounds)
     target = (lo + hi) / 2
     W, H, radius, height = 640, 480, float(np.linalg.norm(hi - lo)) * 1.2, 0.3 * float(np.linalg.norm(hi - lo))
-    fov = 40.0
-    if cams is not None:
+    fov, up = 40.0, np.array([0.0, 1.0, 0.0])
+    if cams is not None:  # about the rig's own up (a z-up capture orbits about z)
+        up = cams.up_direction()
         C = cams.centers.double().numpy() - target
-        radius = float(np.hypot(C[:, 0], C[:, 2]).mean())
-        height = float(np.median(C[:, 1]))
+        along = C @ up
+        radius = float(np.linalg.norm(C - along[:, None] * up, axis=1).mean())
+        height = float(np.median(along))
         W, H = int(cams.W[0]), int(cams.H[0])
         fov = math.degrees(2 * math.atan(H / (2 * float(cams.K[0, 1, 1]))))
     if size:
         W, H = size
-    return orbit(target, radius, height, 8, frames / fps, fov, W, H, fps=fps,
+    return orbit(target, radius, height, 8, frames / fps, fov, W, H, up=tuple(up), fps=fps,
                  height_to=(height + 0.6 * radius) if spiral else None)

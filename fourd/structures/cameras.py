@@ -174,6 +174,25 @@ class Cameras:
     def centers(self) -> Tensor:  # [B, 3] camera centres in world space
         return -(self.R.transpose(1, 2) @ self.T[..., None])[..., 0]
 
+    def up_direction(self) -> np.ndarray:
+        """The world direction this rig holds as up (unit, float64): the normal of the plane the
+        camera centres lie near (a ring, a dome's rings), signed and checked by the cameras' mean
+        image-up (their −y axis), which is used alone when the centres are not near a plane or
+        the two disagree by more than 30°. Captures differ: glTF scenes and fourd's own are +y up,
+        ZJU-MoCap and many rigs +z, structure from motion anything."""
+        R = self.R.detach().double().cpu().numpy()
+        up = -R[:, 1].mean(0)
+        norm = np.linalg.norm(up)
+        up = up / norm if norm > 1e-6 else np.array([0.0, 1.0, 0.0])
+        C = self.centers.detach().double().cpu().numpy()
+        if len(C) >= 3:
+            _, s, v = np.linalg.svd(C - C.mean(0), full_matrices=False)
+            if s[1] > 1e-9 and s[2] < 0.5 * s[1]:  # the centres lie near a plane
+                normal = v[2] * (1.0 if v[2] @ up >= 0 else -1.0)
+                if normal @ up > math.cos(math.radians(30)):
+                    return normal
+        return up
+
     @property
     def c2w(self) -> Tensor:  # [B, 4, 4] camera→world (OpenCV axes)
         M = torch.zeros(len(self), 4, 4, dtype=self.K.dtype, device=self.device)

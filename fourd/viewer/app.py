@@ -84,6 +84,7 @@ class ViewerApp:
             cam.target = (lo + hi) / 2
             cam.distance = float(np.linalg.norm(hi - lo)) * 1.2
         if self.scene.cameras is not None:
+            cam.up = self.scene.cameras.up_direction()  # orbit about the rig's up, whatever the world's axes
             cam.set_from(self.scene.cameras[0], cam.target)
         self.state.home = cam
         self.state.reset_camera()

@@ -93,3 +93,50 @@ def test_bad_paths(tmp_path):
     bad.write_text(json.dumps(d))
     with pytest.raises(FourdError, match="needs time, K, R, T"):
         CameraPath.load(bad)
+
+
+def _turned(cams: Cameras, Q: np.ndarray, s: float, t: np.ndarray) -> Cameras:
+    """The same rig in a world moved by X' = s Q X + t (images unchanged)."""
+    R = cams.R.double() @ torch.from_numpy(Q.T)
+    T = s * cams.T.double() - (R @ torch.from_numpy(t))
+    return Cameras(cams.K, R, T, cams.H, cams.W, names=list(cams.names))
+
+
+def test_orbit_goes_round_the_rigs_own_up():
+    """A capture whose world is z-up (ZJU-MoCap, many rigs), in millimetres, off the origin: the default
+    orbit circles the subject about the rig's up at its cameras' height, as it does for a y-up rig."""
+    from fourd.offline.paths import rig_orbit
+
+    ring = Cameras.ring(12, 3.0, 0.6, target=(0, 0.9, 0), H=48, W=64)  # y-up, looking down a little
+    Q = np.array([[0.8, -0.6, 0.0], [0.0, 0.0, -1.0], [0.6, 0.8, 0.0]])  # y → −z turned about z: z-up
+    s, t = 1000.0, np.array([2500.0, -1000.0, 700.0])
+    moved = _turned(ring, Q, s, t)
+    up = moved.up_direction()
+    np.testing.assert_allclose(up, Q @ [0, 1, 0], atol=1e-6)
+    np.testing.assert_allclose(ring.up_direction(), [0, 1, 0], atol=1e-6)
+    lo, hi = np.array([-0.3, 0.0, -0.3]), np.array([0.3, 1.8, 0.3])
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]) @ Q.T * s + t
+    path = rig_orbit((corners.min(0), corners.max(0)), moved, 40, False, 20.0)
+    target = (corners.min(0) + corners.max(0)) / 2
+    for f in range(0, 40, 5):
+        cam = path.camera_at(f / 20.0)
+        C = cam.centers[0].double().numpy() - target
+        along = C @ up
+        assert abs(along - (0.6 - 0.0) * s) < 0.02 * s  # the rig's height above the subject's middle
+        assert abs(np.linalg.norm(C - along * up) - 3.0 * s) < 0.03 * s
+        assert float(-cam.R[0, 1].double().numpy() @ up) > 0.9  # upright in the image
+
+
+def test_up_direction_of_an_arc_and_of_cameras_not_on_a_plane():
+    """A frontal arc of cameras all tilted down: the centres' plane gives the true up (their mean
+    image-up leans back); cameras scattered in 3D: the mean image-up."""
+    arc = Cameras.look_at([[3 * np.sin(a), 1.5, 3 * np.cos(a)] for a in np.linspace(-0.8, 0.8, 7)], [0, 0.5, 0])
+    np.testing.assert_allclose(arc.up_direction(), [0, 1, 0], atol=1e-6)
+    lean = -arc.R[:, 1].double().numpy().mean(0)
+    assert lean[1] / np.linalg.norm(lean) < 0.99  # the image-ups alone lean
+    scattered = Cameras.look_at([[3, 0, 0.5], [0, 3, -2.5], [-3, 0, 1], [0, -3, -1], [2, 2, 2.5]], [0, 0, 0], up=(0, 0, 1))
+    C = scattered.centers.double().numpy()
+    sv = np.linalg.svd(C - C.mean(0), compute_uv=False)
+    assert sv[2] > 0.5 * sv[1]  # not near a plane: the image-ups decide
+    mean_up = -scattered.R[:, 1].double().numpy().mean(0)
+    np.testing.assert_allclose(scattered.up_direction(), mean_up / np.linalg.norm(mean_up), atol=1e-9)
