@@ -289,7 +289,9 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
             cams, masks, _ = frame_views(video, f, names, min(cfg.mask_max_side, 512))
             check_frame_masks(masks, names, f, video.path)
             fm.append((cams, tolerant(masks, cfg.mask_tolerance)))
-        lo, hi = find_bounds(fm, settings=hs, margin=cfg.margin, device=dev)
+        cal = getattr(video, "calibration", None)  # the folder of intri/extri.yml (EasyVolcap)
+        lo, hi = find_bounds(fm, settings=hs, margin=cfg.margin, device=dev,
+                             where=Path(cal) / "extri.yml" if cal is not None else video.path)
     grid = Grid.from_bounds(lo, hi, cfg.resolution)
     log(f"working volume {np.round(lo, 3).tolist()} → {np.round(hi, 3).tolist()}, "
         f"grid {grid.shape} of {grid.size:.4g}, {levels_for(grid, cfg.coarse_resolution)} coarse levels")

@@ -16,10 +16,10 @@ from fourd.carve.hull import Grid, HullSettings, MaskStack, carve_coarse_to_fine
 from fourd.errors import DataError
 
 
-def rays_center(cams, masks: list[np.ndarray]) -> np.ndarray:
-    """Least-squares point closest to the rays through each mask's centroid."""
-    A, b = np.zeros((3, 3)), np.zeros(3)
-    used = 0
+def _centroid_rays(cams, masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Origins [N, 3], unit directions [N, 3] of the rays through each non-empty mask's centroid, and
+    the cameras they belong to."""
+    O, D, used = [], [], []
     for i, m in enumerate(masks):
         ys, xs = np.nonzero(m)
         if len(xs) == 0:
@@ -28,15 +28,82 @@ def rays_center(cams, masks: list[np.ndarray]) -> np.ndarray:
         c = cams[i]
         o = c.centers[0].double().numpy()
         p = c.unproject(uv, torch.ones(1, 1, dtype=cams.K.dtype))[0, 0].double().numpy()
-        d = (p - o) / np.linalg.norm(p - o)
-        P = np.eye(3) - np.outer(d, d)
-        A += P
-        b += P @ o
-        used += 1
-    if used < 2:
+        O.append(o)
+        D.append((p - o) / np.linalg.norm(p - o))
+        used.append(i)
+    return np.array(O).reshape(-1, 3), np.array(D).reshape(-1, 3), used
+
+
+def _nearest_point(O: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """The point nearest (least squares) to the lines o + t·d."""
+    P = np.eye(3)[None] - D[:, :, None] * D[:, None, :]
+    return np.linalg.lstsq(P.sum(0), (P @ O[:, :, None]).sum(0)[:, 0], rcond=None)[0]
+
+
+def _meeting(cams, masks: list[np.ndarray]) -> tuple[np.ndarray, float, float]:
+    """(the point the mask rays meet, the share of those cameras it is in front of, the rays' RMS
+    distance from it relative to the cameras' median distance)."""
+    O, D, _ = _centroid_rays(cams, masks)
+    p = _nearest_point(O, D)
+    ahead = float(((p - O) * D).sum(1).__gt__(0).mean())
+    off = np.linalg.norm(np.cross(p - O, D), axis=1)
+    return p, ahead, float(np.sqrt((off ** 2).mean()) / max(np.median(np.linalg.norm(p - O, axis=1)), 1e-12))
+
+
+# calibrations that are not world→camera in OpenCV axes, as exporters write them, and how to read them
+_READINGS = {
+    "OpenGL/Blender camera axes (y up, z backward)":
+        (lambda R, T, F: (F @ R, F @ T), "negate the second and third rows of every R and T"),
+    "camera→world matrices (the camera's pose, not the world→camera transform)":
+        (lambda R, T, F: (R.T, -R.T @ T), "write R = Rᵀ and T = −Rᵀ·T of each camera (invert the pose)"),
+    "camera→world matrices in OpenGL/Blender axes (a NeRF transforms.json pose)":
+        (lambda R, T, F: (F @ R.T, -F @ R.T @ T), "invert each pose and negate the second and third rows "
+                                                 "of the result (R = F·Rᵀ, T = −F·Rᵀ·T, F = diag(1, −1, −1))"),
+}
+
+
+def _meets_well(ahead: float, spread: float) -> bool:
+    return ahead >= 0.9 and spread < 0.25
+
+
+def calibration_reading(cams, masks: list[np.ndarray]) -> tuple[str, str] | None:
+    """When the rays through the cameras' mask centres do not meet in front of them as a rig's do
+    (a point ahead of nine cameras in ten, the rays within a quarter of the cameras' distance of
+    it) and they do under another convention exporters write, (what the calibration looks like,
+    how to fix it); a general hint when the rays meet behind most cameras; else None."""
+    from fourd.structures.cameras import Cameras
+
+    _, ahead, spread = _meeting(cams, masks)
+    if _meets_well(ahead, spread):
+        return None
+    F = np.diag([1.0, -1.0, -1.0])
+    R0, T0 = cams.R.double().cpu().numpy(), cams.T.double().cpu().numpy()
+    for what, (read, fix) in _READINGS.items():
+        RT = [read(R, T, F) for R, T in zip(R0, T0)]
+        other = Cameras(cams.K, np.stack([r for r, _ in RT]), np.stack([t for _, t in RT]), cams.H, cams.W,
+                        cams.D, list(cams.names))
+        _, ahead_o, spread_o = _meeting(other, masks)
+        if _meets_well(ahead_o, spread_o) and (ahead < 0.5 or spread_o < 0.5 * spread):
+            return what, fix
+    if ahead < 0.5:
+        return ("not world→camera in OpenCV axes (x right, y down, z forward)",
+                "check the calibration's convention: fourd reads pixel = K·(R·X + T)")
+    return None
+
+
+def rays_center(cams, masks: list[np.ndarray], where=None) -> np.ndarray:
+    """Least-squares point closest to the rays through each mask's centroid (``where``: the
+    calibration file an error names)."""
+    O, D, used = _centroid_rays(cams, masks)
+    if len(used) < 2:
         raise DataError("fewer than two cameras see any foreground in their masks", None,
                         "check the masks (all empty?) or pass --bounds")
-    return np.linalg.lstsq(A, b, rcond=None)[0]
+    reading = calibration_reading(cams, masks)
+    if reading is not None:
+        raise DataError(f"the cameras' views of the subject do not meet in front of them: the calibration "
+                        f"looks like {reading[0]}, and fourd reads world→camera R, T in OpenCV axes", where,
+                        reading[1])
+    return _nearest_point(O, D)
 
 
 def initial_box(cams, masks: list[np.ndarray], center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -54,13 +121,13 @@ def initial_box(cams, masks: list[np.ndarray], center: np.ndarray) -> tuple[np.n
 
 
 def find_bounds(frames_masks: list[tuple], resolution: int = 48, settings: HullSettings = HullSettings(),
-                margin: float = 0.05, device=None) -> tuple[np.ndarray, np.ndarray]:
+                margin: float = 0.05, device=None, where=None) -> tuple[np.ndarray, np.ndarray]:
     """Union over the given frames of the carved hull's bounds, plus ``margin`` (fraction of its size).
 
     ``frames_masks`` is a list of (cameras, masks) pairs, one per sampled frame."""
     lo_all, hi_all = np.full(3, np.inf), np.full(3, -np.inf)
     for cams, masks in frames_masks:
-        center = rays_center(cams, masks)
+        center = rays_center(cams, masks, where)
         lo, hi = initial_box(cams, masks, center)
         stack = MaskStack.build(cams, masks, device)
         for _ in range(4):

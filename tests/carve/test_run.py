@@ -218,3 +218,26 @@ def test_outlines_are_judged_against_their_own_cameras_usual():
     assert [(o["frame"], o["camera"], o["pixels"]) for o in got] == [(12, "a", 1), (14, "a", -1)]
     assert [o["pixels"] for o in shrunk_or_grown(stats, ["a", "b"], {"a": 0.5, "b": 0.5})] == [2, -2]
     assert shrunk_or_grown(stats[:2], ["a", "b"]) == []
+
+
+@pytest.mark.parametrize("reading, match", [
+    ("gl", "OpenGL/Blender camera axes.*negate the second and third rows"),
+    ("c2w", r"camera→world matrices \(the camera's pose.*invert the pose"),
+    ("nerf", "camera→world matrices in OpenGL/Blender axes.*transforms.json"),
+])
+def test_a_calibration_in_another_convention_is_named_with_its_fix(tiny_ev, tmp_path, reading, match):
+    """Extrinsics exported in OpenGL/Blender camera axes, as camera→world poses, or both (a NeRF
+    transforms.json): carving used to find an empty hull and suggest lowering --vote; now the
+    convention is named, against extri.yml, with the conversion that fixes it."""
+    from fourd.datasets.easyvolcap import read_easyvolcap_cameras, write_easyvolcap_cameras
+
+    c = _copy(tiny_ev, tmp_path)
+    cams = read_easyvolcap_cameras(c)
+    F = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
+    R, T = cams.R.double(), cams.T.double()
+    pose_R, pose_t = R.transpose(1, 2), cams.centers.double()  # camera→world
+    cams.R, cams.T = {"gl": (F @ R, T @ F), "c2w": (pose_R, pose_t), "nerf": (pose_R @ F, pose_t)}[reading]
+    write_easyvolcap_cameras(c, cams)
+    with pytest.raises(DataError, match=match) as e:
+        carve_sequence(open_dataset(c), CFG, frames=[0])
+    assert "extri.yml" in str(e.value)
