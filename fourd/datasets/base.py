@@ -77,6 +77,17 @@ def label_mask_to_255(mask: np.ndarray) -> np.ndarray:
     return np.where(mask > 0, np.uint8(255), np.uint8(0))
 
 
+def looks_inverted(mask: np.ndarray) -> bool:
+    """Whether a stored 0–255 mask holds the background in white (a matting tool's background
+    matte, a mask saved inverted): three quarters of its border and half of the picture or more
+    are white — a subject that surrounds the frame's edge — but not nearly all of it (a mask white
+    everywhere says nothing, and is read as it is)."""
+    fg = mask > 127
+    border = np.concatenate([fg[0], fg[-1], fg[1:-1, 0], fg[1:-1, -1]])
+    cover = float(fg.mean())
+    return float(border.mean()) >= 0.75 and 0.5 <= cover < 0.995
+
+
 def same_scale(a: tuple[int, int], b: tuple[int, int]) -> bool:
     """Whether two (height, width) sizes are one picture at two scales: the width's ratio gives the
     height within one pixel of ``a`` (rounding of odd sides)."""
@@ -122,6 +133,7 @@ class MultiViewVideo(ABC):
     mask_repair = None
     _said_label_masks = False  # a label-image mask was said on load (once per capture)
     _said_mask_scale = False  # masks stored at another scale than their images were said on load
+    _said_inverted = False  # masks with a white background were said on load
 
     def __init__(self, path: str | Path, cameras: Cameras, frames: list[int], held_out: list[str] | None = None,
                  fps: float = 30.0, cache_bytes: int = 512 << 20):
@@ -288,6 +300,14 @@ class MultiViewVideo(ABC):
 
                     ids = "0 and 1" if top == 1 else f"only small ids (0–{top})"
                     log(f"{where}: the mask holds {ids} (a label image) — every nonzero id read as the subject")
+            elif looks_inverted(arr):
+                arr = 255 - arr
+                if not self._said_inverted:
+                    self._said_inverted = True
+                    from fourd.console import log
+
+                    log(f"{where}: white is the background in this mask (its border is white) — read "
+                        f"inverted, as is any mask of the capture that looks so")
             levels = soft_levels(arr)
             levels = np.zeros(0, np.uint8) if levels is None else levels  # empty: known to be hard
             self._cache.put(("coverage", frame, name), levels)

@@ -214,6 +214,37 @@ def test_a_part_label_mask_is_read_as_the_union_of_its_parts(tiny_ev, tmp_path, 
     assert len(told) == 1 and "masks/" in told[0]  # said once, naming a file
 
 
+def test_masks_with_a_white_background_are_read_inverted(tiny_ev, tmp_path, monkeypatch):
+    """A matting tool's background matte, or masks saved inverted: carving used to take the
+    background for the subject (a hull the size of the room, trained on without a word). A mask
+    whose border is white is read inverted, soft ones too, said once; a subject that touches the
+    frame's edge, a mask white everywhere and an empty one are read as they are."""
+    from fourd.datasets.base import looks_inverted
+
+    c = shutil.copytree(tiny_ev, tmp_path / "inverted")
+    blurred = {}
+    for p in (c / "masks").rglob("*.png"):
+        m = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        if p.parent.name == "01":  # one camera's masks soft (an anti-aliased edge): coverage inverts too
+            m = blurred[p.name] = cv2.GaussianBlur(m, (5, 5), 1.0)
+        cv2.imwrite(str(p), 255 - m)
+    src, video = EasyVolcapCapture(tiny_ev), EasyVolcapCapture(c)
+    said = _said(monkeypatch)
+    for n in video.camera_names:
+        if n != "01":
+            np.testing.assert_array_equal(video.mask(1, n), src.mask(1, n))
+    want = blurred["000001.png"].astype(np.float32) / 255
+    np.testing.assert_allclose(video.coverage(1, "01"), want, atol=8 / 255)  # (levels near 0/255 snap)
+    assert (video.coverage(1, "01")[want > 0.9] > 0.9).all()
+    told = [m for m in said if "white is the background" in m]
+    assert len(told) == 1 and "masks/" in told[0]
+    H, W = 60, 80
+    tall = np.zeros((H, W), np.uint8)
+    tall[:, 25:55] = 255  # a close-up: the subject runs from the top edge to the bottom
+    assert not looks_inverted(tall) and looks_inverted(255 - tall)
+    assert not looks_inverted(np.full((H, W), 255, np.uint8)) and not looks_inverted(np.zeros((H, W), np.uint8))
+
+
 def test_the_crop_keeps_a_soft_fringe_wider_than_the_margin(tiny_ev, tmp_path):
     """A matte whose soft fringe reaches further past the half-coverage outline than the crop's
     margin (hair, motion blur): the crop keeps every pixel the subject covers at all."""
