@@ -466,7 +466,7 @@ CHOICES: dict[str, dict[str, tuple]] = {
     "TrainConfig": {"rasterizer": ("auto", "gl", "gl-kbuffer", "gl-peel", "torch", "pytorch3d"), "mask_loss": ("iou", "l2"), "plate_unknown": ("fill", "skip"), "learn_pose": ("auto", "on", "off"),
                    "out_of_step": ("shift", "drop", "keep")},
     "ModelConfig": {"appearance": ("hybrid", "blend", "sh")},
-    "Grid4DConfig": {"combine": ("sum", "product")},
+    "Grid4DConfig": {"combine": ("sum", "product"), "axes": ("principal", "world")},
 }
 
 

@@ -28,6 +28,9 @@ class Grid4DConfig:
     """temporal resolution cap (never more than the number of frames)."""
     combine: str = "sum"
     """how a level's six plane features combine: sum (4K4D) or product (K-Planes)."""
+    axes: str = "principal"
+    """the grid's axes: principal (the carved points' principal axes, so the box fits the subject
+    and its path whatever the capture's world axes) or world (the capture's x, y, z)."""
 
 
 def level_sizes(cfg: Grid4DConfig, n_frames: int) -> list[tuple[int, int]]:
@@ -42,14 +45,32 @@ def level_sizes(cfg: Grid4DConfig, n_frames: int) -> list[tuple[int, int]]:
     return out
 
 
+def principal_axes(points: Tensor, max_points: int = 200_000) -> Tensor:
+    """[3, 3] rotation whose rows are the principal axes of ``points`` [N, 3] (largest spread first;
+    right-handed; each row's largest component positive, so the same cloud gives the same axes)."""
+    p = points.detach().double().reshape(-1, 3)
+    if p.shape[0] > max_points:
+        p = p[torch.linspace(0, p.shape[0] - 1, max_points, device=p.device).long()]
+    p = p - p.mean(0)
+    _, vecs = torch.linalg.eigh(p.T @ p / max(p.shape[0], 1))
+    axes = vecs.flip(1).T.cpu()  # rows, by decreasing spread
+    axes = axes * torch.where(axes.gather(1, axes.abs().argmax(1, keepdim=True)) < 0, -1.0, 1.0)
+    if torch.det(axes) < 0:
+        axes[2] = -axes[2]
+    return axes.float()
+
+
 class Grid4D(nn.Module):
-    def __init__(self, cfg: Grid4DConfig, lo: Tensor, hi: Tensor, n_frames: int):
+    def __init__(self, cfg: Grid4DConfig, lo: Tensor, hi: Tensor, n_frames: int, axes: Tensor | None = None):
+        """``lo``, ``hi``: the volume's corners in the grid's frame — world coordinates turned by
+        ``axes`` ([3, 3] rows, world → grid; default the identity)."""
         super().__init__()
         if cfg.combine not in ("sum", "product"):
             raise ValueError(f"Grid4DConfig.combine must be 'sum' or 'product', got '{cfg.combine}'")
         self.cfg = cfg
         self.register_buffer("lo", torch.as_tensor(lo, dtype=torch.float32).reshape(3))
         self.register_buffer("hi", torch.as_tensor(hi, dtype=torch.float32).reshape(3))
+        self.register_buffer("axes", torch.eye(3) if axes is None else torch.as_tensor(axes, dtype=torch.float32))
         self.n_frames = n_frames
         self.planes = nn.ParameterList()
         for res, t_res in level_sizes(cfg, n_frames):
@@ -68,7 +89,7 @@ class Grid4D(nn.Module):
 
     def normalize(self, xyz: Tensor, t: Tensor | float) -> Tensor:
         """[N, 4] coordinates in [−1, 1]: xyz by the volume, t by the frame range."""
-        p = 2 * (xyz - self.lo) / (self.hi - self.lo) - 1
+        p = 2 * (xyz @ self.axes.T - self.lo) / (self.hi - self.lo) - 1
         t = torch.as_tensor(t, dtype=xyz.dtype, device=xyz.device).expand(xyz.shape[0])
         tn = 2 * t / max(self.n_frames - 1, 1) - 1
         return torch.cat([p, tn[:, None]], 1)

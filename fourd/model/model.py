@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from fourd.model.appearance import Appearance, SourceView, draw_depth_maps
 from fourd.model.corrections import CameraCorrections
 from fourd.model.geometry import GeometryHead
-from fourd.model.grid4d import Grid4D, Grid4DConfig
+from fourd.model.grid4d import Grid4D, Grid4DConfig, principal_axes
 from fourd.render.compositor import Composite, composite
 from fourd.structures.cameras import Cameras
 from fourd.structures.fragments import RasterSettings
@@ -72,6 +72,24 @@ class RenderOutput:
     density: Tensor  # [N]
 
 
+def principal_box(points: Tensor, lo: Tensor, hi: Tensor, margin: float = 0.05,
+                  keep_below: float = 0.8) -> tuple[Tensor | None, Tensor, Tensor]:
+    """(axes, lo, hi): a box round ``points`` (every frame's) along their principal axes, with the
+    carve's ``margin``, when it holds them in less than ``keep_below`` of the volume of the world
+    box (``lo``, ``hi``) — a capture whose world is turned against the subject and its path (a
+    z-up rig, a structure-from-motion frame, a walk across the room's diagonal) leaves most of an
+    axis-aligned box empty, and the grid's texels with it. Else (None, lo, hi): the world's axes,
+    which most captures' already fit (the bench captures: 0.96–0.97 of the volume)."""
+    axes = principal_axes(points)
+    q = points.detach().float().cpu() @ axes.T
+    qlo, qhi = q.min(0).values, q.max(0).values
+    pad = margin * float((qhi - qlo).max())
+    plo, phi = qlo - pad, qhi + pad
+    if float((phi - plo).prod()) < keep_below * float((hi - lo).prod()):
+        return axes, plo, phi
+    return None, lo, hi
+
+
 class FourDModel(nn.Module):
     def __init__(self, cfg: ModelConfig, init: PointSequence, lo: Tensor, hi: Tensor, spacing: float,
                  cameras: list[str] | None = None, distance: float = 1.0):
@@ -83,7 +101,12 @@ class FourDModel(nn.Module):
         # the carved positions, for the untrained baseline (not saved: the carve file has them)
         self.register_buffer("carved", init.points.clone().float(), persistent=False)
         self.spacing = float(spacing)
-        self.grid = Grid4D(cfg.grid, lo, hi, len(self.frames))
+        axes = None
+        if cfg.grid.axes == "principal":
+            axes, lo, hi = principal_box(init.points, lo, hi)
+        elif cfg.grid.axes != "world":
+            raise ValueError(f"Grid4DConfig.axes must be 'principal' or 'world', got '{cfg.grid.axes}'")
+        self.grid = Grid4D(cfg.grid, lo, hi, len(self.frames), axes)
         s = self.spacing
         self.geometry = GeometryHead(self.grid.out_dim, cfg.geometry_hidden, cfg.radius_min * s, cfg.radius_max * s,
                                      cfg.radius_init * s,

@@ -231,7 +231,9 @@ def build_run(cfg: TrainConfig, points: PointSequence, path: str | Path, video: 
 def load_model_state(model: FourDModel, state: dict, where) -> None:
     """Load weights; a run saved before per-camera corrections existed loads with none (identity)."""
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("corrections.")]
+    if "grid.axes" in missing:  # saved before the grid had its own axes: the world's, as it was trained
+        model.grid.axes.copy_(torch.eye(3))
+    missing = [k for k in missing if not k.startswith("corrections.") and k != "grid.axes"]
     if missing or unexpected:
         raise FourdError(f"the checkpoint does not match the model (missing {missing[:4]}, unexpected "
                          f"{unexpected[:4]})", where, "load it with the fourd version and settings it was trained with")

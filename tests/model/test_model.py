@@ -37,6 +37,42 @@ def test_grid4d_features_vary_in_space_and_time():
     assert not torch.allclose(g(x, 3.0), g(x.flip(0), 3.0))
 
 
+def _walk(turn: torch.Tensor | None = None) -> torch.Tensor:
+    """A subject's points over a walk: a 0.5 × 1.0 × 0.3 body moving 2 along x (optionally turned)."""
+    g = torch.Generator().manual_seed(0)
+    body = torch.rand(4000, 3, generator=g) * torch.tensor([0.5, 1.0, 0.3])
+    p = torch.cat([body + torch.tensor([2.0 * f / 9, 0.0, 0.0]) for f in range(10)])
+    return p if turn is None else p @ turn.T
+
+
+def test_the_grid_box_follows_the_subject_not_the_worlds_axes():
+    """A capture whose world is turned against the subject's path (a z-up rig, structure from
+    motion, a walk across the room's diagonal) left most of the axis-aligned box empty; the box is
+    taken along the points' principal axes then, and is the box of the untouched capture. A world
+    box that already fits is kept exactly."""
+    from fourd.model.grid4d import principal_axes
+    from fourd.model.model import principal_box
+
+    a = math.radians(35)
+    turn = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1.0, 0], [-math.sin(a), 0, math.cos(a)]]) @ \
+        torch.tensor([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # y → z, then 35° about y
+    for pts in (_walk(), _walk(turn)):
+        axes = principal_axes(pts)
+        torch.testing.assert_close(axes @ axes.T, torch.eye(3), atol=1e-5, rtol=0)
+        assert abs(float(torch.det(axes)) - 1) < 1e-5
+    straight, turned = _walk(), _walk(turn)
+    lo, hi = straight.min(0).values, straight.max(0).values
+    assert principal_box(straight, lo, hi)[0] is None  # the world box fits: kept, as before
+    tlo, thi = turned.min(0).values, turned.max(0).values
+    axes, plo, phi = principal_box(turned, tlo, thi, margin=0.0)
+    assert axes is not None
+    torch.testing.assert_close((phi - plo).sort().values, (hi - lo).sort().values, atol=0.02, rtol=0)
+    assert float((phi - plo).prod()) < 0.6 * float((thi - tlo).prod())
+    g = Grid4D(Grid4DConfig(levels=1, features=2, spatial_min=8, spatial_max=8), plo, phi, 4, axes)
+    q = g.normalize(turned, 0.0)[:, :3]
+    assert float(q.min()) >= -1 - 1e-5 and float(q.max()) <= 1 + 1e-5 and float(q.abs().amax(0).min()) > 0.99
+
+
 def test_tv_loss_penalizes_roughness():
     g = Grid4D(Grid4DConfig(levels=1, features=2, spatial_min=8, spatial_max=8), torch.zeros(3), torch.ones(3), 4)
     rough = float(g.tv_loss().detach())
@@ -131,3 +167,21 @@ def test_model_renders_and_gradients_reach_every_part():
     for name, mod in (("grid", m.grid), ("geometry", m.geometry), ("cnn", m.appearance.cnn),
                       ("blend", m.appearance.blend), ("sh", m.appearance.sh_head)):
         assert sum(float(p.grad.abs().sum()) for p in mod.parameters() if p.grad is not None) > 0, name
+
+
+def test_a_checkpoint_from_before_the_grids_axes_loads_in_world_axes():
+    """Runs saved before the grid had axes of its own were trained in the world's: they load so."""
+    from fourd.train.run import load_model_state
+
+    pts = _walk(torch.tensor([[0.6, 0.0, 0.8], [0.0, 1.0, 0.0], [-0.8, 0.0, 0.6]]))
+    seq = PointSequence(pts, torch.arange(0, 40001, 4000), list(range(10)))
+    cfg = ModelConfig(grid=Grid4DConfig(levels=1, features=2, spatial_min=8, spatial_max=8, time_max=4))
+    lo, hi = pts.min(0).values, pts.max(0).values
+    m = FourDModel(cfg, seq, lo, hi, spacing=0.03)
+    assert not torch.equal(m.grid.axes, torch.eye(3))  # turned against the walk: its own axes
+    old = {k: v for k, v in m.state_dict().items() if k != "grid.axes"}
+    old["grid.lo"], old["grid.hi"] = lo, hi  # what such a run saved: the world box
+    again = FourDModel(cfg, seq, lo, hi, spacing=0.03)
+    load_model_state(again, old, "old.pt")
+    torch.testing.assert_close(again.grid.axes, torch.eye(3))
+    torch.testing.assert_close(again.grid.normalize(lo[None], 0.0)[0, :3], torch.full((3,), -1.0))
