@@ -12,6 +12,7 @@ whether carving flagged the injector's most damaged camera.
 
     python scripts/bench_faults.py --out benchmarks/bench_faults.json        # all rows
     python scripts/bench_faults.py --single-faults all ...   # also one capture per fault (attribution)
+    python scripts/bench_faults.py --worlds ...   # also the clean capture in other world frames
     python scripts/bench_faults.py --jobs 2 ...   # two runs at a time (one thread each; minutes then
                                                   # count a shared machine)
 Runs already finished in --work are reused (delete a run folder to redo it).
@@ -51,7 +52,7 @@ OPT_IN = {  # opt-in remedies switched on ("+" rows)
 }
 
 
-def plan(subjects: list[str], single: list[str] = ()) -> list[dict]:
+def plan(subjects: list[str], single: list[str] = (), worlds: bool = False) -> list[dict]:
     """Every run, in the order they are trained (what the acceptance needs first; with --jobs 2 the
     two subjects' runs of one kind train side by side). ``single``: faults to inject one at a
     time (a capture ``only_<fault>`` each, trained with the defaults) to attribute the gap."""
@@ -62,6 +63,9 @@ def plan(subjects: list[str], single: list[str] = ()) -> list[dict]:
     kinds += [("faulty", f"defaults + {k}", v) for k, v in OPT_IN.items() if k != "colour, pose"]
     kinds += [("clean", "defaults + colour", OPT_IN["colour"])]  # what colour correction costs on a clean rig
     kinds += [(c, "defaults + colour, pose", OPT_IN["colour, pose"]) for c in ("faulty", "clean")]
+    if worlds:  # the clean capture in other world frames, with the grid's axes its own and the world's
+        kinds += [(w, "defaults", {}) for w in WORLDS]
+        kinds += [("world_turned", "defaults − principal-axes", {"model": {"grid": {"axes": "world"}}})]
     for capture, remedies, over in kinds:
         runs += [{"subject": s, "capture": capture, "remedies": remedies, "over": over} for s in subjects]
     return runs
@@ -72,7 +76,40 @@ def run_name(r: dict) -> str:
     return f"run_{r['capture']}_{tag}"
 
 
-def make_captures(work: Path, asset: str, anim: str | None, single: list[str] = ()) -> None:
+WORLDS = {  # the clean capture in another world frame (images untouched): X' = s·Q·X + t
+    "world_turned": (1000.0, True),  # millimetres, z up and turned 30° about it, off the origin
+    "world_scaled": (1000.0, False),  # millimetres, off the origin
+    "world_rotated": (1.0, True),  # z up and turned 30° about it
+}
+
+
+def world_variant(clean: Path, out: Path, scale: float, turn: bool) -> None:
+    """``clean`` with its calibration written in another world frame, as other rigs and renderers
+    write theirs (ZJU-MoCap: z up; structure from motion: any turn and scale); images, masks and
+    the rest linked. A method that does not depend on the world's axes trains it as ``clean``."""
+    import math
+
+    import numpy as np
+    import torch
+
+    from fourd.datasets.easyvolcap import read_easyvolcap_cameras, write_easyvolcap_cameras
+
+    out.mkdir(parents=True, exist_ok=True)
+    for item in clean.iterdir():
+        if item.name not in ("intri.yml", "extri.yml") and not (out / item.name).exists():
+            os.symlink(item.resolve(), out / item.name)
+    a = math.radians(30)
+    Q = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]]) @ \
+        np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], float) if turn else np.eye(3)  # y up → z up, 30° about z
+    t = np.array([2.5, -1.0, 0.7]) * scale if scale != 1.0 else np.zeros(3)
+    cams = read_easyvolcap_cameras(clean)
+    R = cams.R.double().numpy() @ Q.T
+    cams.R = torch.from_numpy(R)
+    cams.T = torch.from_numpy(scale * cams.T.double().numpy() - np.einsum("bij,j->bi", R, t))
+    write_easyvolcap_cameras(out, cams)
+
+
+def make_captures(work: Path, asset: str, anim: str | None, single: list[str] = (), worlds: bool = False) -> None:
     from fourd.datasets.degrade import degrade
     from fourd.datasets.synth import ring_recipe, synthesize
 
@@ -83,6 +120,9 @@ def make_captures(work: Path, asset: str, anim: str | None, single: list[str] = 
     for fault in single:  # the same seed: each fault as it is in the capture with all of them
         if not (work / f"only_{fault}" / "faults.json").is_file():
             degrade(work / "clean", work / f"only_{fault}", faults=(fault,), seed=0)
+    for name, (scale, turn) in WORLDS.items() if worlds else ():
+        if not (work / name / "extri.yml").is_file():
+            world_variant(work / "clean", work / name, scale, turn)
     for cap in [work / "faulty"] + [work / f"only_{f}" for f in single]:
         rec = json.loads((cap / "faults.json").read_text())
         if "calibration" in rec["faults"] and "calibration_common_motion_removed" not in rec:
@@ -267,6 +307,8 @@ def main():
     ap.add_argument("--picture", default="docs/images/bench_faults.png", help="comparison picture ('' for none)")
     ap.add_argument("--single-faults", default="", help="faults to also inject one at a time (comma separated, "
                     "or 'all'), to attribute the gap fault by fault")
+    ap.add_argument("--worlds", action="store_true", help="also train the clean capture in other world frames "
+                    "(millimetres, z up, turned): the same held-out quality is expected")
     ap.add_argument("--table-only", action="store_true", help="train nothing: tabulate the runs already finished in --work")
     ap.add_argument("--only", default="", help="comma-separated run names (e.g. run_faulty_defaults) to limit to")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: train one run (JSON)
@@ -288,8 +330,8 @@ def main():
     work = Path(args.work)
     for asset, _, anim in subjects:
         if not args.table_only:
-            make_captures(work / Path(asset).stem, asset, anim or None, single)
-    runs = plan([Path(a).stem for a, _, _ in subjects], single)
+            make_captures(work / Path(asset).stem, asset, anim or None, single, args.worlds)
+    runs = plan([Path(a).stem for a, _, _ in subjects], single, args.worlds)
     only = {x for x in args.only.split(",") if x}
     todo, procs = [], []
     for r in runs:
