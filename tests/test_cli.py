@@ -51,6 +51,7 @@ def test_info_json(tiny_ev):
         "layout": "easyvolcap", "cameras": 8, "frames": 3, "width": 96, "height": 80}
     assert 0.01 < info["mask_coverage"] < 0.6
     assert (info["backdrops"], info["calibration"], info["masks_from"]) == (0, "intri.yml", "masks/")
+    assert info["up"] == "+y" and info["rig_radius"] > 0  # the synthetic rig: y up (glTF's world)
 
 
 def test_convert_then_info(tiny_ev, tmp_path):

@@ -88,6 +88,14 @@ def looks_inverted(mask: np.ndarray) -> bool:
     return float(border.mean()) >= 0.75 and 0.5 <= cover < 0.995
 
 
+def axis_name(v: np.ndarray) -> str:
+    """'+z' for a unit vector within 10° of a world axis, else its rounded components."""
+    k = int(np.abs(v).argmax())
+    if abs(float(v[k])) > np.cos(np.radians(10)):
+        return ("+" if v[k] > 0 else "-") + "xyz"[k]
+    return "(" + ", ".join(f"{float(c):.2f}" for c in v) + ")"
+
+
 def same_scale(a: tuple[int, int], b: tuple[int, int]) -> bool:
     """Whether two (height, width) sizes are one picture at two scales: the width's ratio gives the
     height within one pixel of ``a`` (rounding of odd sides)."""
@@ -404,6 +412,7 @@ class MultiViewVideo(ABC):
     def info(self, coverage_frames: int = 3) -> dict:
         """Summary: layout, cameras, frames, size, held-out cameras and mean mask coverage."""
         Hs, Ws = self.cameras.H.tolist(), self.cameras.W.tolist()
+        C = self.cameras.centers.double().cpu().numpy()
         cov = None
         if self.has_masks:
             fr = self.frames[:: max(1, len(self.frames) // coverage_frames)][:coverage_frames]
@@ -418,6 +427,10 @@ class MultiViewVideo(ABC):
                                                  for c in range(len(self.cameras))),
             "distorted": self.cameras.has_distortion,
             "backdrops": sum(self.has_backdrop(n) for n in self.camera_names),
+            # the world's conventions, as the rig shows them (the subject needs neither: fourd works
+            # in any), to spot a calibration in unexpected units or axes
+            "up": axis_name(self.cameras.up_direction()),
+            "rig_radius": float(f"{np.median(np.linalg.norm(C - C.mean(0), axis=1)):.4g}") if len(C) > 1 else None,
         }
 
 
