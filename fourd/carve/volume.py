@@ -40,14 +40,13 @@ def _nearest_point(O: np.ndarray, D: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(P.sum(0), (P @ O[:, :, None]).sum(0)[:, 0], rcond=None)[0]
 
 
-def _meeting(cams, masks: list[np.ndarray]) -> tuple[np.ndarray, float, float]:
-    """(the point the mask rays meet, the share of those cameras it is in front of, the rays' RMS
-    distance from it relative to the cameras' median distance)."""
-    O, D, _ = _centroid_rays(cams, masks)
+def _meeting(O: np.ndarray, D: np.ndarray) -> tuple[float, float]:
+    """For rays o + t·d: (the share of them the point they meet lies ahead on, their RMS distance
+    from that point relative to its median distance from their origins)."""
     p = _nearest_point(O, D)
-    ahead = float(((p - O) * D).sum(1).__gt__(0).mean())
+    ahead = float((((p - O) * D).sum(1) > 0).mean())
     off = np.linalg.norm(np.cross(p - O, D), axis=1)
-    return p, ahead, float(np.sqrt((off ** 2).mean()) / max(np.median(np.linalg.norm(p - O, axis=1)), 1e-12))
+    return ahead, float(np.sqrt((off ** 2).mean()) / max(np.median(np.linalg.norm(p - O, axis=1)), 1e-12))
 
 
 # calibrations that are not world→camera in OpenCV axes, as exporters write them, and how to read them
@@ -73,7 +72,7 @@ def calibration_reading(cams, masks: list[np.ndarray]) -> tuple[str, str] | None
     how to fix it); a general hint when the rays meet behind most cameras; else None."""
     from fourd.structures.cameras import Cameras
 
-    _, ahead, spread = _meeting(cams, masks)
+    ahead, spread = _meeting(*_centroid_rays(cams, masks)[:2])
     if _meets_well(ahead, spread):
         return None
     F = np.diag([1.0, -1.0, -1.0])
@@ -82,7 +81,7 @@ def calibration_reading(cams, masks: list[np.ndarray]) -> tuple[str, str] | None
         RT = [read(R, T, F) for R, T in zip(R0, T0)]
         other = Cameras(cams.K, np.stack([r for r, _ in RT]), np.stack([t for _, t in RT]), cams.H, cams.W,
                         cams.D, list(cams.names))
-        _, ahead_o, spread_o = _meeting(other, masks)
+        ahead_o, spread_o = _meeting(*_centroid_rays(other, masks)[:2])
         if _meets_well(ahead_o, spread_o) and (ahead < 0.5 or spread_o < 0.5 * spread):
             return what, fix
     if ahead < 0.5:
