@@ -29,8 +29,9 @@ class Grid4DConfig:
     combine: str = "sum"
     """how a level's six plane features combine: sum (4K4D) or product (K-Planes)."""
     axes: str = "principal"
-    """the grid's axes: principal (the carved points' principal axes, so the box fits the subject
-    and its path whatever the capture's world axes) or world (the capture's x, y, z)."""
+    """the grid's axes: principal (the carved points' principal axes when the world's would leave
+    most of the box empty — a z-up or turned capture — else the world's, exactly; so the box fits
+    the subject and its path whatever the capture's axes) or world (the capture's x, y, z)."""
 
 
 def level_sizes(cfg: Grid4DConfig, n_frames: int) -> list[tuple[int, int]]:
