@@ -14,6 +14,7 @@ import torch
 
 from fourd.carve.hull import Grid, HullSettings, MaskStack, carve_coarse_to_fine
 from fourd.errors import DataError
+from fourd.structures.cameras import Cameras, closest_point_to_rays
 
 
 def _centroid_rays(cams, masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -34,16 +35,10 @@ def _centroid_rays(cams, masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarra
     return np.array(O).reshape(-1, 3), np.array(D).reshape(-1, 3), used
 
 
-def _nearest_point(O: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """The point nearest (least squares) to the lines o + t·d."""
-    P = np.eye(3)[None] - D[:, :, None] * D[:, None, :]
-    return np.linalg.lstsq(P.sum(0), (P @ O[:, :, None]).sum(0)[:, 0], rcond=None)[0]
-
-
 def _meeting(O: np.ndarray, D: np.ndarray) -> tuple[float, float]:
     """For rays o + t·d: (the share of them the point they meet lies ahead on, their RMS distance
     from that point relative to its median distance from their origins)."""
-    p = _nearest_point(O, D)
+    p = closest_point_to_rays(O, D)
     ahead = float((((p - O) * D).sum(1) > 0).mean())
     off = np.linalg.norm(np.cross(p - O, D), axis=1)
     return ahead, float(np.sqrt((off ** 2).mean()) / max(np.median(np.linalg.norm(p - O, axis=1)), 1e-12))
@@ -65,14 +60,13 @@ def _meets_well(ahead: float, spread: float) -> bool:
     return ahead >= 0.9 and spread < 0.25
 
 
-def calibration_reading(cams, masks: list[np.ndarray]) -> tuple[str, str] | None:
+def calibration_reading(cams, masks: list[np.ndarray], O: np.ndarray, D: np.ndarray) -> tuple[str, str] | None:
     """When the rays through the cameras' mask centres do not meet in front of them as a rig's do
     (a point ahead of nine cameras in ten, the rays within a quarter of the cameras' distance of
     it) and they do under another convention exporters write, (what the calibration looks like,
-    how to fix it); a general hint when the rays meet behind most cameras; else None."""
-    from fourd.structures.cameras import Cameras
-
-    ahead, spread = _meeting(*_centroid_rays(cams, masks)[:2])
+    how to fix it); a general hint when the rays meet behind most cameras; else None. ``O``, ``D``:
+    the rays as given (:func:`_centroid_rays`)."""
+    ahead, spread = _meeting(O, D)
     if _meets_well(ahead, spread):
         return None
     F = np.diag([1.0, -1.0, -1.0])
@@ -97,12 +91,12 @@ def rays_center(cams, masks: list[np.ndarray], where=None) -> np.ndarray:
     if len(used) < 2:
         raise DataError("fewer than two cameras see any foreground in their masks", None,
                         "check the masks (all empty?) or pass --bounds")
-    reading = calibration_reading(cams, masks)
+    reading = calibration_reading(cams, masks, O, D)
     if reading is not None:
         raise DataError(f"the cameras' views of the subject do not meet in front of them: the calibration "
                         f"looks like {reading[0]}, and fourd reads world→camera R, T in OpenCV axes", where,
                         reading[1])
-    return _nearest_point(O, D)
+    return closest_point_to_rays(O, D)
 
 
 def initial_box(cams, masks: list[np.ndarray], center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
