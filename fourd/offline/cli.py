@@ -17,7 +17,7 @@ Pos = tyro.conf.Positional
 def render(scene: Pos[Path], out: Path = Path("render.mp4"), path: Path | None = None, orbit: bool = False,
            spiral: bool = False, frames: int = 120, fps: float = 30.0, size: str | None = None, K: int | None = None,
            background: tuple[float, float, float] | None = None, workers: int = 0, ray_address: str | None = None,
-           chunk: int = 16) -> None:
+           chunk: int = 16, dataset: Path | None = None) -> None:
     """Render a camera path of a baked scene to an H.264 MP4 (or PNG frames when OUT has no video suffix).
 
     Args:
@@ -36,11 +36,12 @@ def render(scene: Pos[Path], out: Path = Path("render.mp4"), path: Path | None =
         workers: render as chunks on this many local Ray workers (0: serially in this process).
         ray_address: an existing Ray cluster to render on.
         chunk: frames per Ray task.
+        dataset: (a training run folder) its capture, when it has moved since training.
     """
     from fourd.offline.video import render_request
 
     result, n, fps_out, wh = render_request(scene, out, path, orbit, spiral, frames, fps, size, K, background,
-                                            workers, ray_address, chunk)
+                                            workers, ray_address, chunk, dataset)
     print(json.dumps({"out": str(result), "frames": n}))
 
 

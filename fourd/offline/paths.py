@@ -205,18 +205,22 @@ def check_path_timing(frames: int, fps: float) -> None:
 
 
 def default_orbit(scene_path: str | Path, frames: int, spiral: bool, fps: float,
-                  size: tuple[int, int] | None = None) -> CameraPath:
+                  size: tuple[int, int] | None = None, dataset: str | Path | None = None) -> CameraPath:
     """An orbit (or a rising spiral) around a scene (anything ``fourd view`` opens, or a training
-    run), at the capture cameras' distance and height, lasting ``frames`` frames at ``fps``."""
+    run), at the capture cameras' distance and height, lasting ``frames`` frames at ``fps``.
+    ``dataset``: a run's capture, when it has moved since training."""
     scene_path = Path(scene_path)
     if (scene_path / "config.json").is_file():  # a run: its carved volume and its capture's cameras
-        from fourd.datasets import open_dataset
         from fourd.structures.points import PointSequence
-        from fourd.train.run import points_path, read_config
+        from fourd.train.checkpoint import moved
+        from fourd.train.run import open_capture, points_path, read_config
 
         cfg = read_config(scene_path)
         bounds = PointSequence.load(points_path(cfg, scene_path)).meta["bounds"]
-        cams = open_dataset(cfg.dataset, cfg.data_root).cameras
+        if dataset is None and moved(cfg.dataset):
+            raise FourdError(f"the run's capture is not at {cfg.dataset} any more", scene_path / "config.json",
+                             "give its new place: --dataset PATH")
+        cams = open_capture(cfg, dataset).cameras
     else:
         from fourd.viewer.scene import open_scene
 

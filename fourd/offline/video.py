@@ -26,6 +26,7 @@ class RenderJob:
     height: int | None = None
     K: int = 12
     background: tuple[float, float, float] | None = None
+    dataset: str | None = None  # a run's capture, when it has moved since training
 
 
 def render_chunk(job: RenderJob, indices: list[int], on_frame=None) -> list[np.ndarray]:
@@ -66,7 +67,7 @@ def render_run_chunk(job: RenderJob, indices: list[int], on_frame=None) -> list[
 
     from fourd.train.run import load_run
 
-    run = load_run(job.scene)
+    run = load_run(job.scene, dataset=job.dataset)
     path = CameraPath.from_json(job.path_json)
     times = path.sample(job.n_frames)
     out = []
@@ -183,9 +184,11 @@ def log_render(out: Path, n: int, fps: float, size: tuple[int, int]) -> None:
 def render_request(scene: Path, out: Path, path: Path | None = None, orbit: bool = False, spiral: bool = False,
                    frames: int = 120, fps: float = 30.0, size: str | None = None, K: int | None = None,
                    background: tuple[float, float, float] | None = None, workers: int = 0,
-                   ray_address: str | None = None, chunk: int = 16) -> tuple[Path, int, float, tuple[int, int]]:
+                   ray_address: str | None = None, chunk: int = 16,
+                   dataset: Path | None = None) -> tuple[Path, int, float, tuple[int, int]]:
     """What ``fourd render`` asks for, checked before any rendering: a camera path file, or a
-    generated orbit/spiral of ``frames`` at ``fps``; returns (output, frames, fps, (W, H))."""
+    generated orbit/spiral of ``frames`` at ``fps``; returns (output, frames, fps, (W, H)).
+    ``dataset``: a run's capture, when it has moved since training (run folders only)."""
     from fourd.config import parse_size
     from fourd.offline.paths import check_path_timing, default_orbit
 
@@ -201,6 +204,9 @@ def render_request(scene: Path, out: Path, path: Path | None = None, orbit: bool
         from fourd.train.run import read_config
 
         K = K or read_config(scene).K
+    elif dataset is not None:
+        raise FourdError("--dataset is for a training run folder (a baked scene holds what it renders)",
+                         "--dataset", "drop --dataset, or render the run folder")
     else:  # a scene (not a run): a bad one is refused before rendering
         from fourd.viewer.scene import open_scene
 
@@ -209,8 +215,9 @@ def render_request(scene: Path, out: Path, path: Path | None = None, orbit: bool
         cp = CameraPath.load(path)
         n, fps = cp.n_frames(), cp.fps
     else:
-        cp, n = default_orbit(scene, frames, spiral, fps, wh), frames
-    job = RenderJob(str(scene), cp.to_json(), n, wh[0] if wh else None, wh[1] if wh else None, K, background)
+        cp, n = default_orbit(scene, frames, spiral, fps, wh, dataset), frames
+    job = RenderJob(str(scene), cp.to_json(), n, wh[0] if wh else None, wh[1] if wh else None, K, background,
+                    None if dataset is None else str(dataset))
     result, imgs = render_job(job, out, fps, workers, ray_address, chunk)
     size_out = (imgs[0].shape[1], imgs[0].shape[0])
     log_render(result, len(imgs), fps, size_out)

@@ -81,3 +81,12 @@ def test_a_run_whose_capture_moved_is_evaluated_and_baked_with_its_new_place(tin
     assert main(["--quiet", "bake", str(out), "--out", str(tmp_path / "s.fourd"), "--appearance", "views",
                  "--dataset", str(tmp_path / "moved")]) == 0
     assert (tmp_path / "s.fourd").stat().st_size > 0
+    # fourd render of the run itself (unbaked): refused without --dataset, drawn with it; a baked
+    # scene refuses --dataset (it holds what it renders)
+    video = tmp_path / "orbit"
+    args = ["--quiet", "render", str(out), "--orbit", "--frames", "2", "--size", "48x32", "--out", str(video)]
+    assert main(args) == 2
+    assert main(args + ["--dataset", str(tmp_path / "moved")]) == 0
+    assert len(list(video.glob("*.png"))) == 2
+    assert main(["--quiet", "render", str(tmp_path / "s.fourd"), "--orbit", "--frames", "2", "--size", "48x32",
+                 "--out", str(tmp_path / "o2"), "--dataset", str(tmp_path / "moved")]) == 2
