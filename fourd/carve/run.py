@@ -18,7 +18,7 @@ import torch
 from fourd.carve.hull import Grid, HullSettings, MaskStack, carve_coarse_to_fine, levels_for
 from fourd.carve.metrics import edge_offset, mask_disagreement, point_spacing, silhouette_iou, splat_masks
 from fourd.carve.surface import hull_mesh, surface_points
-from fourd.carve.volume import find_bounds
+from fourd.carve.volume import centroid_rays, check_convention, find_bounds
 from fourd.config import CarveConfig
 from fourd.console import log, progress
 from fourd.datasets.base import MultiViewVideo
@@ -35,6 +35,13 @@ def mask_scale(video: MultiViewVideo, names: list[str], max_side: int) -> dict[s
         i = video.cameras.index(n)
         out[n] = min(1.0, max_side / max(int(video.cameras.H[i]), int(video.cameras.W[i])))
     return out
+
+
+def calibration_file(video: MultiViewVideo) -> Path:
+    """The file an error about the cameras' calibration names: extri.yml of an EasyVolcap capture,
+    else the capture itself."""
+    cal = getattr(video, "calibration", None)  # the folder of intri/extri.yml (EasyVolcap)
+    return Path(cal) / "extri.yml" if cal is not None else Path(video.path)
 
 
 def frame_views(video: MultiViewVideo, frame: int, names: list[str], max_side: int, images: bool = False):
@@ -282,6 +289,12 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
         lo, hi = np.asarray(cfg.bounds[:3], np.float64), np.asarray(cfg.bounds[3:], np.float64)
         if not (hi > lo).all():
             raise DataError(f"--bounds max must exceed min on every axis, got {cfg.bounds}", None, "fix --bounds")
+        # the calibration's convention is checked here too (the working volume's search does it otherwise):
+        # with the wrong one every voxel of the given box would be carved away, named only as an empty hull
+        cams, masks, _ = frame_views(video, frames[0], names, min(cfg.mask_max_side, 512))
+        O, D, used = centroid_rays(cams, masks)
+        if len(used) >= 2:
+            check_convention(cams, masks, O, D, calibration_file(video))
     else:
         sample = frames[:: max(1, len(frames) // cfg.bounds_frames)][: cfg.bounds_frames]
         fm = []
@@ -289,9 +302,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
             cams, masks, _ = frame_views(video, f, names, min(cfg.mask_max_side, 512))
             check_frame_masks(masks, names, f, video.path)
             fm.append((cams, tolerant(masks, cfg.mask_tolerance)))
-        cal = getattr(video, "calibration", None)  # the folder of intri/extri.yml (EasyVolcap)
-        lo, hi = find_bounds(fm, settings=hs, margin=cfg.margin, device=dev,
-                             where=Path(cal) / "extri.yml" if cal is not None else video.path)
+        lo, hi = find_bounds(fm, settings=hs, margin=cfg.margin, device=dev, where=calibration_file(video))
     grid = Grid.from_bounds(lo, hi, cfg.resolution)
     log(f"working volume {np.round(lo, 3).tolist()} → {np.round(hi, 3).tolist()}, "
         f"grid {grid.shape} of {grid.size:.4g}, {levels_for(grid, cfg.coarse_resolution)} coarse levels")

@@ -17,7 +17,7 @@ from fourd.errors import DataError
 from fourd.structures.cameras import Cameras, closest_point_to_rays
 
 
-def _centroid_rays(cams, masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def centroid_rays(cams, masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Origins [N, 3], unit directions [N, 3] of the rays through each non-empty mask's centroid, and
     the cameras they belong to."""
     O, D, used = [], [], []
@@ -65,7 +65,7 @@ def calibration_reading(cams, masks: list[np.ndarray], O: np.ndarray, D: np.ndar
     (a point ahead of nine cameras in ten, the rays within a quarter of the cameras' distance of
     it) and they do under another convention exporters write, (what the calibration looks like,
     how to fix it); a general hint when the rays meet behind most cameras; else None. ``O``, ``D``:
-    the rays as given (:func:`_centroid_rays`)."""
+    the rays as given (:func:`centroid_rays`)."""
     ahead, spread = _meeting(O, D)
     if _meets_well(ahead, spread):
         return None
@@ -75,7 +75,7 @@ def calibration_reading(cams, masks: list[np.ndarray], O: np.ndarray, D: np.ndar
         RT = [read(R, T, F) for R, T in zip(R0, T0)]
         other = Cameras(cams.K, np.stack([r for r, _ in RT]), np.stack([t for _, t in RT]), cams.H, cams.W,
                         cams.D, list(cams.names))
-        ahead_o, spread_o = _meeting(*_centroid_rays(other, masks)[:2])
+        ahead_o, spread_o = _meeting(*centroid_rays(other, masks)[:2])
         if _meets_well(ahead_o, spread_o) and (ahead < 0.5 or spread_o < 0.5 * spread):
             return what, fix
     if ahead < 0.5:
@@ -84,18 +84,24 @@ def calibration_reading(cams, masks: list[np.ndarray], O: np.ndarray, D: np.ndar
     return None
 
 
-def rays_center(cams, masks: list[np.ndarray], where=None) -> np.ndarray:
-    """Least-squares point closest to the rays through each mask's centroid (``where``: the
-    calibration file an error names)."""
-    O, D, used = _centroid_rays(cams, masks)
-    if len(used) < 2:
-        raise DataError("fewer than two cameras see any foreground in their masks", None,
-                        "check the masks (all empty?) or pass --bounds")
+def check_convention(cams, masks: list[np.ndarray], O: np.ndarray, D: np.ndarray, where=None) -> None:
+    """Refuse a calibration in another convention (:func:`calibration_reading`), naming ``where``
+    (the calibration file) and the conversion."""
     reading = calibration_reading(cams, masks, O, D)
     if reading is not None:
         raise DataError(f"the cameras' views of the subject do not meet in front of them: the calibration "
                         f"looks like {reading[0]}, and fourd reads world→camera R, T in OpenCV axes", where,
                         reading[1])
+
+
+def rays_center(cams, masks: list[np.ndarray], where=None) -> np.ndarray:
+    """Least-squares point closest to the rays through each mask's centroid (``where``: the
+    calibration file an error names)."""
+    O, D, used = centroid_rays(cams, masks)
+    if len(used) < 2:
+        raise DataError("fewer than two cameras see any foreground in their masks", None,
+                        "check the masks (all empty?) or pass --bounds")
+    check_convention(cams, masks, O, D, where)
     return closest_point_to_rays(O, D)
 
 

@@ -1,5 +1,6 @@
 """Carving a capture end to end, its files, and the errors bad captures get."""
 
+import dataclasses
 import shutil
 
 import cv2
@@ -240,4 +241,9 @@ def test_a_calibration_in_another_convention_is_named_with_its_fix(tiny_ev, tmp_
     write_easyvolcap_cameras(c, cams)
     with pytest.raises(DataError, match=match) as e:
         carve_sequence(open_dataset(c), CFG, frames=[0])
+    assert "extri.yml" in str(e.value)
+    # with the working volume given (--bounds) the convention is checked all the same (it was
+    # skipped, and the given box carved to nothing: "the visual hull is empty")
+    with pytest.raises(DataError, match=match) as e:
+        carve_sequence(open_dataset(c), dataclasses.replace(CFG, bounds=(-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)), frames=[0])
     assert "extri.yml" in str(e.value)
