@@ -84,9 +84,17 @@ def _project(K, R, C, X):
     return uv, z
 
 
-def _triangulate_tracks(P, track, cam, uv, T):
+def _triangulate_tracks(P, track, cam, uv, T, centre=None, scale: float = 1.0):
     """Linear (DLT) triangulation of T tracks from observations (track [O], camera [O], uv [O, 2])
-    with projections P [C, 3, 4]: the null vector of each track's stacked 2O × 4 system."""
+    with projections P [C, 3, 4]: the null vector of each track's stacked 2O × 4 system, solved in
+    world coordinates moved to ``centre`` and divided by ``scale`` (the rig's middle and size):
+    otherwise a rig in millimetres far from the origin weighs the homogeneous coordinate ~10³× less
+    than the rest, and the null vector loses the digits that place the points (tracks lost)."""
+    c = np.zeros(3) if centre is None else np.asarray(centre, np.float64)
+    N = np.eye(4)
+    N[:3, :3] *= scale
+    N[:3, 3] = c
+    P = P @ N  # x = P·X = (P·N)·X' for X = N·X' = centre + scale·X'
     rows_u = uv[:, 0:1] * P[cam, 2] - P[cam, 0]  # [O, 4]
     rows_v = uv[:, 1:2] * P[cam, 2] - P[cam, 1]
     A = np.zeros((T, 4, 4))
@@ -95,7 +103,7 @@ def _triangulate_tracks(P, track, cam, uv, T):
         np.add.at(A, track, r[:, :, None] * r[:, None, :])  # AᵀA per track
     _, vecs = np.linalg.eigh(A)
     X = vecs[:, :, 0]
-    return X[:, :3] / np.where(np.abs(X[:, 3:]) < 1e-12, 1e-12, X[:, 3:])
+    return c + scale * X[:, :3] / np.where(np.abs(X[:, 3:]) < 1e-12, 1e-12, X[:, 3:])
 
 
 def _neighbours(centers: np.ndarray, k: int) -> list[tuple[int, int]]:
@@ -275,7 +283,7 @@ def refine_rig(video, names: list[str], frames: list[int], neighbours: int = 8, 
     if T < min_tracks * C:
         return None
     P = np.concatenate([K @ R0, (K @ R0 @ -c0[:, :, None])], 2)  # [C, 3, 4]
-    X0 = _triangulate_tracks(P, track, cam_o, uv_o, T)
+    X0 = _triangulate_tracks(P, track, cam_o, uv_o, T, c0.mean(0), dist)
     uv0, z0 = _project(K[cam_o], R0[cam_o], c0[cam_o], X0[track])
     err0 = np.linalg.norm(uv0 - uv_o, axis=1)
     bad = np.zeros(T, bool)
