@@ -1,6 +1,7 @@
 """Multi-view video captures: one :class:`MultiViewVideo` API over every layout.
 
-Layouts: EasyVolcap (``easyvolcap.py``), DNA-Rendering SMC (``smc.py``), synthetic captures
+Layouts: EasyVolcap (``easyvolcap.py``), DNA-Rendering SMC (``smc.py``), ZJU-MoCap's own
+folders (``zju.py``), synthetic captures
 rendered from animated glTF (``synth.py``, written in either layout) and the built-in demo
 (``demo.py``). :func:`open_dataset` resolves ``--dataset NAME|PATH``.
 """
@@ -18,6 +19,8 @@ NAMES = ("demo", "dna_rendering")
 def detect_layout(path: Path) -> str | None:
     if path.is_file() and path.suffix == ".smc":
         return "smc"
+    if (path / "annots.npy").is_file() and not (path / "intri.yml").exists():
+        return "zju_mocap"
     if (path / "intri.yml").exists() or (path / "extri.yml").exists() or (path / "images").is_dir():
         return "easyvolcap"
     if (path / "main").is_dir() or (path / "annotations").is_dir():
@@ -55,6 +58,10 @@ def open_dataset(name_or_path: str | Path, data_root: str | Path | None = None, 
         return EasyVolcapCapture(path, **kwargs)
     if layout == "smc":
         return SMCCapture(path, **kwargs)
+    if layout == "zju_mocap":
+        from fourd.datasets.zju import ZjuMocapCapture
+
+        return ZjuMocapCapture(path, **kwargs)
     raise DataError("cannot tell the capture layout", path, layout_fix(path))
 
 
@@ -65,7 +72,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 def layout_fix(path: Path) -> str:
     """What to do with a folder that is not a capture, from what it holds: videos (one per
     camera: ingest them), camera folders of images without a calibration, or neither."""
-    expected = "expected intri.yml/extri.yml + images/ (EasyVolcap) or main/ + annotations/ (DNA-Rendering SMC)"
+    expected = ("expected intri.yml/extri.yml + images/ (EasyVolcap), main/ + annotations/ (DNA-Rendering SMC) "
+                "or annots.npy + camera folders (ZJU-MoCap)")
     if not path.is_dir():
         return expected
     files = [p for p in path.iterdir() if p.is_file()]

@@ -1,0 +1,111 @@
+"""ZJU-MoCap's own folders (annots.npy + camera folders + mask_cihp/ or mask/), read without unpickling."""
+
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from fourd.datasets import open_dataset
+from fourd.datasets.easyvolcap import EasyVolcapCapture, write_easyvolcap
+from fourd.datasets.zju import ZjuMocapCapture
+from fourd.errors import DataError
+from fourd.structures.cameras import K_to_opencv
+
+
+def write_zju(src, dst, mask_dir="mask_cihp"):
+    """``src`` written as ZJU-MoCap ships a sequence: camera folders Camera_B<i>, part-id masks (14 for
+    the subject, as a human parser labels a torso), annots.npy with T in millimetres."""
+    cams = src.cameras
+    names = [f"Camera_B{i + 1}" for i in range(len(cams))]
+    ims = []
+    for f in src.frames:
+        row = []
+        for n, own in zip(names, src.camera_names):
+            data, where = src.image_bytes(f, own)
+            rel = f"{n}/{f:06d}{os.path.splitext(where)[1]}"
+            (dst / n).mkdir(parents=True, exist_ok=True)
+            (dst / rel).write_bytes(data)
+            (dst / mask_dir / n).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(dst / mask_dir / n / f"{f:06d}.png"), src.mask(f, own).astype(np.uint8) * 14)
+            row.append(rel)
+        ims.append({"ims": row, "kpts2d": np.zeros((len(row), 25, 3))})
+    annots = {"cams": {"K": [K_to_opencv(k) for k in cams.K.double().numpy()],
+                       "R": [r for r in cams.R.double().numpy()],
+                       "T": [t.reshape(3, 1) * 1000.0 for t in cams.T.double().numpy()],
+                       "D": [d.reshape(5, 1) for d in cams.D.double().numpy()]},
+              "ims": ims}
+    np.save(dst / "annots.npy", np.array(annots, dtype=object), allow_pickle=True)
+    return names
+
+
+def test_a_zju_mocap_folder_reads_as_the_capture_it_holds(tiny_ev, tmp_path):
+    src = EasyVolcapCapture(tiny_ev)
+    names = write_zju(src, tmp_path / "CoreView_377")
+    z = open_dataset(tmp_path / "CoreView_377")
+    assert isinstance(z, ZjuMocapCapture) and z.camera_names == names and z.frames == src.frames
+    for attr in ("K", "R", "T", "D"):  # T back in metres
+        torch.testing.assert_close(getattr(z.cameras, attr), getattr(src.cameras, attr), atol=1e-5, rtol=1e-5)
+    for f in src.frames:
+        for n, own in zip(names, src.camera_names):
+            np.testing.assert_array_equal(z.image(f, n), src.image(f, own))
+            np.testing.assert_array_equal(z.mask(f, n), src.mask(f, own))  # part id 14: the subject
+    info = z.info(coverage_frames=1)
+    assert info["layout"] == "zju_mocap" and info["masks_from"] == "mask_cihp/"
+    # other tools read it after `fourd data convert`
+    write_easyvolcap(z, tmp_path / "ev")
+    back = EasyVolcapCapture(tmp_path / "ev")
+    torch.testing.assert_close(back.cameras.T, src.cameras.T, atol=1e-5, rtol=1e-5)
+
+
+def test_the_older_mask_folder_is_used_when_there_is_no_mask_cihp(tiny_ev, tmp_path):
+    src = EasyVolcapCapture(tiny_ev)
+    names = write_zju(src, tmp_path / "z", mask_dir="mask")
+    z = open_dataset(tmp_path / "z")
+    np.testing.assert_array_equal(z.mask(0, names[2]), src.mask(0, src.camera_names[2]))
+
+
+class _Runs:
+    """Unpickling this calls os.mkdir — what np.load(allow_pickle=True) would do with such a file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def test_an_annots_file_that_asks_to_run_code_is_refused_without_running_it(tiny_ev, tmp_path):
+    src = EasyVolcapCapture(tiny_ev)
+    write_zju(src, tmp_path / "z")
+    marker = tmp_path / "ran"
+    ann = np.load(tmp_path / "z" / "annots.npy", allow_pickle=True).item()  # our own file: safe here
+    ann["extra"] = _Runs(marker)
+    np.save(tmp_path / "z" / "annots.npy", np.array(ann, dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="annots.npy asks to build .*mkdir.*nothing run") as e:
+        open_dataset(tmp_path / "z")
+    assert not marker.exists()
+    assert "annots.npy" in e.value.one_line()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no_cams", "nan", "missing_image"])
+def test_a_damaged_zju_folder_is_named(tiny_ev, tmp_path, damage):
+    src = EasyVolcapCapture(tiny_ev)
+    names = write_zju(src, tmp_path / "z")
+    p = tmp_path / "z" / "annots.npy"
+    ann = np.load(p, allow_pickle=True).item()
+    if damage == "truncated":
+        p.write_bytes(p.read_bytes()[:300])
+    elif damage == "no_cams":
+        del ann["cams"]
+    elif damage == "nan":
+        ann["cams"]["R"][1] = ann["cams"]["R"][1] * np.nan
+    else:
+        shutil.rmtree(tmp_path / "z" / names[0])
+    if damage in ("no_cams", "nan"):
+        np.save(p, np.array(ann, dtype=object), allow_pickle=True)
+    with pytest.raises(DataError) as e:
+        open_dataset(tmp_path / "z")
+    assert ("annots.npy" in e.value.one_line()) or (names[0] in e.value.one_line())
