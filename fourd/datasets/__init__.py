@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fourd.datasets.base import MultiViewVideo, View
+from fourd.datasets.codecs import IMAGE_EXTS
 from fourd.errors import DataError
 
 NAMES = ("demo", "dna_rendering")
@@ -66,7 +67,7 @@ def open_dataset(name_or_path: str | Path, data_root: str | Path | None = None, 
 
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGE_SUFFIXES = IMAGE_EXTS
 
 
 def layout_fix(path: Path) -> str:

@@ -1,11 +1,18 @@
 """Image codecs of captures: decode (RGB uint8, or a grey mask) with truncation checks, encode
-JPEG/PNG, and read an image's size from its PNG or JPEG header without decoding the pixels."""
+JPEG/PNG, and read an image's size from its PNG or JPEG header without decoding the pixels.
+
+Captures may hold JPEG, PNG, TIFF (machine-vision cameras write 16-bit ones), BMP or WebP files:
+whatever OpenCV decodes; 16-bit images are read scaled to 8 bits. Floating-point (linear HDR)
+images are refused with the fix, not read as if they were 8-bit."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from fourd.errors import DataError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+"""file suffixes read as images (lower case)."""
 
 
 def check_encoded(data: bytes, where: str) -> None:
@@ -90,6 +97,9 @@ def decode_image(data: bytes, where: str, grayscale: bool = False) -> np.ndarray
         raise DataError("image cannot be decoded (corrupt or unsupported format)", where, "re-export it as JPEG or PNG")
     if arr.dtype == np.uint16:
         arr = (arr // 257).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise DataError(f"the image holds {arr.dtype} samples (a linear / HDR export); fourd reads 8- and 16-bit "
+                        "images", where, "export it as 8- or 16-bit PNG, TIFF or JPEG (sRGB)")
     if grayscale:  # masks: the alpha channel where it says something, else the max over the channels
         if arr.ndim == 2:
             return arr
@@ -127,4 +137,13 @@ def png_has_alpha(data: bytes) -> bool:
 
 
 def image_ext(data: bytes) -> str:
-    return ".png" if data[:8] == b"\x89PNG\r\n\x1a\n" else ".jpg"
+    """The suffix an encoded image's bytes call for (by their signature; JPEG when unknown)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return ".png"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return ".tif"
+    if data[:2] == b"BM":
+        return ".bmp"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return ".jpg"

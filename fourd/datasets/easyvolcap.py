@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from fourd.datasets.base import MultiViewVideo, common_frames
-from fourd.datasets.codecs import decode_image, image_ext, png_has_alpha
+from fourd.datasets.codecs import IMAGE_EXTS, decode_image, image_ext, png_has_alpha
 from fourd.errors import DataError
 from fourd.io import atomic_write_bytes
 from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv, check_distortion
 
-_IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+_IMAGE_EXTS = IMAGE_EXTS
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 

@@ -462,3 +462,34 @@ def test_images_downsampled_after_calibration_get_scaled_intrinsics(tiny_ev, tmp
     p = c / "images" / "04" / "000000.jpg"
     cv2.imwrite(str(p), np.zeros((40, 40, 3), np.uint8))
     expect(p, lambda: EasyVolcapCapture(c).image(0, "04"), "40×40")
+
+
+def test_tiff_bmp_and_webp_captures_read_as_their_pngs(tiny_ev, tmp_path):
+    """Machine-vision rigs write 16-bit TIFFs; other tools BMP or WebP. Such a capture used to read
+    as one with no frames ("check that the image folders are not empty"). Now each decodes to the
+    same pixels; a convert keeps each file's format; float (HDR) images are refused, naming the file."""
+    from fourd.datasets.convert import convert
+
+    src = EasyVolcapCapture(tiny_ev)
+    dst = shutil.copytree(tiny_ev, tmp_path / "c")
+    for i, n in enumerate(src.camera_names):
+        for p in sorted((dst / "images" / n).iterdir()):
+            img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+            kind = i % 3
+            q = p.with_suffix([".tif", ".bmp", ".webp"][kind])
+            ok = cv2.imwrite(str(q), img.astype(np.uint16) * 257 if kind == 0 else img,
+                             [cv2.IMWRITE_WEBP_QUALITY, 101] if kind == 2 else [])
+            assert ok
+            p.unlink()
+    got = EasyVolcapCapture(dst)
+    assert got.frames == src.frames
+    for n in src.camera_names:
+        np.testing.assert_array_equal(got.image(1, n), src.image(1, n))
+    convert(dst, tmp_path / "copy")
+    assert sorted(p.suffix for p in (tmp_path / "copy" / "images" / src.camera_names[0]).iterdir()) == [".tif"] * 3
+    assert_same_capture(got, EasyVolcapCapture(tmp_path / "copy"))
+    bad = dst / "images" / src.camera_names[0] / "000001.tif"
+    cv2.imwrite(str(bad), cv2.imread(str(bad), cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535)
+    with pytest.raises(DataError, match="float32 samples.*8- or 16-bit") as e:
+        EasyVolcapCapture(dst).image(1, src.camera_names[0])
+    assert "000001.tif" in e.value.one_line()
