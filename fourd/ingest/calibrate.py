@@ -314,14 +314,17 @@ def calibrate(detections: dict[str, dict[int, Detection]], sizes: dict[str, tupl
 
 
 def align_world(cal: Calibration) -> np.ndarray:
-    """Move ``cal`` into a world with +y up (the cameras' mean up direction) and the origin at the
+    """Move ``cal`` into a world with +y up (the rig's up: the normal of the plane its camera
+    centres lie near, signed by the cameras' mean image-up — that mean alone tilts toward the
+    subject when the cameras stand on an arc in front of it and look down) and the origin at the
     point the cameras look at; returns the 4×4 old-world → new-world rigid transform."""
-    up = -cal.R[:, 1, :].mean(0)  # OpenCV camera y points down
-    if np.linalg.norm(up) < 1e-6:
-        raise DataError("cannot find the rig's up direction (cameras' up vectors cancel)", None,
-                        "give --up-camera NAME to take one camera's up")
-    up /= np.linalg.norm(up)
-    from fourd.structures.cameras import closest_point_to_rays
+    from fourd.structures.cameras import closest_point_to_rays, rig_up
+
+    up = rig_up(cal.R, cal.centers())
+    if up is None:
+        raise DataError("cannot find the rig's up direction (the cameras' image-up vectors cancel)", None,
+                        "mount the cameras upright (image top toward the ceiling), or give your own "
+                        "calibration with --calibration")
 
     Cc = cal.centers()
     origin = closest_point_to_rays(Cc, cal.R[:, 2, :])

@@ -179,19 +179,9 @@ class Cameras:
         camera centres lie near (a ring, a dome's rings), signed and checked by the cameras' mean
         image-up (their −y axis), which is used alone when the centres are not near a plane or
         the two disagree by more than 30°. Captures differ: glTF scenes and fourd's own are +y up,
-        ZJU-MoCap and many rigs +z, structure from motion anything."""
-        R = self.R.detach().double().cpu().numpy()
-        up = -R[:, 1].mean(0)
-        norm = np.linalg.norm(up)
-        up = up / norm if norm > 1e-6 else np.array([0.0, 1.0, 0.0])
-        C = self.centers.detach().double().cpu().numpy()
-        if len(C) >= 3:
-            _, s, v = np.linalg.svd(C - C.mean(0), full_matrices=False)
-            if s[1] > 1e-9 and s[2] < 0.5 * s[1]:  # the centres lie near a plane
-                normal = v[2] * (1.0 if v[2] @ up >= 0 else -1.0)
-                if normal @ up > math.cos(math.radians(30)):
-                    return normal
-        return up
+        ZJU-MoCap and many rigs +z, structure from motion anything. +y when the image-ups cancel."""
+        up = rig_up(self.R.detach().double().cpu().numpy(), self.centers.detach().double().cpu().numpy())
+        return np.array([0.0, 1.0, 0.0]) if up is None else up
 
     @property
     def c2w(self) -> Tensor:  # [B, 4, 4] camera→world (OpenCV axes)
@@ -486,6 +476,25 @@ def check_distortion(cams: "Cameras", where) -> None:
             raise DataError(f"camera {n}: the distortion (k1 {D[0]:.4g}, k2 {D[1]:.4g}, k3 {D[4]:.4g}) folds the "
                             f"image at normalized radius {fold:.3f}, inside the frame", where,
                             "re-calibrate this camera, or check D's order (k1 k2 p1 p2 k3)")
+
+
+def rig_up(R: np.ndarray, C: np.ndarray) -> np.ndarray | None:
+    """The up of a rig of world→camera rotations ``R`` [N, 3, 3] and centres ``C`` [N, 3] (see
+    :meth:`Cameras.up_direction`): the normal of the plane the centres lie near, signed and checked
+    within 30° by the cameras' mean image-up, else that mean alone; None when the image-ups cancel."""
+    up = -np.asarray(R, np.float64)[:, 1].mean(0)
+    norm = np.linalg.norm(up)
+    if norm < 1e-6:
+        return None
+    up = up / norm
+    C = np.asarray(C, np.float64)
+    if len(C) >= 3:
+        _, s, v = np.linalg.svd(C - C.mean(0), full_matrices=False)
+        if s[1] > 1e-9 and s[2] < 0.5 * s[1]:  # the centres lie near a plane
+            normal = v[2] * (1.0 if v[2] @ up >= 0 else -1.0)
+            if normal @ up > math.cos(math.radians(30)):
+                return normal
+    return up
 
 
 def K_from_opencv(K) -> np.ndarray:

@@ -420,3 +420,29 @@ def test_cli_sync_and_one_line_errors(rig, tmp_path):
                         str(tmp_path / "out")], check=False, capture_output=True, text=True, timeout=300)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and len(lines) == 1 and "only one video" in lines[0] and "fix:" in lines[0], r.stderr
+
+
+def test_an_arc_of_cameras_looking_down_gets_the_true_up():
+    """Cameras on a half circle in front of the subject, tilted 20° down at it (a common studio
+    set-up): the ingested world's +y is the rig's true up. The cameras' mean image-up, taken
+    alone before, leans toward the subject (here by 13°), and the capture came out tilted."""
+    import torch
+
+    from fourd.ingest.calibrate import Calibration, align_world
+    from fourd.structures.cameras import Cameras
+
+    ang = np.radians(np.linspace(-80, 80, 9))
+    true_up = np.array([0.3, 0.2, 0.9]) / np.linalg.norm([0.3, 0.2, 0.9])  # a z-up-ish world, off axis
+    a = np.cross(true_up, [1.0, 0, 0])
+    a /= np.linalg.norm(a)
+    b = np.cross(true_up, a)
+    target = np.array([2.0, -1.0, 0.5])
+    eyes = target + 3.0 * (np.cos(ang)[:, None] * a + np.sin(ang)[:, None] * b) + 1.1 * true_up
+    cams = Cameras.look_at(torch.from_numpy(eyes), tuple(target), up=tuple(true_up))
+    R, T = cams.R.double().numpy(), cams.T.double().numpy()
+    old = -R[:, 1].mean(0)
+    assert np.degrees(np.arccos(old @ true_up / np.linalg.norm(old))) > 5  # what the old rule took
+    cal = Calibration([f"c{i}" for i in range(9)], np.tile(np.eye(3), (9, 1, 1)), np.zeros((9, 5)), R, T,
+                      [(480, 640)] * 9)
+    M = align_world(cal)
+    assert M[:3, :3][1] @ true_up > np.cos(np.radians(0.5))  # the new +y, in the old world
