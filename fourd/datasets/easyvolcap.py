@@ -391,6 +391,12 @@ def _write_yaml_atomic(path: Path, items: list[tuple[str, object]], names: list[
 def write_easyvolcap_cameras(root: Path, cams: Cameras) -> None:
     import cv2
 
+    from fourd.structures.cameras import file_safe_name, yaml_key_safe
+
+    bad = [n for n in cams.names if not yaml_key_safe(n)]
+    if bad:  # OpenCV's YAML writer would stop with a bare cv2.error half-way
+        raise DataError(f"camera name(s) {bad[:4]} cannot be keys of intri.yml/extri.yml (letters, digits, '-', '_' "
+                        "and spaces only)", root, f"rename the cameras (e.g. {file_safe_name(bad[0])!r})")
     intri, extri = [], []
     for i, n in enumerate(cams.names):
         intri += [(f"K_{n}", K_to_opencv(cams.K[i].double().cpu().numpy())),

@@ -13,7 +13,8 @@ root/
 ``np.load(..., allow_pickle=True)`` it, which runs whatever a file asks. fourd does not: the
 payload is read by an unpickler that builds only dicts, lists, strings, numbers and NumPy
 arrays, and refuses a file that asks for anything else (naming it) without running it.
-Frame numbers are positions in ``ims``; camera names the image paths' folders; translations are
+Frame numbers are positions in ``ims``; camera names the image paths' folders (with characters
+calibration files cannot hold as keys replaced: "Camera (1)" → "Camera_1"); translations are
 divided by 1000 (metres, as the dataset's readers do); K and D are OpenCV's (k1 k2 p1 p2 k3).
 """
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from fourd.datasets.base import MultiViewVideo
 from fourd.errors import DataError
-from fourd.structures.cameras import Cameras, K_from_opencv, check_distortion
+from fourd.structures.cameras import Cameras, K_from_opencv, check_distortion, file_safe_name
 
 ANNOTS = "annots.npy"
 MASK_DIRS = ("mask_cihp", "mask")
@@ -118,7 +119,8 @@ class ZjuMocapCapture(MultiViewVideo):
                             "use the annots.npy the dataset ships") from None
         if not paths or not paths[0]:
             raise DataError(f"{ANNOTS} lists no images", root / ANNOTS, "use the annots.npy the dataset ships")
-        names = [Path(p).parent.as_posix() for p in paths[0]]
+        # cameras named by their folders, made safe for calibration files ("Camera (1)" → "Camera_1")
+        names = [file_safe_name(Path(p).parent.as_posix()) for p in paths[0]]
         if len(set(names)) != len(names):
             raise DataError(f"{ANNOTS}: the first frame's images do not lie in one folder per camera", root / ANNOTS,
                             "use the annots.npy the dataset ships")

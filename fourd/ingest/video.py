@@ -39,11 +39,22 @@ class VideoInfo:
 
 
 def list_videos(folder: str | Path) -> dict[str, Path]:
-    """Camera name → video file, for every video in ``folder`` (sorted by name)."""
+    """Camera name → video file, for every video in ``folder`` (sorted by name). The name is the
+    file's stem with what calibration files cannot hold as a key replaced ("cam.left (2).mp4" →
+    "cam_left_2")."""
+    from fourd.structures.cameras import file_safe_name
+
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError("not a folder", folder, "give the folder holding one video per camera")
-    vids = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()}
+    vids = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file():
+            n = file_safe_name(p.stem)
+            if n in vids:
+                raise DataError(f"{vids[n].name} and {p.name} both make camera '{n}'", folder,
+                                "rename one of the videos")
+            vids[n] = p
     if not vids:
         raise DataError("no videos found", folder,
                         f"put one video per camera in this folder ({', '.join(VIDEO_SUFFIXES)}); names become camera names")
@@ -94,7 +105,9 @@ def probe(path: str | Path) -> VideoInfo:
         w, h = int(vs.codec_context.width), int(vs.codec_context.height)
         if rot in (90, 270):
             w, h = h, w
-        return VideoInfo(path.stem, str(path), fps, len(pts), w, h, vfr, a is not None,
+        from fourd.structures.cameras import file_safe_name
+
+        return VideoInfo(file_safe_name(path.stem), str(path), fps, len(pts), w, h, vfr, a is not None,
                          int(a.rate) if a is not None else 0, rot)
 
 

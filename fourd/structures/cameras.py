@@ -478,6 +478,22 @@ def check_distortion(cams: "Cameras", where) -> None:
                             "re-calibrate this camera, or check D's order (k1 k2 p1 p2 k3)")
 
 
+def file_safe_name(name: str) -> str:
+    """A camera name calibration files can hold as a key (OpenCV's YAML keys take letters, digits,
+    '-', '_' and spaces) and a shell takes unquoted: every other run of characters, spaces
+    included, becomes '_' ("Camera (1)" → "Camera_1", "cam.left" → "cam_left")."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", str(name)).strip("_") or "camera"
+
+
+def yaml_key_safe(name: str) -> bool:
+    """Whether OpenCV's YAML writer takes ``K_<name>`` as a key."""
+    import re
+
+    return re.fullmatch(r"[A-Za-z0-9 _-]+", str(name)) is not None
+
+
 def rig_up(R: np.ndarray, C: np.ndarray) -> np.ndarray | None:
     """The up of a rig of world→camera rotations ``R`` [N, 3, 3] and centres ``C`` [N, 3] (see
     :meth:`Cameras.up_direction`): the normal of the plane the centres lie near, signed and checked

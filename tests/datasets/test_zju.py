@@ -109,3 +109,36 @@ def test_a_damaged_zju_folder_is_named(tiny_ev, tmp_path, damage):
     with pytest.raises(DataError) as e:
         open_dataset(tmp_path / "z")
     assert ("annots.npy" in e.value.one_line()) or (names[0] in e.value.one_line())
+
+
+def test_camera_folders_with_parentheses_become_names_calibration_files_hold(tiny_ev, tmp_path):
+    """ZJU-MoCap 313/315 name their folders "Camera (1)": OpenCV's YAML cannot hold "K_Camera (1)" as
+    a key, and `fourd data convert` (or a run writing its refined rig) stopped with a bare cv2.error.
+    The cameras are read as "Camera_1" …, and the converted capture reads back."""
+    from fourd.datasets.convert import convert
+
+    src = EasyVolcapCapture(tiny_ev)
+    names = write_zju(src, tmp_path / "z")
+    ann = np.load(tmp_path / "z" / "annots.npy", allow_pickle=True).item()
+    for i, n in enumerate(names):
+        (tmp_path / "z" / n).rename(tmp_path / "z" / f"Camera ({i + 1})")
+        (tmp_path / "z" / "mask_cihp" / n).rename(tmp_path / "z" / "mask_cihp" / f"Camera ({i + 1})")
+    for fr in ann["ims"]:
+        fr["ims"] = [f"Camera ({names.index(p.split('/')[0]) + 1})/{p.split('/')[1]}" for p in fr["ims"]]
+    np.save(tmp_path / "z" / "annots.npy", np.array(ann, dtype=object), allow_pickle=True)
+    z = open_dataset(tmp_path / "z")
+    assert z.camera_names == [f"Camera_{i + 1}" for i in range(len(names))]
+    convert(tmp_path / "z", tmp_path / "ev")
+    back = EasyVolcapCapture(tmp_path / "ev")
+    assert back.camera_names == z.camera_names
+    np.testing.assert_array_equal(back.image(1, "Camera_2"), src.image(1, src.camera_names[1]))
+
+
+def test_names_calibration_files_cannot_hold_are_refused_in_one_line(tmp_path):
+    from fourd.datasets.easyvolcap import write_easyvolcap_cameras
+    from fourd.structures.cameras import Cameras
+
+    cams = Cameras.ring(2, radius=3.0)
+    cams.names = ["cam.left", "cam.right"]
+    with pytest.raises(DataError, match=r"cannot be keys of intri.yml.*'cam_left'"):
+        write_easyvolcap_cameras(tmp_path, cams)

@@ -446,3 +446,17 @@ def test_an_arc_of_cameras_looking_down_gets_the_true_up():
                       [(480, 640)] * 9)
     M = align_world(cal)
     assert M[:3, :3][1] @ true_up > np.cos(np.radians(0.5))  # the new +y, in the old world
+
+
+def test_video_names_become_camera_names_calibration_files_hold(tmp_path):
+    """A camera is named by its video's file name; "cam.left (2).mp4" made a camera whose
+    intri.yml key OpenCV refuses (a bare cv2.error at the end of the ingest). Two files that make
+    one name are refused, naming both."""
+    from fourd.ingest.video import list_videos
+
+    for n in ("cam.left (2).mp4", "GoPro 1.MP4", "c3.mov"):
+        (tmp_path / n).write_bytes(b"")
+    assert list(list_videos(tmp_path)) == ["GoPro_1", "c3", "cam_left_2"]
+    (tmp_path / "cam_left_2.mkv").write_bytes(b"")
+    with pytest.raises(DataError, match="both make camera 'cam_left_2'"):
+        list_videos(tmp_path)
