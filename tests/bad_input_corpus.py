@@ -362,6 +362,43 @@ _smc_case("a camera lacks one frame: kept with a warning", "main",
 _smc_case("clean SMC capture", "main", None, 0)
 
 
+# --------------------------------------------------------------------------- ZJU-MoCap folders
+class _RunsCode:
+    """Unpickling this would call os.mkdir: what np.load(allow_pickle=True) would do with the file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (str(self.marker),)
+
+
+def _zju_case(name: str, damage, token: str = "annots.npy"):
+    @case(f"ZJU-MoCap: {name}", 2, token)
+    def build(c: Ctx) -> list[str]:
+        from zju_capture import write_zju
+
+        from fourd.datasets.easyvolcap import EasyVolcapCapture
+
+        cap = c.tmp / "CoreView_000"
+        names = write_zju(EasyVolcapCapture(c.ev), cap)
+        p = cap / "annots.npy"
+        ann = np.load(p, allow_pickle=True).item()  # the corpus's own file
+        if damage(c, cap, p, ann, names) is not False:
+            np.save(p, np.array(ann, dtype=object), allow_pickle=True)
+        return _info(cap)
+
+
+_zju_case("annots.npy asks to run code", lambda c, cap, p, ann, n: ann.__setitem__("x", _RunsCode(c.tmp / "ran")))
+_zju_case("annots.npy truncated", lambda c, cap, p, ann, n: p.write_bytes(p.read_bytes()[:300]) and False)
+_zju_case("annots.npy without cams", lambda c, cap, p, ann, n: ann.pop("cams"))
+_zju_case("a NaN rotation", lambda c, cap, p, ann, n: ann["cams"]["R"].__setitem__(2, ann["cams"]["R"][2] * np.nan))
+_zju_case("a frame lists too few images", lambda c, cap, p, ann, n: ann["ims"][1]["ims"].pop())
+_zju_case("a camera's images are missing", lambda c, cap, p, ann, n: shutil.rmtree(cap / n[0]), "Camera_B1")
+
+
 # --------------------------------------------------------------------------- point files
 def _ply(c: Ctx, name: str, n: int = 200, nan: bool = False, attrs: bool = True) -> Path:
     import torch
