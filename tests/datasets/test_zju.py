@@ -3,16 +3,15 @@
 import os
 import shutil
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from zju_capture import write_zju  # tests/zju_capture.py
 
 from fourd.datasets import open_dataset
 from fourd.datasets.easyvolcap import EasyVolcapCapture, write_easyvolcap
 from fourd.datasets.zju import ZjuMocapCapture
 from fourd.errors import DataError
-from zju_capture import write_zju  # tests/zju_capture.py
 
 
 def test_a_zju_mocap_folder_reads_as_the_capture_it_holds(tiny_ev, tmp_path):
