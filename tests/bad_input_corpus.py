@@ -730,6 +730,7 @@ def _cli(name: str, option: str, build: Callable[[Ctx], list[str]]):
     CASES.append(Case(name, build, 2, [option]))
 
 
+_cli("data masks --key purple", "--key", lambda c: ["data", "masks", str(c.ev), "--key", "purple"])
 _cli("carve --points 0", "--points", lambda c: ["carve", "--dataset", str(c.ev), "--points", "0", "--out", str(c.tmp / "o")])
 _cli("carve --points -5", "--points", lambda c: ["carve", "--dataset", str(c.ev), "--points", "-5", "--out", str(c.tmp / "o")])
 _cli("carve --points abc", "--points", lambda c: ["carve", "--dataset", str(c.ev), "--points", "abc"])

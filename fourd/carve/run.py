@@ -51,7 +51,8 @@ def frame_views(video: MultiViewVideo, frame: int, names: list[str], max_side: i
     masks = [v.mask for v in views]
     if any(m is None for m in masks):
         fix = (f"cut them with `fourd data masks {video.path} --background PLATES` (a video of the empty scene "
-               "per camera) or `--model SEGMENTER`, or put a matting tool's masks in masks/<camera>/"
+               "per camera), `--key auto` (a plain backdrop: a green screen, a render's black) or `--model "
+               "SEGMENTER`, or put a matting tool's masks in masks/<camera>/"
                if video.layout == "easyvolcap" else
                "add the masks to the capture (DNA-Rendering: the annotations file's Mask group), or convert it with "
                "`fourd data convert` and cut them with `fourd data masks`")

@@ -33,7 +33,9 @@ def data_ingest(videos: Pos[Path], out: Pos[Path], background: Path | None = Non
                 sfm_scale: str | None = None, board_columns: int = 7, board_rows: int = 5, board_square: float = 0.1,
                 board_marker: float | None = None, board_dictionary: str = "DICT_5X5_100",
                 distortion: Literal["auto", "on", "off"] = "auto",
-                masks: Literal["plate", "model", "none"] = "plate", mask_model: Path | None = None, held_out: str | None = None, image_format: Literal["jpg", "png"] = "jpg") -> None:
+                masks: Literal["plate", "key", "model", "none"] = "plate", key: str = "auto",
+                mask_model: Path | None = None, held_out: str | None = None,
+                image_format: Literal["jpg", "png"] = "jpg") -> None:
     """Turn a folder of videos (one per camera) into a calibrated, masked capture for `fourd train`.
 
     Steps: read and check the videos (same fixed frame rate), synchronize them (audio clap or light
@@ -64,8 +66,9 @@ def data_ingest(videos: Pos[Path], out: Pos[Path], background: Path | None = Non
         board_marker: side of a printed ArUco marker in metres (default 0.75 × square).
         board_dictionary: ArUco dictionary of the board (DICT_4X4_50, DICT_5X5_100, DICT_6X6_250, ...).
         distortion: fit lens distortion (k1, k2): auto where the board reached the image corners, on, off.
-        masks: plate (background differencing, needs --background), model (a local learned segmenter,
-            needs --mask-model) or none.
+        masks: plate (background differencing, needs --background), key (a plain backdrop of one
+            colour: a green or blue screen), model (a local learned segmenter, needs --mask-model) or none.
+        key: with --masks key: the backdrop's colour — auto (the images' borders tell), black, white or R,G,B.
         mask_model: folder with an ONNX segmenter (model.onnx + segmenter.json; see fourd/ingest/segmenter.py).
         held_out: cameras kept for evaluation: a count or names a,b (default: one in eight).
         image_format: jpg or png for the written frames.
@@ -78,7 +81,8 @@ def data_ingest(videos: Pos[Path], out: Pos[Path], background: Path | None = Non
                         calib_frames=calib_frames, calibration=calibration, calibrate=calibrate, sfm_model=sfm_model,
                         sfm_scale=sfm_scale,
                         board=_board(board_columns, board_rows, board_square, board_marker, board_dictionary),
-                        distortion=distortion, background=background, masks=masks, mask_model=mask_model, held_out=held_out,
+                        distortion=distortion, background=background, masks=masks, key=key, mask_model=mask_model,
+                        held_out=held_out,
                         image_format=image_format)
     ingest(videos, out, opt)
     print(out)
@@ -145,26 +149,32 @@ def data_calibrate(videos: Pos[Path], out: Pos[Path], sync: Literal["auto", "aud
     print(json.dumps(rep["calibration"]))
 
 
-def data_masks(capture: Pos[Path], background: Path | None = None, model: Path | None = None, scale: float = 1.0,
-               flag_ratio: float = 0.8) -> None:
-    """Cut masks for an EasyVolcap capture (background plate or a local segmenter); write masks/.
+def data_masks(capture: Pos[Path], background: Path | None = None, model: Path | None = None,
+               key: str | None = None, scale: float = 1.0, flag_ratio: float = 0.8) -> None:
+    """Cut masks for an EasyVolcap capture (background plate, a plain backdrop's colour, or a local
+    segmenter); write masks/.
 
     Args:
         capture: capture folder with images/<camera>/ and intri.yml/extri.yml.
         background: folder with a short video of the empty scene per camera (same names).
         model: instead of a plate: folder with an ONNX segmenter (model.onnx + segmenter.json).
+        key: instead of a plate: the subject stands before a plain backdrop of one colour — auto (the
+            images' borders tell: a green or blue screen, a renderer's black or white film), black,
+            white or R,G,B.
         scale: resize the plate videos by this factor (to match images written with --scale).
         flag_ratio: flag masks whose IoU with the carved hull is below this fraction of the frame's median.
     """
     from fourd.datasets.easyvolcap import read_easyvolcap_cameras
     from fourd.errors import FourdError
-    from fourd.ingest.pipeline import model_masks, plate_masks
+    from fourd.ingest.pipeline import key_masks, model_masks, plate_masks
 
-    if (background is None) == (model is None):
-        raise FourdError("give exactly one of --background and --model", None,
-                         "--background DIR (empty-scene videos) or --model DIR (ONNX segmenter)")
+    if sum(x is not None for x in (background, model, key)) != 1:
+        raise FourdError("give exactly one of --background, --key and --model", None,
+                         "--background DIR (empty-scene videos), --key auto (a plain backdrop: green screen, "
+                         "a render's black) or --model DIR (ONNX segmenter)")
     cams = read_easyvolcap_cameras(Path(capture))
     rep = (plate_masks(capture, background, cams, scale, flag_ratio) if background is not None
+           else key_masks(Path(capture), key, cams, flag_ratio) if key is not None
            else model_masks(capture, model, cams, flag_ratio))
     print(json.dumps({"coverage": rep["coverage"], "flagged": rep["flagged"]}))
 

@@ -5,6 +5,9 @@
   by a distance in CIE Lab (lightness weighted down, so soft shadows count less than colour);
   hysteresis keeps weak differences only where they touch strong ones; small specks are dropped,
   holes inside the silhouette filled, and the edge is snapped to the image with a guided filter.
+- ``key``: a plain backdrop of one colour — a renderer's black or white, a chroma-key studio's green
+  or blue — is a plate of that colour (the median of the images' borders, or a given one), its noise
+  the borders' spread; on a coloured screen lightness counts a third (the screen's shading varies).
 - ``model``: a learned segmenter from a local folder (see ``fourd.ingest.segmenter``).
 - ``check_masks``: multi-view consistency. Carve the visual hull of each frame from all masks,
   project it back, and flag masks the hull does not explain.
@@ -31,16 +34,19 @@ def to_lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
 
 
-def lab_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def lab_distance(a: np.ndarray, b: np.ndarray, lightness: float = 1.0, rim: bool = True) -> np.ndarray:
     """Lab distance with the chroma difference min-filtered over 3×3: video codecs store colour at
     half resolution (4:2:0), which bleeds a subject's colour one pixel into the background; the
-    minimum keeps chroma evidence inside regions and drops that rim (lightness is full resolution)."""
+    minimum keeps chroma evidence inside regions and drops that rim (lightness is full resolution).
+    ``lightness`` weighs the lightness difference; ``rim=False`` skips the min filter (images that
+    hold colour at full resolution: a thin part two pixels wide keeps its colour)."""
     import cv2
 
     d = a - b
     chroma = np.sqrt(d[..., 1] ** 2 + d[..., 2] ** 2).astype(np.float32)
-    chroma = cv2.erode(chroma, np.ones((3, 3), np.uint8))
-    return np.sqrt(d[..., 0] ** 2 + chroma ** 2)
+    if rim:
+        chroma = cv2.erode(chroma, np.ones((3, 3), np.uint8))
+    return np.sqrt((lightness * d[..., 0]) ** 2 + chroma ** 2)
 
 
 def make_plate(frames: list[np.ndarray], where: str = "") -> Plate:
@@ -58,12 +64,13 @@ def make_plate(frames: list[np.ndarray], where: str = "") -> Plate:
 
 def plate_mask(rgb: np.ndarray, plate: Plate, low: float = 4.0, high: float = 10.0,
                min_area: float = 0.002, max_fraction: float = 0.01, refine: bool = True,
-               blur: bool = False) -> np.ndarray:
+               blur: bool = False, lightness: float = 1.0, rim: bool = True) -> np.ndarray:
     """Boolean foreground mask of ``rgb`` against ``plate``; ``low``/``high`` in units of the plate's
     noise level (each at least a few Lab units, so a clean plate does not make everything foreground).
     Holes up to ``max_fraction`` of the silhouette are filled (subject colours that happen to match
     the plate); larger ones are background seen through the subject (between the legs) and stay.
-    ``blur``: smooth the image first (very noisy sensors)."""
+    ``blur``: smooth the image first (very noisy sensors); ``lightness``: weight of the lightness
+    difference, ``rim`` whether chroma is taken as half resolution (:func:`lab_distance`)."""
     import cv2
     from scipy import ndimage
     from skimage.filters import apply_hysteresis_threshold
@@ -71,7 +78,7 @@ def plate_mask(rgb: np.ndarray, plate: Plate, low: float = 4.0, high: float = 10
     if rgb.shape[:2] != plate.lab.shape[:2]:
         raise DataError(f"image {rgb.shape[1]}×{rgb.shape[0]} and plate {plate.lab.shape[1]}×{plate.lab.shape[0]} "
                         "differ in size", None, "film the plate with the same camera settings")
-    d = lab_distance(to_lab(cv2.GaussianBlur(rgb, (3, 3), 0) if blur else rgb), plate.lab)
+    d = lab_distance(to_lab(cv2.GaussianBlur(rgb, (3, 3), 0) if blur else rgb), plate.lab, lightness, rim)
     lo, hi = max(low * plate.sigma, 6.0), max(high * plate.sigma, 14.0)
     m = apply_hysteresis_threshold(d, lo, hi)
     m = ndimage.binary_closing(m, np.ones((3, 3)), iterations=1)
@@ -85,6 +92,63 @@ def plate_mask(rgb: np.ndarray, plate: Plate, low: float = 4.0, high: float = 10
     if refine and m.any():
         m = guided_refine(rgb, m, d, lo, hi)
     return m
+
+
+KEYS = {"black": (0, 0, 0), "white": (255, 255, 255)}
+KEY_SPREAD_MAX = 25.0  # Lab units: borders more varied than this are a room, not a backdrop
+
+
+def parse_key(key: str) -> tuple[int, int, int] | None:
+    """``auto`` → None (the images' borders tell), ``black``, ``white`` or ``R,G,B`` (0–255)."""
+    from fourd.errors import FourdError
+
+    k = key.strip().lower()
+    if k == "auto":
+        return None
+    if k in KEYS:
+        return KEYS[k]
+    try:
+        rgb = tuple(int(v) for v in k.split(","))
+    except ValueError:
+        rgb = ()
+    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        raise FourdError(f"cannot read the key colour '{key}'", "--key",
+                         "use auto (a green or blue screen too), black, white or R,G,B with 0–255 values")
+    return rgb
+
+
+def key_plate(frames: list[np.ndarray], key: tuple[int, int, int] | None, where: str = "",
+              border: int = 6) -> tuple[Plate, float]:
+    """The plate of a plain backdrop behind ``frames`` (one camera's images): the colour ``key`` or,
+    when None, the median of the frames' border pixels; its noise level from their spread about it.
+    Returns (plate, lightness weight): a coloured screen (chroma above 20) weighs lightness a third,
+    since its shading varies; black, white or grey keep it whole (lightness is all they differ by)."""
+    edge = np.concatenate([np.concatenate([f[:border].reshape(-1, 3), f[-border:].reshape(-1, 3),
+                                           f[:, :border].reshape(-1, 3), f[:, -border:].reshape(-1, 3)])
+                           for f in frames])
+    lab_edge = to_lab(edge[None])[0]
+    lab_key = (np.median(lab_edge, 0) if key is None else
+               to_lab(np.array([[key]], np.uint8))[0, 0]).astype(np.float32)
+    lightness = 0.33 if float(np.hypot(lab_key[1], lab_key[2])) > 20 else 1.0
+    d = lab_distance(lab_edge[None], np.broadcast_to(lab_key, lab_edge[None].shape), lightness)[0]
+    # the backdrop's own range (a screen's shading, noise): 95 % of the border lies within it (the
+    # subject may touch a border); key_mask thresholds at 1.5× and 3× that
+    spread = float(np.percentile(d, 95))
+    if spread > KEY_SPREAD_MAX or float(np.median(d)) > KEY_SPREAD_MAX / 2:
+        raise DataError(f"the images' borders are not one colour (95 % within {spread:.1f} Lab units of "
+                        f"{np.round(lab_key, 1).tolist()}): not a plain backdrop", where,
+                        "film the empty scene and cut masks with --background, or use --model")
+    H, W = frames[0].shape[:2]
+    return Plate(np.broadcast_to(lab_key, (H, W, 3)).copy(), max(spread, 0.5)), lightness
+
+
+def key_mask(rgb: np.ndarray, plate: Plate, lightness: float) -> np.ndarray:
+    """Boolean foreground of ``rgb`` before a plain backdrop (:func:`key_plate`): pixels beyond 3×
+    the backdrop's own range seed the subject, hysteresis grows them down to 1.5× (at least 6 and
+    14 Lab units), then as :func:`plate_mask`. Chroma is read at full resolution: the min filter
+    against a video's half-resolution colour would erase a thin part two pixels wide (a render's
+    limb far away), against one pixel of a video's colour rim the guided refinement snaps to."""
+    return plate_mask(rgb, plate, low=1.5, high=3.0, lightness=lightness, rim=False)
 
 
 def fill_small_holes(m: np.ndarray, max_fraction: float) -> np.ndarray:

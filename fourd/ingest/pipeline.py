@@ -51,7 +51,9 @@ class IngestOptions:
     background: Path | None = None
     """folder of empty-scene videos (same camera names) for background-plate masks."""
     masks: str = "plate"
-    """plate (needs --background) | model (needs --mask-model) | none."""
+    """plate (needs --background) | key (a plain backdrop of one colour) | model (needs --mask-model) | none."""
+    key: str = "auto"
+    """with masks="key": the backdrop's colour (auto, black, white or R,G,B)."""
     mask_model: Path | None = None
     """local folder with an ONNX segmenter (model.onnx + segmenter.json)."""
     held_out: str | None = None
@@ -223,8 +225,10 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
             raise DataError("learned masks need a local model folder", "--mask-model",
                             "give the folder with model.onnx (and segmenter.json), or use --masks plate")
         mask_scores = model_masks(out, opt.mask_model, cams, opt.mask_flag_ratio)
+    elif opt.masks == "key":
+        mask_scores = key_masks(out, opt.key, cams, opt.mask_flag_ratio)
     elif opt.masks != "none":
-        raise DataError(f"unknown mask method '{opt.masks}'", "--masks", "use plate, model or none")
+        raise DataError(f"unknown mask method '{opt.masks}'", "--masks", "use plate, key, model or none")
     report["masks"] = mask_scores
 
     held = _held_out(opt.held_out, names)
@@ -305,6 +309,32 @@ def plate_masks(out: Path, background: str | Path, cams, scale: float = 1.0, fla
     return write_masks(out, cams, for_camera, "plate", flag_ratio,
                        "the image never differs from the plate; check that this plate was filmed by the same "
                        "camera from the same place, or drop the camera's video")
+
+
+def key_masks(out: Path, key: str, cams, flag_ratio: float = 0.8) -> dict:
+    """Masks for every image of the EasyVolcap capture ``out`` against a plain backdrop of one colour
+    (``key``: auto, black, white or R,G,B; :func:`fourd.ingest.masks.key_plate`): a renderer's film
+    without alpha, a green or blue screen."""
+    from fourd.datasets.codecs import decode_image
+    from fourd.ingest.masks import key_mask, key_plate, parse_key
+
+    rgb = parse_key(key)
+
+    def for_camera(n: str):
+        files = _image_files(out, n)
+        sample = [decode_image(p.read_bytes(), str(p)) for p in files[:: max(1, len(files) // 5)][:5]]
+        where = out / "images" / n
+        plate, lightness = key_plate(sample, rgb, str(where)) if sample else (None, 1.0)
+
+        def mask(img: np.ndarray) -> np.ndarray:
+            if plate.lab.shape[:2] != img.shape[:2]:
+                raise DataError("the camera's images differ in size", where, "give every image of a camera one size")
+            return key_mask(img, plate, lightness)
+
+        return mask, where
+
+    return write_masks(out, cams, for_camera, "key", flag_ratio,
+                       "no image of this camera differs from the backdrop's colour; check --key")
 
 
 def model_masks(out: Path, model_dir: str | Path, cams, flag_ratio: float = 0.8, device: str = "cpu") -> dict:

@@ -460,3 +460,45 @@ def test_video_names_become_camera_names_calibration_files_hold(tmp_path):
     (tmp_path / "cam_left_2.mkv").write_bytes(b"")
     with pytest.raises(DataError, match="both make camera 'cam_left_2'"):
         list_videos(tmp_path)
+
+
+@pytest.mark.parametrize("backdrop", ["black", "green screen", "room"])
+def test_masks_from_a_plain_backdrop(tiny_ev, tmp_path, backdrop):
+    """`fourd data masks CAP --key auto`: a renderer's film over black without alpha, or a
+    chroma-key studio's shaded, noisy green screen, gives masks that match the true ones; a
+    textured room is refused (not a plain backdrop), naming the camera's images."""
+    import cv2
+
+    from fourd.cli import main
+    from fourd.datasets.easyvolcap import EasyVolcapCapture
+
+    src = EasyVolcapCapture(tiny_ev)
+    cap = Path(shutil.copytree(tiny_ev, tmp_path / "cap"))
+    shutil.rmtree(cap / "masks")
+    rng = np.random.default_rng(0)
+    for n in src.camera_names:
+        for f in src.frames:
+            p = next((cap / "images" / n).glob(f"{f:06d}.*"))
+            img, m = src.image(f, n).astype(np.float32), src.mask(f, n)[..., None]
+            H, W = m.shape[:2]
+            if backdrop == "green screen":  # shaded top to bottom, sensor noise
+                shade = np.linspace(0.8, 1.1, H)[:, None, None]
+                screen = np.array([40.0, 170.0, 70.0]) * shade + rng.normal(0, 3, (H, W, 3))
+                img = np.where(m, img, screen)
+            elif backdrop == "room":
+                img = np.where(m, img, rng.uniform(0, 255, (H, W, 3)))
+            cv2.imwrite(str(p.with_suffix(".png")), np.clip(img, 0, 255).astype(np.uint8)[..., ::-1])
+            if p.suffix != ".png":
+                p.unlink()
+    args = ["--quiet", "data", "masks", str(cap), "--key", "auto"]
+    if backdrop == "room":
+        assert main(args) == 2
+        return
+    assert main(args) == 0
+    got = EasyVolcapCapture(cap)
+    ious = []
+    for n in src.camera_names:
+        for f in src.frames:
+            a, b = got.mask(f, n), src.mask(f, n)
+            ious.append((a & b).sum() / max((a | b).sum(), 1))
+    assert min(ious) > 0.9 and np.mean(ious) > 0.95, (min(ious), np.mean(ious))
