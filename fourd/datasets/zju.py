@@ -77,7 +77,7 @@ def read_annots(path: Path) -> dict:
     return value
 
 
-def _cameras(cams: dict, names: list[str], sizes: list[tuple[int, int]], where: Path) -> Cameras:
+def _cameras(cams: dict, names: list[str], folders: list[str], sizes: list[tuple[int, int]], where: Path) -> Cameras:
     try:
         K = np.asarray(cams["K"], np.float64).reshape(-1, 3, 3)
         R = np.asarray(cams["R"], np.float64).reshape(-1, 3, 3)
@@ -86,9 +86,20 @@ def _cameras(cams: dict, names: list[str], sizes: list[tuple[int, int]], where: 
     except (KeyError, ValueError) as e:
         raise DataError(f"cams in {where.name} cannot be read as K, R, T, D per camera ({e})", where,
                         "use the annots.npy the dataset ships") from None
-    if not len(K) == len(R) == len(T) == len(D) == len(names):
-        raise DataError(f"cams in {where.name} hold {len(K)} K, {len(R)} R, {len(T)} T for {len(names)} cameras "
-                        "in ims", where, "use the annots.npy the dataset ships")
+    if not len(K) == len(R) == len(T) == len(D):
+        raise DataError(f"cams in {where.name} hold {len(K)} K, {len(R)} R, {len(T)} T", where,
+                        "use the annots.npy the dataset ships")
+    if len(K) != len(names):
+        # more calibrated cameras than image folders (CoreView_313/315 list 21 of 23): each folder's
+        # number ("Camera (12)", "Camera_B12") is its camera's place in cams, counted from 1
+        import re
+
+        num = [re.search(r"(\d+)\D*$", f) for f in folders]
+        idx = [int(m.group(1)) - 1 if m else -1 for m in num]
+        if not all(0 <= i < len(K) for i in idx) or len(set(idx)) != len(idx):
+            raise DataError(f"cams in {where.name} hold {len(K)} cameras for {len(names)} image folders, and the "
+                            "folders' numbers do not say which is which", where, "use the annots.npy the dataset ships")
+        K, R, T, D = K[idx], R[idx], T[idx], D[idx]
     if not np.isfinite(np.concatenate([K.reshape(-1), R.reshape(-1), T.reshape(-1), D.reshape(-1)])).all():
         raise DataError(f"cams in {where.name} hold NaN or infinite values", where, "re-copy the file")
     if D.shape[1] < 5:
@@ -120,7 +131,8 @@ class ZjuMocapCapture(MultiViewVideo):
         if not paths or not paths[0]:
             raise DataError(f"{ANNOTS} lists no images", root / ANNOTS, "use the annots.npy the dataset ships")
         # cameras named by their folders, made safe for calibration files ("Camera (1)" → "Camera_1")
-        names = [file_safe_name(Path(p).parent.as_posix()) for p in paths[0]]
+        folders = [Path(p).parent.as_posix() for p in paths[0]]
+        names = [file_safe_name(f) for f in folders]
         if len(set(names)) != len(names):
             raise DataError(f"{ANNOTS}: the first frame's images do not lie in one folder per camera", root / ANNOTS,
                             "use the annots.npy the dataset ships")
@@ -137,7 +149,7 @@ class ZjuMocapCapture(MultiViewVideo):
             if not p.is_file():
                 raise DataError(f"camera {n}'s first image is missing", p, "copy the camera folders next to annots.npy")
             sizes.append(encoded_size(p.read_bytes(), str(p)))
-        cameras = _cameras(ann["cams"], names, sizes, root / ANNOTS)
+        cameras = _cameras(ann["cams"], names, folders, sizes, root / ANNOTS)
         self._mask_root = next((root / d for d in MASK_DIRS if (root / d).is_dir()), None)
         super().__init__(root, cameras, list(range(len(paths))), None, 30.0, cache_bytes)
 

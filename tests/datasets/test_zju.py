@@ -115,3 +115,22 @@ def test_names_calibration_files_cannot_hold_are_refused_in_one_line(tmp_path):
     cams.names = ["cam.left", "cam.right"]
     with pytest.raises(DataError, match=r"cannot be keys of intri.yml.*'cam_left'"):
         write_easyvolcap_cameras(tmp_path, cams)
+
+
+def test_more_calibrated_cameras_than_image_folders_are_matched_by_the_folders_numbers(tiny_ev, tmp_path):
+    """CoreView_313/315 calibrate 23 cameras and ship images of 21: each folder's number is its
+    camera's place in cams."""
+    src = EasyVolcapCapture(tiny_ev)
+    names = write_zju(src, tmp_path / "z")
+    p = tmp_path / "z" / "annots.npy"
+    ann = np.load(p, allow_pickle=True).item()
+    drop = 2  # Camera_B3's images are not shipped
+    shutil.rmtree(tmp_path / "z" / names[drop])
+    for fr in ann["ims"]:
+        fr["ims"].pop(drop)
+    np.save(p, np.array(ann, dtype=object), allow_pickle=True)
+    z = open_dataset(tmp_path / "z")
+    assert z.camera_names == names[:drop] + names[drop + 1:]
+    keep = [i for i in range(len(names)) if i != drop]
+    torch.testing.assert_close(z.cameras.R, src.cameras.R[keep], atol=1e-6, rtol=1e-6)
+    np.testing.assert_array_equal(z.image(0, names[4]), src.image(0, src.camera_names[4]))
