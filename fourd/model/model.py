@@ -35,7 +35,9 @@ class ModelConfig:
     appearance: str = "hybrid"
     """hybrid (image blend + SH residual), blend (no SH) or sh (SH only)."""
     source_views: int = 4
-    """source views blended per render (nearest training cameras by centre distance)."""
+    """source views blended per render (nearest training cameras by centre distance). 6 (demo preset,
+    1500 steps, held-out PSNR / SSIM): Fox 34.97 → 35.10 dB / 0.9754 → 0.9760, CesiumMan 29.73 → 29.74
+    / 0.9684 → 0.9688 — within a run's noise on CesiumMan, for half as many views again to blend: kept."""
     cnn_channels: int = 8
     """feature channels of the source-image CNN."""
     cnn_downsample: int = 2
