@@ -158,12 +158,9 @@ class ZjuMocapCapture(MultiViewVideo):
         return self._mask_root is not None
 
     def _read(self, p: Path) -> tuple[bytes, str]:
-        try:
-            return p.read_bytes(), str(p)
-        except FileNotFoundError:
-            raise DataError("the file is missing", p, "copy it from the dataset") from None
-        except OSError as e:
-            raise DataError(f"cannot read the file ({e.strerror})", p, "check the file and its permissions") from None
+        from fourd.datasets.easyvolcap import _read
+
+        return _read(p), str(p)
 
     def image_bytes(self, frame, cam):
         return self._read(self.path / self._paths[(frame, cam)])
