@@ -20,8 +20,10 @@ NAMES = ("demo", "dna_rendering")
 def detect_layout(path: Path) -> str | None:
     if path.is_file() and path.suffix == ".smc":
         return "smc"
-    if (path / "annots.npy").is_file() and not (path / "images").is_dir():  # (a sequence converted in place
-        return "zju_mocap"  # by EasyVolcap's script has images/ beside it: read as EasyVolcap)
+    # ZJU-MoCap as shipped (a sequence converted in place by EasyVolcap's script has images/ beside
+    # annots.npy, and is read as EasyVolcap)
+    if (path / "annots.npy").is_file() and not (path / "images").is_dir():
+        return "zju_mocap"
     if (path / "intri.yml").exists() or (path / "extri.yml").exists() or (path / "images").is_dir():
         return "easyvolcap"
     if (path / "main").is_dir() or (path / "annotations").is_dir():

@@ -324,7 +324,7 @@ def key_masks(out: Path, key: str, cams, flag_ratio: float = 0.8) -> dict:
         files = _image_files(out, n)
         sample = [decode_image(p.read_bytes(), str(p)) for p in files[:: max(1, len(files) // 5)][:5]]
         where = out / "images" / n
-        plate, lightness = key_plate(sample, rgb, str(where)) if sample else (None, 1.0)
+        plate, lightness = key_plate(sample, rgb, str(where))  # (write_masks saw images for every camera)
 
         def mask(img: np.ndarray) -> np.ndarray:
             if plate.lab.shape[:2] != img.shape[:2]:
