@@ -147,8 +147,13 @@ def key_mask(rgb: np.ndarray, plate: Plate, lightness: float) -> np.ndarray:
     the backdrop's own range seed the subject, hysteresis grows them down to 1.5× (at least 6 and
     14 Lab units), then as :func:`plate_mask`. Chroma is read at full resolution: the min filter
     against a video's half-resolution colour would erase a thin part two pixels wide (a render's
-    limb far away), against one pixel of a video's colour rim the guided refinement snaps to."""
-    return plate_mask(rgb, plate, low=1.5, high=3.0, lightness=lightness, rim=False)
+    limb far away), against one pixel of a video's colour rim the guided refinement snaps to.
+    Before a coloured screen a hole in the silhouette is the screen seen through the subject (the
+    gap between an arm and the body: its colour is the key's, no subject's), so only specks of 16
+    pixels or fewer are filled; before black or white a hole may be a subject part as dark or as
+    light as the backdrop, and holes up to 1 % of the silhouette are filled as for a plate."""
+    return plate_mask(rgb, plate, low=1.5, high=3.0, lightness=lightness, rim=False,
+                      max_fraction=0.0 if lightness < 1.0 else 0.01)
 
 
 def fill_small_holes(m: np.ndarray, max_fraction: float) -> np.ndarray:
