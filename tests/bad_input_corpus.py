@@ -363,18 +363,6 @@ _smc_case("clean SMC capture", "main", None, 0)
 
 
 # --------------------------------------------------------------------------- ZJU-MoCap folders
-class _RunsCode:
-    """Unpickling this would call os.mkdir: what np.load(allow_pickle=True) would do with the file."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        import os
-
-        return os.mkdir, (str(self.marker),)
-
-
 def _zju_case(name: str, damage, token: str = "annots.npy"):
     @case(f"ZJU-MoCap: {name}", 2, token)
     def build(c: Ctx) -> list[str]:
@@ -391,7 +379,13 @@ def _zju_case(name: str, damage, token: str = "annots.npy"):
         return _info(cap)
 
 
-_zju_case("annots.npy asks to run code", lambda c, cap, p, ann, n: ann.__setitem__("x", _RunsCode(c.tmp / "ran")))
+def _code(c, cap, p, ann, n):
+    from zju_capture import RunsCode
+
+    ann["x"] = RunsCode(c.tmp / "ran")
+
+
+_zju_case("annots.npy asks to run code", _code)
 _zju_case("annots.npy truncated", lambda c, cap, p, ann, n: p.write_bytes(p.read_bytes()[:300]) and False)
 _zju_case("annots.npy without cams", lambda c, cap, p, ann, n: ann.pop("cams"))
 _zju_case("a NaN rotation", lambda c, cap, p, ann, n: ann["cams"]["R"].__setitem__(2, ann["cams"]["R"][2] * np.nan))

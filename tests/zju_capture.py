@@ -32,3 +32,14 @@ def write_zju(src, dst, mask_dir="mask_cihp"):
               "ims": ims}
     np.save(dst / "annots.npy", np.array(annots, dtype=object), allow_pickle=True)
     return names
+
+
+class RunsCode:
+    """Unpickling this calls os.mkdir(marker): what np.load(allow_pickle=True) would do with a file
+    holding it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)

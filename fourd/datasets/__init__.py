@@ -69,7 +69,6 @@ def open_dataset(name_or_path: str | Path, data_root: str | Path | None = None, 
 
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
-IMAGE_SUFFIXES = IMAGE_EXTS
 
 
 def layout_fix(path: Path) -> str:
@@ -83,7 +82,7 @@ def layout_fix(path: Path) -> str:
     if sum(p.suffix.lower() in VIDEO_SUFFIXES for p in files) >= 2:
         return (f"this is a folder of videos: make it a capture with `fourd data ingest {path} OUT` (sync, "
                 "calibration, masks; README \"Your own cameras\"), then train OUT")
-    cams = [d for d in path.iterdir() if d.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in d.iterdir())]
+    cams = [d for d in path.iterdir() if d.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in d.iterdir())]
     if len(cams) >= 2:
         return (f"{len(cams)} folders of images but no calibration: move them to images/<camera>/ and add "
                 "intri.yml/extri.yml (OpenCV YAML, README \"Captures\"), or calibrate with `fourd data ingest "

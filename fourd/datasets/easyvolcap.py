@@ -32,7 +32,6 @@ from fourd.errors import DataError
 from fourd.io import atomic_write_bytes
 from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv, check_distortion
 
-_IMAGE_EXTS = IMAGE_EXTS
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 
@@ -166,7 +165,7 @@ def _size_from_image(root: Path, cam: str) -> tuple[int, int]:
     from fourd.datasets.codecs import decode_image
 
     d = root / "images" / cam
-    files = sorted(p for p in d.glob("*") if p.suffix.lower() in _IMAGE_EXTS) if d.is_dir() else []
+    files = sorted(p for p in d.glob("*") if p.suffix.lower() in IMAGE_EXTS) if d.is_dir() else []
     if not files:
         raise DataError(f"no H_{cam}/W_{cam} in intri.yml and no images to read the size from", d,
                         f"add H_{cam} and W_{cam} to intri.yml")
@@ -180,7 +179,7 @@ def _frame_files(folder: Path) -> dict[int, Path]:
     out: dict[int, Path] = {}
     for p in folder.iterdir():
         m = _TRAILING_NUMBER.search(p.stem)
-        if p.suffix.lower() not in _IMAGE_EXTS or m is None:
+        if p.suffix.lower() not in IMAGE_EXTS or m is None:
             continue
         f = int(m.group(1))
         if f in out:
@@ -329,7 +328,7 @@ class EasyVolcapCapture(MultiViewVideo):
                 "masks_from": masks}
 
     def _backdrop_file(self, cam: str) -> Path | None:
-        return next((p for ext in _IMAGE_EXTS if (p := self.path / "bkgd" / f"{cam}{ext}").is_file()), None)
+        return next((p for ext in IMAGE_EXTS if (p := self.path / "bkgd" / f"{cam}{ext}").is_file()), None)
 
     def has_backdrop(self, cam):
         return self._backdrop_file(cam) is not None

@@ -213,13 +213,12 @@ def default_orbit(scene_path: str | Path, frames: int, spiral: bool, fps: float,
     if (scene_path / "config.json").is_file():  # a run: its carved volume and its capture's cameras
         from fourd.structures.points import PointSequence
         from fourd.train.checkpoint import moved
-        from fourd.train.run import open_capture, points_path, read_config
+        from fourd.train.run import capture_moved, open_capture, points_path, read_config
 
         cfg = read_config(scene_path)
         bounds = PointSequence.load(points_path(cfg, scene_path)).meta["bounds"]
         if dataset is None and moved(cfg.dataset):
-            raise FourdError(f"the run's capture is not at {cfg.dataset} any more", scene_path / "config.json",
-                             "give its new place: --dataset PATH")
+            raise capture_moved(cfg, scene_path)
         cams = open_capture(cfg, dataset).cameras
     else:
         from fourd.viewer.scene import open_scene

@@ -245,6 +245,12 @@ def latest_checkpoint(run: str | Path) -> Path | None:
     return d / latest.read_text().strip() if latest.is_file() else None
 
 
+def capture_moved(cfg: TrainConfig, run: str | Path) -> FourdError:
+    """The error for a run whose capture is not where its config says any more."""
+    return FourdError(f"the run's capture is not at {cfg.dataset} any more", Path(run) / "config.json",
+                      "give its new place: `--dataset PATH` (fourd eval, bake, render), or load_run(RUN, dataset=PATH)")
+
+
 def load_run(run: str | Path, device: str | None = None, dataset: str | Path | None = None) -> Run:
     """Load a trained run for use: nothing is written, carved or trained. ``device`` overrides
     the device the run was trained on; ``dataset`` reads the images and masks from another copy
@@ -277,8 +283,7 @@ def load_run(run: str | Path, device: str | None = None, dataset: str | Path | N
             raise FourdError("this capture's cameras or frames differ from the run's", dataset,
                              "give a copy of the run's own capture (same camera names and frames)")
     elif not here:
-        raise FourdError(f"the run's capture is not at {cfg.dataset} any more", run / "config.json",
-                         "give its new place: `--dataset PATH` (fourd eval, fourd bake), or load_run(RUN, dataset=PATH)")
+        raise capture_moved(cfg, run)
     r = build_run(cfg, points, run, video)
     state = load_checkpoint(ckpt, to_json(cfg))
     load_model_state(r.model, state["model"], ckpt)
@@ -286,4 +291,4 @@ def load_run(run: str | Path, device: str | None = None, dataset: str | Path | N
     return r
 
 
-__all__ = ["Run", "load_run", "build_run", "open_capture", "handle_out_of_step", "read_config", "points_path", "latest_checkpoint", "raster_settings"]
+__all__ = ["Run", "load_run", "capture_moved", "build_run", "open_capture", "handle_out_of_step", "read_config", "points_path", "latest_checkpoint", "raster_settings"]

@@ -1,12 +1,11 @@
 """ZJU-MoCap's own folders (annots.npy + camera folders + mask_cihp/ or mask/), read without unpickling."""
 
-import os
 import shutil
 
 import numpy as np
 import pytest
 import torch
-from zju_capture import write_zju  # tests/zju_capture.py
+from zju_capture import RunsCode, write_zju  # tests/zju_capture.py
 
 from fourd.datasets import open_dataset
 from fourd.datasets.easyvolcap import EasyVolcapCapture, write_easyvolcap
@@ -40,22 +39,12 @@ def test_the_older_mask_folder_is_used_when_there_is_no_mask_cihp(tiny_ev, tmp_p
     np.testing.assert_array_equal(z.mask(0, names[2]), src.mask(0, src.camera_names[2]))
 
 
-class _Runs:
-    """Unpickling this calls os.mkdir — what np.load(allow_pickle=True) would do with such a file."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.mkdir, (str(self.marker),)
-
-
 def test_an_annots_file_that_asks_to_run_code_is_refused_without_running_it(tiny_ev, tmp_path):
     src = EasyVolcapCapture(tiny_ev)
     write_zju(src, tmp_path / "z")
     marker = tmp_path / "ran"
     ann = np.load(tmp_path / "z" / "annots.npy", allow_pickle=True).item()  # our own file: safe here
-    ann["extra"] = _Runs(marker)
+    ann["extra"] = RunsCode(marker)
     np.save(tmp_path / "z" / "annots.npy", np.array(ann, dtype=object), allow_pickle=True)
     with pytest.raises(DataError, match="annots.npy asks to build .*mkdir.*nothing run") as e:
         open_dataset(tmp_path / "z")
