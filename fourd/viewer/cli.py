@@ -17,12 +17,14 @@ def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, fr
          screenshot: Path | None = None, size: str | None = None, K: int | None = None,
          mode: Literal["rgb", "depth", "alpha", "radius"] = "rgb", script: Path | None = None,
          max_frames: int | None = None, screenshot_dir: Path = Path("screenshots"), state_out: Path | None = None,
-         window_capture: Path | None = None) -> None:
-    """Play a baked scene (.fourd), a folder of PLY frames or carved points in a window; or, with
-    --headless, render one frame from one camera into a PNG through EGL.
+         window_capture: Path | None = None, dataset: Path | None = None) -> None:
+    """Play a baked scene (.fourd), a trained run, a folder of PLY frames or carved points in a
+    window; or, with --headless, render one frame from one camera into a PNG through EGL.
 
     Args:
-        scene: .fourd file (fourd bake), a folder of <frame>.ply, or points.safetensors (fourd carve).
+        scene: .fourd file (fourd bake); a run folder (fourd train: baked on first view into
+            RUN/scene.fourd with fourd bake's defaults, baked again when the run has a newer
+            checkpoint); a folder of <frame>.ply; or points.safetensors (fourd carve).
         headless: no window: render --frame from --camera into --screenshot.
         camera: a camera name of the capture the scene was trained on, or a camera JSON file
             ({"K", "R", "T", "H", "W"}, OpenCV convention); default the first held-out camera.
@@ -37,6 +39,7 @@ def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, fr
         screenshot_dir: where P / the Screenshot button write PNGs.
         state_out: write the viewer state at exit as JSON.
         window_capture: write the last window image, panels included, to this PNG.
+        dataset: (a run) its capture, when it has moved since training.
     """
     from fourd.config import parse_size
     from fourd.io import check_output
@@ -45,6 +48,11 @@ def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, fr
     wh = parse_size(size) if size else None
     if K is not None and K < 1:
         raise FourdError(f"--K must be at least 1, got {K}", "--K", "composite 1 to 16 points per pixel")
+    if (scene / "config.json").is_file():  # a run folder: view its bake
+        scene = baked_run(scene, dataset)
+    elif dataset is not None:
+        raise FourdError("--dataset is for a run folder (a baked scene holds what it needs)", "--dataset",
+                         "drop --dataset")
     sc = open_scene(scene)
     t = 0
     if frame is not None:
@@ -66,3 +74,22 @@ def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, fr
 
     run_viewer(sc, scene, wh or (1280, 720), t, K, mode, camera, script, max_frames, screenshot_dir, state_out,
                window_capture)
+
+
+def baked_run(run: Path, dataset: Path | None = None) -> Path:
+    """``RUN/scene.fourd``, baked (compact, fourd bake's defaults) when missing or older than the run's
+    latest checkpoint — the file is replaced whole (written beside and renamed), never half-written."""
+    from fourd.bake.bake import bake_run
+    from fourd.train.run import latest_checkpoint, load_run
+
+    out = run / "scene.fourd"
+    ckpt = latest_checkpoint(run)
+    if out.is_file() and (ckpt is None or out.stat().st_mtime >= ckpt.stat().st_mtime):
+        log(f"{run}: viewing its bake {out} (fourd bake {run} --out … for other bake settings)")
+        return out
+    loaded = load_run(run, dataset=dataset)  # names the fix for a run without checkpoint or a moved capture
+    log(f"{run}: baking it for the viewer into {out} (once; `fourd bake` for other settings)")
+    try:
+        return bake_run(loaded, out, 8, True, True, list(loaded.video.frames), "compact", 1.0)
+    finally:
+        loaded.release()

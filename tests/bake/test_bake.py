@@ -264,6 +264,34 @@ def test_bake_a_trained_run_and_view_it(tiny_ev, tmp_path, monkeypatch):
                  "--screenshot", str(shot), "--size", "64x48"]) == 0
     img = cv2.imread(str(shot))
     assert img.shape == (48, 64, 3) and img.max() > 50
+    # the run folder itself: baked once into RUN/scene.fourd (the same picture), reused while no newer
+    # checkpoint exists, baked again after one
+    run_shot = tmp_path / "run_shot.png"
+    view_run = ["--quiet", "view", str(tmp_path / "run"), "--headless", "--camera", cam_name, "--frame", "1",
+                "--screenshot", str(run_shot), "--size", "64x48"]
+    assert main(view_run) == 0
+    baked = tmp_path / "run" / "scene.fourd"
+    assert BakedSequence(baked).frames == [0, 1, 2]
+    ref, ref_shot = tmp_path / "ref.fourd", tmp_path / "ref_shot.png"  # what `fourd bake RUN` writes
+    assert main(["--quiet", "bake", str(tmp_path / "run"), "--out", str(ref)]) == 0
+    assert main([str(ref) if a == str(tmp_path / "run") else str(ref_shot) if a == str(run_shot) else a
+                 for a in view_run]) == 0
+    assert np.abs(cv2.imread(str(run_shot)).astype(int) - cv2.imread(str(ref_shot))).max() <= 1
+    assert cv2.imread(str(run_shot)).max() > 50
+    first = baked.stat().st_mtime_ns
+    assert main(view_run) == 0 and baked.stat().st_mtime_ns == first
+    import os
+
+    from fourd.train.run import latest_checkpoint
+
+    ck = latest_checkpoint(tmp_path / "run")
+    os.utime(ck, ns=(first + 10**9, first + 10**9))
+    assert main(view_run) == 0 and baked.stat().st_mtime_ns > first
+    from fourd.errors import FourdError
+    from fourd.viewer.cli import view
+
+    with pytest.raises(FourdError, match="--dataset is for a run folder"):
+        view(path, headless=True, dataset=tiny_ev)
     # the exact bake: the viewer's image (GL, as `fourd view` draws it) and the torch renderer's
     # image of the baked tables both match the trained model's own render
     from fourd.gl.baked_renderer import BakedRenderer
