@@ -164,6 +164,24 @@ class MultiViewVideo(ABC):
         if not self.frames:
             raise DataError("the capture has no frames", self.path, "check that the image folders are not empty")
 
+    _white16: int | None = None
+
+    def white16(self) -> int:
+        """The sample value 16-bit images' white is (decided once for the capture, so that every frame
+        and camera is scaled alike): 65535, or 1023 / 4095 / 16383 when no camera's first image holds a
+        sample beyond it — 10- to 14-bit camera data stored unscaled in 16-bit files. Said on load."""
+        if self._white16 is None:
+            from fourd.console import log
+            from fourd.datasets.codecs import sixteen_bit_white
+
+            firsts = (self.image_bytes(self.frames[0], n) for n in self.camera_names)
+            white, peak = sixteen_bit_white(got for got in firsts if got is not None)
+            if white != 65535:
+                log(f"{self.path.name}: 16-bit images holding {white.bit_length()}-bit samples (the largest in "
+                    f"the first frame is {peak}): read with {white} as white")
+            self._white16 = white
+        return self._white16
+
     # ---------------------------------------------------------- subclasses
     def correct_colours(self, image: np.ndarray, cam: str) -> np.ndarray:
         """The decoded [H, W, 3] uint8 RGB image of camera ``cam`` with the capture's own colour
@@ -288,7 +306,7 @@ class MultiViewVideo(ABC):
         if got is None:
             return None
         data, where = got
-        arr = self.correct_colours(decode_image(data, where), name) if kind == "image" \
+        arr = self.correct_colours(decode_image(data, where, white16=self.white16), name) if kind == "image" \
             else decode_image(data, where, grayscale=True)
         H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
         if kind == "mask" and arr.shape[:2] != (H, W) and same_scale(arr.shape[:2], (H, W)):
@@ -354,7 +372,7 @@ class MultiViewVideo(ABC):
         if got is None:
             return None
         data, where = got
-        img = self.correct_colours(decode_image(data, where), name)
+        img = self.correct_colours(decode_image(data, where, white16=self.white16), name)
         H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
         if img.shape[:2] != (H, W):
             raise DataError(f"background image is {img.shape[1]}×{img.shape[0]} but camera '{name}' is {W}×{H}", where,

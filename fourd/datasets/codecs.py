@@ -88,15 +88,44 @@ def encoded_size(data: bytes, where: str) -> tuple[int, int]:
     return img.shape[0], img.shape[1]
 
 
-def decode_image(data: bytes, where: str, grayscale: bool = False) -> np.ndarray:
+def decode_raw(data: bytes, where: str) -> np.ndarray:
+    """The file's samples as stored (uint8 or uint16, BGR(A) channel order), checked for corruption."""
     import cv2
 
     check_encoded(data, where)
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise DataError("image cannot be decoded (corrupt or unsupported format)", where, "re-export it as JPEG or PNG")
+    return arr
+
+
+def sixteen_bit_white(files) -> tuple[int, int]:
+    """(white level, largest sample) of a capture's 16-bit image files — ``files``: (bytes, where) of
+    one image per camera. The white level is 2^b − 1 for the fewest bits b of 10, 12 and 14 that hold
+    every colour sample — a machine-vision camera's 10- to 14-bit samples stored unscaled (read as
+    16-bit they would be near black) — else 65535 (also for 8-bit files, where it is not used)."""
+    peak, sixteen = 0, False
+    for data, where in files:
+        raw = decode_raw(data, where)
+        if raw.dtype != np.uint16:
+            continue  # (an 8-bit file among them: its cameras read as they are)
+        sixteen = True
+        colour = raw if raw.ndim == 2 else raw[..., :1] if raw.shape[2] == 2 else raw[..., :3]  # not alpha
+        peak = max(peak, int(colour.max()))
+    for bits in (10, 12, 14):
+        if sixteen and peak < 1 << bits:
+            return (1 << bits) - 1, peak
+    return 65535, peak
+
+
+def decode_image(data: bytes, where: str, grayscale: bool = False, white16=65535) -> np.ndarray:
+    """An image file as uint8 RGB (``grayscale``: a mask's one channel). 16-bit samples are scaled
+    so that ``white16`` (a number, or a function giving it, called only for a 16-bit file) reads 255
+    (see :func:`sixteen_bit_white`); float (HDR) files are refused."""
+    arr = decode_raw(data, where)
     if arr.dtype == np.uint16:
-        arr = (arr // 257).astype(np.uint8)
+        white = white16() if callable(white16) else white16
+        arr = np.minimum(arr.astype(np.float32) * (255.0 / white) + 0.5, 255).astype(np.uint8)
     elif arr.dtype != np.uint8:
         raise DataError(f"the image holds {arr.dtype} samples (a linear / HDR export); fourd reads 8- and 16-bit "
                         "images", where, "export it as 8- or 16-bit PNG, TIFF or JPEG (sRGB)")

@@ -244,7 +244,7 @@ class DegradedCapture(MultiViewVideo):
 
         frame = self._shifted(frame, cam, self._shift)  # the sync fault
         data, where = self.src.image_bytes(frame, cam)
-        stored = decode_image(data, where)
+        stored = decode_image(data, where, white16=self.src.white16)
         img = self.src.correct_colours(stored, cam)  # the source's own colour calibration (DNA-Rendering)
         if cam in self.src.held_out:
             return (data, where) if img is stored else (encode_image(img, ".png"), f"{where} (colour-calibrated)")

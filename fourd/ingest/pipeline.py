@@ -10,6 +10,8 @@ for before the sync event, the capture is the frames after it.
 
 from __future__ import annotations
 
+import functools
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,10 +321,12 @@ def key_masks(out: Path, key: str, cams, flag_ratio: float = 0.8) -> dict:
     from fourd.ingest.masks import key_mask, key_plate, parse_key
 
     rgb = parse_key(key)
+    white = _white16(out, cams.names)
 
     def for_camera(n: str):
         files = _image_files(out, n)
-        sample = [decode_image(p.read_bytes(), str(p)) for p in files[:: max(1, len(files) // 5)][:5]]
+        sample = [decode_image(p.read_bytes(), str(p), white16=white)
+                  for p in files[:: max(1, len(files) // 5)][:5]]
         where = out / "images" / n
         plate, lightness = key_plate(sample, rgb, str(where))  # (write_masks saw images for every camera)
 
@@ -346,6 +350,19 @@ def model_masks(out: Path, model_dir: str | Path, cams, flag_ratio: float = 0.8,
                        "the segmenter finds no subject in this camera; check the model suits the scene")
 
 
+def _white16(out: Path, names):
+    """A function giving the white level of the capture's 16-bit images
+    (:func:`fourd.datasets.codecs.sixteen_bit_white`, from each camera's first image), worked out on
+    its first call — :func:`fourd.datasets.codecs.decode_image` calls it for a 16-bit file only."""
+    from fourd.datasets.codecs import sixteen_bit_white
+
+    def white() -> int:
+        firsts = [f[0] for f in (_image_files(Path(out), n) for n in names) if f]
+        return sixteen_bit_white((p.read_bytes(), str(p)) for p in firsts)[0]
+
+    return functools.cache(white)
+
+
 def write_masks(out: Path, cams, for_camera, method: str, flag_ratio: float, empty_fix: str) -> dict:
     """Run ``for_camera(name) -> (image → bool mask, source path)`` on every image of the capture
     ``out``, write masks/, and check them against each other (visual hull)."""
@@ -360,6 +377,7 @@ def write_masks(out: Path, cams, for_camera, method: str, flag_ratio: float, emp
     if count == 0:
         n = min(files, key=lambda k: len(files[k]))
         raise DataError(f"no images for camera '{n}'", out / "images" / n, "ingest or copy the frames first")
+    white = _white16(out, names)
     coverage = {}
     flagged = []
     per_frame: dict[int, dict[str, np.ndarray]] = {}
@@ -370,7 +388,7 @@ def write_masks(out: Path, cams, for_camera, method: str, flag_ratio: float, emp
             (out / "masks" / n).mkdir(parents=True, exist_ok=True)
             cov = []
             for k, p in enumerate(files[n][:count]):
-                m = fn(decode_image(p.read_bytes(), str(p)))
+                m = fn(decode_image(p.read_bytes(), str(p), white16=white))
                 cov.append(float(m.mean()))
                 if k % check_every == 0:
                     per_frame.setdefault(k, {})[n] = m

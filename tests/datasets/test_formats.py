@@ -488,6 +488,17 @@ def test_tiff_bmp_and_webp_captures_read_as_their_pngs(tiny_ev, tmp_path):
     convert(dst, tmp_path / "copy")
     assert sorted(p.suffix for p in (tmp_path / "copy" / "images" / src.camera_names[0]).iterdir()) == [".tif"] * 3
     assert_same_capture(got, EasyVolcapCapture(tmp_path / "copy"))
+    # 12-bit camera samples stored unscaled in 16-bit files (machine-vision cameras): read as 16-bit
+    # they were near black (the brightest pixel 15 of 255); the capture's white level is decided once
+    # from every camera's first image, and each image reads as its 8-bit source within rounding
+    twelve = shutil.copytree(dst, tmp_path / "twelve")
+    for p in sorted((twelve / "images").rglob("*.tif")):
+        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        assert cv2.imwrite(str(p), np.round((img // 257).astype(np.float32) * 4095 / 255).astype(np.uint16))
+    tw = EasyVolcapCapture(twelve)
+    assert tw.white16() == 4095 and got.white16() == 65535
+    for n in src.camera_names:
+        assert np.abs(tw.image(1, n).astype(int) - src.image(1, n)).max() <= 1
     bad = dst / "images" / src.camera_names[0] / "000001.tif"
     cv2.imwrite(str(bad), cv2.imread(str(bad), cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535)
     with pytest.raises(DataError, match="float32 samples.*8- or 16-bit") as e:
