@@ -11,7 +11,6 @@ for before the sync event, the capture is the frames after it.
 from __future__ import annotations
 
 import functools
-
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
