@@ -41,6 +41,57 @@ def common_frames(frame_sets: dict[str, set[int]], where) -> list[int]:
     return sorted(common)
 
 
+LEAVE_OUT_GAIN = 0.1  # a camera is left out when that keeps this share of the frames more for the others
+
+
+def incomplete_cameras(frame_sets: dict[str, set[int]], keep: set[str] = frozenset()) -> dict[str, str]:
+    """Cameras to leave out of a capture rather than cut its sequence to the frames they have — a
+    camera that started late, stopped early or dropped a stretch of frames: name → reason. One at a
+    time, the camera whose absence gives back the most frames is left out while that is more than
+    a tenth of the sequence; at most a quarter of the cameras go, never those in ``keep`` nor one
+    with no frame at all (a failed copy, refused as such by :func:`common_frames`)."""
+    if len(frame_sets) < 4:
+        return {}
+    union = set().union(*frame_sets.values())
+    kept = dict(frame_sets)
+    keep = set(keep) | {n for n, v in frame_sets.items() if not v}  # no frame at all: a copy that failed
+    out: dict[str, str] = {}
+    while len(out) < len(frame_sets) // 4:
+        common = len(set.intersection(*kept.values()))
+        gains = {n: len(set.intersection(*(v for m, v in kept.items() if m != n))) - common
+                 for n in kept if n not in keep}
+        if not gains:
+            break
+        name = max(gains, key=lambda n: (gains[n], -len(kept[n])))
+        if gains[name] <= LEAVE_OUT_GAIN * len(union):
+            break
+        out[name] = (f"lacks {len(union) - len(kept[name])} of the {len(union)} frames; keeping it would cut "
+                     f"every camera to {common} frames")
+        del kept[name]
+    return out
+
+
+def leave_out_incomplete(frame_sets: dict[str, set[int]], cameras: Cameras, held_out: list[str] | None,
+                         where: Path, choice: str = "leave_out"):
+    """(cameras, held_out, left_out) with the :func:`incomplete_cameras` taken out of ``cameras``,
+    ``held_out`` and ``frame_sets`` (in place), each said in a warning naming its folder; ``choice``
+    "keep" (fourd.json ``"incomplete_cameras"``) leaves every camera in."""
+    from fourd.console import log
+
+    if choice not in ("leave_out", "keep"):
+        raise DataError(f"incomplete_cameras '{choice}' is not a choice", where / "fourd.json",
+                        'set "incomplete_cameras" to "leave_out" or "keep"')
+    left = incomplete_cameras(frame_sets) if choice == "leave_out" else {}
+    for n, why in left.items():
+        log(f"[yellow]warning:[/] {where}: camera '{n}' {why} — left out of the capture "
+            f'(fourd.json "incomplete_cameras": "keep" keeps it, and only the frames every camera has)')
+        del frame_sets[n]
+    if left:
+        cameras = cameras[[n for n in cameras.names if n not in left]]
+        held_out = [h for h in held_out if h not in left] if held_out else held_out
+    return cameras, held_out, left
+
+
 @dataclass
 class View:
     """One (frame, camera) sample ready for training or display."""
@@ -440,6 +491,8 @@ class MultiViewVideo(ABC):
             "width": int(max(Ws)), "height": int(max(Hs)), "sizes_differ": len(set(zip(Hs, Ws))) > 1,
             "first_frame": self.frames[0], "last_frame": self.frames[-1], "fps": self.fps,
             "held_out": self.held_out, "mask_coverage": cov,
+            # cameras left out on load (one lacking a long stretch of frames), with the reason
+            "left_out": dict(getattr(self, "left_out", {})),
             # soft (0–255 coverage: a matte's or an anti-aliased render's alpha) in the first frame, any camera
             "soft_masks": self.has_masks and any(self.coverage(self.frames[0], c) is not None
                                                  for c in range(len(self.cameras))),

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fourd.datasets.base import MultiViewVideo, common_frames
+from fourd.datasets.base import MultiViewVideo, common_frames, leave_out_incomplete
 from fourd.datasets.codecs import IMAGE_EXTS, decode_image, image_ext, png_has_alpha
 from fourd.errors import DataError
 from fourd.io import atomic_write_bytes
@@ -254,8 +254,15 @@ class EasyVolcapCapture(MultiViewVideo):
             md = mask_root / n
             if md.is_dir():
                 self._masks[n] = _frame_files(md)
-        frames = common_frames({n: set(v) for n, v in self._images.items()}, root / "images")
-        super().__init__(root, cameras, frames, meta.get("held_out"), meta.get("fps", 30.0), cache_bytes)
+        # a camera that lacks a long stretch of frames is left out rather than cut the sequence
+        frame_sets = {n: set(v) for n, v in self._images.items()}
+        cameras, held_out, self.left_out = leave_out_incomplete(
+            frame_sets, cameras, meta.get("held_out"), root, meta.get("incomplete_cameras", "leave_out"))
+        for n in self.left_out:
+            del self._images[n]
+            self._masks.pop(n, None)
+        frames = common_frames(frame_sets, root / "images")
+        super().__init__(root, cameras, frames, held_out, meta.get("fps", 30.0), cache_bytes)
         missing_masks = [n for n in cameras.names if n not in self._masks]
         self._has_masks = bool(self._masks) and not missing_masks
         if self._masks and missing_masks:

@@ -115,5 +115,7 @@ def log_info(info: dict) -> None:
 
     t = Table(title=f"capture {info['path']}", show_header=False)
     for k, v in info.items():
+        if k == "left_out":  # name: reason — the names here (the reasons were said on load)
+            v = ", ".join(v) or "none"
         t.add_row(k, f"{v:.1%}" if k == "mask_coverage" and v is not None else str(v))
     log(t)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fourd.datasets.base import MultiViewVideo, common_frames
+from fourd.datasets.base import MultiViewVideo, common_frames, leave_out_incomplete
 from fourd.datasets.codecs import encoded_size
 from fourd.errors import DataError
 from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv, check_distortion
@@ -187,8 +187,11 @@ class SMCCapture(MultiViewVideo):
         except ValueError as e:
             raise DataError(str(e), self.annots_path, "fix Camera_Parameter (RT must be a rigid transform)") from None
         check_distortion(cameras, self.annots_path)
-        frames = common_frames(frame_sets, self.main_path)
         held = [self._name(c) for c in json.loads(self.smc.attrs.get("fourd_held_out", "[]"))]
+        # a camera that lacks a long stretch of frames is left out rather than cut the sequence
+        cameras, held, self.left_out = leave_out_incomplete(frame_sets, cameras, held, self.main_path)
+        ids = [c for c in ids if self._name(c) not in self.left_out]
+        frames = common_frames(frame_sets, self.main_path)
         fps = float(self.smc.attrs.get("fps", 30.0))
         super().__init__(self.main_path, cameras, frames, held, fps, cache_bytes)
         self._has_masks = "Mask" in self.annots and all(c in self.annots["Mask"] for c in ids)
