@@ -55,6 +55,8 @@ def make_train(default: TrainConfig):
         if ev:
             log(f"[bold green]trained[/] {result['steps']} steps → {cfg.out}; held-out PSNR {ev['psnr']:.2f} dB, "
                 f"SSIM {ev['ssim']:.3f}")
+        log(f"next: `fourd view {cfg.out}` (plays it), `fourd render {cfg.out} --orbit --out orbit.mp4`, "
+            f"`fourd bake {cfg.out} --out scene.fourd` (a file to share)")
 
     return train
 
