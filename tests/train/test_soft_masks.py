@@ -66,6 +66,16 @@ def test_the_capture_reads_a_soft_mask_as_coverage_and_a_hard_one_as_none(tiny_e
     edge = (cv2.dilate(m, np.ones((3, 3), np.uint8)) != cv2.erode(m, np.ones((3, 3), np.uint8)))
     cv2.imwrite(str(mpath), np.where(edge, np.where(m > 127, 250, 5), m).astype(np.uint8))
     assert EasyVolcapCapture(path).coverage(1, "00") is None
+    # so is one saved as JPEG at quality 75, whose ringing reaches a few tens of levels (it was read
+    # as a matte before); the soft mask saved so stays soft
+    from fourd.datasets.base import soft_levels
+
+    for q in (75, 90):
+        jp = cv2.imdecode(cv2.imencode(".jpg", m, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_GRAYSCALE)
+        assert ((jp > 8) & (jp < 247)).any() and soft_levels(jp) is None, q
+        soft = cv2.imdecode(cv2.imencode(".jpg", np.round(c * 255).astype(np.uint8),
+                                         [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_GRAYSCALE)
+        assert soft_levels(soft) is not None, q
 
 
 def test_a_soft_target_is_the_recorded_subject_over_the_background(tiny_ev, tmp_path):
