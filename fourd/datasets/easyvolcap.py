@@ -161,10 +161,22 @@ def read_easyvolcap_cameras(root: Path, images: Path | None = None) -> Cameras:
     return cams
 
 
+def camera_folder(parent: Path, cam: str, names=()) -> Path:
+    """``parent/cam``; or, when there is no such folder and the name is a number, the one folder whose
+    name is the same number written otherwise (``1`` for camera ``01``, ``000001``) and is no
+    camera's own name — a calibration and image folders numbered with different zero padding."""
+    d = parent / cam
+    if d.is_dir() or not cam.isdigit() or not parent.is_dir():
+        return d
+    same = [e for e in parent.iterdir() if e.is_dir() and e.name.isdigit() and int(e.name) == int(cam)
+            and e.name not in names]
+    return same[0] if len(same) == 1 else d
+
+
 def _size_from_image(root: Path, cam: str) -> tuple[int, int]:
     from fourd.datasets.codecs import decode_image
 
-    d = root / "images" / cam
+    d = camera_folder(root / "images", cam)
     files = sorted(p for p in d.glob("*") if p.suffix.lower() in IMAGE_EXTS) if d.is_dir() else []
     if not files:
         raise DataError(f"no H_{cam}/W_{cam} in intri.yml and no images to read the size from", d,
@@ -242,16 +254,25 @@ class EasyVolcapCapture(MultiViewVideo):
                 '(set "calibration": "root" in fourd.json to use the root ones)')
         self._images: dict[str, dict[int, Path]] = {}
         self._masks: dict[str, dict[int, Path]] = {}
+        self._renamed = renamed = {}  # camera → its image folder, where named otherwise (camera_folder)
         for n in cameras.names:
-            d = root / "images" / n
+            d = camera_folder(root / "images", n, cameras.names)
             if not d.is_dir():
-                raise DataError(f"camera '{n}' is calibrated but has no image folder", d,
+                raise DataError(f"camera '{n}' is calibrated but has no image folder", root / "images" / n,
                                 "add its images or remove it from intri.yml/extri.yml")
+            if d.name != n:
+                renamed[n] = d.name
             self._images[n] = _frame_files(d)
+        if renamed:
+            from fourd.console import log
+
+            shown = ", ".join(f"images/{d} → camera {n}" for n, d in list(renamed.items())[:3])
+            log(f"{root.name}: image folders matched to the calibration's cameras by number ({shown}"
+                f"{' …' if len(renamed) > 3 else ''})")
         cameras = self._match_image_sizes(root, cameras)
         mask_root = self._mask_root = mask_dir(root, meta)
         for n in cameras.names:
-            md = mask_root / n
+            md = camera_folder(mask_root, n, cameras.names)
             if md.is_dir():
                 self._masks[n] = _frame_files(md)
         # a camera that lacks a long stretch of frames is left out rather than cut the sequence
@@ -335,7 +356,9 @@ class EasyVolcapCapture(MultiViewVideo):
                 "masks_from": masks}
 
     def _backdrop_file(self, cam: str) -> Path | None:
-        return next((p for ext in IMAGE_EXTS if (p := self.path / "bkgd" / f"{cam}{ext}").is_file()), None)
+        stems = [cam] + ([self._renamed[cam]] if cam in self._renamed else [])  # (its image folder's number)
+        return next((p for stem in stems for ext in IMAGE_EXTS if (p := self.path / "bkgd" / f"{stem}{ext}").is_file()),
+                    None)
 
     def has_backdrop(self, cam):
         return self._backdrop_file(cam) is not None

@@ -543,3 +543,22 @@ def test_a_camera_lacking_a_stretch_of_frames_is_left_out_not_the_frames(tiny_ev
                                     if (tiny_ev / "fourd.json").is_file() else json.dumps({"incomplete_cameras": "keep"}))
     kept = EasyVolcapCapture(cap)
     assert kept.frames == [src.frames[0]] and gone in kept.camera_names and kept.info()["left_out"] == {}
+
+
+def test_image_folders_numbered_otherwise_than_the_calibration(tiny_ev, tmp_path):
+    """intri.yml names cameras 00, 01, … while the image and mask folders are 0, 1, … (or the other
+    way round): the folders are matched by number, said once, instead of "camera '00' is calibrated
+    but has no image folder"; a number that matches two folders is still refused."""
+    src = EasyVolcapCapture(tiny_ev)
+    cap = shutil.copytree(tiny_ev, tmp_path / "c")
+    for n in src.camera_names:
+        for sub in ("images", "masks"):
+            (cap / sub / n).rename(cap / sub / str(int(n)))
+    got = EasyVolcapCapture(cap)
+    assert got.camera_names == src.camera_names and got.frames == src.frames and got.has_masks
+    for n in src.camera_names[:3]:
+        np.testing.assert_array_equal(got.image(1, n), src.image(1, n))
+        np.testing.assert_array_equal(got.mask(1, n), src.mask(1, n))
+    shutil.copytree(cap / "images" / "3", cap / "images" / "003")  # 03 matches two folders now
+    with pytest.raises(DataError, match="'03' is calibrated but has no image folder"):
+        EasyVolcapCapture(cap)
