@@ -230,8 +230,8 @@ class MultiViewVideo(ABC):
 
     def white16(self) -> int:
         """The sample value 16-bit images' white is (decided once for the capture, so that every frame
-        and camera is scaled alike): 65535, or 1023 / 4095 / 16383 when no camera's first image holds a
-        sample beyond it — 10- to 14-bit camera data stored unscaled in 16-bit files. Said on load."""
+        and camera is scaled alike): 65535, or 255 / 1023 / 4095 / 16383 when no camera's first image
+        holds a sample beyond it — 8- to 14-bit camera data stored unscaled in 16-bit files. Said on load."""
         if self._white16 is None:
             from fourd.console import log
             from fourd.datasets.codecs import sixteen_bit_white

@@ -101,9 +101,9 @@ def decode_raw(data: bytes, where: str) -> np.ndarray:
 
 def sixteen_bit_white(files) -> tuple[int, int]:
     """(white level, largest sample) of a capture's 16-bit image files — ``files``: (bytes, where) of
-    one image per camera. The white level is 2^b − 1 for the fewest bits b of 10, 12 and 14 that hold
-    every colour sample — a machine-vision camera's 10- to 14-bit samples stored unscaled (read as
-    16-bit they would be near black) — else 65535 (also for 8-bit files, where it is not used)."""
+    one image per camera. The white level is 2^b − 1 for the fewest bits b of 8, 10, 12 and 14 that
+    hold every colour sample — a machine-vision camera's 10- to 14-bit samples (or 8-bit ones) stored
+    unscaled (read as 16-bit they would be near black) — else 65535 (also for 8-bit files, where it is not used)."""
     peak, sixteen = 0, False
     for data, where in files:
         raw = decode_raw(data, where)
@@ -112,7 +112,7 @@ def sixteen_bit_white(files) -> tuple[int, int]:
         sixteen = True
         colour = raw if raw.ndim == 2 else raw[..., :1] if raw.shape[2] == 2 else raw[..., :3]  # not alpha
         peak = max(peak, int(colour.max()))
-    for bits in (10, 12, 14):
+    for bits in (8, 10, 12, 14):
         if sixteen and peak < 1 << bits:
             return (1 << bits) - 1, peak
     return 65535, peak
@@ -124,8 +124,11 @@ def decode_image(data: bytes, where: str, grayscale: bool = False, white16=65535
     (see :func:`sixteen_bit_white`); float (HDR) files are refused."""
     arr = decode_raw(data, where)
     if arr.dtype == np.uint16:
-        white = white16() if callable(white16) else white16
-        arr = np.minimum(arr.astype(np.float32) * (255.0 / white) + 0.5, 255).astype(np.uint8)
+        if grayscale and arr.max() < 256:  # a mask's 0/255 or label ids (0/1, part ids) in a 16-bit file
+            arr = arr.astype(np.uint8)
+        else:
+            white = white16() if callable(white16) else white16
+            arr = np.minimum(arr.astype(np.float32) * (255.0 / white) + 0.5, 255).astype(np.uint8)
     elif arr.dtype != np.uint8:
         raise DataError(f"the image holds {arr.dtype} samples (a linear / HDR export); fourd reads 8- and 16-bit "
                         "images", where, "export it as 8- or 16-bit PNG, TIFF or JPEG (sRGB)")

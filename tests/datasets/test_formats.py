@@ -499,6 +499,14 @@ def test_tiff_bmp_and_webp_captures_read_as_their_pngs(tiny_ev, tmp_path):
     assert tw.white16() == 4095 and got.white16() == 65535
     for n in src.camera_names:
         assert np.abs(tw.image(1, n).astype(int) - src.image(1, n)).max() <= 1
+    # masks in 16-bit files holding 0/1 (a label image) read as the subject, not as empty
+    m16 = shutil.copytree(dst, tmp_path / "m16")
+    masks16 = sorted((m16 / "masks").rglob("*.png"))
+    for p in masks16:
+        m = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        assert cv2.imwrite(str(p), (m > 127).astype(np.uint16))
+    assert len(masks16) == 3 * len(src.camera_names) and src.mask(1, src.camera_names[1]).any()
+    np.testing.assert_array_equal(EasyVolcapCapture(m16).mask(1, src.camera_names[1]), src.mask(1, src.camera_names[1]))
     bad = dst / "images" / src.camera_names[0] / "000001.tif"
     cv2.imwrite(str(bad), cv2.imread(str(bad), cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535)
     with pytest.raises(DataError, match="float32 samples.*8- or 16-bit") as e:
