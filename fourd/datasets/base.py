@@ -230,17 +230,19 @@ class MultiViewVideo(ABC):
 
     def white16(self) -> int:
         """The sample value 16-bit images' white is (decided once for the capture, so that every frame
-        and camera is scaled alike): 65535, or 255 / 1023 / 4095 / 16383 when no camera's first image
-        holds a sample beyond it — 8- to 14-bit camera data stored unscaled in 16-bit files. Said on load."""
+        and camera is scaled alike): 65535, or 255 / 1023 / 4095 / 16383 when no camera's image of the
+        first, middle or last frame holds a sample beyond it — 8- to 14-bit camera data stored unscaled
+        in 16-bit files. Said on load."""
         if self._white16 is None:
             from fourd.console import log
             from fourd.datasets.codecs import sixteen_bit_white
 
-            firsts = (self.image_bytes(self.frames[0], n) for n in self.camera_names)
-            white, peak = sixteen_bit_white(got for got in firsts if got is not None)
+            picks = sorted({self.frames[0], self.frames[len(self.frames) // 2], self.frames[-1]})
+            files = (self.image_bytes(f, n) for f in picks for n in self.camera_names)
+            white, peak = sixteen_bit_white(got for got in files if got is not None)
             if white != 65535:
                 log(f"{self.path.name}: 16-bit images holding {white.bit_length()}-bit samples (the largest in "
-                    f"the first frame is {peak}): read with {white} as white")
+                    f"the first, middle and last frames is {peak}): read with {white} as white")
             self._white16 = white
         return self._white16
 

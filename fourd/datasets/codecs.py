@@ -101,9 +101,10 @@ def decode_raw(data: bytes, where: str) -> np.ndarray:
 
 def sixteen_bit_white(files) -> tuple[int, int]:
     """(white level, largest sample) of a capture's 16-bit image files — ``files``: (bytes, where) of
-    one image per camera. The white level is 2^b − 1 for the fewest bits b of 8, 10, 12 and 14 that
+    a few images per camera. The white level is 2^b − 1 for the fewest bits b of 8, 10, 12 and 14 that
     hold every colour sample — a machine-vision camera's 10- to 14-bit samples (or 8-bit ones) stored
-    unscaled (read as 16-bit they would be near black) — else 65535 (also for 8-bit files, where it is not used)."""
+    unscaled (read as 16-bit they would be near black) — else 65535 (also for 8-bit files, where it
+    is not used)."""
     peak, sixteen = 0, False
     for data, where in files:
         raw = decode_raw(data, where)

@@ -351,13 +351,14 @@ def model_masks(out: Path, model_dir: str | Path, cams, flag_ratio: float = 0.8,
 
 def _white16(out: Path, names):
     """A function giving the white level of the capture's 16-bit images
-    (:func:`fourd.datasets.codecs.sixteen_bit_white`, from each camera's first image), worked out on
-    its first call — :func:`fourd.datasets.codecs.decode_image` calls it for a 16-bit file only."""
+    (:func:`fourd.datasets.codecs.sixteen_bit_white`, from each camera's first, middle and last
+    image), worked out on its first call — :func:`fourd.datasets.codecs.decode_image` calls it for a
+    16-bit file only."""
     from fourd.datasets.codecs import sixteen_bit_white
 
     def white() -> int:
-        firsts = [f[0] for f in (_image_files(Path(out), n) for n in names) if f]
-        return sixteen_bit_white((p.read_bytes(), str(p)) for p in firsts)[0]
+        picks = [p for f in (_image_files(Path(out), n) for n in names) if f for p in {f[0], f[len(f) // 2], f[-1]}]
+        return sixteen_bit_white((p.read_bytes(), str(p)) for p in picks)[0]
 
     return functools.cache(white)
 
