@@ -270,9 +270,9 @@ def _sfm(out: Path, names: list[str], first_frame: dict, opt: IngestOptions, no_
 
 
 def _image_files(root: Path, cam: str) -> list[Path]:
-    from fourd.datasets.easyvolcap import _frame_files
+    from fourd.datasets.easyvolcap import _frame_files, camera_folder
 
-    d = root / "images" / cam
+    d = camera_folder(root / "images", cam)  # (images/1 for camera 01: matched by number, as captures read)
     return [p for _, p in sorted(_frame_files(d).items())] if d.is_dir() else []
 
 
