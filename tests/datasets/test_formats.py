@@ -567,6 +567,13 @@ def test_image_folders_numbered_otherwise_than_the_calibration(tiny_ev, tmp_path
     for n in src.camera_names[:3]:
         np.testing.assert_array_equal(got.image(1, n), src.image(1, n))
         np.testing.assert_array_equal(got.mask(1, n), src.mask(1, n))
+    # masks keyed from the renamed folders' images (a render over black) are found and written too
+    from fourd.cli import main
+
+    shutil.rmtree(cap / "masks")
+    assert main(["--quiet", "data", "masks", str(cap), "--key", "black"]) == 0
+    keyed = EasyVolcapCapture(cap)
+    assert keyed.has_masks and (keyed.mask(1, src.camera_names[2]) == src.mask(1, src.camera_names[2])).mean() > 0.98
     shutil.copytree(cap / "images" / "3", cap / "images" / "003")  # 03 matches two folders now
     with pytest.raises(DataError, match="'03' is calibrated but has no image folder"):
         EasyVolcapCapture(cap)
