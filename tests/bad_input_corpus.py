@@ -202,6 +202,36 @@ def _(c):
     return _info(cap)
 
 
+@case("fourd.json: incomplete_cameras is not a choice", 2, "fourd.json", "incomplete_cameras")
+def _(c):
+    cap = c.copy_ev()
+    meta = json.loads((cap / "fourd.json").read_text())
+    meta["incomplete_cameras"] = "drop"
+    (cap / "fourd.json").write_text(json.dumps(meta))
+    return _info(cap)
+
+
+@case("image folders numbered otherwise than the calibration (1 for 01): matched, said", 0, "by number")
+def _(c):
+    cap = c.copy_ev()
+    for sub in ("images", "masks"):
+        for d in sorted((cap / sub).iterdir()):
+            d.rename(d.with_name(str(int(d.name))))
+    return _info(cap)
+
+
+@case("16-bit PNG images holding 12-bit samples: read with 4095 as white, said", 0, "12-bit")
+def _(c):
+    import cv2
+
+    cap = c.copy_ev()
+    for p in sorted((cap / "images").rglob("*.jpg")):
+        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(p.with_suffix(".png")), (img.astype(np.int32) * 4095 // 255).astype(np.uint16))
+        p.unlink()
+    return ["data", "preview", str(cap), "--out", str(c.tmp / "sheet.png")]
+
+
 @case("clean EasyVolcap capture", 0)
 def _(c):
     return _info(c.copy_ev())
