@@ -232,6 +232,17 @@ def _(c):
     return ["data", "preview", str(cap), "--out", str(c.tmp / "sheet.png")]
 
 
+@case("EasyVolcap's video layout (videos/<camera>.mp4, no images/): pointed to ingest", 2, "videos",
+      "fourd data ingest", "--calibration")
+def _(c):
+    cap = c.copy_ev()
+    (cap / "videos").mkdir()
+    for d in sorted((cap / "images").iterdir()):
+        (cap / "videos" / f"{d.name}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")  # (never opened)
+    shutil.rmtree(cap / "images")
+    return _info(cap)
+
+
 @case("clean EasyVolcap capture", 0)
 def _(c):
     return _info(c.copy_ev())

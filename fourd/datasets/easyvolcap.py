@@ -258,6 +258,15 @@ class EasyVolcapCapture(MultiViewVideo):
         for n in cameras.names:
             d = camera_folder(root / "images", n, cameras.names)
             if not d.is_dir():
+                from fourd.datasets import VIDEO_SUFFIXES
+
+                vids = root / "videos"
+                if not (root / "images").is_dir() and vids.is_dir() and any(
+                        v.suffix.lower() in VIDEO_SUFFIXES for v in vids.iterdir()):
+                    # EasyVolcap's video layout (videos/<camera>.mp4): frames are extracted before use
+                    raise DataError("the capture holds videos/ but no images/ (EasyVolcap's video layout)", vids,
+                                    f"extract the frames with `fourd data ingest {vids} OUT --calibration {root} "
+                                    "--sync none --masks key` (or --masks none / plate / model), then train OUT")
                 raise DataError(f"camera '{n}' is calibrated but has no image folder", root / "images" / n,
                                 "add its images or remove it from intri.yml/extri.yml")
             if d.name != n:

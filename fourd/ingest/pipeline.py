@@ -141,7 +141,8 @@ def ingest(videos: str | Path, out: str | Path, opt: IngestOptions | None = None
                         "sync_event_frame": event, "calibration_frames": [c_lo, c_hi]}
     log(f"ingest: {len(names)} cameras at {fps:.3f} fps, sync by {sync.method} "
         f"(offsets {min(sync.offsets.values())}..{max(sync.offsets.values())} frames); "
-        f"capture frames {lo}..{hi - 1} ({len(keep)}), board searched in {c_lo}..{c_hi - 1}")
+        f"capture frames {lo}..{hi - 1} ({len(keep)})"
+        + (f", board searched in {c_lo}..{c_hi - 1}" if opt.calibration is None and c_hi > c_lo else ""))
 
     # 2. decode: capture frames to images/, board detections from the calibration frames
     import cv2
