@@ -33,6 +33,7 @@ from fourd.io import atomic_write_bytes
 from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv, check_distortion
 
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
+_LAST_NUMBER = re.compile(r"(\d+)\D*$")  # the last number in a name (followed by no digit)
 
 
 def _open_fs(path: Path):
@@ -187,11 +188,14 @@ def _size_from_image(root: Path, cam: str) -> tuple[int, int]:
 
 def _frame_files(folder: Path) -> dict[int, Path]:
     """Frame number → file: the number a file's name ends in (``000012.jpg``, ``frame_000012.png``,
-    ``img12.jpg``); files whose name ends in no number are not frames."""
+    ``img12.jpg``); files whose name ends in no number are not frames — unless no file of the folder
+    ends in one, when each file's last number is its frame (``000012_mask.png``, ``12.alpha.png``)."""
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS]
+    rule = _TRAILING_NUMBER if any(_TRAILING_NUMBER.search(p.stem) for p in files) else _LAST_NUMBER
     out: dict[int, Path] = {}
-    for p in folder.iterdir():
-        m = _TRAILING_NUMBER.search(p.stem)
-        if p.suffix.lower() not in IMAGE_EXTS or m is None:
+    for p in files:
+        m = rule.search(p.stem)
+        if m is None:
             continue
         f = int(m.group(1))
         if f in out:

@@ -577,3 +577,20 @@ def test_image_folders_numbered_otherwise_than_the_calibration(tiny_ev, tmp_path
     shutil.copytree(cap / "images" / "3", cap / "images" / "003")  # 03 matches two folders now
     with pytest.raises(DataError, match="'03' is calibrated but has no image folder"):
         EasyVolcapCapture(cap)
+
+
+def test_mask_files_named_with_a_suffix_after_the_frame_number(tiny_ev, tmp_path):
+    """A matting tool that writes 000012_mask.png (the number not at the end): its masks were not
+    frames at all ("mask for frame 0 is missing"); a folder where no name ends in a number now takes
+    each file's last number. Where some names end in one, the rest stay ignored (a 000012_vis.png
+    beside 000012.png is no second frame 12)."""
+    src = EasyVolcapCapture(tiny_ev)
+    cap = shutil.copytree(tiny_ev, tmp_path / "c")
+    n = src.camera_names[1]
+    for p in sorted((cap / "masks").rglob("*.png")):
+        p.rename(p.with_name(f"{p.stem}_mask.png"))
+    got = EasyVolcapCapture(cap)
+    np.testing.assert_array_equal(got.mask(2, n), src.mask(2, n))
+    vis = cap / "images" / n / "000001_vis.jpg"
+    shutil.copy(cap / "images" / n / "000001.jpg", vis)
+    assert EasyVolcapCapture(cap).frames == src.frames  # no "two files are frame 1"
