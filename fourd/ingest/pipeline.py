@@ -358,7 +358,8 @@ def _white16(out: Path, names):
     from fourd.datasets.codecs import sixteen_bit_white
 
     def white() -> int:
-        picks = [p for f in (_image_files(Path(out), n) for n in names) if f for p in {f[0], f[len(f) // 2], f[-1]}]
+        folders = [f for f in (_image_files(Path(out), n) for n in names) if f]
+        picks = [p for f in folders for p in dict.fromkeys((f[0], f[len(f) // 2], f[-1]))]
         return sixteen_bit_white((p.read_bytes(), str(p)) for p in picks)[0]
 
     return functools.cache(white)

@@ -499,6 +499,13 @@ def test_tiff_bmp_and_webp_captures_read_as_their_pngs(tiny_ev, tmp_path):
     assert tw.white16() == 4095 and got.white16() == 65535
     for n in src.camera_names:
         assert np.abs(tw.image(1, n).astype(int) - src.image(1, n)).max() <= 1
+    # masks keyed from them (a render over black) read the images alike: the outline, not darkness
+    from fourd.cli import main
+
+    shutil.rmtree(twelve / "masks")
+    assert main(["--quiet", "data", "masks", str(twelve), "--key", "black"]) == 0
+    n = src.camera_names[3]
+    assert (EasyVolcapCapture(twelve).mask(1, n) == src.mask(1, n)).mean() > 0.98
     # masks in 16-bit files holding 0/1 (a label image) read as the subject, not as empty
     m16 = shutil.copytree(dst, tmp_path / "m16")
     masks16 = sorted((m16 / "masks").rglob("*.png"))
