@@ -204,6 +204,7 @@ class MultiViewVideo(ABC):
     _said_label_masks = False  # a label-image mask was said on load (once per capture)
     _said_mask_scale = False  # masks stored at another scale than their images were said on load
     _said_inverted = False  # masks with a white background were said on load
+    _said_turned = False  # JPEGs stored turned (EXIF orientation) were said on load
 
     def __init__(self, path: str | Path, cameras: Cameras, frames: list[int], held_out: list[str] | None = None,
                  fps: float = 30.0, cache_bytes: int = 512 << 20):
@@ -373,6 +374,18 @@ class MultiViewVideo(ABC):
         arr = self.correct_colours(decode_image(data, where, white16=self.white16), name) if kind == "image" \
             else decode_image(data, where, grayscale=True)
         H, W = int(self.cameras.H[i]), int(self.cameras.W[i])
+        if arr.shape[:2] == (W, H) and H != W:  # a camera held on its side: its JPEG's EXIF tag turns it
+            from fourd.datasets.codecs import decode_upright
+
+            upright = decode_upright(data, where, grayscale=kind == "mask")
+            if upright is not None and upright.shape[:2] == (H, W):
+                arr = self.correct_colours(upright, name) if kind == "image" else upright
+                if not self._said_turned:
+                    self._said_turned = True
+                    from fourd.console import log
+
+                    log(f"{where}: stored turned, upright by its EXIF orientation tag as the calibration's "
+                        f"{W}×{H} says — read so (any file of the capture alike)")
         if kind == "mask" and arr.shape[:2] != (H, W) and same_scale(arr.shape[:2], (H, W)):
             arr = self._mask_to_size(arr, H, W, where)
         if arr.shape[:2] != (H, W):

@@ -152,6 +152,20 @@ def decode_image(data: bytes, where: str, grayscale: bool = False, white16=65535
     return np.ascontiguousarray(arr[..., 2::-1])  # BGR(A) → RGB
 
 
+def decode_upright(data: bytes, where: str, grayscale: bool = False) -> np.ndarray | None:
+    """An 8-bit JPEG turned as its EXIF orientation tag says (a phone or camera held on its side
+    stores the picture turned and tags how to show it; :func:`decode_image` reads the pixels as
+    stored), as uint8 RGB or one channel; None when the file is no JPEG."""
+    import cv2
+
+    if data[:2] != b"\xff\xd8":
+        return None
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
+    if arr is None:
+        raise DataError("image cannot be decoded (corrupt or unsupported format)", where, "re-export it as JPEG or PNG")
+    return arr if grayscale else np.ascontiguousarray(arr[..., ::-1])
+
+
 def encode_image(img: np.ndarray, ext: str, jpeg_quality: int = 95) -> bytes:
     import cv2
 

@@ -16,7 +16,7 @@ def verify_encoded(video) -> None:
     of its camera's size (a mask may be stored at another scale: read resized) — read from the
     header, without decoding the pixels."""
     from fourd.datasets.base import same_scale
-    from fourd.datasets.codecs import encoded_size
+    from fourd.datasets.codecs import decode_upright, encoded_size
 
     names = video.camera_names
     with progress("checking images", len(video.frames)) as advance:
@@ -28,6 +28,9 @@ def verify_encoded(video) -> None:
                         continue
                     data, where = got
                     size = encoded_size(data, where)
+                    if size == want[::-1] and size != want:  # stored turned: upright by its EXIF tag?
+                        up = decode_upright(data, where, grayscale=kind == "mask")
+                        size = want if up is not None and up.shape[:2] == want else size
                     if size != want and not (kind == "mask" and same_scale(size, want)):
                         h, w = size
                         raise FourdError(f"is {w}×{h} but camera '{n}' is {want[1]}×{want[0]}", where,

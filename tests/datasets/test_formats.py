@@ -601,3 +601,42 @@ def test_mask_files_named_with_a_suffix_after_the_frame_number(tiny_ev, tmp_path
     vis = cap / "images" / n / "000001_vis.jpg"
     shutil.copy(cap / "images" / n / "000001.jpg", vis)
     assert EasyVolcapCapture(cap).frames == src.frames  # no "two files are frame 1"
+
+
+def _exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """The JPEG with an EXIF APP1 segment holding only the orientation tag (0x0112)."""
+    import struct
+
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) \
+        + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+def test_jpegs_stored_turned_with_an_exif_orientation_read_upright(tiny_ev, tmp_path):
+    """A camera held on its side stores its pictures turned and tags how to show them; the
+    calibration is for the upright picture. fourd read the pixels as stored ("image is 80×96 but
+    camera '02' is 96×80"); now a JPEG whose size is the calibrated one turned is read upright by its
+    tag, said once."""
+    src = EasyVolcapCapture(tiny_ev)
+    cap = shutil.copytree(tiny_ev, tmp_path / "c")
+    n = src.camera_names[2]
+    for p in sorted((cap / "images" / n).iterdir()):
+        upright = cv2.imread(str(p))
+        stored = np.ascontiguousarray(np.rot90(upright, 1))  # turned a quarter anticlockwise …
+        ok, buf = cv2.imencode(".jpg", stored, [cv2.IMWRITE_JPEG_QUALITY, 100])
+        p.write_bytes(_exif_orientation(buf.tobytes(), 6))  # … and tagged "turn clockwise to show"
+    got = EasyVolcapCapture(cap)
+    img = got.image(1, n)
+    assert img.shape == src.image(1, n).shape
+    assert np.abs(img.astype(int) - src.image(1, n)).mean() < 3
+    # `fourd data convert` checks sizes from the headers: the turned files pass, copied as they are
+    from fourd.datasets.convert import convert
+
+    convert(cap, tmp_path / "copy")
+    np.testing.assert_array_equal(EasyVolcapCapture(tmp_path / "copy").image(1, n), img)
+    # a turned file without the tag is still the size error it was
+    p = cap / "images" / n / "000001.jpg"
+    p.write_bytes(cv2.imencode(".jpg", np.ascontiguousarray(np.rot90(cv2.imread(str(p)), 1)))[1].tobytes())
+    with pytest.raises(DataError, match="80×96 but camera"):
+        EasyVolcapCapture(cap).image(1, n)
