@@ -302,6 +302,8 @@ class EasyVolcapCapture(MultiViewVideo):
         if self._masks and missing_masks:
             raise DataError(f"masks exist for some cameras but not for {missing_masks[:5]}", mask_root,
                             "provide masks for every camera or none")
+        if self._has_masks:
+            self._match_mask_numbers()
         # a renderer's cut-outs (RGBA PNGs, transparent around the subject) and no mask folder: the
         # images' alpha is the mask (read from the same file, through decode_image's alpha rule)
         self._alpha_masks = not self._masks and self._images_have_alpha()
@@ -310,6 +312,39 @@ class EasyVolcapCapture(MultiViewVideo):
 
             self._has_masks = True
             log(f"{root.name}: no masks/ folder — the images' alpha channel is used as the mask")
+
+    def _match_mask_numbers(self) -> None:
+        """Every frame's mask is there, checked on load (not when training reaches it); when the
+        masks are numbered one step off the images (``ffmpeg`` numbers extracted frames from 1, many
+        tools from 0) — that step explains at least half of what is missing otherwise — each image
+        takes the mask numbered so, said once."""
+        want = set(self.frames)
+
+        def lacking(d: int) -> dict[str, list[int]]:  # camera → frames without a mask numbered f + d
+            out = {n: sorted(f for f in want if f + d not in m) for n, m in self._masks.items()}
+            return {n: v for n, v in out.items() if v}
+
+        miss = {d: lacking(d) for d in (0, -1, 1)}
+        total = {d: sum(map(len, v.values())) for d, v in miss.items()}
+        if total[0] == 0:
+            return
+        d = min((-1, 1), key=total.get)
+        step = ""
+        if total[d] * 2 <= total[0]:
+            from fourd.console import log
+
+            self._masks = {n: {f - d: p for f, p in m.items()} for n, m in self._masks.items()}
+            first = min(self.frames)
+            step = f" (masks matched {d:+d} from their images)"
+            log(f"{self.path.name}: the masks are numbered {d:+d} from the images (image {first:06d} ↔ mask "
+                f"{first + d:06d}) — each image takes the mask numbered so")
+        else:
+            d = 0
+        if miss[d]:
+            n, frames = next(iter(miss[d].items()))
+            more = f" (and {len(frames) - 1} more)" if len(frames) > 1 else ""
+            raise DataError(f"mask for frame {frames[0]} is missing{more}{step}", self._mask_root / n,
+                            "provide a mask for every image")
 
     @property
     def has_masks(self) -> bool:

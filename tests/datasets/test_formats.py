@@ -640,3 +640,21 @@ def test_jpegs_stored_turned_with_an_exif_orientation_read_upright(tiny_ev, tmp_
     p.write_bytes(cv2.imencode(".jpg", np.ascontiguousarray(np.rot90(cv2.imread(str(p)), 1)))[1].tobytes())
     with pytest.raises(DataError, match="80×96 but camera"):
         EasyVolcapCapture(cap).image(1, n)
+
+
+def test_masks_numbered_one_off_the_images_and_a_missing_mask_on_load(tiny_ev, tmp_path):
+    """Masks extracted by a tool that numbers from 1 beside images numbered from 0 (or the other way):
+    every camera one step off — matched, said once (it was "mask for frame 2 is missing" when carving
+    reached it). A mask truly missing is now named on load, not when training reaches its frame."""
+    src = EasyVolcapCapture(tiny_ev)
+    cap = shutil.copytree(tiny_ev, tmp_path / "c")
+    for d in sorted((cap / "masks").iterdir()):
+        for p in sorted(d.iterdir(), reverse=True):
+            p.rename(p.with_name(f"{int(p.stem) + 1:06d}{p.suffix}"))
+    got = EasyVolcapCapture(cap)
+    for n in src.camera_names[:3]:
+        np.testing.assert_array_equal(got.mask(2, n), src.mask(2, n))
+    (cap / "masks" / "05" / "000002.png").unlink()  # frame 1's mask: one camera off by a hole now
+    with pytest.raises(DataError, match=r"mask for frame 1 is missing \(masks matched \+1") as e:
+        EasyVolcapCapture(cap)
+    assert "masks/05" in e.value.one_line()
