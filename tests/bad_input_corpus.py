@@ -243,6 +243,22 @@ def _(c):
     return _info(cap)
 
 
+@case("masks numbered from 1 beside images from 0: matched, said", 0, "numbered +1")
+def _(c):
+    cap = c.copy_ev()
+    for d in sorted((cap / "masks").iterdir()):
+        for p in sorted(d.iterdir(), reverse=True):
+            p.rename(p.with_name(f"{int(p.stem) + 1:06d}{p.suffix}"))
+    return _info(cap)
+
+
+@case("one mask file missing: named on load", 2, "masks/03", "frame 1")
+def _(c):
+    cap = c.copy_ev()
+    (cap / "masks" / "03" / "000001.png").unlink()
+    return ["carve", "--dataset", str(cap), "--out", str(c.tmp / "carve")]
+
+
 @case("clean EasyVolcap capture", 0)
 def _(c):
     return _info(c.copy_ev())
