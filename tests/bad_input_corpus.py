@@ -252,7 +252,7 @@ def _(c):
     return _info(cap)
 
 
-@case("one mask file missing: named on load", 2, "masks/03", "frame 1")
+@case("one mask file missing: said on load, named when carving reads it", 2, "masks/03", "frame 1")
 def _(c):
     cap = c.copy_ev()
     (cap / "masks" / "03" / "000001.png").unlink()

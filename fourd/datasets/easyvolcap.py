@@ -314,10 +314,13 @@ class EasyVolcapCapture(MultiViewVideo):
             log(f"{root.name}: no masks/ folder — the images' alpha channel is used as the mask")
 
     def _match_mask_numbers(self) -> None:
-        """Every frame's mask is there, checked on load (not when training reaches it); when the
-        masks are numbered one step off the images (``ffmpeg`` numbers extracted frames from 1, many
-        tools from 0) — that step explains at least half of what is missing otherwise — each image
-        takes the mask numbered so, said once."""
+        """Every frame's mask is looked for on load: frames without one are said then (a warning: a
+        run may pick frames that have masks with --frames; reading a missing one is the error), not
+        first when training reaches them. When the masks are numbered one step off the images
+        (``ffmpeg`` numbers extracted frames from 1, many tools from 0) — that step explains at least
+        half of what is missing otherwise — each image takes the mask numbered so, said once."""
+        from fourd.console import log
+
         want = set(self.frames)
 
         def lacking(d: int) -> dict[str, list[int]]:  # camera → frames without a mask numbered f + d
@@ -331,8 +334,6 @@ class EasyVolcapCapture(MultiViewVideo):
         d = min((-1, 1), key=total.get)
         step = ""
         if total[d] * 2 <= total[0]:
-            from fourd.console import log
-
             self._masks = {n: {f - d: p for f, p in m.items()} for n, m in self._masks.items()}
             first = min(self.frames)
             step = f" (masks matched {d:+d} from their images)"
@@ -340,11 +341,10 @@ class EasyVolcapCapture(MultiViewVideo):
                 f"{first + d:06d}) — each image takes the mask numbered so")
         else:
             d = 0
-        if miss[d]:
-            n, frames = next(iter(miss[d].items()))
-            more = f" (and {len(frames) - 1} more)" if len(frames) > 1 else ""
-            raise DataError(f"mask for frame {frames[0]} is missing{more}{step}", self._mask_root / n,
-                            "provide a mask for every image")
+        for n, frames in list(miss[d].items())[:3]:
+            shown = ", ".join(map(str, frames[:6])) + (" …" if len(frames) > 6 else "")
+            log(f"[yellow]warning:[/] {self._mask_root / n}: no mask for frame(s) {shown}{step} — reading "
+                "them will stop; add the masks, or train other frames (--frames)")
 
     @property
     def has_masks(self) -> bool:
