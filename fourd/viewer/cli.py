@@ -78,11 +78,20 @@ def view(scene: Pos[Path], headless: bool = False, camera: str | None = None, fr
 
 def baked_run(run: Path, dataset: Path | None = None) -> Path:
     """``RUN/scene.fourd``, baked (compact, fourd bake's defaults) when missing or older than the run's
-    latest checkpoint — the file is replaced whole (written beside and renamed), never half-written."""
+    latest checkpoint — the file is replaced whole (written beside and renamed), never half-written.
+    A run folder fourd may not write to (shared, read-only) is baked into the cache folder instead."""
+    import hashlib
+    import os
+
     from fourd.bake.bake import bake_run
+    from fourd.locations import cache_dir
     from fourd.train.run import latest_checkpoint, load_run
 
     out = run / "scene.fourd"
+    if not os.access(run, os.W_OK):
+        key = hashlib.sha1(str(run.resolve()).encode()).hexdigest()[:16]
+        out = cache_dir() / "viewed_runs" / f"{run.name}_{key}.fourd"
+        out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = latest_checkpoint(run)
     if out.is_file() and (ckpt is None or out.stat().st_mtime >= ckpt.stat().st_mtime):
         log(f"{run}: viewing its bake {out} (fourd bake {run} --out … for other bake settings)")

@@ -1,6 +1,7 @@
 """Baked files: round trip, checksums, versions, truncation; a baked frame renders like the model."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,6 +288,15 @@ def test_bake_a_trained_run_and_view_it(tiny_ev, tmp_path, monkeypatch):
     ck = latest_checkpoint(tmp_path / "run")
     os.utime(ck, ns=(first + 10**9, first + 10**9))
     assert main(view_run) == 0 and baked.stat().st_mtime_ns > first
+    # a run folder fourd may not write to (shared, read-only): baked into the cache folder instead
+    # (root may write anywhere, so the refusal is what os.access says)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if Path(p) == tmp_path / "run" else real_access(p, m))
+    monkeypatch.setenv("FOURD_CACHE", str(tmp_path / "cache"))
+    assert main(view_run) == 0
+    cached = list((tmp_path / "cache" / "viewed_runs").glob("run_*.fourd"))
+    assert len(cached) == 1 and BakedSequence(cached[0]).frames == [0, 1, 2]
+    monkeypatch.setattr(os, "access", real_access)
     from fourd.errors import FourdError
     from fourd.viewer.cli import view
 
