@@ -53,6 +53,8 @@ def incomplete_cameras(frame_sets: dict[str, set[int]], keep: set[str] = frozens
     if len(frame_sets) < 4:
         return {}
     union = set().union(*frame_sets.values())
+    if all(len(v) == len(union) for v in frame_sets.values()):
+        return {}  # every camera has every frame (the usual capture: nothing to weigh)
     kept = dict(frame_sets)
     keep = set(keep) | {n for n, v in frame_sets.items() if not v}  # no frame at all: a copy that failed
     out: dict[str, str] = {}

@@ -327,10 +327,11 @@ class EasyVolcapCapture(MultiViewVideo):
             out = {n: sorted(f for f in want if f + d not in m) for n, m in self._masks.items()}
             return {n: v for n, v in out.items() if v}
 
-        miss = {d: lacking(d) for d in (0, -1, 1)}
+        miss = {0: lacking(0)}
+        if not miss[0]:
+            return  # every frame has its mask (the usual capture: the steps are not looked at)
+        miss.update({d: lacking(d) for d in (-1, 1)})
         total = {d: sum(map(len, v.values())) for d, v in miss.items()}
-        if total[0] == 0:
-            return
         d = min((-1, 1), key=total.get)
         step = ""
         if total[d] * 2 <= total[0]:
