@@ -311,8 +311,18 @@ _image_case("mask PNG truncated", "masks/03/000001.png", _rewrite(lambda b: b[: 
 _image_case("mask at the wrong size", "masks/03/000001.png", lambda p: _resized(p, 48, 44))
 _image_case("mask at half the image size: read resized", "masks/03/000001.png", _resized, 0)
 _image_case("mask is garbage bytes", "masks/03/000001.png", _rewrite(lambda b: b"\x89PNG\r\n\x1a\n" + b"\x00" * 64))
-_image_case("a camera lacks one frame of three: left out with a warning", "images/03/000002.jpg",
-            lambda p: p.unlink(), 0, "left out")
+_image_case("a camera lacks one frame of three: its view of it skipped, with a warning", "images/03/000002.jpg",
+            lambda p: p.unlink(), 0, "skipped")
+
+
+@case("a frame three cameras of eight lack: left out for every camera, with a warning", 0, "more than a quarter")
+def _(c):
+    cap = c.copy_ev()
+    for n in ("01", "03", "05"):
+        (cap / "images" / n / "000002.jpg").unlink()
+    return _convert(c, cap)
+
+
 _image_case("masks missing for one camera", "masks/03", lambda p: shutil.rmtree(p), 2, "masks")
 _image_case("a calibrated camera has no image folder", "images/03", lambda p: shutil.rmtree(p), 2, "images/03")
 
@@ -415,8 +425,8 @@ _smc_case("a frame key that is not a number", "main",
           token="not numbers")
 _smc_case("no camera groups", "main", lambda p: _edit_h5(p, lambda f: [f.__delitem__(k) for k in list(f)]),
           token="no cameras")
-_smc_case("a camera lacks one frame of three: left out with a warning", "main",
-          lambda p: _edit_h5(p, lambda f: f.__delitem__(f"{next(iter(f))}/3/color/2")), 0, "left out")
+_smc_case("a camera lacks one frame of three: its view of it skipped, with a warning", "main",
+          lambda p: _edit_h5(p, lambda f: f.__delitem__(f"{next(iter(f))}/3/color/2")), 0, "skipped")
 _smc_case("clean SMC capture", "main", None, 0)
 
 

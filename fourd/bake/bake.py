@@ -69,7 +69,7 @@ def per_point_colors(run, frame: int, xyz: torch.Tensor, feat: torch.Tensor, rad
     A = torch.zeros(N, 4, 4, device=dev)
     b = torch.zeros(N, 4, 3, device=dev)
     near, far = run.settings.near, run.settings.far
-    for name in views:
+    for name in run.video.cameras_at(frame, views):  # (a camera that dropped the frame: not a view of it)
         full = run.target(frame, name, crop=False, scale=1.0).camera
         zfront = run.rasterize(xyz, radius, full, run.settings_for(1)).front_depth()
         _, vis = visible_points(full, xyz, radius, zfront, tuple(zfront.shape))
@@ -109,7 +109,7 @@ def bake_frame(run, frame: int, views: list[str], sh: bool, fit_views: list[str]
         # the training resolution, and as many views (spread over the rig) as FIT_BYTES holds: every
         # view's (pixel, splat, weight) rows stay in memory for the solve — at DNA-Rendering's native
         # sizes all 56 views would need ~18 GB
-        for name in _spread(fit_views, len(fit_views), mix=True):
+        for name in _spread(run.video.cameras_at(frame, fit_views), len(fit_views), mix=True):
             tgt = run.target(frame, name, crop=True, scale=run.cfg.image_scale)
             need = tgt.image.shape[0] * tgt.image.shape[1] * (run.cfg.K * 12 + 12)
             if systems and held + need > FIT_BYTES:
@@ -142,6 +142,12 @@ def bake_frame_views(run, frame: int) -> BakedFrame:
     xyz, feat, radius, density = model.geometry_at(model.slot(frame))
     rgb, vis, logit = [], [], []
     for name in run.train_cams:
+        if not run.video.has(frame, name):  # a camera that dropped the frame: it sees no point of it
+            N = xyz.shape[0]
+            rgb.append(torch.zeros(N, 3))
+            vis.append(torch.zeros(N, dtype=torch.bool))
+            logit.append(torch.zeros(N))
+            continue
         s = run.source(frame, name)
         draw_depth_maps([s], xyz, radius, run.rasterize, run.settings.near, run.settings.far)
         r, v, lg, _ = app.source_terms(xyz, feat, radius, [s])

@@ -73,8 +73,10 @@ class ViewTables:
 
     def nearest(self, eye: torch.Tensor) -> torch.Tensor:
         """Table rows of the sources to blend for a camera at ``eye`` (nearest centres first — the
-        trainer's rule)."""
+        trainer's rule; a row that sees no point of the frame is a camera that dropped it, passed
+        over as the trainer passes over it)."""
         d = (self.centers - eye.to(self.centers).reshape(1, 3)).norm(dim=1)
+        d = torch.where(self.visible.any(1).to(d.device), d, torch.full_like(d, float("inf")))
         return torch.argsort(d)[: self.select]
 
 

@@ -17,8 +17,9 @@ def carve_picture(video, seq, report: dict, path: str | Path) -> Path:
 
     from fourd.render.preview import render_points
 
-    f = seq.frames[len(seq) // 2]
     cam_name = (video.held_out or video.camera_names)[0]
+    mine = [f for f in seq.frames if video.has(f, cam_name)] or list(seq.frames)
+    f = mine[len(mine) // 2]
     view = video.view(f, cam_name)
     spacing = next(s["spacing"] for s in report["frames"] if s["frame"] == f)
     img = render_points(seq.frame(f), seq.attribute("colors", f), 0.8 * spacing, view.camera)

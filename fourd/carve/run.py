@@ -185,7 +185,8 @@ def mask_consistency(stats: list[dict], names: list[str], floor: float = FLAG_FL
         med = float(np.median(list(s["disagreement"].values())))
         flagged += [{"frame": s["frame"], "camera": n, "disagreement": s["disagreement"][n], "frame_median": med}
                     for n in outlier_masks(s["disagreement"], floor, ratio)]
-    mean = {n: float(np.mean([s["disagreement"][n] for s in stats])) for n in names}
+    mean = {n: float(np.mean([s["disagreement"][n] for s in stats if n in s["disagreement"]] or [0.0]))
+            for n in names}
     worst = sorted(mean, key=mean.get, reverse=True)
     if flagged:
         per_cam: dict[str, int] = {}
@@ -235,6 +236,7 @@ def _frame(video: MultiViewVideo, f: int, names: list[str], grid: Grid, hs: Hull
     from fourd.carve.metrics import grow as grown
 
     tf = time.perf_counter()
+    names = video.cameras_at(f, names)  # (a camera that dropped this frame sits it out)
     cams, masks, images = frame_views(video, f, names, cfg.mask_max_side, images=True)
     check_frame_masks(masks, names, f, video.path)
     if first:
@@ -292,7 +294,7 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
             raise DataError(f"--bounds max must exceed min on every axis, got {cfg.bounds}", None, "fix --bounds")
         # the calibration's convention is checked here too (the working volume's search does it otherwise):
         # with the wrong one every voxel of the given box would be carved away, named only as an empty hull
-        cams, masks, _ = frame_views(video, frames[0], names, min(cfg.mask_max_side, 512))
+        cams, masks, _ = frame_views(video, frames[0], video.cameras_at(frames[0], names), min(cfg.mask_max_side, 512))
         O, D, used = centroid_rays(cams, masks)
         if len(used) >= 2:
             check_convention(cams, masks, O, D, calibration_file(video))
@@ -300,8 +302,9 @@ def carve_sequence(video: MultiViewVideo, cfg: CarveConfig, out: str | Path | No
         sample = frames[:: max(1, len(frames) // cfg.bounds_frames)][: cfg.bounds_frames]
         fm = []
         for f in sample:
-            cams, masks, _ = frame_views(video, f, names, min(cfg.mask_max_side, 512))
-            check_frame_masks(masks, names, f, video.path)
+            here = video.cameras_at(f, names)
+            cams, masks, _ = frame_views(video, f, here, min(cfg.mask_max_side, 512))
+            check_frame_masks(masks, here, f, video.path)
             fm.append((cams, tolerant(masks, cfg.mask_tolerance)))
         lo, hi = find_bounds(fm, settings=hs, margin=cfg.margin, device=dev, where=calibration_file(video))
     grid = Grid.from_bounds(lo, hi, cfg.resolution)

@@ -43,29 +43,37 @@ def out_of_step(video, names: list[str], frames: list[int], points: list, spacin
     shifts = list(range(-max_shift, max_shift + 1))
     cache: dict[int, tuple] = {}
 
-    def views_of(i: int) -> tuple:
+    def views_of(i: int) -> tuple:  # (cameras of the names that have frame i, their masks by name)
         if i not in cache:
-            cams, masks, _ = frame_views(video, frames[i], names, max_side)
-            cache[i] = cams.to("cpu"), [np.asarray(m, bool) for m in masks]
+            here = video.cameras_at(frames[i], names)
+            cams, masks, _ = frame_views(video, frames[i], here, max_side)
+            cache[i] = cams.to("cpu"), {n: np.asarray(m, bool) for n, m in zip(here, masks)}
         return cache[i]
 
-    iou = np.zeros((len(picks), len(names), len(shifts)))
+    # NaN where a camera lacks the frame (or the shifted one): it is judged on the frames it has
+    iou = np.full((len(picks), len(names), len(shifts)), np.nan)
     for a, i in enumerate(picks):
-        sil = splat_masks(points[i], views_of(i)[0], spacings[i])
+        cams, own = views_of(i)
+        sil = dict(zip(own, splat_masks(points[i], cams, spacings[i])))
         for b, s in enumerate(shifts):
-            for c, m in enumerate(views_of(i + s)[1]):
-                iou[a, c, b] = _iou(sil[c], m)
+            for c, name in enumerate(names):
+                m = views_of(i + s)[1].get(name)
+                if name in sil and m is not None:
+                    iou[a, c, b] = _iou(sil[name], m)
         for j in [j for j in cache if j < i + 1 - max_shift]:  # windows only move forward
             del cache[j]
     zero = shifts.index(0)
     out = []
     for c, name in enumerate(names):
-        mean = iou[:, c].mean(0)
+        rows = iou[:, c][~np.isnan(iou[:, c]).any(1)]  # the picked frames where every shift is there
+        if not len(rows):
+            continue
+        mean = rows.mean(0)
         best = int(np.argmax(mean))
         if best == zero:
             continue
         gain = float(mean[best] - mean[zero])
-        share = float((iou[:, c, best] > iou[:, c, zero]).mean())
+        share = float((rows[:, best] > rows[:, zero]).mean())
         if gain >= MIN_GAIN and share >= MIN_SHARE:
             # at the end of the searched range the camera may be further off than that
             out.append({"camera": name, "shift": shifts[best], "at_least": abs(shifts[best]) == max_shift,

@@ -32,13 +32,76 @@ def common_frames(frame_sets: dict[str, set[int]], where) -> list[int]:
     for name, have in frame_sets.items():
         lack = sorted(union - have)
         if lack:
-            shown = ", ".join(map(str, lack[:6])) + (" …" if len(lack) > 6 else "")
-            log(f"[yellow]warning:[/] {where}: camera '{name}' lacks frame(s) {shown}; "
+            log(f"[yellow]warning:[/] {where}: camera '{name}' lacks frame(s) {_shown(lack)}; "
                 f"those frames are left out for every camera ({len(common)} of {len(union)} kept)")
     if union and not common:
         raise DataError("no frame is present for every camera", where,
                         "provide the same frame numbers for every camera (or remove the incomplete cameras)")
     return sorted(common)
+
+
+def _shown(frames: list[int], n: int = 6) -> str:
+    return ", ".join(map(str, frames[:n])) + (" …" if len(frames) > n else "")
+
+
+def frames_with_gaps(frame_sets: dict[str, set[int]], where) -> tuple[list[int], dict[str, frozenset[int]]]:
+    """(frames, absent): the frames to train on and, per camera, those of them it has no image of —
+    a camera that dropped frames, started late or stopped early sits out the frames it lacks (its
+    views of them are skipped; the other cameras' are used) rather than cut every camera's sequence
+    to the frames it has. A frame is kept while at most a quarter of the cameras lack it and at least
+    two have it; a frame lacking more is left out for every camera. Each camera's gaps and the frames
+    left out are said in a warning; a camera with no image at all (a copy that failed) is refused,
+    as is a capture with no frame left."""
+    from fourd.console import log
+
+    if not frame_sets:
+        return [], {}
+    empty = [n for n, v in frame_sets.items() if not v]
+    if empty and len(empty) < len(frame_sets):
+        folder = Path(where) / empty[0]
+        raise DataError(f"camera '{empty[0]}' has no image at all", folder if folder.is_dir() else where,
+                        "copy its images again, or remove it from the calibration")
+    union = set().union(*frame_sets.values())
+    if all(len(v) == len(union) for v in frame_sets.values()):
+        return sorted(union), {}  # every camera has every frame (the usual capture)
+    n = len(frame_sets)
+    lacking = {f: sum(f not in v for v in frame_sets.values()) for f in union}
+    keep = sorted(f for f, k in lacking.items() if k <= n // 4 and n - k >= 2)
+    dropped = sorted(union - set(keep))
+    if dropped:
+        log(f"[yellow]warning:[/] {where}: frame(s) {_shown(dropped)} lack more than a quarter of the cameras; "
+            f"those frames are left out for every camera ({len(keep)} of {len(union)} kept)")
+    if not keep:
+        raise DataError("no frame is present for enough cameras (three quarters of them)", where,
+                        "provide the same frame numbers for every camera (or remove the incomplete cameras)")
+    absent = {}
+    for name, have in frame_sets.items():
+        lack = sorted(set(keep) - have)
+        if lack:
+            absent[name] = frozenset(lack)
+            log(f"[yellow]warning:[/] {where}: camera '{name}' lacks frame(s) {_shown(lack)} — its views of "
+                "them are skipped (the other cameras' are used)")
+    return keep, absent
+
+
+INCOMPLETE_CHOICES = ("skip", "leave_out", "keep")
+
+
+def plan_frames(frame_sets: dict[str, set[int]], cameras: Cameras, held_out: list[str] | None, where: Path,
+                choice: str = "skip"):
+    """How a capture whose cameras do not all have the same frames is read (fourd.json
+    ``"incomplete_cameras"``): "skip" (default: :func:`frames_with_gaps`), "leave_out" (a camera
+    lacking a long stretch is left out, :func:`leave_out_incomplete`, and the rest cut to the frames
+    all have) or "keep" (every camera, cut to the frames all have). Returns (cameras, held_out,
+    left_out, frames, absent); ``frame_sets`` loses the cameras left out."""
+    if choice not in INCOMPLETE_CHOICES:
+        raise DataError(f"incomplete_cameras '{choice}' is not a choice", where / "fourd.json",
+                        'set "incomplete_cameras" to "skip", "leave_out" or "keep"')
+    if choice == "skip":
+        frames, absent = frames_with_gaps(frame_sets, where)
+        return cameras, held_out, {}, frames, absent
+    cameras, held_out, left = leave_out_incomplete(frame_sets, cameras, held_out, where, choice)
+    return cameras, held_out, left, common_frames(frame_sets, where), {}
 
 
 LEAVE_OUT_GAIN = 0.1  # a camera is left out when that keeps this share of the frames more for the others
@@ -80,13 +143,10 @@ def leave_out_incomplete(frame_sets: dict[str, set[int]], cameras: Cameras, held
     "keep" (fourd.json ``"incomplete_cameras"``) leaves every camera in."""
     from fourd.console import log
 
-    if choice not in ("leave_out", "keep"):
-        raise DataError(f"incomplete_cameras '{choice}' is not a choice", where / "fourd.json",
-                        'set "incomplete_cameras" to "leave_out" or "keep"')
     left = incomplete_cameras(frame_sets) if choice == "leave_out" else {}
     for n, why in left.items():
         log(f"[yellow]warning:[/] {where}: camera '{n}' {why} — left out of the capture "
-            f'(fourd.json "incomplete_cameras": "keep" keeps it, and only the frames every camera has)')
+            f'(fourd.json "incomplete_cameras": "skip", the default, keeps it and skips its views of the frames it lacks)')
         del frame_sets[n]
     if left:
         cameras = cameras[[n for n in cameras.names if n not in left]]
@@ -209,10 +269,13 @@ class MultiViewVideo(ABC):
     _said_turned = False  # JPEGs stored turned (EXIF orientation) were said on load
 
     def __init__(self, path: str | Path, cameras: Cameras, frames: list[int], held_out: list[str] | None = None,
-                 fps: float = 30.0, cache_bytes: int = 512 << 20):
+                 fps: float = 30.0, cache_bytes: int = 512 << 20, absent: dict[str, frozenset[int]] | None = None):
         self.path = Path(path)
         self.cameras = cameras
         self.frames = sorted(int(f) for f in frames)
+        # per camera, the frames it has no image of (it dropped them: frames_with_gaps) — its views
+        # of those frames are skipped by every job (``has``, ``cameras_at``)
+        self.absent: dict[str, frozenset[int]] = {str(k): frozenset(v) for k, v in (absent or {}).items() if v}
         self.held_out = [str(h) for h in (held_out or [])]
         unknown = [h for h in self.held_out if h not in cameras.names]
         if unknown:
@@ -241,7 +304,7 @@ class MultiViewVideo(ABC):
             from fourd.datasets.codecs import sixteen_bit_white
 
             picks = sorted({self.frames[0], self.frames[len(self.frames) // 2], self.frames[-1]})
-            files = (self.image_bytes(f, n) for f in picks for n in self.camera_names)
+            files = (self.image_bytes(f, n) for f in picks for n in self.cameras_at(f))
             white, peak = sixteen_bit_white(got for got in files if got is not None)
             if white != 65535:
                 log(f"{self.path.name}: 16-bit images holding {white.bit_length()}-bit samples (the largest in "
@@ -292,7 +355,7 @@ class MultiViewVideo(ABC):
         out = []
         for n in names:
             if n not in cache:
-                cache[n] = all(not self.mask(f, n).any() for f in frames)
+                cache[n] = all(not self.mask(f, n).any() for f in self.frames_of(n, frames))
                 if cache[n]:
                     from fourd.console import log
 
@@ -301,6 +364,23 @@ class MultiViewVideo(ABC):
             if cache[n]:
                 out.append(n)
         return out
+
+    def has(self, frame: int, cam: int | str) -> bool:
+        """Whether camera ``cam`` has an image of ``frame`` (False where it dropped the frame)."""
+        if not self.absent:
+            return True
+        _, name = self._cam(cam)
+        return name not in self.absent or self._shifted(int(frame), name) not in self.absent[name]
+
+    def cameras_at(self, frame: int, names: list[str] | None = None) -> list[str]:
+        """``names`` (default: every camera) less those without an image of ``frame``."""
+        names = self.camera_names if names is None else list(names)
+        return names if not self.absent else [n for n in names if self.has(frame, n)]
+
+    def frames_of(self, cam: int | str, frames: list[int] | None = None) -> list[int]:
+        """``frames`` (default: the capture's) less those camera ``cam`` has no image of."""
+        frames = self.frames if frames is None else list(frames)
+        return frames if not self.absent else [f for f in frames if self.has(f, cam)]
 
     def _cam(self, cam: int | str) -> tuple[int, str]:
         if isinstance(cam, (int, np.integer)):
@@ -357,6 +437,9 @@ class MultiViewVideo(ABC):
         """An image or mask decoded (through the cache) and checked against the camera's size."""
         i, name = self._cam(cam)
         frame = self._shifted(self._check_frame(frame), name)
+        if frame in self.absent.get(name, ()):
+            raise DataError(f"camera '{name}' has no image of frame {frame} (the capture lacks it)", self.path,
+                            "use the cameras that have the frame (MultiViewVideo.cameras_at)")
         key = (kind, frame, name)
         arr = self._cache.get(key)
         if arr is None:
@@ -513,7 +596,7 @@ class MultiViewVideo(ABC):
         cov = None
         if self.has_masks:
             fr = self.frames[:: max(1, len(self.frames) // coverage_frames)][:coverage_frames]
-            cov = float(np.mean([self.mask(f, c).mean() for f in fr for c in range(len(self.cameras))]))
+            cov = float(np.mean([self.mask(f, c).mean() for f in fr for c in self.cameras_at(f)]))
         return {
             "layout": self.layout, "path": str(self.path), "cameras": len(self.cameras), "frames": len(self.frames),
             "width": int(max(Ws)), "height": int(max(Hs)), "sizes_differ": len(set(zip(Hs, Ws))) > 1,
@@ -523,7 +606,9 @@ class MultiViewVideo(ABC):
             "left_out": dict(getattr(self, "left_out", {})),
             # soft (0–255 coverage: a matte's or an anti-aliased render's alpha) in the first frame, any camera
             "soft_masks": self.has_masks and any(self.coverage(self.frames[0], c) is not None
-                                                 for c in range(len(self.cameras))),
+                                                 for c in self.cameras_at(self.frames[0])),
+            # per camera, the frames it has no image of (its views of them are skipped)
+            "gaps": {n: len(v) for n, v in self.absent.items()},
             "distorted": self.cameras.has_distortion,
             "backdrops": sum(self.has_backdrop(n) for n in self.camera_names),
             # the world's conventions, as the rig shows them (the subject needs neither: fourd works

@@ -173,7 +173,7 @@ class DegradedCapture(MultiViewVideo):
                 self.record["cameras"][str(n)]["frame_shift"] = k
         self.true_cameras = cams
         degraded = Cameras(K, R, T, cams.H, cams.W, D, list(cams.names)).to(dtype=cams.K.dtype)
-        super().__init__(src.path, degraded, src.frames, src.held_out, src.fps)
+        super().__init__(src.path, degraded, src.frames, src.held_out, src.fps, absent=src.absent)
 
     def _without_common_motion(self, cams: Cameras, R: np.ndarray, T: np.ndarray, centre: np.ndarray):
         """``R``, ``T`` with the one motion of the whole training rig that best explains their

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fourd.datasets.base import MultiViewVideo, common_frames, leave_out_incomplete
+from fourd.datasets.base import MultiViewVideo, plan_frames
 from fourd.datasets.codecs import IMAGE_EXTS, decode_image, image_ext, png_has_alpha
 from fourd.errors import DataError
 from fourd.io import atomic_write_bytes
@@ -288,15 +288,14 @@ class EasyVolcapCapture(MultiViewVideo):
             md = camera_folder(mask_root, n, cameras.names)
             if md.is_dir():
                 self._masks[n] = _frame_files(md)
-        # a camera that lacks a long stretch of frames is left out rather than cut the sequence
+        # a camera lacking some frames sits them out (or is left out, or cuts them for all: fourd.json)
         frame_sets = {n: set(v) for n, v in self._images.items()}
-        cameras, held_out, self.left_out = leave_out_incomplete(
-            frame_sets, cameras, meta.get("held_out"), root, meta.get("incomplete_cameras", "leave_out"))
+        cameras, held_out, self.left_out, frames, absent = plan_frames(
+            frame_sets, cameras, meta.get("held_out"), root / "images", meta.get("incomplete_cameras", "skip"))
         for n in self.left_out:
             del self._images[n]
             self._masks.pop(n, None)
-        frames = common_frames(frame_sets, root / "images")
-        super().__init__(root, cameras, frames, held_out, meta.get("fps", 30.0), cache_bytes)
+        super().__init__(root, cameras, frames, held_out, meta.get("fps", 30.0), cache_bytes, absent)
         missing_masks = [n for n in cameras.names if n not in self._masks]
         self._has_masks = bool(self._masks) and not missing_masks
         if self._masks and missing_masks:
@@ -324,7 +323,8 @@ class EasyVolcapCapture(MultiViewVideo):
         want = set(self.frames)
 
         def lacking(d: int) -> dict[str, list[int]]:  # camera → frames without a mask numbered f + d
-            out = {n: sorted(f for f in want if f + d not in m) for n, m in self._masks.items()}
+            out = {n: sorted(f for f in want - self.absent.get(n, frozenset()) if f + d not in m)
+                   for n, m in self._masks.items()}
             return {n: v for n, v in out.items() if v}
 
         miss = {0: lacking(0)}
@@ -357,7 +357,7 @@ class EasyVolcapCapture(MultiViewVideo):
     def _images_have_alpha(self) -> bool:
         """Whether the first camera's first image is a PNG whose alpha channel varies."""
         n = self.cameras.names[0]
-        p = self._images[n].get(self.frames[0])
+        p = self._images[n].get(self.frames[0]) or next(iter(self._images[n].values()), None)
         if p is None:
             return False
         data = _read(p)
@@ -498,7 +498,7 @@ def write_easyvolcap(video: MultiViewVideo, root: str | Path, progress=None) -> 
         if has_masks:
             (root / "masks" / n).mkdir(parents=True, exist_ok=True)
     for f in video.frames:
-        for n in video.camera_names:
+        for n in video.cameras_at(f):  # (a frame a camera dropped stays missing: read so again)
             data, _ = video.image_bytes(f, n)
             atomic_write_bytes(root / "images" / n / f"{f:06d}{image_ext(data)}", data)
             if has_masks:

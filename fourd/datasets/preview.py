@@ -83,6 +83,11 @@ def contact_sheet(video: MultiViewVideo, out: str | Path, max_cameras: int = 24,
     for fi, f in enumerate(frames):
         for k, n in enumerate(names):
             r, c = fi * rows_per_frame + k // cols, k % cols
+            if not video.has(f, n):  # a frame the camera dropped: its label alone, in red
+                y0 = r * (thumb + label_h) + label_h + 6 * fi
+                cv2.putText(grid, f"cam {n} f{f}: missing", (c * thumb + 3, y0 - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33,
+                            (255, 60, 60), 1, cv2.LINE_AA)
+                continue
             v = video.view(f, n)
             h, w = v.image.shape[:2]
             s = thumb / max(h, w)
@@ -117,5 +122,7 @@ def log_info(info: dict) -> None:
     for k, v in info.items():
         if k == "left_out":  # name: reason — the names here (the reasons were said on load)
             v = ", ".join(v) or "none"
+        if k == "gaps":  # camera: frames it lacks (its views of them are skipped)
+            v = ", ".join(f"{n}: {c} frame{'s' * (c != 1)}" for n, c in v.items()) or "none"
         t.add_row(k, f"{v:.1%}" if k == "mask_coverage" and v is not None else str(v))
     log(t)

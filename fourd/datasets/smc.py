@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fourd.datasets.base import MultiViewVideo, common_frames, leave_out_incomplete
+from fourd.datasets.base import MultiViewVideo, plan_frames
 from fourd.datasets.codecs import encoded_size
 from fourd.errors import DataError
 from fourd.structures.cameras import Cameras, K_from_opencv, K_to_opencv, check_distortion
@@ -188,12 +188,11 @@ class SMCCapture(MultiViewVideo):
             raise DataError(str(e), self.annots_path, "fix Camera_Parameter (RT must be a rigid transform)") from None
         check_distortion(cameras, self.annots_path)
         held = [self._name(c) for c in json.loads(self.smc.attrs.get("fourd_held_out", "[]"))]
-        # a camera that lacks a long stretch of frames is left out rather than cut the sequence
-        cameras, held, self.left_out = leave_out_incomplete(frame_sets, cameras, held, self.main_path)
+        # a camera lacking some frames sits them out (fourd.json-free: the default of plan_frames)
+        cameras, held, self.left_out, frames, absent = plan_frames(frame_sets, cameras, held, self.main_path)
         ids = [c for c in ids if self._name(c) not in self.left_out]
-        frames = common_frames(frame_sets, self.main_path)
         fps = float(self.smc.attrs.get("fps", 30.0))
-        super().__init__(self.main_path, cameras, frames, held, fps, cache_bytes)
+        super().__init__(self.main_path, cameras, frames, held, fps, cache_bytes, absent)
         self._has_masks = "Mask" in self.annots and all(c in self.annots["Mask"] for c in ids)
 
     def correct_colours(self, image: np.ndarray, cam: str) -> np.ndarray:
@@ -295,7 +294,7 @@ def write_smc(video: MultiViewVideo, root: str | Path, sequence: str = "fourd_00
                 colour[n] = fm[group_of[i]].create_group(cid).create_group("color")
                 masks[n] = mg.create_group(cid).create_group("mask") if mg is not None else None
             for f in video.frames:  # frame by frame: a capture rendered or degraded on the fly holds one frame
-                for n in names:
+                for n in video.cameras_at(f, names):  # (a frame a camera dropped stays missing)
                     data, where = video.image_bytes(f, n)
                     decode_image(data, where)  # never copy a corrupt image into a new file
                     colour[n].create_dataset(str(f), data=np.frombuffer(data, np.uint8))

@@ -279,12 +279,12 @@ def fit_mesh(cfg: FitMeshConfig) -> dict:
     if cfg.frame not in video.frames:
         raise FourdError(f"frame {cfg.frame} is not in the capture ({video.frames[0]}..{video.frames[-1]})",
                          video.path, "pass --frame with one of its frames")
-    train = [n for n in video.camera_names if n not in video.held_out]
+    train = [n for n in video.cameras_at(cfg.frame) if n not in video.held_out]
     if cfg.views:
         train = [train[int(i * len(train) / cfg.views)] for i in range(min(cfg.views, len(train)))]
     center, scale, half = subject_box(video, cfg.frame, train)
     targets = [t.to(dev) for t in load_targets(video, cfg.frame, train, cfg.size, center, scale)]
-    evals = [t.to(dev) for t in load_targets(video, cfg.frame, video.camera_names, cfg.eval_size, center, scale)]
+    evals = [t.to(dev) for t in load_targets(video, cfg.frame, video.cameras_at(cfg.frame), cfg.eval_size, center, scale)]
 
     if cfg.init is not None:
         base = Meshes.load(cfg.init).validate(cfg.init, manifold=True)

@@ -158,9 +158,9 @@ def refine_cameras(run, pose: bool = True, colour: bool = True, colour_ridge: fl
     """One round over every training camera: its pose aligned, then its colour correction fitted
     (each switchable). Returns per camera the rotation applied this round (degrees)."""
     corr = run.model.corrections
-    frames = run.video.frames
     moved, fits = {}, {}
     for name in corr.names:
+        frames = run.video.frames_of(name)
         pick = torch.randperm(len(frames), generator=generator)[:frames_per_camera].tolist()
         got = align_camera(run, [frames[i] for i in pick], name, pose=pose, fit_colour=colour, colour_ridge=colour_ridge)
         if got is None:

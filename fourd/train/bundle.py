@@ -200,13 +200,15 @@ def collect_tracks(video, names: list[str], frames: list[int], neighbours: int =
     K = np.zeros((C, 3, 3))
     R0 = np.zeros((C, 3, 3))
     c0 = np.zeros((C, 3))
+    for a, i in enumerate(idx):  # undistorted, as training sees them
+        cam = cams[i].undistorted() if cams[i].has_distortion else cams[i]
+        K[a], R0[a] = cam.K[0].double().numpy(), cam.R[0].double().numpy()
+        c0[a] = cam.centers[0].double().numpy()
     feats = {}
     for f in frames:
         for a, i in enumerate(idx):
-            v = video.view(f, i)  # undistorted, as training sees it
-            K[a], R0[a] = v.camera.K[0].double().numpy(), v.camera.R[0].double().numpy()
-            c0[a] = v.camera.centers[0].double().numpy()
-            feats[(f, a)] = _features(v, sift)
+            # (a camera that dropped the frame has no features in it)
+            feats[(f, a)] = _features(video.view(f, i), sift) if video.has(f, i) else (np.zeros((0, 2)), None, np.zeros((0, 3)))
     pairs = _neighbours(c0, min(neighbours, C - 1))
     matcher = cv2.BFMatcher(cv2.NORM_L2)
     # keypoints numbered globally; matches join them into tracks (union-find)

@@ -105,6 +105,8 @@ def surface_views(video, names: list[str], points, frames: list[int], per_frame:
         pick = torch.from_numpy(np.sort(rng.choice(len(p), min(per_frame, len(p)), replace=False)))
         views = []
         for a, name in enumerate(names):
+            if not video.has(f, name):  # (a camera that dropped the frame)
+                continue
             v = video.view(f, video.cameras.index(name))
             if v.mask is None:
                 continue

@@ -112,9 +112,12 @@ class ViewSampler:
             self._given[cam] = None if B is None else CameraPlate(B, np.ones(B.shape[:2], bool), 0.0)
         return self._given[cam]
 
-    def source_names(self, camera: Cameras, exclude: str | None, n: int) -> list[str]:
+    def source_names(self, camera: Cameras, exclude: str | None, n: int, frame: int | None = None) -> list[str]:
+        """The ``n`` training cameras nearest ``camera`` but ``exclude`` (that have an image of ``frame``)."""
         d = (self.centers - camera.centers[0].cpu()).norm(dim=1)
         order = [self.train_cams[i] for i in torch.argsort(d).tolist()]
+        if frame is not None:
+            order = self.video.cameras_at(frame, order)
         return [c for c in order if c != exclude][:n]
 
     def source(self, frame: int, name: str) -> SourceView:
@@ -155,7 +158,7 @@ class Prefetcher:
     def _load(self, frame: int, cam: str) -> tuple[Target, dict[str, SourceView]]:
         tgt = self.sampler.target(frame, cam)
         video = self.sampler.video
-        names = self.sampler.source_names(video.cameras[cam], cam, self.n_sources)
+        names = self.sampler.source_names(video.cameras[cam], cam, self.n_sources, frame)
         return tgt, {n: self.sampler.source(frame, n) for n in names}
 
     def take(self, frame: int, cam: str) -> tuple[Target, dict[str, SourceView]] | None:

@@ -67,7 +67,7 @@ def evaluate(run, out_dir: Path, frames=None, baseline: bool = False, write_imag
     out_dir = Path(out_dir)
     rows, grid = [], []
     for f in pick_frames(run.video.frames, frames):
-        for cam in run.eval_cams:
+        for cam in run.video.cameras_at(f, run.eval_cams):  # (a camera that dropped the frame: not scored)
             tgt = run.sampler.target(f, cam, crop=False, scale=1.0)
             img = run.render(f, tgt.camera, None, baseline=baseline).image.rgb.clamp(0, 1)
             lp = lpips_distance(img, tgt.image)

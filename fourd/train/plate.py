@@ -244,7 +244,7 @@ def measure(video, cams: list[str], background, max_frames: int = MAX_FRAMES, pr
         frames = [frames[round(i * (len(frames) - 1) / (max_frames - 1))] for i in range(max_frames)]
     result = PlateResult()
     for cam in cams:
-        views = [video.view(f, cam) for f in frames]
+        views = [video.view(f, cam) for f in video.frames_of(cam, frames)]
         views = [v for v in views if v.mask is not None and v.mask.any()]
         if len(views) < MIN_SEEN:
             continue

@@ -83,7 +83,7 @@ class Run:
 
     def sources(self, frame: int, camera: Cameras, exclude: str | None) -> list[SourceView]:
         """The source views blended for a render from ``camera`` (the nearest training cameras)."""
-        names = self.sampler.source_names(camera, exclude, self.cfg.model.source_views)
+        names = self.sampler.source_names(camera, exclude, self.cfg.model.source_views, frame)
         return [self.source(frame, n) for n in names]
 
     def source(self, frame: int, name: str) -> SourceView:

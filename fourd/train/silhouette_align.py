@@ -105,9 +105,10 @@ def align_to_silhouettes(video, names: list[str], points, frames: list[int], dam
     spacing = spacing_of(points)
     rows: dict[int, list[np.ndarray]] = {a: [] for a in range(len(names))}
     for f in frames:
-        cams, masks = frame_views(video, f, names, max_side)[:2]
+        here = video.cameras_at(f, names)  # (a camera that dropped the frame sits it out)
+        cams, masks = frame_views(video, f, here, max_side)[:2]
         sils = splat_masks(points.frame(f).float().cpu(), cams.to("cpu"), spacing)
-        for a, (s, m) in enumerate(zip(sils, masks)):
+        for a, s, m in zip([names.index(n) for n in here], sils, masks):
             r = fit_shift(s, m)
             if r is not None and len(r):
                 rows[a].append(r)

@@ -404,6 +404,8 @@ class Trainer:
     def _draw(self) -> tuple[int, str]:
         f = self.video.frames[int(torch.randint(len(self.video.frames), (1,), generator=self.gen))]
         cam = self.train_cams[int(torch.randint(len(self.train_cams), (1,), generator=self.gen))]
+        while not self.video.has(f, cam):  # a camera that dropped this frame: another one
+            cam = self.train_cams[int(torch.randint(len(self.train_cams), (1,), generator=self.gen))]
         return f, cam
 
     def train_step(self) -> dict:
@@ -681,7 +683,8 @@ class TimeBudget:
                 self.eval_s = 0.0
             else:
                 tr = self.tr
-                f, cam = tr.video.frames[0], tr.eval_cams[0]
+                cam = tr.eval_cams[0]
+                f = tr.video.frames_of(cam)[0]
                 took = []
                 for _ in range(2):  # the second: the first pays one-time set-up (a full-size rasterizer)
                     t = time.perf_counter()

@@ -46,6 +46,9 @@ class _Rig:
             for i in range(len(true)):
                 self._views[(f, i)] = _render(true[i], turn)
 
+    def has(self, frame, cam):  # (by index or name, as a capture answers)
+        return (frame, self.cameras.index(cam) if isinstance(cam, str) else cam) in self._views
+
     def view(self, frame, i):
         img, mask = self._views[(frame, i)]
         return SimpleNamespace(image=img, mask=mask, camera=self.cameras[i])
@@ -97,7 +100,7 @@ def test_a_misregistered_rig_is_pulled_back_and_an_exact_one_left_alone():
 
 def test_too_few_features_give_no_result():
     _, given = _rigs()
-    blank = SimpleNamespace(cameras=given, view=lambda f, i: SimpleNamespace(
+    blank = SimpleNamespace(cameras=given, has=lambda f, i: True, view=lambda f, i: SimpleNamespace(
         image=np.zeros((320, 320, 3), np.uint8), mask=np.ones((320, 320), bool), camera=given[i]))
     assert refine_rig(blank, given.names, [0, 1]) is None
 

@@ -11,6 +11,9 @@ class _Video:
     def __init__(self, rig):
         self.rig, self.cameras, self.frames = rig, rig.cameras, rig.frames
 
+    def cameras_at(self, frame, names):
+        return [n for n in names if self.rig.has(frame, n)]
+
     def view(self, frame, name, scale=1.0, image=False):
         assert scale == 1.0
         return self.rig.view(frame, self.cameras.index(name))
