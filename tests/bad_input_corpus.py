@@ -252,11 +252,19 @@ def _(c):
     return _info(cap)
 
 
-@case("one mask file missing: said on load, named when carving reads it", 2, "masks/03", "frame 1")
+@case("one mask file missing: said on load, its view skipped by carving", 0, "frame(s) 1", "skipped")
 def _(c):
     cap = c.copy_ev()
     (cap / "masks" / "03" / "000001.png").unlink()
     return ["carve", "--dataset", str(cap), "--out", str(c.tmp / "carve")]
+
+
+@case("one camera's mask folder empty: refused, naming it", 2, "masks/03", "no usable view")
+def _(c):
+    cap = c.copy_ev()
+    for p in (cap / "masks" / "03").iterdir():
+        p.unlink()
+    return _info(cap)
 
 
 @case("clean EasyVolcap capture", 0)

@@ -365,6 +365,36 @@ class MultiViewVideo(ABC):
                 out.append(n)
         return out
 
+    def sit_out(self, lacking: dict[str, list[int]], where) -> None:
+        """More views to skip, found after the frames were settled (a mask missing): added to
+        :attr:`absent`; a frame that more than a quarter of the cameras now lack is left out for
+        every camera, said (the rule of :func:`frames_with_gaps`)."""
+        from collections import Counter
+
+        for n, fs in lacking.items():
+            if fs:
+                self.absent[n] = self.absent.get(n, frozenset()) | frozenset(int(f) for f in fs)
+        bare = [c for c, v in self.absent.items() if set(self.frames) <= v]
+        if bare:  # (a folder left empty: a copy or a matting run that failed)
+            folder = Path(where) / bare[0]
+            raise DataError(f"camera '{bare[0]}' has no usable view: no frame has both its image and its mask",
+                            folder if folder.is_dir() else where, "add its masks, or remove the camera")
+        count = Counter(f for v in self.absent.values() for f in v)
+        n = len(self.cameras)
+        drop = sorted(f for f, k in count.items() if k > n // 4 or n - k < 2)
+        if not drop:
+            return
+        from fourd.console import log
+
+        keep = [f for f in self.frames if f not in set(drop)]
+        if not keep:
+            raise DataError("no frame is present for enough cameras (three quarters of them)", where,
+                            "provide every camera's images and masks of the same frames")
+        log(f"[yellow]warning:[/] {where}: frame(s) {_shown(drop)} lack more than a quarter of the cameras; "
+            f"those frames are left out for every camera ({len(keep)} of {len(self.frames)} kept)")
+        self.frames = keep
+        self.absent = {c: v - set(drop) for c, v in self.absent.items() if v - set(drop)}
+
     def has(self, frame: int, cam: int | str) -> bool:
         """Whether camera ``cam`` has an image of ``frame`` (False where it dropped the frame)."""
         if not self.absent:
@@ -438,8 +468,8 @@ class MultiViewVideo(ABC):
         i, name = self._cam(cam)
         frame = self._shifted(self._check_frame(frame), name)
         if frame in self.absent.get(name, ()):
-            raise DataError(f"camera '{name}' has no image of frame {frame} (the capture lacks it)", self.path,
-                            "use the cameras that have the frame (MultiViewVideo.cameras_at)")
+            raise DataError(f"camera '{name}' has no image of frame {frame} (or no mask: the capture lacks it)",
+                            self.path, "use the cameras that have the frame (MultiViewVideo.cameras_at)")
         key = (kind, frame, name)
         arr = self._cache.get(key)
         if arr is None:

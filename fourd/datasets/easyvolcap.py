@@ -313,9 +313,8 @@ class EasyVolcapCapture(MultiViewVideo):
             log(f"{root.name}: no masks/ folder — the images' alpha channel is used as the mask")
 
     def _match_mask_numbers(self) -> None:
-        """Every frame's mask is looked for on load: frames without one are said then (a warning: a
-        run may pick frames that have masks with --frames; reading a missing one is the error), not
-        first when training reaches them. When the masks are numbered one step off the images
+        """Every frame's mask is looked for on load: a camera's frames without one are said then and
+        sit out as frames it dropped (:meth:`sit_out`), not first met when training reaches them. When the masks are numbered one step off the images
         (``ffmpeg`` numbers extracted frames from 1, many tools from 0) — that step explains at least
         half of what is missing otherwise — each image takes the mask numbered so, said once."""
         from fourd.console import log
@@ -344,8 +343,11 @@ class EasyVolcapCapture(MultiViewVideo):
             d = 0
         for n, frames in list(miss[d].items())[:3]:
             shown = ", ".join(map(str, frames[:6])) + (" …" if len(frames) > 6 else "")
-            log(f"[yellow]warning:[/] {self._mask_root / n}: no mask for frame(s) {shown}{step} — reading "
-                "them will stop; add the masks, or train other frames (--frames)")
+            log(f"[yellow]warning:[/] {self._mask_root / n}: no mask for frame(s) {shown}{step} — the camera's "
+                "views of them are skipped (as frames it dropped); add the masks to use them")
+        if len(miss[d]) > 3:
+            log(f"[yellow]warning:[/] {len(miss[d]) - 3} more cameras lack some masks (skipped alike)")
+        self.sit_out(miss[d], self._mask_root)
 
     @property
     def has_masks(self) -> bool:

@@ -628,8 +628,8 @@ def test_jpegs_stored_turned_with_an_exif_orientation_read_upright(tiny_ev, tmp_
 def test_masks_numbered_one_off_the_images_and_a_missing_mask_on_load(tiny_ev, tmp_path, capsys, monkeypatch):
     """Masks extracted by a tool that numbers from 1 beside images numbered from 0 (or the other way):
     every camera one step off — matched, said once (it was "mask for frame 2 is missing" when carving
-    reached it). A mask truly missing is now said on load (a warning: --frames may leave it out),
-    and reading it is the error it was."""
+    reached it). A mask truly missing is said on load and its view sits out as a dropped frame's
+    (tests/datasets/test_gaps.py); a camera with no mask at all is refused."""
     src = EasyVolcapCapture(tiny_ev)
     cap = shutil.copytree(tiny_ev, tmp_path / "c")
     for d in sorted((cap / "masks").iterdir()):
@@ -645,7 +645,14 @@ def test_masks_numbered_one_off_the_images_and_a_missing_mask_on_load(tiny_ev, t
     capsys.readouterr()
     holed = EasyVolcapCapture(cap)
     err = " ".join(capsys.readouterr().err.split())
-    assert "masks/05: no mask for frame(s) 1 (masks matched +1" in err, err
-    with pytest.raises(DataError, match="mask for frame 1 is missing"):
+    assert "masks/05: no mask for frame(s) 1 (masks matched +1" in err and "skipped" in err, err
+    assert holed.frames == src.frames and not holed.has(1, "05") and holed.cameras_at(1) == \
+        [n for n in src.camera_names if n != "05"]
+    with pytest.raises(DataError, match="no image of frame 1 .or no mask"):
         holed.mask(1, "05")
     np.testing.assert_array_equal(holed.mask(2, "05"), src.mask(2, "05"))
+    for p in (cap / "masks" / "05").iterdir():
+        p.unlink()
+    with pytest.raises(DataError, match="'05' has no usable view") as e:
+        EasyVolcapCapture(cap)
+    assert "masks/05" in e.value.one_line()

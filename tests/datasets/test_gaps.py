@@ -76,10 +76,10 @@ def test_a_capture_with_dropped_frames_keeps_them(tiny_ev, tmp_path, capsys, mon
 
 
 def test_the_older_choices_stay_in_fourd_json(tiny_ev, tmp_path):
-    cap, src, a, h = _gappy(tiny_ev, tmp_path / "l", {"incomplete_cameras": "leave_out"})
+    cap, _, a, h = _gappy(tiny_ev, tmp_path / "l", {"incomplete_cameras": "leave_out"})
     got = EasyVolcapCapture(cap)  # each lacks a third of the sequence: left out
     assert got.frames == [0, 1, 2] and a not in got.camera_names and h not in got.held_out and not got.absent
-    cap, src, a, h = _gappy(tiny_ev, tmp_path / "k", {"incomplete_cameras": "keep"})
+    cap, _, a, h = _gappy(tiny_ev, tmp_path / "k", {"incomplete_cameras": "keep"})
     got = EasyVolcapCapture(cap)
     assert got.frames == [0] and a in got.camera_names and not got.absent
 
