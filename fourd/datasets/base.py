@@ -74,14 +74,18 @@ def frames_with_gaps(frame_sets: dict[str, set[int]], where) -> tuple[list[int],
     if not keep:
         raise DataError("no frame is present for enough cameras (three quarters of them)", where,
                         "provide the same frame numbers for every camera (or remove the incomplete cameras)")
-    absent = {}
-    for name, have in frame_sets.items():
-        lack = sorted(set(keep) - have)
-        if lack:
-            absent[name] = frozenset(lack)
-            log(f"[yellow]warning:[/] {where}: camera '{name}' lacks frame(s) {_shown(lack)} — its views of "
-                "them are skipped (the other cameras' are used)")
+    absent = {name: frozenset(set(keep) - have) for name, have in frame_sets.items() if set(keep) - have}
+    for name, lack in list(absent.items())[:SAID_CAMERAS]:
+        log(f"[yellow]warning:[/] {where}: camera '{name}' lacks frame(s) {_shown(sorted(lack))} — its views of "
+            "them are skipped (the other cameras' are used)")
+    if len(absent) > SAID_CAMERAS:
+        more = list(absent)[SAID_CAMERAS:]
+        log(f"[yellow]warning:[/] {where}: {len(more)} more cameras lack frames ({_shown(more, 8)}: "
+            f"{sum(len(absent[n]) for n in more)} views), skipped alike — `fourd data info` counts them per camera")
     return keep, absent
+
+
+SAID_CAMERAS = 4  # cameras lacking frames named one line each; the rest in one line
 
 
 INCOMPLETE_CHOICES = ("skip", "leave_out", "keep")

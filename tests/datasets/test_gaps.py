@@ -16,7 +16,10 @@ from fourd.datasets.easyvolcap import EasyVolcapCapture
 from fourd.errors import DataError
 
 
-def test_the_rule_on_frame_sets(tmp_path):
+def test_the_rule_on_frame_sets(tmp_path, capsys, monkeypatch):
+    from fourd import console
+
+    monkeypatch.setattr(console.console, "quiet", False)  # (an earlier test's --quiet may linger)
     full = set(range(30))
     rig = {f"{i:02d}": set(full) for i in range(8)}
     assert frames_with_gaps(rig, tmp_path) == (sorted(full), {})
@@ -26,6 +29,12 @@ def test_the_rule_on_frame_sets(tmp_path):
     # a frame more than a quarter of the cameras (2 of 8) lack is left out for every camera
     frames, absent = frames_with_gaps({**rig, "01": full - {4}, "02": full - {4}, "03": full - {4, 9}}, tmp_path)
     assert 4 not in frames and len(frames) == 29 and absent == {"03": frozenset({9})}
+    # a rig whose every camera dropped its own frame: four named, the rest in one line
+    capsys.readouterr()
+    frames, absent = frames_with_gaps({n: full - {i} for i, n in enumerate(rig)}, tmp_path)
+    said = " ".join(capsys.readouterr().err.split())
+    assert frames == sorted(full) and len(absent) == 8
+    assert said.count("lacks frame(s)") == 4 and "4 more cameras lack frames (04, 05, 06, 07: 4 views)" in said, said
     # a camera with no image at all is a copy that failed: refused, naming it
     with pytest.raises(DataError, match="'03' has no image at all"):
         frames_with_gaps({**rig, "03": set()}, tmp_path)
