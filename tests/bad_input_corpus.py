@@ -435,6 +435,9 @@ _smc_case("no camera groups", "main", lambda p: _edit_h5(p, lambda f: [f.__delit
           token="no cameras")
 _smc_case("a camera lacks one frame of three: its view of it skipped, with a warning", "main",
           lambda p: _edit_h5(p, lambda f: f.__delitem__(f"{next(iter(f))}/3/color/2")), 0, "skipped")
+_smc_case("a camera's mask of one frame missing: its view skipped, with a warning", "annots",
+          _drop("Mask/3/mask/1"), 0, "skipped")
+_smc_case("a camera's masks all missing: refused, naming it", "annots", _drop("Mask/3/mask"), 2, "no usable view")
 _smc_case("clean SMC capture", "main", None, 0)
 
 

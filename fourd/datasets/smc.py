@@ -194,6 +194,22 @@ class SMCCapture(MultiViewVideo):
         fps = float(self.smc.attrs.get("fps", 30.0))
         super().__init__(self.main_path, cameras, frames, held, fps, cache_bytes, absent)
         self._has_masks = "Mask" in self.annots and all(c in self.annots["Mask"] for c in ids)
+        if self._has_masks:  # a view whose mask is missing sits out as a dropped frame's, said on load
+            from fourd.console import log
+
+            lacking = {}
+            for c in ids:
+                name = self._name(c)
+                g = self.annots["Mask"][c]
+                have = {int(k) for k in (g["mask"].keys() if "mask" in g else ()) if k.isdigit()}
+                miss = sorted(set(self.frames) - have - self.absent.get(name, frozenset()))
+                if miss:
+                    lacking[name] = miss
+            for name, miss in list(lacking.items())[:3]:
+                log(f"[yellow]warning:[/] {self.annots_path}: camera {name} has no mask of frame(s) "
+                    f"{', '.join(map(str, miss[:6]))}{' …' if len(miss) > 6 else ''} — its views of them are skipped")
+            if lacking:
+                self.sit_out(lacking, self.annots_path)
 
     def correct_colours(self, image: np.ndarray, cam: str) -> np.ndarray:
         lut = self._luts.get(cam)
