@@ -402,11 +402,13 @@ class Trainer:
         return out
 
     def _draw(self) -> tuple[int, str]:
-        f = self.video.frames[int(torch.randint(len(self.video.frames), (1,), generator=self.gen))]
-        cam = self.train_cams[int(torch.randint(len(self.train_cams), (1,), generator=self.gen))]
-        while not self.video.has(f, cam):  # a camera that dropped this frame: another one
+        """A training view drawn uniformly from those the capture has (a pair whose camera dropped
+        the frame is drawn again: every pair it has stays equally likely)."""
+        while True:
+            f = self.video.frames[int(torch.randint(len(self.video.frames), (1,), generator=self.gen))]
             cam = self.train_cams[int(torch.randint(len(self.train_cams), (1,), generator=self.gen))]
-        return f, cam
+            if self.video.has(f, cam):
+                return f, cam
 
     def train_step(self) -> dict:
         cfg = self.cfg
