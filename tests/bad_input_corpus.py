@@ -252,6 +252,13 @@ def _(c):
     return _info(cap)
 
 
+@case("an image folder no calibrated camera names: not used, said", 0, "calibrated")
+def _(c):
+    cap = c.copy_ev()
+    shutil.copytree(cap / "images" / "03", cap / "images" / "99")
+    return _info(cap)
+
+
 @case("one mask file missing: said on load, its view skipped by carving", 0, "frame(s) 1", "skipped")
 def _(c):
     cap = c.copy_ev()

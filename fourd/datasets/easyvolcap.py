@@ -276,6 +276,13 @@ class EasyVolcapCapture(MultiViewVideo):
             if d.name != n:
                 renamed[n] = d.name
             self._images[n] = _frame_files(d)
+        used = set(cameras.names) | set(renamed.values())
+        spare = sorted(p.name for p in (root / "images").iterdir() if p.is_dir() and p.name not in used)
+        if spare:  # a camera left out of the calibration (or a folder of something else): not used, said
+            from fourd.console import log
+
+            log(f"[yellow]warning:[/] {root / 'images'}: folder(s) {', '.join(spare[:6])}{' …' if len(spare) > 6 else ''} "
+                "name no calibrated camera — not used (add the camera to intri.yml/extri.yml to use it)")
         if renamed:
             from fourd.console import log
 
