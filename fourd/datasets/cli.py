@@ -130,7 +130,8 @@ def data_degrade(src: Capture, out: Pos[Path],
         src: capture folder, .smc file, or a dataset name.
         out: output folder.
         faults: comma-separated subset of colour, distortion, calibration, masks, background, noise,
-            and sync (a training camera 1–3 frames out of step with the rest; not in the default set).
+            and, not in the default set, sync (a training camera 1–3 frames out of step with the rest)
+            and drops (each training camera lacks a frame, drawn at random: a rig's dropped frames).
         seed: random seed (the same seed gives the same faults).
         layout: easyvolcap or smc.
         data_root: where named datasets live.

@@ -35,7 +35,7 @@ from fourd.errors import DataError
 from fourd.structures.cameras import Cameras, closest_point_to_rays, lens_map
 
 DEFAULT_FAULTS = ("colour", "distortion", "calibration", "masks", "background", "noise")
-FAULTS = (*DEFAULT_FAULTS, "sync")
+FAULTS = (*DEFAULT_FAULTS, "sync", "drops")
 
 
 @dataclass
@@ -68,6 +68,8 @@ class FaultSpec:
     """training cameras put out of step (sync fault)."""
     sync_frames: tuple[int, int] = (1, 3)
     """how many frames each is off, either way (sync fault)."""
+    drop_frames: int = 1
+    """frames each training camera lacks, drawn at random (drops fault: a rig's dropped frames)."""
 
 
 def noise_texture(rng, h: int, w: int, sharp: bool = False) -> np.ndarray:
@@ -171,9 +173,17 @@ class DegradedCapture(MultiViewVideo):
                 k = int(srng.integers(sp.sync_frames[0], sp.sync_frames[1] + 1)) * int(srng.choice([-1, 1]))
                 self._shift[str(n)] = k
                 self.record["cameras"][str(n)]["frame_shift"] = k
+        absent = dict(src.absent)
+        if "drops" in faults:  # its own draws, as sync's; a camera's image and mask both go
+            drng = np.random.default_rng(_seed(seed, "drops"))
+            for n in self.record["cameras"]:
+                have = [f for f in src.frames if src.has(f, n)]
+                gone = sorted(int(f) for f in drng.choice(have, min(sp.drop_frames, len(have) - 1), replace=False))
+                absent[n] = absent.get(n, frozenset()) | frozenset(gone)
+                self.record["cameras"][n]["frames_dropped"] = gone
         self.true_cameras = cams
         degraded = Cameras(K, R, T, cams.H, cams.W, D, list(cams.names)).to(dtype=cams.K.dtype)
-        super().__init__(src.path, degraded, src.frames, src.held_out, src.fps, absent=src.absent)
+        super().__init__(src.path, degraded, src.frames, src.held_out, src.fps, absent=absent)
 
     def _without_common_motion(self, cams: Cameras, R: np.ndarray, T: np.ndarray, centre: np.ndarray):
         """``R``, ``T`` with the one motion of the whole training rig that best explains their

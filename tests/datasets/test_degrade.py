@@ -206,6 +206,27 @@ def test_sync_fault_puts_a_camera_out_of_step(tiny_ev, tmp_path):
         assert np.array_equal(deg.mask(f, other), src.mask(f, other))
 
 
+def test_drops_fault_leaves_gaps_in_the_training_cameras(tiny_ev, tmp_path):
+    """--faults drops: each training camera lacks a frame drawn at random (image and mask), recorded
+    in faults.json, read back as a view that sits out; held-out cameras keep every frame."""
+    from fourd.datasets.degrade import DEFAULT_FAULTS
+
+    assert "drops" in FAULTS and "drops" not in DEFAULT_FAULTS
+    out = degrade(tiny_ev, tmp_path / "d", ("drops",), seed=3)
+    src, deg = open_dataset(tiny_ev), open_dataset(out)
+    rec = json.loads((out / "faults.json").read_text())
+    gone = {n: c["frames_dropped"] for n, c in rec["cameras"].items()}
+    assert sorted(gone) == sorted(src.train_cameras) and all(len(v) == 1 for v in gone.values())
+    for n, (f,) in gone.items():
+        assert not (out / "images" / n / f"{f:06d}.jpg").exists() and not (out / "masks" / n / f"{f:06d}.png").exists()
+        assert f not in deg.frames or not deg.has(f, n)
+    for h in src.held_out:
+        assert deg.frames_of(h) == deg.frames
+    f = deg.frames[0]
+    for n in deg.cameras_at(f):
+        assert np.array_equal(deg.mask(f, n), src.mask(f, n))
+
+
 def test_backdrops_are_the_plate_the_images_show(png_cap, tmp_path):
     """--backdrops: each training camera's bkgd/<cam>.png is its plate as recorded (colour and lens
     applied), which the degraded images show far from the subject; training takes the plate from it."""
