@@ -44,6 +44,12 @@ def _shown(frames: list[int], n: int = 6) -> str:
     return ", ".join(map(str, frames[:n])) + (" …" if len(frames) > n else "")
 
 
+def enough_cameras(have: int, n: int) -> bool:
+    """Whether a frame ``have`` of a rig's ``n`` cameras have is kept: at most a quarter lack it,
+    and two or more have it."""
+    return n - have <= n // 4 and have >= 2
+
+
 def frames_with_gaps(frame_sets: dict[str, set[int]], where) -> tuple[list[int], dict[str, frozenset[int]]]:
     """(frames, absent): the frames to train on and, per camera, those of them it has no image of —
     a camera that dropped frames, started late or stopped early sits out the frames it lacks (its
@@ -66,7 +72,7 @@ def frames_with_gaps(frame_sets: dict[str, set[int]], where) -> tuple[list[int],
         return sorted(union), {}  # every camera has every frame (the usual capture)
     n = len(frame_sets)
     lacking = {f: sum(f not in v for v in frame_sets.values()) for f in union}
-    keep = sorted(f for f, k in lacking.items() if k <= n // 4 and n - k >= 2)
+    keep = sorted(f for f, k in lacking.items() if enough_cameras(n - k, n))
     dropped = sorted(union - set(keep))
     if dropped:
         log(f"[yellow]warning:[/] {where}: frame(s) {_shown(dropped)} lack more than a quarter of the cameras; "
@@ -385,7 +391,7 @@ class MultiViewVideo(ABC):
                             folder if folder.is_dir() else where, "add its masks, or remove the camera")
         count = Counter(f for v in self.absent.values() for f in v)
         n = len(self.cameras)
-        drop = sorted(f for f, k in count.items() if k > n // 4 or n - k < 2)
+        drop = sorted(f for f, k in count.items() if not enough_cameras(n - k, n))
         if not drop:
             return
         from fourd.console import log
