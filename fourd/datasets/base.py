@@ -29,11 +29,14 @@ def common_frames(frame_sets: dict[str, set[int]], where) -> list[int]:
         return []
     union = set().union(*frame_sets.values())
     common = set.intersection(*frame_sets.values())
-    for name, have in frame_sets.items():
-        lack = sorted(union - have)
-        if lack:
-            log(f"[yellow]warning:[/] {where}: camera '{name}' lacks frame(s) {_shown(lack)}; "
-                f"those frames are left out for every camera ({len(common)} of {len(union)} kept)")
+    short = {name: sorted(union - have) for name, have in frame_sets.items() if union - have}
+    for name, lack in list(short.items())[:SAID_CAMERAS]:
+        log(f"[yellow]warning:[/] {where}: camera '{name}' lacks frame(s) {_shown(lack)}; "
+            f"those frames are left out for every camera ({len(common)} of {len(union)} kept)")
+    if len(short) > SAID_CAMERAS:
+        more = list(short)[SAID_CAMERAS:]
+        log(f"[yellow]warning:[/] {where}: {len(more)} more cameras lack frames ({_shown(more, 8)}), "
+            "left out for every camera alike")
     if union and not common:
         raise DataError("no frame is present for every camera", where,
                         "provide the same frame numbers for every camera (or remove the incomplete cameras)")
