@@ -368,11 +368,12 @@ class MultiViewVideo(ABC):
         out = []
         for n in names:
             if n not in cache:
-                cache[n] = all(not self.mask(f, n).any() for f in self.frames_of(n, frames))
+                mine = self.frames_of(n, frames)  # (none: a camera that dropped every frame sampled)
+                cache[n] = bool(mine) and all(not self.mask(f, n).any() for f in mine)
                 if cache[n]:
                     from fourd.console import log
 
-                    log(f"[yellow]camera {n}: its mask is empty in all {len(frames)} frames checked — left out "
+                    log(f"[yellow]camera {n}: its mask is empty in all {len(mine)} frames checked — left out "
                         f"of carving and training (check its masks)[/]")
             if cache[n]:
                 out.append(n)
