@@ -321,7 +321,8 @@ class EasyVolcapCapture(MultiViewVideo):
 
     def _match_mask_numbers(self) -> None:
         """Every frame's mask is looked for on load: a camera's frames without one are said then and
-        sit out as frames it dropped (:meth:`sit_out`), not first met when training reaches them. When the masks are numbered one step off the images
+        sit out as frames it dropped (:meth:`sit_out`), not first met when training reaches them.
+        When the masks are numbered one step off the images
         (``ffmpeg`` numbers extracted frames from 1, many tools from 0) — that step explains at least
         half of what is missing otherwise — each image takes the mask numbered so, said once."""
         from fourd.console import log
