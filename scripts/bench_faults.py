@@ -298,6 +298,27 @@ def carve_flags(work: Path, run: Path, capture: str = "faulty") -> dict:
             "masks_flagged": len(rep["masks_flagged"])}
 
 
+def run_jobs(todo: list[dict], jobs: int, script: str) -> None:
+    """Train each of ``todo`` (dicts with "job", its JSON for ``script --one``, "dir" and "label")
+    in a subprocess, ``jobs`` at a time (one thread each when more than one), logging to dir.log."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "FOURD_BENCH_THREADS": "1"} if jobs > 1 else dict(os.environ)
+    todo, procs = list(todo), []
+    while todo or procs:
+        while todo and len(procs) < jobs:
+            r = todo.pop(0)
+            r["dir"].parent.mkdir(parents=True, exist_ok=True)
+            log = open(str(r["dir"]) + ".log", "w")
+            print(f"training {r['label']} → {r['dir']}", flush=True)
+            procs.append((subprocess.Popen([sys.executable, script, "--one", json.dumps(r["job"])],
+                                           stdout=log, stderr=log, env=env), r))
+        time.sleep(5)
+        for p, r in list(procs):
+            if p.poll() is not None:
+                procs.remove((p, r))
+                if p.returncode:
+                    print(f"[failed] {r['dir']} (exit {p.returncode}); see {r['dir']}.log", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--subjects", default="Fox.glb:Walk,CesiumMan.glb:", help="asset:animation, comma separated")
@@ -333,26 +354,16 @@ def main():
             make_captures(work / Path(asset).stem, asset, anim or None, single, args.worlds)
     runs = plan([Path(a).stem for a, _, _ in subjects], single, args.worlds)
     only = {x for x in args.only.split(",") if x}
-    todo, procs = [], []
+    todo = []
     for r in runs:
         r["dir"] = work / r["subject"] / run_name(r)
         if (only and run_name(r) not in only) or (r["dir"] / "bench_row.json").is_file() or args.table_only:
             continue
         todo.append(r)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "FOURD_BENCH_THREADS": "1"} if args.jobs > 1 else dict(os.environ)
-    while todo or procs:
-        while todo and len(procs) < args.jobs:
-            r = todo.pop(0)
-            job = json.dumps({"capture": str(work / r["subject"] / r["capture"]), "out": str(r["dir"]), "over": r["over"]})
-            log = open(str(r["dir"]) + ".log", "w")
-            print(f"training {r['subject']} {r['capture']} ({r['remedies']}) → {r['dir']}", flush=True)
-            procs.append((subprocess.Popen([sys.executable, __file__, "--one", job], stdout=log, stderr=log, env=env), r))
-        time.sleep(5)
-        for p, r in list(procs):
-            if p.poll() is not None:
-                procs.remove((p, r))
-                if p.returncode:
-                    print(f"[failed] {r['dir']} (exit {p.returncode}); see {r['dir']}.log", flush=True)
+    for r in todo:
+        r["job"] = {"capture": str(work / r["subject"] / r["capture"]), "out": str(r["dir"]), "over": r["over"]}
+        r["label"] = f"{r['subject']} {r['capture']} ({r['remedies']})"
+    run_jobs(todo, args.jobs, __file__)
     rows = []
     shown = {"clean": 0, "faulty": 1}
     for r in sorted(runs, key=lambda r: (r["subject"], shown.get(r["capture"], 2), r["capture"], r["remedies"] != "none",

@@ -28,9 +28,7 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 MODES = {"clean": ("clean", "skip"), "gaps_skip": ("gaps", "skip"), "gaps_keep": ("gaps", "keep")}
@@ -109,7 +107,7 @@ def main():
     from rich.table import Table
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from bench_faults import make_captures
+    from bench_faults import make_captures, run_jobs
 
     work = Path(args.work)
     subjects = [s.partition(":") for s in args.subjects.split(",")]
@@ -134,22 +132,9 @@ def main():
             runs.append(r)
             if not (r["dir"] / "bench_row.json").is_file():
                 todo.append(r)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "FOURD_BENCH_THREADS": "1"} if args.jobs > 1 else dict(os.environ)
-    procs = []
-    while todo or procs:
-        while todo and len(procs) < args.jobs:
-            r = todo.pop(0)
-            r["dir"].parent.mkdir(parents=True, exist_ok=True)
-            log = open(str(r["dir"]) + ".log", "w")
-            print(f"training {r['subject']} {r['capture']} ({r['mode']}) → {r['dir']}", flush=True)
-            procs.append((subprocess.Popen([sys.executable, __file__, "--one", json.dumps(r["job"])],
-                                           stdout=log, stderr=log, env=env), r))
-        time.sleep(5)
-        for p, r in list(procs):
-            if p.poll() is not None:
-                procs.remove((p, r))
-                if p.returncode:
-                    print(f"[failed] {r['dir']} (exit {p.returncode}); see {r['dir']}.log", flush=True)
+    for r in todo:
+        r["label"] = f"{r['subject']} {r['capture']} ({r['mode']})"
+    run_jobs(todo, args.jobs, __file__)
     rows = []
     for r in runs:
         f = r["dir"] / "bench_row.json"

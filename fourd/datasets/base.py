@@ -23,20 +23,13 @@ def common_frames(frame_sets: dict[str, set[int]], where) -> list[int]:
     """The frames every camera has (only those are synchronized samples). A camera that lacks some
     is reported in one warning line each — frames are never dropped without a word — and a capture
     with no common frame left is refused."""
-    from fourd.console import log
-
     if not frame_sets:
         return []
     union = set().union(*frame_sets.values())
     common = set.intersection(*frame_sets.values())
-    short = {name: sorted(union - have) for name, have in frame_sets.items() if union - have}
-    for name, lack in list(short.items())[:SAID_CAMERAS]:
-        log(f"[yellow]warning:[/] {where}: camera '{name}' lacks frame(s) {_shown(lack)}; "
-            f"those frames are left out for every camera ({len(common)} of {len(union)} kept)")
-    if len(short) > SAID_CAMERAS:
-        more = list(short)[SAID_CAMERAS:]
-        log(f"[yellow]warning:[/] {where}: {len(more)} more cameras lack frames ({_shown(more, 8)}), "
-            "left out for every camera alike")
+    _say_lacking({name: union - have for name, have in frame_sets.items() if union - have}, where,
+                 f"those frames are left out for every camera ({len(common)} of {len(union)} kept)",
+                 "left out for every camera alike")
     if union and not common:
         raise DataError("no frame is present for every camera", where,
                         "provide the same frame numbers for every camera (or remove the incomplete cameras)")
@@ -45,6 +38,29 @@ def common_frames(frame_sets: dict[str, set[int]], where) -> list[int]:
 
 def _shown(frames: list[int], n: int = 6) -> str:
     return ", ".join(map(str, frames[:n])) + (" …" if len(frames) > n else "")
+
+
+SAID_CAMERAS = 4  # cameras lacking frames named one line each; the rest in one line
+
+
+def _say_lacking(lacking: dict[str, set[int]], where, what: str, rest: str) -> None:
+    """A warning per camera lacking frames (``what`` happens to them), the first SAID_CAMERAS
+    named, the rest in one line (``rest``)."""
+    from fourd.console import log
+
+    for name, lack in list(lacking.items())[:SAID_CAMERAS]:
+        log(f"[yellow]warning:[/] {where}: camera '{name}' lacks frame(s) {_shown(sorted(lack))} — {what}")
+    if len(lacking) > SAID_CAMERAS:
+        more = list(lacking)[SAID_CAMERAS:]
+        log(f"[yellow]warning:[/] {where}: {len(more)} more cameras lack frames ({_shown(more, 8)}: "
+            f"{sum(len(lacking[n]) for n in more)} views), {rest}")
+
+
+def _say_dropped(where, dropped: list[int], kept: int, total: int) -> None:
+    from fourd.console import log
+
+    log(f"[yellow]warning:[/] {where}: frame(s) {_shown(dropped)} lack more than a quarter of the cameras; "
+        f"those frames are left out for every camera ({kept} of {total} kept)")
 
 
 def enough_cameras(have: int, n: int) -> bool:
@@ -61,8 +77,6 @@ def frames_with_gaps(frame_sets: dict[str, set[int]], where) -> tuple[list[int],
     two have it; a frame lacking more is left out for every camera. Each camera's gaps and the frames
     left out are said in a warning; a camera with no image at all (a copy that failed) is refused,
     as is a capture with no frame left."""
-    from fourd.console import log
-
     if not frame_sets:
         return [], {}
     empty = [n for n, v in frame_sets.items() if not v]
@@ -78,23 +92,14 @@ def frames_with_gaps(frame_sets: dict[str, set[int]], where) -> tuple[list[int],
     keep = sorted(f for f, k in lacking.items() if enough_cameras(n - k, n))
     dropped = sorted(union - set(keep))
     if dropped:
-        log(f"[yellow]warning:[/] {where}: frame(s) {_shown(dropped)} lack more than a quarter of the cameras; "
-            f"those frames are left out for every camera ({len(keep)} of {len(union)} kept)")
+        _say_dropped(where, dropped, len(keep), len(union))
     if not keep:
         raise DataError("no frame is present for enough cameras (three quarters of them)", where,
                         "provide the same frame numbers for every camera (or remove the incomplete cameras)")
     absent = {name: frozenset(set(keep) - have) for name, have in frame_sets.items() if set(keep) - have}
-    for name, lack in list(absent.items())[:SAID_CAMERAS]:
-        log(f"[yellow]warning:[/] {where}: camera '{name}' lacks frame(s) {_shown(sorted(lack))} — its views of "
-            "them are skipped (the other cameras' are used)")
-    if len(absent) > SAID_CAMERAS:
-        more = list(absent)[SAID_CAMERAS:]
-        log(f"[yellow]warning:[/] {where}: {len(more)} more cameras lack frames ({_shown(more, 8)}: "
-            f"{sum(len(absent[n]) for n in more)} views), skipped alike — `fourd data info` counts them per camera")
+    _say_lacking(absent, where, "its views of them are skipped (the other cameras' are used)",
+                 "skipped alike — `fourd data info` counts them per camera")
     return keep, absent
-
-
-SAID_CAMERAS = 4  # cameras lacking frames named one line each; the rest in one line
 
 
 INCOMPLETE_CHOICES = ("skip", "leave_out", "keep")
@@ -398,14 +403,11 @@ class MultiViewVideo(ABC):
         drop = sorted(f for f, k in count.items() if not enough_cameras(n - k, n))
         if not drop:
             return
-        from fourd.console import log
-
         keep = [f for f in self.frames if f not in set(drop)]
         if not keep:
             raise DataError("no frame is present for enough cameras (three quarters of them)", where,
                             "provide every camera's images and masks of the same frames")
-        log(f"[yellow]warning:[/] {where}: frame(s) {_shown(drop)} lack more than a quarter of the cameras; "
-            f"those frames are left out for every camera ({len(keep)} of {len(self.frames)} kept)")
+        _say_dropped(where, drop, len(keep), len(self.frames))
         self.frames = keep
         self.absent = {c: v - set(drop) for c, v in self.absent.items() if v - set(drop)}
 
